@@ -1,0 +1,40 @@
+# crid — developer entry points. `make run` and `make test` work on a fresh Debian machine.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test unit integration proto proto-check lint bench deps clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+deps:
+	tools/install-deps.sh
+
+run: $(VENV)/.installed
+	$(VENV)/bin/crid
+
+test: deps $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+integration: deps $(VENV)/.installed
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+proto: $(VENV)/.installed
+	$(PY) tools/gen_proto.py
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check crid runtime imagestore tests tools
+	$(VENV)/bin/lint-imports
+
+bench: deps $(VENV)/.installed
+	$(PY) -m tests.bench.runner
+
+clean:
+	rm -rf $(VENV) build *.egg-info
