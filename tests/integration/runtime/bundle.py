@@ -14,9 +14,10 @@ from typing import Any
 from runtime.init import InitContext, spawn_init
 from runtime.spec import parse_spec
 
-APPLETS = ("sh", "cat", "ls", "id", "echo", "grep", "hostname", "mount", "sleep", "true",
-           "false", "ps", "stat", "touch", "ulimit", "umask", "readlink", "test", "head",
-           "domainname", "sysctl", "mknod", "chroot", "unshare", "kill", "wc")
+APPLETS = ("sh", "cut", "awk", "cat", "ls", "id", "echo", "grep", "hostname", "mount",
+           "sleep", "true", "false", "ps", "stat", "touch", "ulimit", "umask", "readlink",
+           "test", "head", "domainname", "sysctl", "mknod", "chroot", "unshare", "kill", "wc",
+           "su", "ping", "nsenter")
 
 DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
                 "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
@@ -81,12 +82,17 @@ class Result:
     output: str  # stdout+stderr of the container
     error: str  # exception text from spawn_init, "" on success
     pid: int = 0
+    extra: Any = None
 
 
 def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
         console_socket: str | None = None, state: dict[str, Any] | None = None,
-        on_created=None, timeout: float = 20) -> Result:  # type: ignore[no-untyped-def]
-    """Write config.json, spawn the container from a forked child, wait for it to exit."""
+        on_created=None, after_spawn=None) -> Result:  # type: ignore[no-untyped-def]
+    """Write config.json, spawn the container from a forked child, wait for it to exit.
+
+    after_spawn(init_pid, out_fd), if given, runs in the child right after spawn_init (e.g. to
+    open the exec fifo or exec_in); its return value lands in Result.extra.
+    """
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(config, f)
     out_r, out_w = os.pipe()
@@ -95,7 +101,8 @@ def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
     if child == 0:
         os.close(out_r)
         os.close(res_r)
-        _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_created)
+        _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_created,
+               after_spawn)
     os.close(out_w)
     os.close(res_w)
     with os.fdopen(out_r, "rb") as f:
@@ -103,18 +110,22 @@ def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
     with os.fdopen(res_r, "rb") as f:
         res = json.loads(f.read() or b"{}")
     os.waitpid(child, 0)
-    return Result(res.get("status"), output, res.get("error", "crashed"), res.get("pid", 0))
+    return Result(res.get("status"), output, res.get("error", "crashed"), res.get("pid", 0),
+                  res.get("extra"))
 
 
-def _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_created):  # type: ignore[no-untyped-def]
+def _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_created,
+           after_spawn):  # type: ignore[no-untyped-def]
     res: dict[str, Any] = {}
     try:
         ctx = InitContext(spec=parse_spec(config), bundle=bundle, container_id="crt-init-test",
                           stdout=out_w, stderr=out_w, console_socket=console_socket,
                           exec_fifo=exec_fifo, state=state or {})
         pid = spawn_init(ctx, on_created or (lambda pid: None))
-        os.close(out_w)
         res["pid"] = pid
+        if after_spawn is not None:
+            res["extra"] = after_spawn(pid, out_w)
+        os.close(out_w)
         _, st = os.waitpid(pid, 0)
         res["status"] = os.waitstatus_to_exitcode(st)
         res["error"] = ""
