@@ -11,7 +11,15 @@ from runtime.init import namespaces, process
 from runtime.init.channel import Channel, pair
 from runtime.init.context import ExecContext
 from runtime.init.mounts import host_cgroups
-from runtime.init.steps import install_seccomp, kill_and_reap, reset_signals, run_child, step
+from runtime.init.steps import (
+    compile_seccomp,
+    install_seccomp,
+    kill_and_reap,
+    reset_signals,
+    run_child,
+    step,
+)
+from runtime.seccomp import CompiledFilter
 
 
 def exec_in(ctx: ExecContext) -> int:
@@ -29,12 +37,13 @@ def exec_in(ctx: ExecContext) -> int:
         raise SpecError("process.terminal", "a terminal needs a console socket")
     if not os.path.exists(f"/proc/{ctx.pid}"):
         raise InitError(f"exec in container {ctx.container_id}: init pid {ctx.pid} is gone")
+    seccomp = compile_seccomp(ctx.seccomp)
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     parent, child = pair()
     stage1 = os.fork()
     if stage1 == 0:
         parent.close()
-        run_child(lambda: _stage1(ctx, child), child)
+        run_child(lambda: _stage1(ctx, child, seccomp), child)
     child.close()
     pid: int | None = None
     try:
@@ -57,7 +66,7 @@ def exec_in(ctx: ExecContext) -> int:
     return pid
 
 
-def _stage1(ctx: ExecContext, ch: Channel) -> None:
+def _stage1(ctx: ExecContext, ch: Channel, seccomp: CompiledFilter | None) -> None:
     with step("joining the container's cgroups"):
         _join_cgroups(ctx.pid)
     console = None
@@ -68,7 +77,7 @@ def _stage1(ctx: ExecContext, ch: Channel) -> None:
         namespaces.join_process(ctx.pid)
     pid = os.fork()
     if pid == 0:
-        run_child(lambda: _exec(ctx, ch, console), ch)
+        run_child(lambda: _exec(ctx, ch, console, seccomp), ch)
     ch.send("pid", pid=pid)
 
 
@@ -78,7 +87,8 @@ def _join_cgroups(pid: int) -> None:
             f.write("0")
 
 
-def _exec(ctx: ExecContext, ch: Channel, console) -> None:  # type: ignore[no-untyped-def]
+def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def]
+          seccomp: CompiledFilter | None) -> None:
     proc = ctx.process
     os.setsid()
     if console is not None:
@@ -99,14 +109,14 @@ def _exec(ctx: ExecContext, ch: Channel, console) -> None:  # type: ignore[no-un
     if proc.user.umask is not None:
         os.umask(proc.user.umask)
     if not proc.no_new_privileges:
-        install_seccomp(ctx.seccomp)
+        install_seccomp(seccomp)
     with step("setting user and capabilities"):
         process.set_user(proc)
     with step("apparmor"):
         process.apply_apparmor(proc.apparmor_profile)
     if proc.no_new_privileges:
         process.set_no_new_privs()
-        install_seccomp(ctx.seccomp)
+        install_seccomp(seccomp)
     keep = ch.sock.fileno()
     with contextlib.suppress(OSError):
         os.closerange(3 + ctx.preserve_fds, keep)

@@ -38,7 +38,7 @@ def _make_parent_private(root: str) -> None:
 
 
 def mount_all(spec: Spec, root: str, bundle: str,
-              cgroups: tuple[mounts.CgroupHierarchy, ...], in_userns: bool) -> None:
+              cgroups: tuple[mounts.CgroupHierarchy, ...]) -> None:
     """Every spec mount, then /dev contents unless /dev is bound from the host."""
     for m in spec.mounts:
         try:

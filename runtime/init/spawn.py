@@ -20,7 +20,15 @@ from runtime.init import namespaces, process, rootfs
 from runtime.init.channel import Channel, pair
 from runtime.init.context import InitContext
 from runtime.init.mounts import host_cgroups
-from runtime.init.steps import install_seccomp, kill_and_reap, reset_signals, run_child, step
+from runtime.init.steps import (
+    compile_seccomp,
+    install_seccomp,
+    kill_and_reap,
+    reset_signals,
+    run_child,
+    step,
+)
+from runtime.seccomp import CompiledFilter
 from runtime.spec.model import Spec
 
 
@@ -38,12 +46,13 @@ def spawn_init(ctx: InitContext, on_created: Callable[[int], None]) -> int:
     """
     _validate(ctx.spec, ctx)
     root = os.path.realpath(os.path.join(ctx.bundle, ctx.spec.root.path))
+    seccomp = compile_seccomp(ctx.spec.linux.seccomp)
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     parent, child = pair()
     stage1 = os.fork()
     if stage1 == 0:
         parent.close()
-        run_child(lambda: _stage1(ctx, child, root), child)
+        run_child(lambda: _stage1(ctx, child, root, seccomp), child)
     child.close()
     init_pid: int | None = None
     try:
@@ -88,7 +97,8 @@ def _validate(spec: Spec, ctx: InitContext) -> None:
         raise SpecError("domainname", "setting the domainname needs a private UTS namespace")
 
 
-def _stage1(ctx: InitContext, ch: Channel, root: str) -> None:
+def _stage1(ctx: InitContext, ch: Channel, root: str,
+            seccomp: CompiledFilter | None) -> None:
     """Namespaces (join, then new user ns + maps, then the other new ones) and the init fork."""
     spec = ctx.spec
     with step("opening namespace paths"):
@@ -117,13 +127,13 @@ def _stage1(ctx: InitContext, ch: Channel, root: str) -> None:
             libc.unshare(flags)
     pid = os.fork()
     if pid == 0:
-        run_child(lambda: _init(ctx, ch, root, plan.new_cgroup, plan.new_user, console, fifo),
-                  ch)
+        run_child(lambda: _init(ctx, ch, root, plan, seccomp, console, fifo), ch)
     ch.send("pid", pid=pid)
 
 
-def _init(ctx: InitContext, ch: Channel, root: str, new_cgroup: bool, in_userns: bool,
-          console, fifo: int | None) -> None:  # type: ignore[no-untyped-def]
+def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
+          seccomp: CompiledFilter | None, console,  # type: ignore[no-untyped-def]
+          fifo: int | None) -> None:
     spec = ctx.spec
     proc = spec.process
     assert proc is not None
@@ -138,14 +148,14 @@ def _init(ctx: InitContext, ch: Channel, root: str, new_cgroup: bool, in_userns:
     process.check_apparmor(proc.apparmor_profile)
     with step("reading cgroups"):
         cgroups = host_cgroups()
-    if new_cgroup:
+    if plan.new_cgroup:
         with step("creating cgroup namespace"):
             libc.unshare(libc.CLONE_NEWCGROUP)
     os.umask(0)
     with step(f"preparing rootfs {root}"):
         rootfs.prepare(root, spec.linux.rootfs_propagation)
     with step("mounting"):
-        rootfs.mount_all(spec, root, ctx.bundle, cgroups, in_userns)
+        rootfs.mount_all(spec, root, ctx.bundle, cgroups)
     with step("createContainer hooks"):
         hooks.run_hooks(spec.hooks.create_container, state, "createContainer")
     with step("pivot_root"):
@@ -162,7 +172,7 @@ def _init(ctx: InitContext, ch: Channel, root: str, new_cgroup: bool, in_userns:
     with step("looking up the program"):
         program = process.find_program(proc.args[0], env)
     if not proc.no_new_privileges:  # without no_new_privs the filter needs CAP_SYS_ADMIN: now
-        install_seccomp(spec.linux.seccomp)
+        install_seccomp(seccomp)
     with step("setting user and capabilities"):
         process.set_user(proc)
     with step("apparmor"):
@@ -171,7 +181,7 @@ def _init(ctx: InitContext, ch: Channel, root: str, new_cgroup: bool, in_userns:
         process.set_no_new_privs()
     ch.send("ready")
     ch.close()
-    _wait_and_exec(ctx, fifo, state, program, env)
+    _wait_and_exec(ctx, fifo, state, program, env, seccomp)
 
 
 def _prepare_process(ctx: InitContext, console) -> None:  # type: ignore[no-untyped-def]
@@ -192,7 +202,7 @@ def _prepare_process(ctx: InitContext, console) -> None:  # type: ignore[no-unty
 
 
 def _wait_and_exec(ctx: InitContext, fifo: int | None, state: dict, program: str,
-                   env: dict[str, str]) -> None:
+                   env: dict[str, str], seccomp: CompiledFilter | None) -> None:
     """After "ready": errors can only go to the container's stderr now."""
     proc = ctx.spec.process
     assert proc is not None
@@ -206,7 +216,7 @@ def _wait_and_exec(ctx: InitContext, fifo: int | None, state: dict, program: str
         hooks.run_hooks(ctx.spec.hooks.start_container, {**state, "status": "created"},
                         "startContainer")
     if proc.no_new_privileges:
-        install_seccomp(ctx.spec.linux.seccomp)
+        install_seccomp(seccomp)
     process.close_fds_from(3 + ctx.preserve_fds)
     reset_signals()
     os.execve(program, list(proc.args), env)

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from runtime.errors import InitError, OCIRuntimeError
 from runtime.init.channel import Channel
+from runtime.seccomp import CompiledFilter, install_filter, prepare_filter
 
 
 @contextlib.contextmanager
@@ -47,16 +48,17 @@ def reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def install_seccomp(cfg: dict[str, Any] | None) -> None:
-    """Load the linux.seccomp filter (rt-cgroups' runtime.seccomp.install_filter)."""
-    if cfg is None:
-        return
-    try:
-        from runtime.seccomp import install_filter  # owned by rt-cgroups
-    except ImportError as e:
-        raise InitError("linux.seccomp is set but runtime.seccomp is not available") from e
-    with step("installing seccomp filter"):
-        install_filter(cfg)
+def compile_seccomp(cfg: dict[str, Any] | None) -> CompiledFilter | None:
+    """Validate and compile linux.seccomp in the parent, so a bad profile fails before any
+    fork and the child only loads bytes. Raises SpecError / SeccompError."""
+    return None if cfg is None else prepare_filter(cfg)
+
+
+def install_seccomp(compiled: CompiledFilter | None) -> None:
+    """Load the compiled filter into the calling process (last step before execve)."""
+    if compiled is not None:
+        with step("installing seccomp filter"):
+            install_filter(compiled)
 
 
 def kill_and_reap(pid: int | None) -> None:
