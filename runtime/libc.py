@@ -182,6 +182,31 @@ def personality(persona: int) -> int:
     _libc.personality.argtypes = [ctypes.c_ulong]
     return _check(_libc.personality(persona), f"personality({persona:#x})")
 
+
+# seccomp(2) (include/uapi/linux/seccomp.h)
+SYS_seccomp = 317  # x86_64
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog) with ``program`` the bytes of a
+    ``struct sock_filter[]``. Needs no_new_privs or CAP_SYS_ADMIN.
+
+    Raises OSError; with SECCOMP_FILTER_FLAG_TSYNC, a thread that could not be synchronised
+    is reported as ESRCH naming its tid.
+    """
+    prog = _SockFprog(len(program) // 8, program)
+    ret = _libc.syscall(ctypes.c_long(SYS_seccomp), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+                        ctypes.c_long(flags), ctypes.byref(prog))
+    _check(ret, f"seccomp(SET_MODE_FILTER, flags {flags:#x}, {len(program) // 8} insns)")
+    if ret > 0:
+        raise OSError(3, f"seccomp TSYNC: thread {ret} could not be synchronised")
+
 # inotify(7): crid learns about container exits from exit files appearing in one directory.
 IN_CLOEXEC = 0o2000000
 IN_NONBLOCK = 0o4000
