@@ -11,7 +11,7 @@ from typing import Any
 
 from runtime import hooks
 from runtime.cgroup_seam import open_cgroups
-from runtime.init_seam import ExecContext, InitContext, exec_in, spawn_init
+from runtime.init import ExecContext, InitContext, exec_in, spawn_init
 from runtime.monitor.loop import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
 from runtime.spec import load_spec, parse_spec
