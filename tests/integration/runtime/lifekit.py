@@ -4,7 +4,6 @@ that force-deletes whatever a test left behind, and leak checks."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,15 +57,15 @@ def mounts_mentioning(text: str) -> list[str]:
         return [line for line in f if text in line]
 
 
-@pytest.fixture(scope="module")
-def zygote() -> Iterator[Zygote]:
+@pytest.fixture(scope="module", name="zygote")
+def zygote_fixture() -> Iterator[Zygote]:
     z = Zygote.start()
     yield z
     z.close()
 
 
-@pytest.fixture
-def runtime(tmp_path: Path, zygote: Zygote) -> Iterator[Runtime]:
+@pytest.fixture(name="runtime")
+def runtime_fixture(tmp_path: Path, zygote: Zygote) -> Iterator[Runtime]:
     rt = Runtime(tmp_path / "state", zygote)
     yield rt
     monitors = []

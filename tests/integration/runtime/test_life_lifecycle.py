@@ -11,15 +11,14 @@ import pytest
 
 from runtime.errors import ContainerExists, ContainerNotFound, InvalidState, SpecError
 from runtime.lifecycle import CreateRequest, Runtime
-from runtime.monitor.exitfile import read_exit_file
 from runtime.state import Status
 from tests.integration.runtime.lifekit import (  # noqa: F401  (fixtures)
     PREFIX,
     alive,
-    runtime,
+    runtime_fixture,
     wait_gone,
     write_bundle,
-    zygote,
+    zygote_fixture,
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")

@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 
 from runtime.lifecycle import CreateRequest, ExecRequest, Runtime
-from runtime.monitor import AttachClient, reopen_log
-from runtime.monitor import framing
+from runtime.monitor import AttachClient, framing, reopen_log
 from tests.integration.runtime.lifekit import (  # noqa: F401  (fixtures)
     PREFIX,
-    runtime,
+    runtime_fixture,
     write_bundle,
-    zygote,
+    zygote_fixture,
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
