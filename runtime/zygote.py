@@ -50,7 +50,7 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": root}
-        proc = subprocess.Popen([python, "-m", "runtime.zygote", str(theirs.fileno())],
+        proc = subprocess.Popen([python, "-S", "-m", "runtime.zygote", str(theirs.fileno())],
                                 pass_fds=[theirs.fileno()], env=env, cwd="/",
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         theirs.close()
