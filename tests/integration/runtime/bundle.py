@@ -83,6 +83,7 @@ class Result:
     error: str  # exception text from spawn_init, "" on success
     pid: int = 0
     extra: Any = None
+    children_left: bool | None = None
 
 
 def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
@@ -111,7 +112,7 @@ def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
         res = json.loads(f.read() or b"{}")
     os.waitpid(child, 0)
     return Result(res.get("status"), output, res.get("error", "crashed"), res.get("pid", 0),
-                  res.get("extra"))
+                  res.get("extra"), res.get("children_left"))
 
 
 def _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_created,
@@ -132,6 +133,11 @@ def _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_cr
     except BaseException as e:  # noqa: BLE001
         res["error"] = f"{type(e).__name__}: {e}"
         res["trace"] = traceback.format_exc()
+        try:  # spawn_init promises no half-created container: nothing left to reap
+            os.waitpid(-1, os.WNOHANG)
+            res["children_left"] = True
+        except ChildProcessError:
+            res["children_left"] = False
     finally:
         os.write(res_w, json.dumps(res).encode())
         os._exit(0)
