@@ -101,6 +101,8 @@ def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def
             process.dup_stdio(ctx.stdin, ctx.stdout, ctx.stderr)
     with step("setting rlimits"):
         process.set_rlimits(proc)
+    with step("setting oom_score_adj"):
+        process.set_oom_score_adj(proc.oom_score_adj)
     env = process.environment(proc)
     with step(f"changing to cwd {proc.cwd}"):
         os.chdir(proc.cwd)

@@ -115,56 +115,94 @@ def test_unknown_apparmor_profile_is_a_clear_error(bundle):
     assert res.children_left is False
 
 
-def test_terminal_master_is_sent_over_console_socket(bundle, tmp_path):
-    path = str(tmp_path / "console.sock")
+def _receive_pty(listener: socket.socket) -> tuple[bytes, bytes]:
+    """Accept the console-socket connection, take the pty master, read it to the end."""
+    conn, _ = listener.accept()
+    fds = array.array("i")
+    msg, anc, _, _ = conn.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
+    fds.frombytes(anc[0][2][: fds.itemsize])
+    master = fds[0]
+    data = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO once the slave side is gone
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    conn.close()
+    return msg, data
+
+
+def _listener(path: str) -> socket.socket:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(1)
+    return listener
+
+
+def test_terminal_master_is_sent_over_console_socket(bundle, tmp_path):
+    path = str(tmp_path / "console.sock")
     cfg = default_config(["sh", "-c", "tty; stty size; echo hi"])
     cfg["process"]["terminal"] = True
     cfg["process"]["consoleSize"] = {"height": 30, "width": 100}
-    try:
+    with _listener(path) as listener:
         res = run(bundle, cfg, console_socket=path)
         assert res.error == ""
-        conn, _ = listener.accept()
-        fds = array.array("i")
-        msg, anc, _, _ = conn.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
-        fds.frombytes(anc[0][2][: fds.itemsize])
-        master = fds[0]
-        data = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO once the slave side is gone
-                break
-            if not chunk:
-                break
-            data += chunk
-        os.close(master)
-        conn.close()
-    finally:
-        listener.close()
+        msg, data = _receive_pty(listener)
     assert msg == b"/dev/ptmx"
     assert data.decode().split() == ["/dev/pts/0", "30", "100", "hi"]
 
 
-def test_exec_in_joins_namespaces_user_and_cgroup(bundle):
+def test_exec_in_with_terminal(bundle, tmp_path):
+    path = str(tmp_path / "exec-console.sock")
     cfg = default_config(["sleep", "30"])
 
-    def do_exec(pid: int, out: int) -> list:
+    def do_exec(pid: int, out: int) -> int:
+        proc = parse_spec({**cfg, "process": {**cfg["process"], "terminal": True,
+                                              "args": ["sh", "-c", "tty"]}}).process
+        epid = exec_in(ExecContext(pid=pid, process=proc, console_socket=path))
+        _, st = os.waitpid(epid, 0)
+        os.kill(pid, 9)
+        return os.waitstatus_to_exitcode(st)
+
+    with _listener(path) as listener:
+        res = run(bundle, cfg, after_spawn=do_exec)
+        assert res.error == ""
+        _, data = _receive_pty(listener)
+    assert res.extra == 0
+    assert data.decode().split() == ["/dev/pts/0"]
+
+
+def test_exec_in_joins_namespaces_user_and_cgroup(bundle):
+    cg = f"/sys/fs/cgroup/pids/crt-init-exec-{os.getpid()}"
+    os.mkdir(cg)
+    cfg = default_config(["sleep", "30"])
+
+    def on_created(pid: int) -> None:
+        with open(f"{cg}/cgroup.procs", "w") as f:
+            f.write(str(pid))
+
+    def do_exec(pid: int, out: int) -> int:
         proc = parse_spec({**cfg, "process": {**cfg["process"], "args": [
             "sh", "-c", "hostname; cat /proc/1/comm; id -u; grep -c NoNewPrivs:.1 "
-                        "/proc/self/status"], "user": {"uid": 1000, "gid": 1000}}}).process
+                        "/proc/self/status; grep :pids: /proc/self/cgroup"],
+            "user": {"uid": 1000, "gid": 1000}}}).process
         epid = exec_in(ExecContext(pid=pid, process=proc, stdout=out, stderr=out))
         _, st = os.waitpid(epid, 0)
-        same = [os.readlink(f"/proc/{pid}/ns/{n}") for n in ("pid", "net", "mnt", "uts")]
         os.kill(pid, 9)
-        return [os.waitstatus_to_exitcode(st), same]
+        return os.waitstatus_to_exitcode(st)
 
-    res = run(bundle, cfg, after_spawn=do_exec)
+    try:
+        res = run(bundle, cfg, on_created=on_created, after_spawn=do_exec)
+    finally:
+        os.rmdir(cg)
     assert res.error == ""
-    assert res.extra[0] == 0
-    assert res.output.split() == ["crt-init-box", "sleep", "1000", "1"]
+    assert res.extra == 0
+    assert res.output.split()[:4] == ["crt-init-box", "sleep", "1000", "1"]
+    assert res.output.split()[4].endswith(f":pids:/crt-init-exec-{os.getpid()}")
 
 
 def test_exec_in_reports_missing_program(bundle):

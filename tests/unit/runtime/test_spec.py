@@ -139,3 +139,11 @@ def test_resources_and_seccomp_stay_raw():
     raw = {"defaultAction": "SCMP_ACT_ALLOW"}
     s = parse_spec(spec_with(linux__seccomp=raw, linux__resources={"memory": {"limit": 1}}))
     assert s.linux.seccomp == raw and s.linux.resources == {"memory": {"limit": 1}}
+
+
+def test_parse_process_alone():
+    from runtime.spec import parse_process
+
+    assert parse_process({"args": ["ls"], "cwd": "/"}).args == ("ls",)
+    with pytest.raises(SpecError, match=r"^process.cwd: required field is missing$"):
+        parse_process({"args": ["ls"]})
