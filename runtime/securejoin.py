@@ -73,11 +73,10 @@ def mkdir_all(root: str, unsafe: str, mode: int = 0o755) -> str:
     parts = [c for c in unsafe.split("/") if c]
     for i in range(len(parts)):
         path = secure_join(root, "/".join(parts[: i + 1]))
-        try:
-            os.mkdir(path, mode)
-        except FileExistsError:
-            if not os.path.isdir(path):
-                raise NotADirectoryError(errno.ENOTDIR, f"{path} is not a directory") from None
+        # secure_join resolved every existing component, so what makedirs creates is new
+        os.makedirs(path, mode, exist_ok=True)
+        if not os.path.isdir(path) or os.path.islink(path):
+            raise NotADirectoryError(errno.ENOTDIR, f"{path} is not a directory")
     return path
 
 

@@ -35,6 +35,7 @@ def exec_in(ctx: ExecContext) -> int:
     """
     if ctx.process.terminal and not ctx.console_socket:
         raise SpecError("process.terminal", "a terminal needs a console socket")
+    process.check_apparmor(ctx.process.apparmor_profile)
     if not os.path.exists(f"/proc/{ctx.pid}"):
         raise InitError(f"exec in container {ctx.container_id}: init pid {ctx.pid} is gone")
     seccomp = compile_seccomp(ctx.seccomp)
@@ -98,9 +99,10 @@ def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def
     else:
         with step("setting up stdio"):
             process.dup_stdio(ctx.stdin, ctx.stdout, ctx.stderr)
-    process.check_apparmor(proc.apparmor_profile)
     with step("setting rlimits"):
         process.set_rlimits(proc)
+    with step("setting oom_score_adj"):
+        process.set_oom_score_adj(proc.oom_score_adj)
     env = process.environment(proc)
     with step(f"changing to cwd {proc.cwd}"):
         os.chdir(proc.cwd)

@@ -115,36 +115,39 @@ def _mount_cgroups(root: str, m: Mount, opts: mountopts.MountOptions,
 
 
 def host_cgroups(pid: str = "self") -> tuple[CgroupHierarchy, ...]:
-    """The hierarchies of /proc/PID/cgroup with the host directory of each (from mountinfo)."""
-    mounts: dict[str, str] = {}  # controllers ("cpu,cpuacct", "name=systemd", "") -> mount point
-    with open(f"/proc/{pid}/mountinfo") as f:
+    """The hierarchies of /proc/PID/cgroup, each with the directory of PID's cgroup as seen in
+    *our* mount namespace (our /proc/self/mountinfo, minus the root of our cgroup mount)."""
+    mounts: dict[str, tuple[str, str]] = {}  # controllers ("cpu", "name=systemd", "") -> mount
+    with open("/proc/self/mountinfo") as f:
         for line in f:
             pre, _, post = line.partition(" - ")
             fstype, _, super_opts = post.split()[:3]
-            mnt = pre.split()[4]
+            root, mnt = pre.split()[3:5]
             if fstype == "cgroup2":
-                mounts.setdefault("", mnt)
+                mounts.setdefault("", (mnt, root))
             elif fstype == "cgroup":
                 ctl = ",".join(o for o in super_opts.split(",")
                                if o not in ("rw", "ro") and "=" not in o or o.startswith("name="))
-                mounts.setdefault(ctl, mnt)
+                mounts.setdefault(ctl, (mnt, root))
     out = []
     with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
             _, ctl, path = line.rstrip("\n").split(":", 2)
-            mnt = mounts.get(ctl) or _match(mounts, ctl)
-            if mnt is None:
+            found = mounts.get(ctl) or _match(mounts, ctl)
+            if found is None:
                 continue
+            mnt, root = found
+            rel = os.path.relpath(path, root) if path.startswith(root) else path.lstrip("/")
             name = "" if ctl == "" else os.path.basename(mnt)
-            out.append(CgroupHierarchy(name, os.path.join(mnt, path.lstrip("/"))))
+            out.append(CgroupHierarchy(name, os.path.normpath(os.path.join(mnt, rel))))
     return tuple(out)
 
 
-def _match(mounts: dict[str, str], ctl: str) -> str | None:
+def _match(mounts: dict[str, tuple[str, str]], ctl: str) -> tuple[str, str] | None:
     want = set(ctl.split(","))
-    for key, mnt in mounts.items():
+    for key, found in mounts.items():
         if key and set(key.split(",")) == want:
-            return mnt
+            return found
     return None
 
 

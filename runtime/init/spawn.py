@@ -88,6 +88,7 @@ def _validate(spec: Spec, ctx: InitContext) -> None:
         raise SpecError("process", "required to create a container")
     if spec.process.terminal and not ctx.console_socket:
         raise SpecError("process.terminal", "a terminal needs a console socket")
+    process.check_apparmor(spec.process.apparmor_profile)
     ns = {n.type for n in spec.linux.namespaces}
     if "mount" not in ns:
         raise SpecError("linux.namespaces", "a mount namespace is required")
@@ -145,7 +146,6 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
             process.dup_stdio(ctx.stdin, ctx.stdout, ctx.stderr)
     with step("setting oom_score_adj"):
         process.set_oom_score_adj(proc.oom_score_adj)
-    process.check_apparmor(proc.apparmor_profile)
     with step("reading cgroups"):
         cgroups = host_cgroups()
     if plan.new_cgroup:

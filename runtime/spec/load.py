@@ -63,6 +63,14 @@ def parse_spec(doc: Any) -> m.Spec:
     )
 
 
+def parse_process(doc: Any, path: str = "process") -> m.Process:
+    """Validate a process object on its own (``crid-runtime exec --process``, CRI exec).
+
+    Raises SpecError naming the field under ``path``.
+    """
+    return _process(doc, path)
+
+
 def _root(v: Any, path: str) -> m.Root:
     d = obj(v, path)
     p = get(d, "path", path, string)

@@ -83,11 +83,12 @@ class Result:
     error: str  # exception text from spawn_init, "" on success
     pid: int = 0
     extra: Any = None
+    children_left: bool | None = None
 
 
 def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
         console_socket: str | None = None, state: dict[str, Any] | None = None,
-        on_created=None, after_spawn=None) -> Result:  # type: ignore[no-untyped-def]
+        on_created=None, after_spawn=None, **ctx_kw) -> Result:  # type: ignore[no-untyped-def]
     """Write config.json, spawn the container from a forked child, wait for it to exit.
 
     after_spawn(init_pid, out_fd), if given, runs in the child right after spawn_init (e.g. to
@@ -102,7 +103,7 @@ def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
         os.close(out_r)
         os.close(res_r)
         _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_created,
-               after_spawn)
+               after_spawn, ctx_kw)
     os.close(out_w)
     os.close(res_w)
     with os.fdopen(out_r, "rb") as f:
@@ -111,16 +112,16 @@ def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
         res = json.loads(f.read() or b"{}")
     os.waitpid(child, 0)
     return Result(res.get("status"), output, res.get("error", "crashed"), res.get("pid", 0),
-                  res.get("extra"))
+                  res.get("extra"), res.get("children_left"))
 
 
 def _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_created,
-           after_spawn):  # type: ignore[no-untyped-def]
+           after_spawn, ctx_kw):  # type: ignore[no-untyped-def]
     res: dict[str, Any] = {}
     try:
         ctx = InitContext(spec=parse_spec(config), bundle=bundle, container_id="crt-init-test",
                           stdout=out_w, stderr=out_w, console_socket=console_socket,
-                          exec_fifo=exec_fifo, state=state or {})
+                          exec_fifo=exec_fifo, state=state or {}, **ctx_kw)
         pid = spawn_init(ctx, on_created or (lambda pid: None))
         res["pid"] = pid
         if after_spawn is not None:
@@ -132,6 +133,11 @@ def _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_cr
     except BaseException as e:  # noqa: BLE001
         res["error"] = f"{type(e).__name__}: {e}"
         res["trace"] = traceback.format_exc()
+        try:  # spawn_init promises no half-created container: nothing left to reap
+            os.waitpid(-1, os.WNOHANG)
+            res["children_left"] = True
+        except ChildProcessError:
+            res["children_left"] = False
     finally:
         os.write(res_w, json.dumps(res).encode())
         os._exit(0)
