@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runtime import hooks
-from runtime.cgroup_seam import Cgroups, open_cgroups
+from runtime.cgroup_seam import Cgroups, is_frozen, open_cgroups
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError
 from runtime.exits import wait_for_file
 from runtime.features import features as _features
@@ -210,9 +210,7 @@ class Runtime:
             pass
         if rec is not None and is_alive(rec.pid, rec.pid_start):
             os.kill(rec.pid, signal.SIGKILL)
-        cg = open_cgroups(spec, cid)
-        if cg is not None:
-            _quiet(cg.destroy)
+        _quiet(lambda: open_cgroups(spec, cid).destroy())
         self.store.remove(cid)
 
     def start(self, cid: str, timeout: float = 10.0) -> None:
@@ -256,7 +254,7 @@ class Runtime:
         if rec.exec_fifo and os.path.exists(rec.exec_fifo):
             return Status.CREATED
         cg = self._cgroups(rec.id)
-        if cg is not None and _frozen(cg):
+        if cg is not None and is_frozen(cg):
             return Status.PAUSED
         return Status.RUNNING
 
@@ -419,7 +417,12 @@ class Runtime:
 
     def _cgroups(self, cid: str) -> Cgroups | None:
         spec = self._spec(cid)
-        return open_cgroups(spec, cid) if spec is not None else None
+        if spec is None:
+            return None
+        try:
+            return open_cgroups(spec, cid)
+        except OCIRuntimeError:
+            return None
 
     def _require_cgroups(self, cid: str) -> Cgroups:
         cg = self._cgroups(cid)
@@ -447,11 +450,6 @@ def _write_pid_file(path: Path, pid: int) -> None:
     from runtime.atomic import write_atomic
 
     write_atomic(os.path.abspath(path), str(pid).encode())
-
-
-def _frozen(cg: Cgroups) -> bool:
-    state = getattr(cg, "frozen", None)
-    return bool(state()) if callable(state) else False
 
 
 def _quiet(fn: Any) -> Any:

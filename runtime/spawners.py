@@ -11,6 +11,8 @@ from typing import Any
 
 from runtime import hooks
 from runtime.cgroup_seam import open_cgroups
+from runtime.cgroups import Resources
+from runtime.errors import OCIRuntimeError
 from runtime.init import ExecContext, InitContext, exec_in, spawn_init
 from runtime.monitor.loop import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
@@ -37,15 +39,18 @@ class InitSpawner:
     def _on_created(self, pid: int, state: dict[str, Any]) -> None:
         """The init exists and waits: put it in its cgroup, then run the runtime-side hooks
         (runtime.md: createRuntime after the environment is created, before pivot_root)."""
-        if self.cgroups is not None:
-            self.cgroups.create()
-            self.cgroups.apply(pid)
+        self.cgroups.create()
+        self.cgroups.apply(pid)
+        self.cgroups.set(Resources.from_oci(self.spec.linux.resources))
         state = {**state, "pid": pid, "status": "creating"}
         hooks.run_hooks(self.spec.hooks.prestart, state, "prestart")
         hooks.run_hooks(self.spec.hooks.create_runtime, state, "createRuntime")
 
     def oom_kill_count(self) -> int:
-        return self.cgroups.oom_kill_count() if self.cgroups is not None else 0
+        try:
+            return self.cgroups.oom_kill_count()
+        except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
+            return 0
 
 
 class ExecSpawner:
@@ -68,7 +73,10 @@ class ExecSpawner:
         return exec_in(ctx)
 
     def oom_kill_count(self) -> int:
-        return self.cgroups.oom_kill_count() if self.cgroups is not None else 0
+        try:
+            return self.cgroups.oom_kill_count()
+        except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
+            return 0
 
 
 def make_spawner(params: dict[str, Any]) -> ChildSpawner:

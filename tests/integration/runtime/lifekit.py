@@ -68,8 +68,8 @@ def zygote_fixture() -> Iterator[Zygote]:
 def runtime_fixture(tmp_path: Path, zygote: Zygote) -> Iterator[Runtime]:
     rt = Runtime(tmp_path / "state", zygote)
     yield rt
-    monitors = []
-    for cid in rt.store.ids():
+    monitors, ids = [], rt.store.ids()
+    for cid in ids:
         rec = rt.store.load(cid)
         if rec is not None:
             monitors.append(rec.monitor_pid)
@@ -77,3 +77,10 @@ def runtime_fixture(tmp_path: Path, zygote: Zygote) -> Iterator[Runtime]:
     for pid in monitors:
         assert wait_gone(pid), f"monitor {pid} outlived its container"
     assert mounts_mentioning(str(tmp_path)) == []
+    assert leftover_cgroups(PREFIX) == []
+
+
+def leftover_cgroups(prefix: str) -> list[str]:
+    """Cgroup directories named with ``prefix`` directly under any hierarchy's root."""
+    base = Path("/sys/fs/cgroup")
+    return [str(d) for h in base.iterdir() if h.is_dir() for d in h.glob(prefix + "*")]
