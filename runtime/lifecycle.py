@@ -132,6 +132,8 @@ class Runtime:
     def __init__(self, root: Path, launcher: MonitorLauncher | None = None) -> None:
         self.store = StateStore(root)
         self.launcher = launcher or ForkLauncher()
+        self._specs: dict[str, Spec] = {}  # config.json copies never change after create
+        self._cgroup_managers: dict[str, Cgroups] = {}
 
     # -- create / start ---------------------------------------------------------------------
     def create(self, req: CreateRequest) -> Created:
@@ -141,6 +143,8 @@ class Runtime:
         if spec.process is None:
             raise InvalidState(f"creating container {req.id}: config.json has no process")
         d = self.store.reserve(req.id)
+        self._specs.pop(req.id, None)
+        self._cgroup_managers.pop(req.id, None)
         try:
             return self._create(req, bundle, spec, d)
         except BaseException:
@@ -224,7 +228,7 @@ class Runtime:
             os.close(fd)
             _quiet(lambda: os.unlink(rec.exec_fifo))
         spec = self._spec(cid)
-        if spec is not None:
+        if spec is not None and spec.hooks.poststart:
             hooks.run_hooks_best_effort(spec.hooks.poststart, self.state(cid).to_dict(),
                                         "poststart")
 
@@ -344,13 +348,15 @@ class Runtime:
         if cg is not None:
             _quiet(cg.destroy)
         spec = self._spec(rec.id)
-        if spec is not None:
+        if spec is not None and spec.hooks.poststop:
             st = {"ociVersion": OCI_VERSION, "id": rec.id, "status": "stopped",
                   "bundle": rec.bundle, "annotations": rec.annotations}
             hooks.run_hooks_best_effort(spec.hooks.poststop, st, "poststop")
         if rec.attach_socket:
             _quiet(lambda: os.unlink(rec.attach_socket))
         self.store.remove(rec.id)
+        self._specs.pop(rec.id, None)
+        self._cgroup_managers.pop(rec.id, None)
 
     # -- exec, pause, update, ps --------------------------------------------------------------
     def exec(self, cid: str, req: ExecRequest) -> Created:
@@ -410,19 +416,23 @@ class Runtime:
 
     # -- helpers -------------------------------------------------------------------------------
     def _spec(self, cid: str) -> Spec | None:
-        try:
-            return load_spec(str(self.store.dir(cid)))
-        except OCIRuntimeError:
-            return None
+        if cid not in self._specs:
+            try:
+                self._specs[cid] = load_spec(str(self.store.dir(cid)))
+            except OCIRuntimeError:
+                return None
+        return self._specs[cid]
 
     def _cgroups(self, cid: str) -> Cgroups | None:
-        spec = self._spec(cid)
-        if spec is None:
-            return None
-        try:
-            return open_cgroups(spec, cid)
-        except OCIRuntimeError:
-            return None
+        if cid not in self._cgroup_managers:
+            spec = self._spec(cid)
+            if spec is None:
+                return None
+            try:
+                self._cgroup_managers[cid] = open_cgroups(spec, cid)
+            except OCIRuntimeError:
+                return None
+        return self._cgroup_managers[cid]
 
     def _require_cgroups(self, cid: str) -> Cgroups:
         cg = self._cgroups(cid)

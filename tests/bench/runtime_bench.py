@@ -11,6 +11,7 @@ the JSON.
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import shutil
@@ -132,22 +133,29 @@ def _pss(pid: int) -> int:
 
 def run(out: dict[str, Any]) -> dict[str, Any]:
     """Run every measurement; put the results under ``out["runtime"]`` and return them."""
+    # An installed package has its bytecode compiled; a work tree under
+    # PYTHONDONTWRITEBYTECODE would otherwise recompile every module on each CLI start.
+    compileall.compile_dir(str(REPO / "runtime"), quiet=1)
     base = Path(tempfile.mkdtemp(prefix=PREFIX + "-"))
+    # State roots on tmpfs, as /run is on a real host (here /run is on disk), for every runtime.
+    state = Path(tempfile.mkdtemp(prefix=PREFIX + "-", dir="/dev/shm"))
     try:
         true_bundle = _bundle(base, ["/bin/true"])
         sleep_bundle = _bundle(base, ["sleep", "60"])
         res: dict[str, Any] = {"rounds": ROUNDS, "unit": "ms (median)"}
-        res["library_create_start_wait"] = _library(base, true_bundle, with_delete=False)
-        res["library_create_start_wait_delete"] = _library(base, true_bundle, with_delete=True)
-        res["cli_run"] = _cli(base, true_bundle, site=False)
-        res["cli_run_with_site"] = _cli(base, true_bundle, site=True)
-        res["crun_run_in_unshare"] = _crun(base, true_bundle)
+        res["library_create_start_wait"] = _library(state, true_bundle, with_delete=False)
+        res["library_create_start_wait_delete"] = _library(state, true_bundle, with_delete=True)
+        res["cli_run"] = _cli(state, true_bundle, site=False)
+        res["cli_run_with_site"] = _cli(state, true_bundle, site=True)
+        res["crun_run_in_unshare"] = _crun(state, true_bundle)
         res["unshare_sh_overhead"] = _median_ms(lambda i: _quiet(
             ["unshare", "-m", "sh", "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec true"]))
-        res["runc_run"] = _runc(base, true_bundle)
-        res.update(_monitor_pss(base, sleep_bundle))
+        res["runc_run"] = _runc(state, true_bundle)
+        res.update(_monitor_pss(state, sleep_bundle))
+        res["load_average"] = os.getloadavg()[0]
     finally:
         shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
     out["runtime"] = res
     return res
 
