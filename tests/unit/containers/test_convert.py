@@ -19,7 +19,7 @@ def test_full_conversion() -> None:
     c = cfg(command=["/bin/sh"], envs=[pb.KeyValue(key="A", value=b"1")],
             mounts=[pb.Mount(container_path="/d", host_path="/h", readonly=True,
                              propagation=pb.MountPropagation.PROPAGATION_HOST_TO_CONTAINER)],
-            stop_signal=pb.Signal.SIGUSR1,
+            stop_signal=pb.Signal.SIGNAL_SIGUSR1,
             linux=pb.LinuxContainerConfig(
                 resources=pb.LinuxContainerResources(memory_limit_in_bytes=5),
                 security_context=pb.LinuxContainerSecurityContext(
