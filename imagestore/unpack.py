@@ -197,13 +197,14 @@ class _Extractor:
             os.mkdir(base, 0o700, dir_fd=pfd)
 
     def _remove(self, pfd: int, base: str) -> None:
-        """Remove an earlier entry of the same name (tar semantics: the later one wins)."""
+        """Remove an earlier entry of the same name (tar semantics: the later one wins).
+
+        `pfd` must be the cached parent fd (from `_parent`)."""
         try:
             st = os.lstat(base, dir_fd=pfd)
         except FileNotFoundError:
             return
         if stat.S_ISDIR(st.st_mode):
-            self._drop_cache()  # a cached fd may be this directory or below it
             shutil.rmtree(base, dir_fd=pfd)
         else:
             os.unlink(base, dir_fd=pfd)
