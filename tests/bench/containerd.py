@@ -4,8 +4,8 @@
 runc v2 shim with /usr/bin/runc, `sandbox_image` and per-registry plain-HTTP mirrors pointing at
 rig registries, a CNI bridge conflist of its own), starts `containerd --config`, waits until CRI
 answers, and on exit: removes pods through CRI, stops containerd by PID, kills the shims it
-started (found by its socket path in their command line), unmounts everything left under the
-work dir, and removes it.
+started (found by its socket path in their command line), deletes its CNI bridge, unmounts
+everything left under the work dir, and removes it.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class Containerd:
     root: Path
     state: Path
     log_path: Path
+    bridge: str
 
 
 @contextlib.contextmanager
@@ -75,7 +76,7 @@ def running_containerd(workdir: Path, options: ContainerdOptions) -> Iterator[Co
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         handle = Containerd(workdir / "containerd.sock", proc.pid, workdir / "root",
-                            workdir / "state", log_path)
+                            workdir / "state", log_path, options.bridge)
         stack.callback(_stop, proc, handle)
         _wait_ready(handle, proc)
         yield handle
@@ -163,6 +164,13 @@ def _stop(proc: subprocess.Popen[bytes], handle: Containerd) -> None:
     for pid in _shim_pids(handle.socket):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    _remove_bridge(handle.bridge)
+
+
+def _remove_bridge(name: str) -> None:
+    """The CNI bridge plugin creates the bridge on first pod and never deletes it."""
+    if Path(f"/sys/class/net/{name}").exists():
+        subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
 
 
 def _remove_pods(handle: Containerd) -> None:

@@ -34,6 +34,7 @@ import grpc
 
 import tests.bench
 from tests.bench.api import REGISTRY, BenchContext, Benchmark, BenchSkip
+from tests.bench.cgroups import remove_cgroup_dirs
 from tests.bench.containerd import ContainerdOptions, running_containerd
 from tests.bench.report import Outcome, RuntimeUnderTest, render_table, summarise
 from tests.rig import catalog
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="crt-rig-bench-"))
         stack.callback(_rmtree, workdir)
+        stack.callback(remove_cgroup_dirs)
         registry = stack.enter_context(running_registry())
         pause_ref = _push_pause(registry)
         runtimes = [stack.enter_context(_start(name, workdir, registry, pause_ref))
