@@ -257,7 +257,7 @@ def _exec_process(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    states = _runtime(args).list()
+    states = _runtime(args).list_containers()
     if args.quiet:
         print("\n".join(s.id for s in states))
     elif args.format == "json":

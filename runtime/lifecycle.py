@@ -164,8 +164,8 @@ class Runtime:
         mode = _stdio_mode(terminal, req.console_socket, req.stdio)
         if mode in ("pipes", "terminal"):
             rec.attach_socket = str(req.attach_socket or d / "attach")
-        opts = MonitorOptions(container_id=req.id, stdio_mode=mode, log_path=req.log_path and
-                              str(req.log_path), exit_file=rec.exit_file,
+        opts = MonitorOptions(container_id=req.id, stdio_mode=mode, log_path=_opt(req.log_path),
+                              exit_file=rec.exit_file,
                               attach_socket=rec.attach_socket or None,
                               console_socket=_opt(req.console_socket), stdin=req.stdin,
                               stdin_once=req.stdin_once)
@@ -270,7 +270,7 @@ class Runtime:
         return State(rec.id, self._derive(rec), rec.pid, rec.bundle, rec.annotations,
                      rec.created, rec.rootfs, rec.owner)
 
-    def list(self) -> list[State]:
+    def list_containers(self) -> list[State]:
         """Every container under the root (those vanishing meanwhile are skipped)."""
         out = []
         for cid in self.store.ids():

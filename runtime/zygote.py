@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from runtime.errors import OCIRuntimeError
 from runtime.monitor.launch import MonitorFds, MonitorRequest
@@ -74,7 +75,8 @@ class Zygote:
     def launch(self, request: MonitorRequest, fds: MonitorFds) -> None:
         """Ask for a monitor. Raises ZygoteError when the zygote is gone."""
         attached = [fds.reply] + ([fds.wait] if fds.wait is not None else [])
-        index = {"reply": 0, "wait": 1 if fds.wait is not None else None, "stdio": None}
+        index: dict[str, Any] = {"reply": 0, "wait": 1 if fds.wait is not None else None,
+                                 "stdio": None}
         if fds.stdio is not None:
             index["stdio"] = list(range(len(attached), len(attached) + 3))
             attached += list(fds.stdio)

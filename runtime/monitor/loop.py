@@ -317,6 +317,8 @@ class Monitor:
 
     def _watch_stdin(self, on: bool) -> None:
         fd = self.mine.stdin
+        if fd is None:
+            return
         if on:
             self.poll.register(fd, select.POLLOUT)  # register() also modifies
             return
