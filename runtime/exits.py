@@ -40,6 +40,16 @@ class ExitWatcher:
         return self._fd
 
     def read(self, timeout: float | None = None) -> list[str]:
+        """Names completed since the last call; waits up to ``timeout`` (None: forever) for at
+        least one, ignoring events on temporary (dot) files meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            names = self._read_once(left)
+            if names or (deadline is not None and time.monotonic() >= deadline):
+                return names
+
+    def _read_once(self, timeout: float | None) -> list[str]:
         if not select.select([self._fd], [], [], timeout)[0]:
             return []
         names: list[str] = []
