@@ -31,6 +31,7 @@ from runtime.monitor.stdio import ChildStdio, StdioPlan
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 _DRAIN_GRACE = 0.5      # seconds to wait for EOF on outputs once the process is gone
 _CLIENT_BUFFER_MAX = 4 << 20
+_BACKLOG_MAX = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ class Monitor:
         self.stdin_buf = bytearray()
         self.stdin_closing = False
         self.first_stdin_client: int | None = None
+        # Without a log file, output produced before the first attach client connects is
+        # kept (bounded) and handed to it, so a CLI attaching right after exec loses nothing.
+        self.backlog: bytearray | None = None if opts.log_path else bytearray()
         self.poll = select.poll()
 
     # -- set-up -----------------------------------------------------------------------------
@@ -225,8 +229,12 @@ class Monitor:
         except BlockingIOError:
             return
         sock.setblocking(False)
-        self.clients[sock.fileno()] = _Client(sock)
+        client = _Client(sock)
+        self.clients[sock.fileno()] = client
         self.poll.register(sock.fileno(), _IN)
+        if self.backlog:
+            self._queue(client, bytes(self.backlog))
+        self.backlog = None
 
     def _on_client(self, fd: int, ev: int) -> None:
         client = self.clients[fd]
@@ -276,6 +284,8 @@ class Monitor:
             self._close_stdin()
 
     def _broadcast(self, frame: bytes) -> None:
+        if self.backlog is not None and len(self.backlog) < _BACKLOG_MAX:
+            self.backlog += frame
         for fd, client in list(self.clients.items()):
             if len(client.out) > _CLIENT_BUFFER_MAX:
                 self._drop(fd)  # a client that stopped reading must not stall the container
