@@ -82,6 +82,29 @@ def _library(base: Path, bundle: Path, with_delete: bool) -> float:
     return ms
 
 
+def _spawn_init_only(base: Path, bundle: Path) -> float:
+    """rt-init's spawn_init + cgroup set-up alone (no fifo, no monitor, no state), in a forked
+    child, for the breakdown of the library figure."""
+    from runtime.monitor.stdio import ChildStdio
+    from runtime.spawners import InitSpawner
+
+    def once(i: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                sp = InitSpawner({"kind": "init", "id": f"{PREFIX}-spawn-{i}",
+                                  "bundle": str(bundle), "exec_fifo": None, "state": {}})
+                os.waitpid(sp.spawn(ChildStdio()), 0)
+                sp.cgroups.destroy()
+                code = 0
+            finally:
+                os._exit(code)
+        os.waitpid(pid, 0)
+
+    return _median_ms(once)
+
+
 def _cli(base: Path, bundle: Path, site: bool) -> float:
     flags = [] if site else ["-S"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -145,6 +168,7 @@ def run(out: dict[str, Any]) -> dict[str, Any]:
         res: dict[str, Any] = {"rounds": ROUNDS, "unit": "ms (median)"}
         res["library_create_start_wait"] = _library(state, true_bundle, with_delete=False)
         res["library_create_start_wait_delete"] = _library(state, true_bundle, with_delete=True)
+        res["spawn_init_only"] = _spawn_init_only(state, true_bundle)
         res["cli_run"] = _cli(state, true_bundle, site=False)
         res["cli_run_with_site"] = _cli(state, true_bundle, site=True)
         res["crun_run_in_unshare"] = _crun(state, true_bundle)
