@@ -23,6 +23,7 @@ from runtime.cgroup_seam import Cgroups, is_frozen, open_cgroups
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError
 from runtime.exits import wait_for_file
 from runtime.features import features as _features
+from runtime.monitor.attach import AttachClient, reopen_log
 from runtime.monitor.exitfile import ExitStatus, read_exit_file, rfc3339_nano
 from runtime.monitor.launch import MonitorFds, MonitorRequest, fork_monitor, read_reply
 from runtime.monitor.loop import MonitorOptions
@@ -409,6 +410,34 @@ class Runtime:
         if cg is not None:
             return sorted(cg.pids())
         return [rec.pid] if status is not Status.STOPPED else []
+
+    def stats(self, cid: str) -> Any:
+        """The container's cgroup statistics (``runtime.cgroups.CgroupStats``)."""
+        return self._require_cgroups(cid).stats()
+
+    def attach(self, cid: str, timeout: float | None = None) -> AttachClient:
+        """A client on the container's attach socket (stdio streams, resize, reopen).
+
+        Raises InvalidState when the container has no attach socket (inherited stdio or an
+        external console socket) or its monitor is gone.
+        """
+        rec = self.store.load(cid)
+        if rec is None or not rec.attach_socket:
+            raise InvalidState(f"container {cid} has no attach socket")
+        try:
+            return AttachClient(rec.attach_socket, timeout)
+        except OSError as e:
+            raise InvalidState(f"attaching to container {cid}: {e}") from e
+
+    def reopen_log(self, cid: str, timeout: float = 5.0) -> None:
+        """Make the monitor reopen the CRI log file (after the kubelet rotated it)."""
+        rec = self.store.load(cid)
+        if rec is None or not rec.attach_socket:
+            raise InvalidState(f"container {cid} has no monitor socket")
+        try:
+            reopen_log(rec.attach_socket, timeout)
+        except OSError as e:
+            raise InvalidState(f"reopening the log of container {cid}: {e}") from e
 
     def features(self) -> dict[str, Any]:
         """runtime-spec features.md document."""
