@@ -178,6 +178,7 @@ class Runtime:
                                req.timeout, req.id)
         rec.pid, rec.monitor_pid = created.pid, created.monitor_pid
         rec.pid_start = process_start_time(created.pid) or 0
+        rec.monitor_start = process_start_time(created.monitor_pid) or 0
         self.store.save(rec)
         if req.pid_file:
             _write_pid_file(req.pid_file, created.pid)
@@ -342,8 +343,8 @@ class Runtime:
 
     def _cleanup(self, rec: ContainerRecord) -> None:
         # The monitor writes the exit file right after reaping; give it a moment so the exit
-        # is recorded before state goes away.
-        if rec.monitor_pid and is_alive(rec.pid, rec.pid_start) is False:
+        # is recorded before state goes away (not when the monitor itself is gone).
+        if is_alive(rec.monitor_pid, rec.monitor_start):
             wait_for_file(rec.exit_file, 2.0)
         cg = self._cgroups(rec.id)
         if cg is not None:
@@ -382,6 +383,12 @@ class Runtime:
             _write_pid_file(req.pid_file, created.pid)
         return Created(cid, created.pid, created.monitor_pid, exit_file, attach,
                        created.wait_fd)
+
+    def release_exec(self, result: Created) -> None:
+        """Forget a finished exec: remove its exit file (exec probes would pile them up)."""
+        for path in (result.exit_file, result.attach_socket):
+            if path:
+                _quiet(lambda p=path: os.unlink(p))
 
     def pause(self, cid: str) -> None:
         """Freeze every process of the container (cgroup freezer)."""

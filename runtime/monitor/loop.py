@@ -25,7 +25,7 @@ from runtime import libc
 from runtime.monitor import framing
 from runtime.monitor.attach import listen_unix
 from runtime.monitor.crilog import READ_SIZE, CriLogWriter
-from runtime.monitor.exitfile import ExitStatus, write_exit_file
+from runtime.monitor.exitfile import ExitStatus, rfc3339_nano, write_exit_file
 from runtime.monitor.stdio import ChildStdio, StdioPlan
 
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -118,9 +118,22 @@ class Monitor:
             return 1
         self.mine = plan.mine
         self._reply({"ok": True, "pid": self.pid, "monitor_pid": os.getpid()})
-        self._loop()
+        try:
+            self._loop()
+        except Exception:  # a bug in the I/O must not lose the exit status: just reap
+            self._reap_until_exit()
         self._finish(oom_before)
         return 0
+
+    def _reap_until_exit(self) -> None:
+        while self.status is None:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                self.status = ExitStatus(self.pid, 255, None, False, rfc3339_nano())
+                return
+            if pid == self.pid:
+                self.status = ExitStatus.from_wait_status(pid, status, False)
 
     def _start(self, plan: StdioPlan) -> int:
         o = self.opts

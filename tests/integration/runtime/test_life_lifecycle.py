@@ -162,3 +162,17 @@ def test_exit_watcher_sees_exits_promptly(runtime: Runtime, tmp_path: Path) -> N
         runtime.kill(PREFIX + "w1", signal.SIGKILL)
         assert watcher.read(1.0) == [PREFIX + "w1"]
         assert watcher.existing() == [PREFIX + "w1", PREFIX + "w2"]
+
+
+def test_monitor_killed_container_still_deletable(runtime: Runtime, tmp_path: Path) -> None:
+    cid = PREFIX + "nomon"
+    created = runtime.create(CreateRequest(id=cid, bundle=write_bundle(tmp_path / "b",
+                                                                       ["sleep", "300"])))
+    runtime.start(cid)
+    os.kill(created.monitor_pid, signal.SIGKILL)
+    assert wait_gone(created.monitor_pid)
+    assert runtime.state(cid).status is Status.RUNNING
+    t = time.monotonic()
+    runtime.delete(cid, force=True)
+    assert time.monotonic() - t < 1.5
+    assert wait_gone(created.pid)

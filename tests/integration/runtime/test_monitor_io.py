@@ -141,3 +141,5 @@ def test_exec_into_running(runtime: Runtime, tmp_path: Path) -> None:
     with os.fdopen(res.wait_fd, "rb") as f:
         assert json.loads(f.read())["exit_code"] == 7
     assert json.loads(Path(res.exit_file).read_text())["exit_code"] == 7
+    runtime.release_exec(res)
+    assert not os.path.exists(res.exit_file)
