@@ -138,7 +138,7 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     os.umask(0)
     with step(f"preparing rootfs {root}"):
         rootfs.prepare(root, spec.linux.rootfs_propagation)
-    with step("mounting"):
+    with step("mounts"):
         rootfs.mount_all(spec, root, ctx.bundle, cgroups)
     with step("createContainer hooks"):
         hooks.run_hooks(spec.hooks.create_container, state, "createContainer")

@@ -112,7 +112,7 @@ class Children:
         except BaseException as e:
             kill_and_reap(self.stage1)
             kill_and_reap(self.target)
-            if isinstance(e, OSError) and not isinstance(e, OCIRuntimeError):
+            if isinstance(e, OSError | InitError):  # name the container in the message
                 raise InitError(f"{what}: {e}") from e
             raise
         finally:

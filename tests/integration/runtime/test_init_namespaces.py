@@ -54,8 +54,9 @@ def test_missing_namespace_path_is_a_clear_error(bundle):
     cfg = default_config(["true"])
     cfg["linux"]["namespaces"][1] = {"type": "network", "path": "/nonexistent/crt-init-ns"}
     res = run(bundle, cfg)
-    assert res.error == ("InitError: opening namespace paths: [Errno 2] opening network "
-                         "namespace /nonexistent/crt-init-ns: No such file or directory")
+    assert res.error == ("InitError: creating container crt-init-test: opening namespace paths: "
+                         "[Errno 2] opening network namespace /nonexistent/crt-init-ns: "
+                         "No such file or directory")
     assert res.children_left is False
 
 
