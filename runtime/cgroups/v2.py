@@ -6,6 +6,7 @@ import os
 
 from runtime.cgroups import files
 from runtime.cgroups.convert import v2_writes
+from runtime.cgroups.device_filter import attach_device_filter
 from runtime.cgroups.errors import CgroupError
 from runtime.cgroups.freezer import FreezerState, wait_frozen
 from runtime.cgroups.paths import CgroupPath, Mount, dir_in_mount
@@ -68,8 +69,7 @@ class V2Manager:
             self._set_devices(resources.devices)
 
     def _set_devices(self, rules: tuple[DeviceRule, ...]) -> None:
-        raise CgroupError("linux.resources.devices: the cgroup v2 device filter (eBPF) is not "
-                          "implemented yet")
+        attach_device_filter(self._dir, rules)
 
     def freeze(self) -> None:
         files.write(self._dir, "cgroup.freeze", "1")

@@ -111,8 +111,7 @@ def _cpu_ns(cg: CgroupManager) -> int:
 
 def test_freeze_stops_cpu_and_thaw_resumes(cg: CgroupManager, children: Children) -> None:
     children.spawn(BUSYBOX, "sh", "-c", "while :; do :; done")
-    time.sleep(0.2)
-    assert _cpu_ns(cg) > 0
+    assert wait_for(lambda: _cpu_ns(cg) > 0)
     cg.freeze()
     assert cg.state() is FreezerState.FROZEN
     before = _cpu_ns(cg)
@@ -121,8 +120,8 @@ def test_freeze_stops_cpu_and_thaw_resumes(cg: CgroupManager, children: Children
     cg.thaw()
     assert cg.state() is FreezerState.THAWED
     before = _cpu_ns(cg)
-    time.sleep(0.3)
-    assert _cpu_ns(cg) - before > 100_000_000  # a busy loop burns >100 ms in 300 ms
+    # Running again: CPU time grows (the host is shared, so no rate is asserted).
+    assert wait_for(lambda: _cpu_ns(cg) - before > 20_000_000)
 
 
 def test_oom_kill_is_counted(cg: CgroupManager, children: Children) -> None:
