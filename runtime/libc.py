@@ -136,6 +136,52 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
+PR_SET_KEEPCAPS = 8
+
+# capget(2)/capset(2) with _LINUX_CAPABILITY_VERSION_3 (two 32-bit words per set).
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """capget(2): (effective, permitted, inheritable) masks of pid (0 = the calling thread)."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(hdr), data), f"capget(pid {pid})")
+    return tuple(data[0].__getattribute__(k) | data[1].__getattribute__(k) << 32  # type: ignore
+                 for k in ("effective", "permitted", "inheritable"))
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2) on the calling thread with 64-bit masks."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        data[i].effective = effective >> (32 * i) & 0xFFFFFFFF
+        data[i].permitted = permitted >> (32 * i) & 0xFFFFFFFF
+        data[i].inheritable = inheritable >> (32 * i) & 0xFFFFFFFF
+    _check(_libc.capset(ctypes.byref(hdr), data),
+           f"capset(eff {effective:#x}, perm {permitted:#x}, inh {inheritable:#x})")
+
+
+# personality(2) domains
+PER_LINUX = 0x0000
+PER_LINUX32 = 0x0008
+
+
+def personality(persona: int) -> int:
+    """personality(2); returns the previous persona."""
+    _libc.personality.argtypes = [ctypes.c_ulong]
+    return _check(_libc.personality(persona), f"personality({persona:#x})")
+
 
 # seccomp(2) (include/uapi/linux/seccomp.h)
 SYS_seccomp = 317  # x86_64
