@@ -1,4 +1,5 @@
-"""cgroup v1: one directory per mounted hierarchy (co-mounted controllers share one)."""
+"""cgroup v1: one directory per mounted hierarchy (co-mounted controllers share one), plus the
+cgroup2 hierarchy of a hybrid host, with no controllers but its own process membership."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class V1Manager:
     version = 1
 
     def __init__(self, path: CgroupPath, mounts: list[Mount], own: dict[str, str]) -> None:
-        """``mounts``: the v1 mounts; ``own``: this process's cgroups (base of relative paths).
+        """``mounts``: the v1 mounts (and a hybrid host's cgroup2 mount); ``own``: this process's
+        cgroups (base of relative paths).
 
         Raises:
             CgroupError: a hierarchy's path cannot be resolved.
@@ -32,7 +34,9 @@ class V1Manager:
         self._dirs: dict[str, str] = {}
         self._mounts: dict[str, Mount] = {}
         for m in mounts:
-            for c in m.controllers:
+            # Hybrid host: join the cgroup2 hierarchy too, under the key "" (as runc does), so
+            # the container's unified path is its own (cgroup namespace, cgroup mount, exec).
+            for c in m.controllers if m.version == 1 else [""]:
                 if c in self._dirs:
                     continue  # the same hierarchy mounted twice: first mount wins
                 base = "/" if path.absolute else own.get(c, "/")

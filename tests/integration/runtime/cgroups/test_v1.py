@@ -14,6 +14,7 @@ from runtime.cgroups import (
     CgroupManager,
     FreezerState,
     Resources,
+    cgroup_paths_of,
     detect_version,
     open_cgroup,
     parse_cgroups_path,
@@ -90,6 +91,19 @@ def test_apply_and_set_limits(cg: CgroupManager, children: Children) -> None:
     stats = cg.stats()
     assert stats.pids.current == 1 and stats.pids.limit is None
     assert stats.memory.limit is None and stats.memory.working_set <= stats.memory.usage
+
+
+def test_cgroup_paths_of_a_member_match_the_manager(cg: CgroupManager,
+                                                   children: Children) -> None:
+    pid = children.spawn(BUSYBOX, "sleep", "60")
+    paths = cgroup_paths_of(pid)
+    own = cgroup_paths_of("self")
+    name = os.path.basename(cg.dirs()["memory"])
+    # Relative cgroupsPath: under our own cgroup in each hierarchy, the unified one included
+    # (the hybrid host's cgroup2 is joined too).
+    for controller in ("memory", "cpu", "pids", "freezer", "name=systemd", ""):
+        assert paths[controller] == os.path.join(own[controller], name), controller
+    assert cg.dirs()[""].startswith("/sys/fs/cgroup/unified/")
 
 
 def test_pids_limit_stops_forks(cg: CgroupManager, children: Children) -> None:
