@@ -47,6 +47,11 @@ class CgroupManager(Protocol):
 
     def state(self) -> FreezerState: ...
 
+    def kill(self, sig: int = 9) -> None:
+        """Signal every process in the cgroup and its sub-cgroups (cgroup.kill for SIGKILL
+        where the kernel has it; otherwise frozen, signalled one by one, thawed). Returns
+        without waiting for them to exit."""
+
     def pids(self) -> list[int]:
         """Every process in the cgroup and its sub-cgroups, sorted."""
 

@@ -4,11 +4,12 @@ cgroup2 hierarchy of a hybrid host, with no controllers but its own process memb
 from __future__ import annotations
 
 import os
+import signal
 
 from runtime.cgroups import files
 from runtime.cgroups.convert import Write, v1_writes
 from runtime.cgroups.errors import CgroupError
-from runtime.cgroups.freezer import FreezerState, wait_frozen
+from runtime.cgroups.freezer import FreezerState, signal_frozen, wait_frozen
 from runtime.cgroups.paths import CgroupPath, Mount, dir_in_mount
 from runtime.cgroups.resources import DeviceRule, Resources
 from runtime.cgroups.stats import CgroupStats, v1_stats
@@ -129,6 +130,13 @@ class V1Manager:
         if "freezer" not in self._dirs:
             raise CgroupError("the freezer cgroup controller is not mounted")
         return self._dirs["freezer"]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        unified = self._dirs.get("")
+        if sig == signal.SIGKILL and unified and files.exists(unified, "cgroup.kill"):
+            files.write(unified, "cgroup.kill", "1")  # hybrid host: the kernel does it all
+            return
+        signal_frozen(self.freeze, self.thaw, self.pids, sig)
 
     def pids(self) -> list[int]:
         d = self._dirs.get("pids") or self._dirs.get("freezer") or self._unique_dirs()[0]

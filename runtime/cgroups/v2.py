@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from runtime.cgroups import files
 from runtime.cgroups.convert import v2_writes
 from runtime.cgroups.device_filter import attach_device_filter
 from runtime.cgroups.errors import CgroupError
-from runtime.cgroups.freezer import FreezerState, wait_frozen
+from runtime.cgroups.freezer import FreezerState, signal_frozen, wait_frozen
 from runtime.cgroups.paths import CgroupPath, Mount, dir_in_mount
 from runtime.cgroups.resources import DeviceRule, Resources
 from runtime.cgroups.stats import CgroupStats, v2_stats
@@ -87,6 +88,12 @@ class V2Manager:
             return FreezerState.THAWED
         frozen = files.read_keyed(self._dir, "cgroup.events").get("frozen", 0)
         return FreezerState.FROZEN if frozen == 1 else FreezerState.FREEZING
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if sig == signal.SIGKILL and files.exists(self._dir, "cgroup.kill"):
+            files.write(self._dir, "cgroup.kill", "1")
+            return
+        signal_frozen(self.freeze, self.thaw, self.pids, sig)
 
     def pids(self) -> list[int]:
         return files.read_procs(self._dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 
@@ -180,3 +181,14 @@ def test_destroy_with_a_live_process_fails_clearly(cg: CgroupManager,
     with pytest.raises(CgroupError, match=rf"removing cgroup .*Device or resource busy.*{pid}"):
         cg.destroy()
     children.kill_all()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_kill_signals_every_process_including_forked_ones(cg: CgroupManager,
+                                                          children: Children, sig: int) -> None:
+    pid = children.spawn(BUSYBOX, "sh", "-c", "sleep 60 & sleep 60 & wait")
+    assert wait_for(lambda: len(cg.pids()) == 3)
+    cg.kill(sig)
+    assert os.WIFSIGNALED(children.wait(pid))
+    assert wait_for(lambda: cg.pids() == [])
+    assert cg.state() is FreezerState.THAWED

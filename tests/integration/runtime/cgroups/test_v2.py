@@ -100,3 +100,11 @@ def test_device_ebpf_filter(cg: V2Manager, children: Children) -> None:
     zero = children.spawn(BUSYBOX, "head", "-c", "1", "/dev/zero")
     null = children.spawn(BUSYBOX, "sh", "-c", "echo hi > /dev/null")
     assert [os.waitstatus_to_exitcode(children.wait(p)) for p in (zero, null)] == [0, 1]
+
+
+def test_kill_uses_cgroup_kill(cg: V2Manager, children: Children) -> None:
+    pid = children.spawn(BUSYBOX, "sh", "-c", "sleep 60 & sleep 60 & wait")
+    assert wait_for(lambda: len(cg.pids()) == 3)
+    cg.kill()
+    assert os.WTERMSIG(children.wait(pid)) == 9
+    assert wait_for(lambda: cg.pids() == [])
