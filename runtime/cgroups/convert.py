@@ -24,6 +24,7 @@ class Write:
     file: str
     value: str
     field: str
+    optional: bool = False  # skip when the kernel has no such file
 
 
 def shares_to_weight(shares: int) -> int:
@@ -76,8 +77,11 @@ def v2_writes(r: Resources, io_bfq: bool = False) -> list[Write]:
                          f"{FIELD}.pids.limit"))
     out += _v2_io(r, io_bfq)
     for h in r.hugepage_limits:
-        out.append(Write("hugetlb", f"hugetlb.{h.page_size}.max", str(h.limit),
-                         f"{FIELD}.hugepageLimits"))
+        # The reservation limit (kernel >= 5.7) moves with the usage limit, as in runc.
+        out += [Write("hugetlb", f"hugetlb.{h.page_size}.max", str(h.limit),
+                      f"{FIELD}.hugepageLimits"),
+                Write("hugetlb", f"hugetlb.{h.page_size}.rsvd.max", str(h.limit),
+                      f"{FIELD}.hugepageLimits", optional=True)]
     if r.network and (r.network.class_id or r.network.priorities):
         raise CgroupError(f"{FIELD}.network: net_cls/net_prio do not exist on cgroup v2")
     for key, value in r.unified.items():
@@ -185,8 +189,10 @@ def v1_writes(r: Resources, current_memory_limit: int, has_memsw: bool,
                          f"{FIELD}.pids.limit"))
     out += _v1_blkio(r, weight_file)
     for h in r.hugepage_limits:
-        out.append(Write("hugetlb", f"hugetlb.{h.page_size}.limit_in_bytes", str(h.limit),
-                         f"{FIELD}.hugepageLimits"))
+        out += [Write("hugetlb", f"hugetlb.{h.page_size}.limit_in_bytes", str(h.limit),
+                      f"{FIELD}.hugepageLimits"),
+                Write("hugetlb", f"hugetlb.{h.page_size}.rsvd.limit_in_bytes", str(h.limit),
+                      f"{FIELD}.hugepageLimits", optional=True)]
     if r.network and r.network.class_id:
         out.append(Write("net_cls", "net_cls.classid", str(r.network.class_id),
                          f"{FIELD}.network.classID"))

@@ -101,6 +101,8 @@ class V1Manager:
             if w.controller in OPTIONAL:
                 return
             raise CgroupError(f"{w.field}: the {w.controller} cgroup controller is not mounted")
+        if w.optional and not files.exists(d, w.file):
+            return
         files.write(d, w.file, w.value, w.field)
 
     def _set_devices(self, rules: tuple[DeviceRule, ...]) -> None:

@@ -63,6 +63,8 @@ class V2Manager:
                                   f"usage {usage} (checkBeforeUpdate)")
         for w in v2_writes(resources, files.exists(self._dir, "io.bfq.weight")):
             if not files.exists(self._dir, w.file):
+                if w.optional:
+                    continue
                 raise CgroupError(f"{w.field}: {w.file} does not exist in {self._dir} (the "
                                   f"{w.controller} controller is not enabled for it)")
             files.write(self._dir, w.file, w.value, w.field)
