@@ -42,15 +42,6 @@ def cg() -> Iterator[CgroupManager]:
         assert not m.exists()
 
 
-@pytest.fixture
-def children(cg: CgroupManager) -> Iterator[Children]:
-    c = Children(cg)
-    try:
-        yield c
-    finally:
-        c.kill_all()
-
-
 def _read(cg: CgroupManager, controller: str, name: str) -> str:
     with open(os.path.join(cg.dirs()[controller], name)) as f:
         return f.read().strip()

@@ -40,15 +40,6 @@ def cg() -> Iterator[V2Manager]:
         os.rmdir(top)
 
 
-@pytest.fixture
-def children(cg: V2Manager) -> Iterator[Children]:
-    c = Children(cg)
-    try:
-        yield c
-    finally:
-        c.kill_all()
-
-
 def test_create_apply_pids_destroy(cg: V2Manager, children: Children) -> None:
     assert os.path.isfile(os.path.join(cg.dirs()[""], "cgroup.freeze"))
     pid = children.spawn(BUSYBOX, "sleep", "60")
