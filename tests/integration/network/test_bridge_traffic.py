@@ -115,3 +115,28 @@ def test_status_ready_and_heals_a_flushed_table(bridge_net, options):
     assert (st.ready, st.reason) == (True, "")
     assert sh(f"nft list table inet {options.nft_table}").returncode == 0
     assert open(f"/proc/sys/net/ipv4/conf/{options.bridge}/route_localnet").read() == "1\n"
+
+
+def test_iptables_fallback_masquerades_and_maps_host_ports(netns: Netns, tmp_path):
+    from crid.network.nat import Iptables
+    opts = unique_options(tmp_path)
+    net = BridgeNetwork(opts, nat=Iptables())
+    chain = f"{opts.nft_table.upper()}-HOSTPORTS"
+    try:
+        hp = 20000 + uuid.uuid4().int % 20000
+        server, client = pod(netns, (PortMapping(8080, hp),)), pod(netns)
+        rs, rc = net.setup(server), net.setup(client)
+        assert net.status().ready
+        netns.serve(ns_of(server), "tcp", 8080)
+        gw = rs.gateways[0]
+        assert netns.send(None, "tcp", "127.0.0.1", hp, "lo") == f"{gw} lo"
+        assert netns.send(ns_of(client), "tcp", gw, hp, "hp") == f"{gw} hp"
+        assert f"--dport {hp}" in sh(f"iptables -t nat -S {chain}").stdout
+        net.teardown(server)
+        assert f"--dport {hp}" not in sh(f"iptables -t nat -S {chain}").stdout
+        assert rc.ips
+    finally:
+        net.release_orphans(set())
+        net.remove_network()
+    assert sh(f"iptables -t nat -S {chain}").returncode != 0
+    assert chain not in sh("iptables-save -t nat").stdout
