@@ -45,7 +45,7 @@ class NatSpec:
 def _dnat_pairs(t: NatTarget) -> list[tuple[int, str]]:
     """(family, pod ip) pairs a mapping needs a rule for."""
     want = ipaddress.ip_address(t.mapping.host_ip).version if t.mapping.host_ip else None
-    out = []
+    out: list[tuple[int, str]] = []
     for ip in t.pod_ips:
         v = ipaddress.ip_address(ip).version
         if want in (None, v):
