@@ -1,47 +1,39 @@
 """Named errors of the pod network.
 
-Each type carries the gRPC status code name the API layer should map it to (``code_name``), so
-``crid/server/errors.py`` can map the whole family in one place without this package importing
-grpc.
+Each type also derives from the daemon's matching ``crid.errors`` class, so
+``crid/server/errors.py`` maps it to its gRPC status code through the MRO with no
+registration: InvalidNetworkConfig → INVALID_ARGUMENT, PortInUse and NetworkNotReady →
+FAILED_PRECONDITION, AddressExhausted → RESOURCE_EXHAUSTED, NetworkSetupFailed (and
+CNIPluginError) → INTERNAL.
 """
 
 from __future__ import annotations
 
+from crid import errors
 
-class NetworkError(Exception):
+
+class NetworkError(errors.CridError):
     """Base of every pod-network error."""
 
-    code_name = "INTERNAL"
 
-
-class InvalidNetworkConfig(NetworkError):
+class InvalidNetworkConfig(NetworkError, errors.InvalidArgument):
     """A request or configuration is malformed: bad CIDR, port, name, CNI config."""
 
-    code_name = "INVALID_ARGUMENT"
 
-
-class PortInUse(NetworkError):
+class PortInUse(NetworkError, errors.FailedPrecondition):
     """A hostPort (protocol, host_ip, port) is already mapped to another pod."""
 
-    code_name = "FAILED_PRECONDITION"
 
-
-class AddressExhausted(NetworkError):
+class AddressExhausted(NetworkError, errors.ResourceExhausted):
     """The pod CIDR has no free address left."""
 
-    code_name = "RESOURCE_EXHAUSTED"
 
-
-class NetworkNotReady(NetworkError):
+class NetworkNotReady(NetworkError, errors.FailedPrecondition):
     """The network cannot serve (no CNI config, bridge cannot be created, NAT table fails)."""
 
-    code_name = "FAILED_PRECONDITION"
 
-
-class NetworkSetupFailed(NetworkError):
+class NetworkSetupFailed(NetworkError, errors.Internal):
     """A kernel, nft/iptables or plugin step failed while setting up or tearing down a pod."""
-
-    code_name = "INTERNAL"
 
 
 class CNIPluginError(NetworkSetupFailed):

@@ -1,8 +1,5 @@
-"""Atomic JSON files and a cross-process lock for the network's state directory.
-
-(A shared ``crid.store.atomic`` was planned but does not exist yet; this is the network's own
-small copy of temp-file + fsync + rename.)
-"""
+"""JSON state files (written through ``crid.store.atomic``) and a cross-process lock for the
+network's state directory."""
 
 from __future__ import annotations
 
@@ -10,35 +7,17 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+from crid.store.atomic import atomic_write
 
 
 def write_json_atomic(path: str, data: Any) -> None:
     """Replace ``path`` with ``data`` as JSON so a crash leaves the old or the new file."""
-    d = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(d)
-
-
-def fsync_dir(d: str) -> None:
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomic_write(Path(path), json.dumps(data, sort_keys=True).encode(), mode=0o600)
 
 
 def read_json(path: str) -> Any | None:
