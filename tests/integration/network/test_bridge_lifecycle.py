@@ -125,3 +125,22 @@ def test_200_setup_teardown_cycles_10_concurrent_leave_nothing(netns, bridge_net
     assert bridge_ports(options.bridge) == []
     assert hostport_rules(options.nft_table) == []
     assert [n for n in os.listdir("/run/netns") if n.startswith("crt-net-churn")] == []
+
+
+def test_concurrent_setups_from_two_processes_never_share_an_address(netns, bridge_net,
+                                                                     options):
+    import dataclasses
+    import json
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(__file__), "setup_many.py")
+    opts = json.dumps(dataclasses.asdict(options))
+    procs = []
+    for p in range(2):
+        pods = [(f"proc{p}-{i}", netns.path(netns.make())) for i in range(8)]
+        procs.append(subprocess.Popen([sys.executable, script, opts, json.dumps(pods)],
+                                      stdout=subprocess.PIPE, text=True,
+                                      cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": "."}))
+    ips = [ip for proc in procs for ip in json.loads(proc.communicate(timeout=120)[0])]
+    assert len(ips) == 16 and len(set(ips)) == 16
+    assert len(bridge_ports(options.bridge)) == 16

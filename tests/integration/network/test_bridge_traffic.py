@@ -140,3 +140,34 @@ def test_iptables_fallback_masquerades_and_maps_host_ports(netns: Netns, tmp_pat
         net.remove_network()
     assert sh(f"iptables -t nat -S {chain}").returncode != 0
     assert chain not in sh("iptables-save -t nat").stdout
+
+
+def test_ipv6_hostport_and_sctp_mapping(netns: Netns, tmp_path):
+    opts = unique_options(tmp_path, v6=True)
+    net = BridgeNetwork(opts)
+    try:
+        hp = 20000 + uuid.uuid4().int % 20000
+        server = pod(netns, (PortMapping(8080, hp), PortMapping(9000, hp, "SCTP")))
+        client = pod(netns)
+        rs, _ = net.setup(server), net.setup(client)
+        netns.serve(ns_of(server), "tcp", 8080)
+        gw6 = rs.gateways[1]
+        assert netns.send(ns_of(client), "tcp", gw6, hp, "six") == f"{gw6} six"
+        rules = sh(f"nft list chain inet {opts.nft_table} hostports").stdout
+        assert f"sctp dport {hp} dnat ip to {rs.ips[0]}:9000" in rules
+    finally:
+        net.release_orphans(set())
+        net.remove_network()
+
+
+def test_updated_pod_cidr_serves_new_pods_and_old_ones_keep_theirs(netns, bridge_net, options):
+    old = pod(netns)
+    r_old = bridge_net.setup(old)
+    new_cidr = f"10.251.{uuid.uuid4().int % 250}.0/24"
+    bridge_net.update_pod_cidr(new_cidr)
+    new = pod(netns)
+    r_new = bridge_net.setup(new)
+    assert r_new.ips[0].rsplit(".", 1)[0] == new_cidr.rsplit(".", 1)[0]
+    netns.serve(ns_of(old), "tcp", 5000)
+    # Across the two subnets traffic is routed by the node (no masquerade between pod nets).
+    assert netns.send(ns_of(new), "tcp", r_old.ips[0], 5000, "x") == f"{r_new.ips[0]} x"
