@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 from crid.network.api import PodNetworkRequest, PortMapping
@@ -23,7 +24,9 @@ def ns_of(req: PodNetworkRequest) -> str:
 
 def test_two_pods_reach_each_other_over_tcp_and_udp(netns: Netns, bridge_net: BridgeNetwork):
     a, b = pod(netns), pod(netns)
+    own_ns = os.readlink("/proc/thread-self/ns/net")
     ra, rb = bridge_net.setup(a), bridge_net.setup(b)
+    assert os.readlink("/proc/thread-self/ns/net") == own_ns  # the caller never moved
     assert ra.ips != rb.ips and ra.gateways == rb.gateways
     netns.serve(ns_of(a), "tcp", 5000)
     netns.serve(ns_of(a), "udp", 5001)
