@@ -39,7 +39,11 @@ def test_ipam_survives_restart_without_double_allocation(netns: Netns, bridge_ne
 def test_release_orphans_reclaims_pods_no_longer_alive(netns, bridge_net, options):
     for i in range(3):
         bridge_net.setup(PodNetworkRequest(f"orphan-{i}", netns.path(netns.make())))
+    stray = f"crtns{uuid.uuid4().hex[:8]}"  # a veth left by a crash before its lease
+    assert sh(f"ip link add {stray} type veth peer name crtnp{stray[5:]} && "
+              f"ip link set {stray} master {options.bridge}").returncode == 0
     released = BridgeNetwork(options).release_orphans({"orphan-1"})
+    assert sh(f"ip link show {stray}").returncode != 0
     assert sorted(released) == ["orphan-0", "orphan-2"]
     assert [lease.pod_id for lease in bridge_net.store.all()] == ["orphan-1"]
     assert bridge_ports(options.bridge) == [host_veth_name("orphan-1")]
