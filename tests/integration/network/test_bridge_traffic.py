@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
+
+import pytest
 
 from crid.network.api import PodNetworkRequest, PortMapping
 from crid.network.bridge import BridgeNetwork
@@ -59,6 +62,8 @@ def test_pod_reaches_hostport_of_another_pod_through_the_host(netns, bridge_net)
     # Hairpin masquerade: the server sees the node (gateway), so replies return through it.
     assert netns.send(ns_of(client), "tcp", gw, hp, "via-host") == f"{gw} via-host"
     assert netns.send(ns_of(client), "udp", gw, hp, "via-host") == f"{gw} via-host"
+    # The server pod reaches its own hostPort too (bridge hairpin + masquerade).
+    assert netns.send(ns_of(server), "tcp", gw, hp, "self") == f"{gw} self"
     assert rc.ips[0] != rs.ips[0]
 
 
@@ -174,3 +179,18 @@ def test_updated_pod_cidr_serves_new_pods_and_old_ones_keep_theirs(netns, bridge
     netns.serve(ns_of(old), "tcp", 5000)
     # Across the two subnets traffic is routed by the node (no masquerade between pod nets).
     assert netns.send(ns_of(new), "tcp", r_old.ips[0], 5000, "x") == f"{r_new.ips[0]} x"
+
+
+def test_hostports_and_hairpin_without_br_netfilter(netns: Netns):
+    """Rerun the hostPort tests on a simulated node (a netns of its own) where bridged
+    traffic skips iptables/nft (bridge-nf-call-iptables=0, per netns), the other common
+    host set-up: DNAT then happens on the routed path only."""
+    if os.environ.get("CRT_NET_SIM"):
+        pytest.skip("already inside the simulated node")
+    sim = netns.make("node")
+    knob = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+    res = sh(f"ip netns exec {sim} sh -c 'ip link set lo up; [ -e {knob} ] && echo 0 > {knob};"
+             f" CRT_NET_SIM=1 {sys.executable} -m pytest -q -p no:cacheprovider {__file__}"
+             " -k \"hostport or localhost or outside\"'")
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert " passed" in res.stdout
