@@ -18,9 +18,16 @@ from dataclasses import dataclass
 
 from runtime.seccomp import bpf
 from runtime.seccomp.errors import SeccompError
-from runtime.seccomp.profile import RET_KILL_PROCESS, ArgCondition, SeccompProfile, SyscallRule
+from runtime.seccomp.profile import (
+    RET_ERRNO,
+    RET_KILL_PROCESS,
+    ArgCondition,
+    SeccompProfile,
+    SyscallRule,
+)
 from runtime.seccomp.syscall_table import I386, X32, X86_64
 
+ENOSYS = 38
 AUDIT_ARCH_X86_64 = 0xC000003E
 AUDIT_ARCH_I386 = 0x40000003
 X32_SYSCALL_BIT = 0x40000000
@@ -112,6 +119,7 @@ def _body(abi: _Abi, profile: SeccompProfile) -> list[bpf.Item]:
               if not any(r.args for r in rules)}
     dispatch = [nr for nr in by_nr if simple.get(nr) != default]
     items: list[bpf.Item] = [bpf.Label(f"body.{abi.name}")]
+    items += _enosys_stub(abi, max(by_nr, default=None), profile)
     for start in range(0, max(len(dispatch), 1), _CHUNK):
         chunk = dispatch[start:start + _CHUNK]
         tag = f"{abi.name}.k{start}"
@@ -133,6 +141,17 @@ def _body(abi: _Abi, profile: SeccompProfile) -> list[bpf.Item]:
             items.append(bpf.Label(f"{abi.name}.{nr}"))
             items += _rules(f"{abi.name}.{nr}", rules, abi.wide, default)
     return items
+
+
+def _enosys_stub(abi: _Abi, last_nr: int | None, profile: SeccompProfile) -> list[bpf.Item]:
+    """runc's patchbpf: a syscall newer than every syscall the profile names gets ENOSYS, not
+    the default action, so libc falls back to an older call (clone3 -> clone, ...) instead of
+    failing with the profile's EPERM. Not needed when the default already lets calls through."""
+    if last_nr is None or profile.default_action.name in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
+        return []
+    known = f"{abi.name}.known"
+    return [bpf.jump(bpf.JGT_K, last_nr, None, known), bpf.ret(RET_ERRNO | ENOSYS),
+            bpf.Label(known)]
 
 
 def _rules(tag: str, rules: list[SyscallRule], wide: bool, default: int) -> list[bpf.Item]:

@@ -103,7 +103,7 @@ def test_native_arch_only_rejects_i386_and_x32() -> None:
 def test_x32_only_profile_rejects_native_x86_64_calls_but_native_is_implicit() -> None:
     # libseccomp always includes the native arch: x86_64 calls are filtered, not killed.
     p = {"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X32"],
-         "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+         "syscalls": [{"names": ["read", "close"], "action": "SCMP_ACT_ALLOW"}]}
     prog = compile_filter(validate_seccomp(p)).program
     assert run(prog, seccomp_data(X86_64["read"], X64)) == RET_ALLOW
     assert run(prog, seccomp_data(X32["read"], X64)) == RET_ALLOW
@@ -123,7 +123,21 @@ def test_allow_list_of_every_syscall_needs_long_jumps_and_still_works() -> None:
     for name, nr in I386.items():
         expected = RET_ALLOW if name in X86_64 else RET_KILL_PROCESS
         assert run(prog, seccomp_data(nr, I32)) == expected, name
-    assert run(prog, seccomp_data(9999, X64)) == RET_KILL_PROCESS
+    assert run(prog, seccomp_data(9999, X64)) == RET_ERRNO | 38  # newer than the profile
+
+
+def test_syscalls_newer_than_the_profile_get_enosys_unless_default_allows() -> None:
+    # runc's patchbpf: libc falls back from clone3 to clone on ENOSYS, not on EPERM.
+    deny = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read", "clone"], "action": "SCMP_ACT_ALLOW"}]}
+    prog = compile_filter(validate_seccomp(deny)).program
+    assert run(prog, seccomp_data(X86_64["clone3"], X64)) == RET_ERRNO | 38
+    assert run(prog, seccomp_data(X86_64["write"], X64)) == RET_ERRNO | 1  # older: default
+    assert run(prog, seccomp_data(X86_64["clone"], X64)) == RET_ALLOW
+    allow = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["read"], "action": "SCMP_ACT_ERRNO"}]}
+    prog = compile_filter(validate_seccomp(allow)).program
+    assert run(prog, seccomp_data(X86_64["clone3"], X64)) == RET_ALLOW
 
 
 def test_conditional_rule_wins_over_unconditional_one() -> None:
