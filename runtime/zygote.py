@@ -97,22 +97,25 @@ class Zygote:
             self._proc.wait()
 
 
-def _receive(sock: socket.socket) -> tuple[dict, list[int]] | None:
+def _receive(sock: socket.socket) -> tuple[bytes, list[int]] | None:
     fds = array.array("i")
     msg, anc, _, _ = sock.recvmsg(_MAX_MSG, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize),
                                   socket.MSG_CMSG_CLOEXEC)
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    if not msg:
+    if not msg and not fds:
         return None
-    return json.loads(msg), list(fds)
+    return msg, list(fds)
 
 
-def _handle(msg: dict, fds: list[int]) -> None:
+def _handle(raw: bytes, fds: list[int]) -> None:
     from runtime.monitor.launch import fork_monitor
     from runtime.spawners import make_spawner
 
+    msg = json.loads(raw)
+    if msg.get("op") != "monitor":
+        raise ValueError(f"unknown op {msg.get('op')!r}")
     index = msg["fds"]
     stdio = tuple(fds[i] for i in index["stdio"]) if index.get("stdio") else None
     wait = fds[index["wait"]] if index.get("wait") is not None else None
