@@ -176,12 +176,18 @@ class Runtime:
                   "state": state, "no_pivot": req.no_pivot}
         created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,
                                req.timeout, req.id)
-        rec.pid, rec.monitor_pid = created.pid, created.monitor_pid
-        rec.pid_start = process_start_time(created.pid) or 0
-        rec.monitor_start = process_start_time(created.monitor_pid) or 0
-        self.store.save(rec)
-        if req.pid_file:
-            _write_pid_file(req.pid_file, created.pid)
+        try:
+            rec.pid, rec.monitor_pid = created.pid, created.monitor_pid
+            rec.pid_start = process_start_time(created.pid) or 0
+            rec.monitor_start = process_start_time(created.monitor_pid) or 0
+            self.store.save(rec)
+            if req.pid_file:
+                _write_pid_file(req.pid_file, created.pid)
+        except BaseException:
+            _quiet(lambda: os.kill(created.pid, signal.SIGKILL))  # its monitor then exits
+            if created.wait_fd is not None:
+                os.close(created.wait_fd)
+            raise
         return Created(req.id, created.pid, created.monitor_pid, rec.exit_file,
                        rec.attach_socket, created.wait_fd)
 

@@ -176,3 +176,11 @@ def test_monitor_killed_container_still_deletable(runtime: Runtime, tmp_path: Pa
     runtime.delete(cid, force=True)
     assert time.monotonic() - t < 1.5
     assert wait_gone(created.pid)
+
+
+def test_unwritable_pid_file_undoes_create(runtime: Runtime, tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "b", ["sleep", "300"])
+    with pytest.raises(OSError):
+        runtime.create(CreateRequest(id=PREFIX + "pidfile", bundle=bundle,
+                                     pid_file=tmp_path / "missing-dir" / "pid"))
+    assert runtime.store.ids() == []
