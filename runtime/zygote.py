@@ -130,7 +130,6 @@ def serve(sock: socket.socket) -> None:
 
     import runtime.monitor.launch  # noqa: F401  (import before freezing: forks share it)
     import runtime.spawners  # noqa: F401
-
     from runtime.monitor.launch import _set_comm
 
     _set_comm("crid-zygote")
