@@ -112,6 +112,8 @@ class Monitor:
         try:
             oom_before = self._start(plan)
         except Exception as e:  # reported to the requester, who raises it
+            if self.pid:  # spawned, but the set-up around it failed: take it down
+                _kill_and_reap(self.pid)
             plan.abort()
             self._reply({"ok": False, "error": str(e), "type": type(e).__name__})
             self._remove_socket()
@@ -408,6 +410,14 @@ class Monitor:
 
 def _sibling(path: str, name: str) -> str:
     return os.path.join(os.path.dirname(path), f".{name}-{os.getpid()}.sock")
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _drain(fd: int) -> None:
