@@ -439,11 +439,13 @@ def _quiet(fn: Any) -> Any:
 
 
 def _error_from_reply(reply: dict, cid: str) -> OCIRuntimeError:
+    """Rebuild the error the monitor reported, as the same named type where there is one."""
     from runtime import errors
 
     kind = getattr(errors, str(reply.get("type")), None)
     msg = f"creating container {cid}: {reply.get('error')}"
-    if isinstance(kind, type) and issubclass(kind, OCIRuntimeError) and kind is not \
-            errors.SpecError:
+    if kind is errors.SpecError:
+        return errors.SpecError("", msg)
+    if isinstance(kind, type) and issubclass(kind, OCIRuntimeError):
         return kind(msg)
     return InitError(msg)
