@@ -50,6 +50,9 @@ def exec_in(ctx: ExecContext) -> int:
 
 
 def _stage1(ctx: ExecContext, ch: Channel, seccomp: CompiledFilter | None) -> None:
+    if ctx.process.exec_cpu_affinity is not None:  # runc: "initial" covers the runtime's part
+        with step("setting initial CPU affinity"):
+            process.set_cpu_affinity(ctx.process.exec_cpu_affinity.initial)
     with step("joining the container's cgroups"):
         _join_cgroups(ctx.pid)
     console = None
@@ -85,6 +88,8 @@ def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def
         process.set_rlimits(proc)
     with step("setting oom_score_adj"):
         process.set_oom_score_adj(proc.oom_score_adj)
+    with step("setting I/O priority and scheduler"):
+        process.set_scheduling(proc)
     env = process.environment(proc)
     with step(f"changing to cwd {proc.cwd}"):
         os.chdir(proc.cwd)
@@ -99,6 +104,9 @@ def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def
     with contextlib.suppress(OSError):
         os.closerange(3 + ctx.preserve_fds, keep)
         os.closerange(keep + 1, 65536)
+    if proc.exec_cpu_affinity is not None:
+        with step("setting CPU affinity"):
+            process.set_cpu_affinity(proc.exec_cpu_affinity.final)
     reset_signals()
     with step(f"exec {program}"):
         os.execve(program, list(proc.args), env)

@@ -32,6 +32,23 @@ def set_rlimits(process: Process) -> None:
                           f"setting {rl.type} to soft {rl.soft} hard {rl.hard}: {e}") from e
 
 
+def set_scheduling(process: Process) -> None:
+    """ioPriority and scheduler (policy, nice, priority) of the process."""
+    if process.io_priority is not None:
+        io = process.io_priority
+        libc.ioprio_set(libc.IOPRIO_CLASSES[io.io_class], io.priority)
+    if process.scheduler is not None:
+        s = process.scheduler
+        os.sched_setscheduler(0, getattr(os, s.policy), os.sched_param(s.priority))
+        if s.policy in ("SCHED_OTHER", "SCHED_BATCH", "SCHED_IDLE") and s.nice:
+            os.setpriority(os.PRIO_PROCESS, 0, s.nice)
+
+
+def set_cpu_affinity(cpus: tuple[int, ...]) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
 def set_oom_score_adj(value: int | None) -> int | None:
     """Write oom_score_adj; lowering it below our own needs CAP_SYS_RESOURCE, so on
     EACCES/EPERM keep the current (lowest allowed) value. Returns the value in effect."""

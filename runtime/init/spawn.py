@@ -86,6 +86,9 @@ def _stage1(ctx: InitContext, ch: Channel, root: str,
             seccomp: CompiledFilter | None) -> None:
     """Namespaces (join, then new user ns + maps, then the other new ones) and the init fork."""
     spec = ctx.spec
+    if spec.process and spec.process.exec_cpu_affinity is not None:
+        with step("setting initial CPU affinity"):
+            process.set_cpu_affinity(spec.process.exec_cpu_affinity.initial)
     with step("opening namespace paths"):
         plan = namespaces.plan(spec.linux)
     console = None
@@ -168,6 +171,8 @@ def _prepare_process(ctx: InitContext, console) -> None:  # type: ignore[no-unty
         process.set_personality(ctx.spec.linux.personality)
     with step("setting rlimits"):
         process.set_rlimits(proc)
+    with step("setting I/O priority and scheduler"):
+        process.set_scheduling(proc)
     if console is not None:
         with step("setting up the console"):
             process.setup_console(console, proc.console_size)
@@ -194,6 +199,9 @@ def _wait_and_exec(ctx: InitContext, fifo: int | None, state: dict, program: str
                         "startContainer")
     if proc.no_new_privileges:
         install_seccomp(seccomp)
+    if proc.exec_cpu_affinity is not None:
+        with step("setting CPU affinity"):
+            process.set_cpu_affinity(proc.exec_cpu_affinity.final)
     process.close_fds_from(3 + ctx.preserve_fds)
     reset_signals()
     os.execve(program, list(proc.args), env)

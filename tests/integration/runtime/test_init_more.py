@@ -94,3 +94,15 @@ def test_overlay_rootfs_like_crid_builds_it(tmp_path):
     assert res.error == ""
     assert res.output.split() == ["hi", "1"]
     assert (upper / "tmp/w").read_text() == "hi\n"
+
+
+def test_io_priority_scheduler_and_cpu_affinity(bundle):
+    cfg = default_config(["sh", "-c", "grep -E '^Cpus_allowed_list' /proc/self/status; "
+                          "cut -d' ' -f19,41 /proc/self/stat"])
+    cfg["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+    cfg["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
+    cfg["process"]["execCPUAffinity"] = {"final": "0"}
+    res = run(bundle, cfg)
+    assert res.error == ""
+    # /proc/PID/stat field 19 is nice, field 41 the policy (3 = SCHED_BATCH)
+    assert res.output.split() == ["Cpus_allowed_list:", "0", "7", "3"]
