@@ -113,6 +113,8 @@ def _stage1(ctx: InitContext, ch: Channel, root: str,
     with step("creating namespaces"):
         if flags:
             libc.unshare(flags)
+    with step("writing time namespace offsets"):
+        namespaces.write_time_offsets(spec.linux.time_offsets)
     pid = os.fork()
     if pid == 0:
         run_child(lambda: _init(ctx, ch, root, plan, seccomp, console, fifo), ch)

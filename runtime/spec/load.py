@@ -294,6 +294,19 @@ def _personality(v: Any, path: str) -> m.Personality:
     return m.Personality(domain=dom, flags=get(d, "flags", path, strings, ()))
 
 
+def _time_offsets(v: Any, path: str) -> tuple[tuple[str, int, int], ...]:
+    d = obj(v, path)
+    out = []
+    for clock, off in d.items():
+        sub = f"{path}.{clock}"
+        if clock not in ("monotonic", "boottime"):
+            raise SpecError(sub, "only monotonic and boottime clocks can be offset")
+        o = obj(off, sub)
+        out.append((clock, get(o, "secs", sub, integer, 0),
+                    get(o, "nanosecs", sub, integer, 0, lo=0, hi=999_999_999)))
+    return tuple(out)
+
+
 def _raw(v: Any, path: str) -> dict[str, Any]:
     return obj(v, path)
 
@@ -322,8 +335,12 @@ def _linux(v: Any, path: str) -> m.Linux:
         rootfs_propagation=prop,
         mount_label=get(d, "mountLabel", path, string, ""),
         personality=get(d, "personality", path, _personality, None),
+        time_offsets=get(d, "timeOffsets", path, _time_offsets, ()),
     )
     _check_userns(lin, path)
+    timens = lin.namespace("time")
+    if lin.time_offsets and (timens is None or timens.path):
+        raise SpecError(f"{path}.timeOffsets", "needs a new time namespace")
     return lin
 
 

@@ -161,6 +161,7 @@ class Linux:
     rootfs_propagation: str = ""
     mount_label: str = ""
     personality: Personality | None = None
+    time_offsets: tuple[tuple[str, int, int], ...] = ()  # (clock, secs, nanosecs)
 
     def namespace(self, ns_type: str) -> Namespace | None:
         """The namespace entry of that type, or None when the container shares the runtime's."""

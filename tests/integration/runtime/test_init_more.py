@@ -106,3 +106,15 @@ def test_io_priority_scheduler_and_cpu_affinity(bundle):
     assert res.error == ""
     # /proc/PID/stat field 19 is nice, field 41 the policy (3 = SCHED_BATCH)
     assert res.output.split() == ["Cpus_allowed_list:", "0", "7", "3"]
+
+
+def test_time_namespace_offsets(bundle):
+    with open("/proc/uptime") as f:
+        host_uptime = float(f.read().split()[0])
+    cfg = default_config(["cat", "/proc/uptime"])
+    cfg["linux"]["namespaces"].append({"type": "time"})
+    cfg["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365}}
+    res = run(bundle, cfg)
+    assert res.error == ""
+    shift = float(res.output.split()[0]) - host_uptime
+    assert 86400 * 365 - 5 < shift < 86400 * 365 + 5
