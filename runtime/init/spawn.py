@@ -12,14 +12,16 @@ reports "ready" and blocks on the exec FIFO.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
+from typing import Any
 
-from runtime import hooks, libc
+from runtime import hooks, libc, securejoin
 from runtime.errors import InitError, SpecError
 from runtime.init import namespaces, process, rootfs
 from runtime.init.channel import Channel
 from runtime.init.context import InitContext
-from runtime.init.mounts import host_cgroups
+from runtime.init.mounts import CgroupHierarchy, host_cgroups
 from runtime.init.steps import (
     compile_seccomp,
     drop_privileges,
@@ -122,13 +124,30 @@ def _stage1(ctx: InitContext, ch: Channel, root: str,
 
 
 def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
-          seccomp: CompiledFilter | None, console,  # type: ignore[no-untyped-def]
+          seccomp: CompiledFilter | None, console: socket.socket | None,
           fifo: int | None) -> None:
-    spec = ctx.spec
-    proc = spec.process
+    """The container init, from "go" to "ready", then the wait for start and the exec."""
+    proc = ctx.spec.process
     assert proc is not None
     host_pid = int(ch.expect("go")["pid"])
     state = {**ctx.state, "pid": host_pid, "status": "creating"}
+    cgroups = _enter(ctx, plan)
+    _build_rootfs(ctx, root, cgroups, state)
+    _prepare_process(ctx, console)
+    env = process.environment(proc)
+    with step("looking up the program"):
+        program = process.find_program(proc.args[0], env)
+    drop_privileges(proc, seccomp)
+    ch.send("ready")
+    ch.close()
+    _wait_and_exec(ctx, fifo, state, program, env, seccomp)
+
+
+def _enter(ctx: InitContext, plan: namespaces.NsPlan) -> tuple[CgroupHierarchy, ...]:
+    """Session, stdio, OOM score; the cgroup namespace once the caller has placed us in our
+    cgroup (on_created ran before "go"). Returns our cgroups as seen from the host."""
+    proc = ctx.spec.process
+    assert proc is not None
     os.setsid()
     if not proc.terminal:
         with step("setting up stdio"):
@@ -140,11 +159,22 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     if plan.new_cgroup:
         with step("creating cgroup namespace"):
             libc.unshare(libc.CLONE_NEWCGROUP)
+    return cgroups
+
+
+def _build_rootfs(ctx: InitContext, root: str, cgroups: tuple[CgroupHierarchy, ...],
+                  state: dict[str, Any]) -> None:
+    """Mounts, devices, createContainer hooks (before pivot_root, runtime.md), pivot_root,
+    then what needs the container's /proc: sysctls, masks, read-only paths; hostname."""
+    spec = ctx.spec
+    assert spec.process is not None
     os.umask(0)
     with step(f"preparing rootfs {root}"):
         rootfs.prepare(root, spec.linux.rootfs_propagation)
     with step("mounts"):
         rootfs.mount_all(spec, root, ctx.bundle, cgroups)
+    with step(f"creating cwd {spec.process.cwd}"):
+        securejoin.mkdir_all(root, spec.process.cwd)
     with step("createContainer hooks"):
         hooks.run_hooks(spec.hooks.create_container, state, "createContainer")
     with step("pivot_root"):
@@ -156,17 +186,9 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
             libc.sethostname(spec.hostname)
         if spec.domainname:
             libc.setdomainname(spec.domainname)
-    _prepare_process(ctx, console)
-    env = process.environment(proc)
-    with step("looking up the program"):
-        program = process.find_program(proc.args[0], env)
-    drop_privileges(proc, seccomp)
-    ch.send("ready")
-    ch.close()
-    _wait_and_exec(ctx, fifo, state, program, env, seccomp)
 
 
-def _prepare_process(ctx: InitContext, console) -> None:  # type: ignore[no-untyped-def]
+def _prepare_process(ctx: InitContext, console: socket.socket | None) -> None:
     proc = ctx.spec.process
     assert proc is not None
     with step("setting personality"):
@@ -180,12 +202,11 @@ def _prepare_process(ctx: InitContext, console) -> None:  # type: ignore[no-unty
             process.setup_console(console, proc.console_size)
             console.close()
     with step(f"changing to cwd {proc.cwd}"):
-        os.makedirs(proc.cwd, exist_ok=True)
         os.chdir(proc.cwd)
     os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
 
 
-def _wait_and_exec(ctx: InitContext, fifo: int | None, state: dict, program: str,
+def _wait_and_exec(ctx: InitContext, fifo: int | None, state: dict[str, Any], program: str,
                    env: dict[str, str], seccomp: CompiledFilter | None) -> None:
     """After "ready": errors can only go to the container's stderr now."""
     proc = ctx.spec.process
