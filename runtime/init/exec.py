@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 
 from runtime.errors import InitError, SpecError
 from runtime.init import namespaces, process
@@ -73,7 +74,7 @@ def _join_cgroups(pid: int) -> None:
             f.write("0")
 
 
-def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def]
+def _exec(ctx: ExecContext, ch: Channel, console: socket.socket | None,
           seccomp: CompiledFilter | None) -> None:
     proc = ctx.process
     os.setsid()
