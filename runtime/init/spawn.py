@@ -49,6 +49,8 @@ def spawn_init(ctx: InitContext, on_created: Callable[[int], None]) -> int:
     """
     _validate(ctx.spec, ctx)
     root = os.path.realpath(os.path.join(ctx.bundle, ctx.spec.root.path))
+    if not os.path.isdir(root):
+        raise SpecError("root.path", f"{root} is not a directory")
     seccomp = compile_seccomp(ctx.spec.linux.seccomp)
     children = fork_stage1(lambda ch: _stage1(ctx, ch, root, seccomp))
     parent = children.channel

@@ -223,3 +223,10 @@ def test_exec_in_reports_missing_program(bundle):
     res = run(bundle, cfg, after_spawn=do_exec)
     assert res.extra == ("InitError: exec in container crt-init-x: looking up the program: "
                          "[Errno 2] executable file 'nope' not found in $PATH of the container")
+
+
+def test_missing_rootfs_is_a_spec_error(bundle):
+    cfg = default_config(["true"])
+    cfg["root"]["path"] = "no-rootfs"
+    res = run(bundle, cfg)
+    assert res.error == f"SpecError: root.path: {bundle}/no-rootfs is not a directory"
