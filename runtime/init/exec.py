@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 
@@ -101,10 +100,10 @@ def _exec(ctx: ExecContext, ch: Channel, console: socket.socket | None,
     drop_privileges(proc, seccomp)
     if proc.no_new_privileges:
         install_seccomp(seccomp)
-    keep = ch.sock.fileno()
-    with contextlib.suppress(OSError):
-        os.closerange(3 + ctx.preserve_fds, keep)
-        os.closerange(keep + 1, 65536)
+    keep = ch.sock.fileno()  # close-on-exec: its EOF tells exec_in that execve succeeded
+    if keep < 3 + ctx.preserve_fds:
+        raise InitError(f"exec: fd {keep} of the runtime is among the preserved fds")
+    process.close_fds_from(3 + ctx.preserve_fds, keep)
     if proc.exec_cpu_affinity is not None:
         with step("setting CPU affinity"):
             process.set_cpu_affinity(proc.exec_cpu_affinity.final)

@@ -205,9 +205,19 @@ def dup_stdio(stdin: int | None, stdout: int | None, stderr: int | None) -> None
             os.close(fd)
 
 
-def close_fds_from(first: int) -> None:
-    """Close every fd >= first (before exec, so nothing of the runtime leaks in)."""
-    os.closerange(first, _max_fd())
+def close_fds_from(first: int, keep: int | None = None) -> None:
+    """Close every fd >= first but keep (before exec, so nothing of the runtime leaks in) and
+    make the preserved ones below it (3 .. first-1) survive execve."""
+    for fd in range(3, first):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError as e:
+            raise OSError(e.errno, f"preserving fd {fd}: {e.strerror}") from e
+    end = _max_fd()
+    if keep is not None and keep >= first:
+        os.closerange(first, keep)
+        first = keep + 1
+    os.closerange(first, end)
 
 
 def _max_fd() -> int:

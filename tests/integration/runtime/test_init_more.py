@@ -118,3 +118,13 @@ def test_time_namespace_offsets(bundle):
     assert res.error == ""
     shift = float(res.output.split()[0]) - host_uptime
     assert 86400 * 365 - 5 < shift < 86400 * 365 + 5
+
+
+def test_only_stdio_and_preserved_fds_reach_the_process(bundle):
+    # ls's own directory fd is the last one listed
+    plain = run(bundle, default_config(["ls", "/proc/self/fd"]))
+    assert plain.error == ""
+    assert plain.output.split() == ["0", "1", "2", "3"]
+    kept = run(bundle, default_config(["ls", "/proc/self/fd"]), preserve_fds=1)
+    assert kept.error == ""
+    assert kept.output.split() == ["0", "1", "2", "3", "4"]
