@@ -105,14 +105,16 @@ def _stage1(ctx: InitContext, ch: Channel, root: str,
             fifo = os.open(ctx.exec_fifo, os.O_PATH | os.O_CLOEXEC)
     with step("joining namespaces"):
         namespaces.join_all(plan.join)
+    if any(t == "user" for t, _ in plan.join):
+        with step("becoming root in the joined user namespace"):
+            _become_ns_root()
     if plan.new_user:
         with step("creating user namespace"):
             libc.unshare(libc.CLONE_NEWUSER)
         ch.send("userns")
         ch.expect("mapped")
         with step("becoming root in the user namespace"):
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            _become_ns_root()
     flags = plan.unshare_flags | (libc.CLONE_NEWPID if plan.new_pid else 0)
     with step("creating namespaces"):
         if flags:
@@ -123,6 +125,12 @@ def _stage1(ctx: InitContext, ch: Channel, root: str,
     if pid == 0:
         run_child(lambda: _init(ctx, ch, root, plan, seccomp, console, fifo), ch)
     ch.send("pid", pid=pid)
+
+
+def _become_ns_root() -> None:
+    """Take uid/gid 0 of the user namespace just entered (needs 0 to be mapped), as runc."""
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
 
 
 def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 
+from runtime.errors import HookError
 from runtime.init import ExecContext, exec_in
 from runtime.spec import parse_spec
 from tests.integration.runtime.bundle import default_config, run
@@ -230,3 +231,12 @@ def test_missing_rootfs_is_a_spec_error(bundle):
     cfg["root"]["path"] = "no-rootfs"
     res = run(bundle, cfg)
     assert res.error == f"SpecError: root.path: {bundle}/no-rootfs is not a directory"
+
+
+def test_failing_on_created_aborts_and_leaves_no_process(bundle):
+    def on_created(pid: int) -> None:
+        raise HookError("createRuntime hook /x: exit status 1")
+
+    res = run(bundle, default_config(["true"]), on_created=on_created)
+    assert res.error == "HookError: createRuntime hook /x: exit status 1"
+    assert res.children_left is False
