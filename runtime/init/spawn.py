@@ -84,6 +84,9 @@ def _validate(spec: Spec, ctx: InitContext) -> None:
         raise SpecError("hostname", "setting the hostname needs a private UTS namespace")
     if spec.domainname and "uts" not in ns:
         raise SpecError("domainname", "setting the domainname needs a private UTS namespace")
+    for i, m in enumerate(spec.mounts):
+        if m.uid_mappings or m.gid_mappings or {"idmap", "ridmap"} & set(m.options):
+            raise SpecError(f"mounts[{i}]", "idmapped mounts are not supported")
 
 
 def _stage1(ctx: InitContext, ch: Channel, root: str,

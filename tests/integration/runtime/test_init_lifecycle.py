@@ -240,3 +240,11 @@ def test_failing_on_created_aborts_and_leaves_no_process(bundle):
     res = run(bundle, default_config(["true"]), on_created=on_created)
     assert res.error == "HookError: createRuntime hook /x: exit status 1"
     assert res.children_left is False
+
+
+def test_idmapped_mount_is_refused_not_ignored(bundle):
+    cfg = default_config(["true"])
+    cfg["mounts"].append({"destination": "/m", "type": "bind", "source": "/tmp",
+                          "options": ["rbind", "idmap"]})
+    res = run(bundle, cfg)
+    assert res.error == "SpecError: mounts[7]: idmapped mounts are not supported"
