@@ -248,3 +248,16 @@ def test_idmapped_mount_is_refused_not_ignored(bundle):
                           "options": ["rbind", "idmap"]})
     res = run(bundle, cfg)
     assert res.error == "SpecError: mounts[7]: idmapped mounts are not supported"
+
+
+def test_exec_fifo_without_proc_fails_at_create(bundle, tmp_path):
+    fifo = str(tmp_path / "exec.fifo")
+    os.mkfifo(fifo, 0o622)
+    cfg = default_config(["true"])
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["type"] != "proc"]
+    cfg["linux"]["maskedPaths"] = cfg["linux"]["readonlyPaths"] = []
+    res = run(bundle, cfg, exec_fifo=fifo)
+    assert res.error == ("InitError: creating container crt-init-test: waiting for start needs "
+                         "/proc mounted in the container (the exec fifo is reopened through "
+                         "/proc/self/fd)")
+    assert res.children_left is False
