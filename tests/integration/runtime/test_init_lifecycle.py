@@ -210,19 +210,21 @@ def test_exec_in_joins_namespaces_user_and_cgroup(bundle):
 def test_exec_in_reports_missing_program(bundle):
     cfg = default_config(["sleep", "30"])
 
-    def do_exec(pid: int, out: int) -> str:
+    def do_exec(pid: int, out: int) -> list:
         proc = parse_spec({**cfg, "process": {**cfg["process"], "args": ["nope"]}}).process
         try:
             exec_in(ExecContext(pid=pid, process=proc, container_id="crt-init-x", stdout=out,
                                 stderr=out))
-            return "no error"
+            return ["no error"]
         except Exception as e:  # noqa: BLE001
-            return f"{type(e).__name__}: {e}"
+            time.sleep(0.1)
+            return [f"{type(e).__name__}: {e}", list(os.waitpid(-1, os.WNOHANG))]
         finally:
             os.kill(pid, 9)
 
     res = run(bundle, cfg, after_spawn=do_exec)
-    assert res.extra == ("InitError: exec in container crt-init-x: looking up the program: "
+    assert res.extra[1] == [0, 0]  # only the init is left, no zombie of the failed exec
+    assert res.extra[0] == ("InitError: exec in container crt-init-x: looking up the program: "
                          "[Errno 2] executable file 'nope' not found in $PATH of the container")
 
 
