@@ -209,12 +209,21 @@ class Repository:
                                      f"{digest.algorithm}:{hasher.hexdigest()}")
 
     def _first(self, fn: Callable[[Endpoint], T]) -> T:
+        """`fn` on each endpoint in order until one succeeds. The upstream's error is raised,
+        unless it is unreachable and a mirror gave a definite answer (e.g. not found)."""
+        mirror_error: ImageStoreError | None = None
         for ep in self._endpoints:
             try:
                 return fn(ep)
+            except RegistryUnavailable:
+                if not ep.mirror and mirror_error is not None:
+                    raise mirror_error from None
+                if not ep.mirror:
+                    raise
             except ImageStoreError as e:
                 if not ep.mirror:
                     raise
+                mirror_error = mirror_error or e
                 log.debug("mirror %s failed for %s: %s", ep.host, self._ref.name, e)
         raise AssertionError("the upstream is always the last endpoint")
 
