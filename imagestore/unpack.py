@@ -61,8 +61,16 @@ def unpack_layer(chunks: Iterable[bytes], compression: str, dest: Path, diff_id:
     source = ChunkSource(chunks)
     stream = open_layer(source, compression, limits)
     with _Extractor(dest) as ex:
-        _extract_all(stream, ex)
-        stream.drain()
+        try:
+            _extract_all(stream, ex)
+            stream.drain()
+        except VerificationFailed:
+            raise
+        except InvalidImage:
+            # Corrupt data usually means a corrupt transfer: read the rest of the blob so that
+            # a wrong digest is reported as such (the stream raises VerificationFailed).
+            source.drain()
+            raise
         source.drain()
     got = Digest("sha256", stream.hasher.hexdigest())
     if got != diff_id:
