@@ -78,6 +78,11 @@ class ImageStore:
                                         thread_name_prefix="imagestore-layer")
         self.gc()
 
+    @property
+    def root(self) -> Path:
+        """The store's directory (options.root)."""
+        return Path(self._opts.root)
+
     def close(self) -> None:
         """Stop the download threads (waits for running ones)."""
         self._pool.shutdown(wait=True)
