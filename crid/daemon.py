@@ -18,11 +18,13 @@ from grpc_reflection.v1alpha import reflection
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
 from crid.config import Config
+from crid.images import store_options
 from crid.runtime_info import NoNetwork, PodCidrStore
 from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
 from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps
 from crid.store import MetadataStore
+from imagestore import ImageStore
 
 log = logs.get("crid.daemon")
 GRACE_SECONDS = 10
@@ -88,6 +90,7 @@ class Daemon:
         self._stopped = threading.Event()
         self._server: grpc.Server | None = None
         self._store: MetadataStore | None = None
+        self._images: ImageStore | None = None
 
     def start(self) -> None:
         """Takes the root lock, opens state, and starts serving.
@@ -119,8 +122,9 @@ class Daemon:
                      ("grpc.max_send_message_length", MAX_MESSAGE)])
         runtime = RuntimeService(RuntimeServiceDeps(
             config=self.cfg, network=NoNetwork(), pod_cidrs=PodCidrStore(store)))
+        self._images = ImageStore(store_options(self.cfg.images, self.root / "images"))
         images = ImageService(ImageServiceDeps(
-            images_dir=self.root / "images", containers_dir=self.root / "containers"))
+            store=self._images, containers_dir=self.root / "containers"))
         api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
         api_pb2_grpc.add_ImageServiceServicer_to_server(images, server)
         health_servicer = health.HealthServicer()
@@ -147,6 +151,9 @@ class Daemon:
         if self._server is not None:
             self._server.stop(GRACE_SECONDS).wait()
             self._server = None
+        if self._images is not None:
+            self._images.close()
+            self._images = None
         if self._store is not None:
             self._store.close()
             self._store = None
