@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 MiB = 1 << 20
 GiB = 1 << 30
 
 
-def _opt(default: object, help: str, **kw: object) -> object:
+def _opt(default: object, help: str, **kw: object) -> Any:
     if callable(default):
         return field(default_factory=default, metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})

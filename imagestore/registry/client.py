@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -167,7 +167,7 @@ class Repository:
                                f"over the {limit}-byte limit")
         return b"".join(self.stream_blob(digest, size))
 
-    def stream_blob(self, digest: Digest, size: int) -> Iterator[bytes]:
+    def stream_blob(self, digest: Digest, size: int) -> Generator[bytes, None, None]:
         """Yield the blob's bytes; the digest and size are checked when the last chunk is read.
 
         A broken transfer resumes with a Range request. Consumers must read to the end (or

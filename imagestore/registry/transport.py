@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -125,10 +126,10 @@ class Transport:
                 self._pools[key] = pool
             return pool
 
-    def _tls_kwargs(self, netloc: str, insecure: bool) -> dict[str, object]:
+    def _tls_kwargs(self, netloc: str, insecure: bool) -> dict[str, Any]:
         if insecure:
             return {"cert_reqs": "CERT_NONE"}
-        kwargs: dict[str, object] = {"cert_reqs": "CERT_REQUIRED"}
+        kwargs: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED"}
         if not netloc:
             return kwargs
         folder = Path(self._opts.certs_dir) / netloc

@@ -12,6 +12,7 @@ are removed. Open removes what a crash left behind.
 
 from __future__ import annotations
 
+import builtins
 import re
 import shutil
 import threading
@@ -184,7 +185,7 @@ class ImageStore:
         with self._lock:
             return self._find(name_or_id)
 
-    def list(self) -> list[ImageRecord]:
+    def list(self) -> builtins.list[ImageRecord]:
         """All images (from memory)."""
         with self._lock:
             return list(self._records.values())
@@ -199,7 +200,7 @@ class ImageStore:
         return mf.parse_config(self._blobs.get(Digest.parse(record.id)),
                                len(record.chain_ids))
 
-    def layer_dirs(self, image_id: str) -> list[Path]:
+    def layer_dirs(self, image_id: str) -> builtins.list[Path]:
         """The image's layer directories for overlayfs `lowerdir`: TOP layer FIRST.
 
         (`lowerdir=a:b:c` stacks a over b over c, so the list joins with ':' as is.)

@@ -25,6 +25,8 @@ class FakeRegistry:
         self.blobs: dict[str, bytes] = {}
         self.faults: dict[str, Fault] = {}
         self.hits: Counter[str] = Counter()
+        self.basic_auth: str | None = None  # "Basic ..." required on every /v2/ path when set
+        self.seen_headers: list[tuple[str, dict[str, str]]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
 
@@ -60,6 +62,11 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             reg.hits[self.path] += 1
+            reg.seen_headers.append((self.path, dict(self.headers.items())))
+            if reg.basic_auth and self.path.startswith("/v2/") \
+                    and self.headers.get("Authorization") != reg.basic_auth:
+                self.reply(401, b"{}", WWW_Authenticate='Basic realm="crt-img"')
+                return
             fault = reg.faults.get(self.path)
             body, media_type = self._lookup()
             if fault is not None:

@@ -1,0 +1,65 @@
+"""Registry client behaviours: redirects to blob storage, anonymous tokens, short names."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+
+from imagestore import Credentials, ImageNotFound
+from tests.integration.imagestore.conftest import StoreFactory
+from tests.integration.imagestore.fake_registry import FakeRegistry
+from tests.rig import catalog
+from tests.rig.registry import RegistryOptions as RigRegistryOptions
+
+IMAGE = catalog.busybox_image()
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeRegistry, FakeRegistry]]:
+    """(registry with basic auth, blob storage on another port)."""
+    registry, storage = FakeRegistry(), FakeRegistry()
+    registry.add("crt/img", IMAGE)
+    registry.basic_auth = "Basic " + base64.b64encode(b"crt:s3cret").decode()
+    with registry.running(), storage.running():
+        yield registry, storage
+
+
+def test_redirect_to_storage_drops_authorization(fakes: tuple[FakeRegistry, FakeRegistry],
+                                                 store_factory: StoreFactory) -> None:
+    registry, storage = fakes
+    layer = IMAGE.layers[0]
+    storage.faults[f"/storage/{layer.digest}"] = lambda h, _: h.serve(layer.data)  # type: ignore
+
+    def redirect(h: BaseHTTPRequestHandler, _: bytes) -> None:
+        h.reply(307, Location=f"http://{storage.netloc}/storage/{layer.digest}")  # type: ignore
+    registry.faults[f"/v2/crt/img/blobs/{layer.digest}"] = redirect
+    record = store_factory().pull(f"{registry.netloc}/crt/img:latest",
+                                  Credentials("crt", "s3cret"))
+    assert record.id == IMAGE.image_id
+    [(path, headers)] = storage.seen_headers
+    assert (path, "Authorization" in headers) == (f"/storage/{layer.digest}", False)
+    blob_gets = [h for p, h in registry.seen_headers if p.endswith(layer.digest)]
+    assert blob_gets and all(h.get("Authorization") == registry.basic_auth for h in blob_gets)
+
+
+def test_anonymous_token_pull(registry_factory, rig_ca, pushed,
+                              store_factory: StoreFactory) -> None:
+    reg = registry_factory(RigRegistryOptions(auth="token", ca=rig_ca,
+                                              anonymous_actions=("pull",)))
+    pushed(reg, "crt/public", IMAGE)
+    assert store_factory().pull(reg.ref("crt/public")).id == IMAGE.image_id
+
+
+def test_short_names_search_registries_in_order(store_factory: StoreFactory) -> None:
+    empty, full = FakeRegistry(), FakeRegistry()
+    full.add("crt/img", IMAGE, "v1")
+    with empty.running(), full.running():
+        store = store_factory(short_name_registries=(empty.netloc, full.netloc))
+        record = store.pull("crt/img:v1")
+        assert record.repo_tags == (f"{full.netloc}/crt/img:v1",)
+        assert store.status("crt/img:v1") == record
+        with pytest.raises(ImageNotFound):
+            store.pull("crt/absent")
