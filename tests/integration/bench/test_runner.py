@@ -1,37 +1,56 @@
-"""The runner against the real crid: UNIMPLEMENTED is a skip with a reason, not a crash."""
+"""The runner: skips and errors are recorded, not raised; the whole run end to end."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import grpc
 
 from tests.bench.api import BenchContext, Benchmark, BenchSkip
 from tests.bench.report import RuntimeUnderTest
-from tests.bench.runner import run_one
+from tests.bench.runner import main, run_one
 from tests.rig.daemon import start_crid
 from tests.rig.registry import Registry
+
+
+class _Unimplemented(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNIMPLEMENTED
+
+    def details(self) -> str:
+        return "PullImage is not implemented"
 
 
 def _ctx(tmp_path: Path, registry: Registry) -> BenchContext:
     return BenchContext("crid", 0, registry, tmp_path / "scratch")
 
 
-def test_unimplemented_and_bench_skip_are_skips(tmp_path: Path, registry: Registry) -> None:
+def _raise(exc: Exception) -> dict[str, float]:
+    raise exc
+
+
+def test_outcomes_against_the_real_crid(tmp_path: Path, registry: Registry) -> None:
     daemon = start_crid(tmp_path)
     try:
         rt = RuntimeUnderTest("crid", str(daemon.socket), daemon.proc.pid)
-        pull = Benchmark("pull", lambda c, ctx: {"t": float(len(c.pull_image("x/y:z")))}, "")
-        outcome = run_one(pull, rt, _ctx(tmp_path, registry))
-        assert (outcome.status, outcome.figures) == ("skipped", {})
-        assert outcome.reason is not None and outcome.reason.startswith("UNIMPLEMENTED")
-
-        def skipper(c: object, ctx: object) -> dict[str, float]:
-            raise BenchSkip("needs pods")
-        assert run_one(Benchmark("s", skipper, ""), rt, _ctx(tmp_path, registry)).reason == \
-            "needs pods"
-        version = Benchmark("v", lambda c, ctx: {"n": float(len(c.version().runtime_name))}, "")
-        assert run_one(version, rt, _ctx(tmp_path, registry)).figures == {"n": 4.0}
+        cases = {
+            "unimplemented": lambda c, ctx: _raise(_Unimplemented()),
+            "skip": lambda c, ctx: _raise(BenchSkip("needs pods")),
+            "broken": lambda c, ctx: _raise(ValueError("bad figure")),
+            "version": lambda c, ctx: {"n": float(len(c.version().runtime_name))},
+        }
+        got = {name: run_one(Benchmark(name, fn, ""), rt, _ctx(tmp_path, registry))
+               for name, fn in cases.items()}
     finally:
         daemon.stop()
+    assert {n: (o.status, o.reason) for n, o in got.items()} == {
+        "unimplemented": ("skipped", "UNIMPLEMENTED: PullImage is not implemented"),
+        "skip": ("skipped", "needs pods"),
+        "broken": ("error", "ValueError: bad figure"),
+        "version": ("ok", None),
+    }
+    assert got["version"].figures == {"n": 4.0}
 
 
 def test_runtime_that_did_not_start_is_a_skip(tmp_path: Path, registry: Registry) -> None:
@@ -41,10 +60,6 @@ def test_runtime_that_did_not_start_is_a_skip(tmp_path: Path, registry: Registry
 
 
 def test_runner_end_to_end_quick(tmp_path: Path) -> None:
-    import json
-
-    from tests.bench.runner import main
-
     out = tmp_path / "bench.json"
     assert main(["--quick", "--only", "cri_roundtrip", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
