@@ -17,7 +17,7 @@ import re
 import shutil
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +27,7 @@ from imagestore import manifest as mf
 from imagestore import reference
 from imagestore.decompress import BombLimits
 from imagestore.digest import Digest, chain_ids
-from imagestore.errors import ImageInUse, ImageNotFound, InvalidReference
+from imagestore.errors import ImageInUse, ImageNotFound, ImageStoreError, InvalidReference
 from imagestore.options import ImageStoreOptions
 from imagestore.reference import Reference
 from imagestore.registry.client import RegistryClient, Repository
@@ -131,23 +131,31 @@ class ImageStore:
                             self._opts.ratio_floor)
         diff_ids = mf.diff_ids(resolved.config)
 
+        cancel = threading.Event()  # set by the first failing layer: the others stop early
+
         def fetch(i: int) -> LayerInfo:
             desc = resolved.manifest.layers[i]
 
             def unpack(dest: Path) -> Any:
                 chunks = repo.stream_blob(desc.digest, desc.size)
                 try:
-                    return unpack_layer(chunks, mf.LAYER_TYPES[desc.media_type], dest,
-                                        diff_ids[i], limits)
+                    return unpack_layer(_until(cancel, chunks), mf.LAYER_TYPES[desc.media_type],
+                                        dest, diff_ids[i], limits)
                 finally:
                     chunks.close()
-            return self._layers.ensure(chains[i], unpack)
+            if cancel.is_set():
+                raise _Cancelled("another layer of this pull failed")
+            try:
+                return self._layers.ensure(chains[i], unpack)
+            except BaseException:
+                cancel.set()
+                raise
 
         futures = [self._pool.submit(fetch, i) for i in range(len(chains))]
         errors = [f.exception() for f in futures]  # wait for all: no stray writer remains
-        first = next((e for e in errors if e is not None), None)
-        if first is not None:
-            raise first
+        real = [e for e in errors if e is not None and not isinstance(e, _Cancelled)]
+        if real:
+            raise real[0]
         return [f.result() for f in futures]
 
     def _record(self, ref: Reference, resolved: Resolved, chains: list[str],
@@ -289,6 +297,19 @@ class ImageStore:
         names = set(record.repo_tags) | set(record.repo_digests)
         pinned = bool(names & self._pinned)
         return record if record.pinned == pinned else replace(record, pinned=pinned)
+
+
+class _Cancelled(ImageStoreError):
+    """Internal: a layer download stopped because another layer of its pull failed. Never
+    escapes `pull` (the failure that caused it is raised instead); a concurrent pull waiting on
+    the same layer retries it itself (LayerStore.ensure)."""
+
+
+def _until(cancel: threading.Event, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        if cancel.is_set():
+            raise _Cancelled("another layer of this pull failed")
+        yield chunk
 
 
 def _untag(records: dict[str, ImageRecord], tag: str) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from imagestore import ImageInUse, ImageStore
+from imagestore import ImageInUse, ImageNotFound, ImageStore
 from tests.integration.imagestore.conftest import StoreFactory
 from tests.integration.imagestore.fake_registry import FakeRegistry
 from tests.rig import catalog
@@ -142,3 +143,27 @@ def test_layer_dirs_mount_as_overlay_lowerdir(fake: FakeRegistry, store_factory:
 
 def store_root(store: ImageStore) -> Path:
     return store.root
+
+
+def test_a_failing_layer_stops_the_others_early(fake: FakeRegistry, store_factory: StoreFactory,
+                                                tmp_path: Path) -> None:
+    def slow(h, body: bytes) -> None:  # ~2 MiB at 16 KiB per 50 ms: > 6 s if read to the end
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        try:
+            for i in range(0, len(body), 16 << 10):
+                h.wfile.write(body[i:i + (16 << 10)])
+                time.sleep(0.05)
+        except OSError:
+            pass  # the client hung up: what this test wants
+    for layer in A.layers[1:]:
+        fake.faults[f"/v2/crt/a/blobs/{layer.digest}"] = slow
+    fake.faults[f"/v2/crt/a/blobs/{A.layers[0].digest}"] = lambda h, _: h.reply(404)
+    store = store_factory(parallel_downloads=4)
+    start = time.monotonic()
+    with pytest.raises(ImageNotFound):
+        store.pull(f"{fake.netloc}/crt/a:latest")
+    assert time.monotonic() - start < 3
+    assert (os.listdir(tmp_path / "images" / "layers"), os.listdir(tmp_path / "images" / "tmp"),
+            store.list()) == ([], [], [])
