@@ -13,6 +13,7 @@ are removed. Open removes what a crash left behind.
 from __future__ import annotations
 
 import builtins
+import os
 import re
 import shutil
 import threading
@@ -118,6 +119,8 @@ class ImageStore:
             infos = self._fetch_layers(repo, resolved, chains)
             for digest, body in resolved.blobs.items():
                 self._blobs.put(digest, body)
+            if self._opts.sync_layers:
+                os.sync()  # layer files are not fsynced one by one (see LayerStore)
             return self._record(ref, resolved, chains, infos)
         finally:
             with self._lock:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from imagestore import ImageInUse, ImageNotFound, ImageStore
-from tests.integration.imagestore.conftest import StoreFactory
+from tests.integration.imagestore.conftest import StoreFactory, snapshot
 from tests.integration.imagestore.fake_registry import FakeRegistry
 from tests.rig import catalog
 from tests.rig.images import BuiltImage
@@ -167,3 +169,56 @@ def test_a_failing_layer_stops_the_others_early(fake: FakeRegistry, store_factor
     assert time.monotonic() - start < 3
     assert (os.listdir(tmp_path / "images" / "layers"), os.listdir(tmp_path / "images" / "tmp"),
             store.list()) == ([], [], [])
+
+
+def test_a_new_image_takes_the_tag_and_the_old_one_keeps_its_digest(
+        fake: FakeRegistry, store_factory: StoreFactory) -> None:
+    store = store_factory()
+    fake.add("crt/moving", A, "v1")
+    old = store.pull(f"{fake.netloc}/crt/moving:v1")
+    fake.add("crt/moving", B, "v1")
+    new = store.pull(f"{fake.netloc}/crt/moving:v1")
+    old_now = store.status(old.id)
+    assert old_now is not None
+    assert (old_now.repo_tags, old_now.repo_digests) == ((), old.repo_digests)
+    assert new.repo_tags == (f"{fake.netloc}/crt/moving:v1",)
+    assert store.status(f"{fake.netloc}/crt/moving:v1") == new
+
+
+def test_killed_pull_leaves_nothing_visible(fake: FakeRegistry, store_factory: StoreFactory,
+                                            tmp_path: Path) -> None:
+    """SIGKILL a pulling process mid-layer; the next open shows the store as it was."""
+    def slow(h, body: bytes) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        try:
+            for i in range(0, len(body), 64 << 10):
+                h.wfile.write(body[i:i + (64 << 10)])
+                time.sleep(0.2)
+        except OSError:
+            pass
+    fake.faults[f"/v2/crt/a/blobs/{A.layers[-1].digest}"] = slow
+    store = store_factory()
+    kept = store.pull(f"{fake.netloc}/crt/ks:latest")
+    store.close()
+    before = snapshot(tmp_path / "images")
+    root = tmp_path / "images"
+    code = ("import sys; from pathlib import Path; from imagestore import *; "
+            f"s = ImageStore(ImageStoreOptions(root=Path({str(root)!r}), auth_file=None, "
+            f"certs_dir=Path({str(tmp_path)!r}))); s.pull({f'{fake.netloc}/crt/a:latest'!r})")
+    here = Path(__file__).resolve().parents[3]
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=here,
+                             env={**os.environ, "PYTHONPATH": str(here)})
+    try:
+        deadline = time.monotonic() + 20
+        while len(list((root / "layers").iterdir())) < len(kept.chain_ids) + 3:
+            assert time.monotonic() < deadline and child.poll() is None
+            time.sleep(0.05)  # three of A's four layers published, the slow one in progress
+        assert list((root / "tmp").iterdir())
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    again = store_factory()
+    assert [r.id for r in again.list()] == [kept.id]
+    assert snapshot(root) == before
