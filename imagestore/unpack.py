@@ -18,6 +18,7 @@ dropped: only whiteouts may carry overlay semantics.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -33,6 +34,8 @@ from imagestore.errors import ImageStoreError, InvalidImage, VerificationFailed
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
+_PATH_MAX = 4096  # Linux's PATH_MAX: a container could not open a longer path anyway
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -122,6 +125,8 @@ class _Extractor:
         except ImageStoreError:
             raise
         except OSError as e:
+            if e.errno in _STORAGE_ERRNOS:  # our disk, not the image, is at fault
+                raise ImageStoreError(f"writing layer entry {m.name!r:.200}: {e}") from None
             raise InvalidImage(f"extracting layer entry {m.name!r:.200}: {e}") from None
 
     def _create(self, tar: tarfile.TarFile, m: tarfile.TarInfo, parts: list[str]) -> None:
@@ -301,6 +306,8 @@ def _components(name: str, what: str) -> list[str]:
     """The path components of a tar name; refuses absolute names, `..` and NUL."""
     if "\0" in name:
         raise InvalidImage(f"layer {what} {name!r:.200} contains a NUL byte")
+    if len(name.encode("utf-8", "surrogateescape")) > _PATH_MAX:
+        raise InvalidImage(f"layer {what} {name!r:.200}… is longer than {_PATH_MAX} bytes")
     if name.startswith("/"):
         raise InvalidImage(f"layer {what} {name!r:.200} is an absolute path")
     parts = [p for p in name.split("/") if p not in ("", ".")]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 import urllib3
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CHUNK = 256 << 10
 _HUB_API = "registry-1.docker.io"
+PING_TTL = 300.0  # seconds a ping result (scheme, challenge) is trusted: registries change
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class _Live:
 
     base: str
     challenge: Challenge | None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    expires: float
 
 
 class RegistryClient:
@@ -100,7 +102,7 @@ class RegistryClient:
         """
         with self._lock:
             live = self._live.get(ep)
-        if live:
+        if live and live.expires > time.monotonic():
             return live
         bases = [ep.url]
         if ep.http_fallback and ep.url.startswith("https://"):
@@ -117,7 +119,8 @@ class RegistryClient:
             if resp.status not in (200, 401):
                 raise RegistryUnavailable(f"{ep.host} is not an OCI registry: "
                                           f"GET /v2/ answered HTTP {resp.status}")
-            live = _Live(base, parse_challenge(resp.headers.get("WWW-Authenticate")))
+            live = _Live(base, parse_challenge(resp.headers.get("WWW-Authenticate")),
+                         time.monotonic() + PING_TTL)
             with self._lock:
                 self._live[ep] = live
             return live

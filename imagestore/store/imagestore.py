@@ -107,6 +107,8 @@ class ImageStore:
             except ImageNotFound:
                 if i + 1 == len(refs):
                     raise
+            except OSError as e:  # the store's own disk (full, read-only, I/O error)
+                raise ImageStoreError(f"pulling {candidate}: storing failed: {e}") from e
         raise AssertionError("candidates is never empty")
 
     def _pull_one(self, ref: Reference, credentials: Credentials | None) -> ImageRecord:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from imagestore import ImageInUse, ImageNotFound, ImageStore
+from imagestore import ImageInUse, ImageNotFound, ImageStore, ImageStoreError
 from tests.integration.imagestore.conftest import StoreFactory, snapshot
 from tests.integration.imagestore.fake_registry import FakeRegistry
 from tests.rig import catalog
@@ -222,3 +222,22 @@ def test_killed_pull_leaves_nothing_visible(fake: FakeRegistry, store_factory: S
     again = store_factory()
     assert [r.id for r in again.list()] == [kept.id]
     assert snapshot(root) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_full_disk_is_a_named_error_and_leaves_no_partial_layer(
+        fake: FakeRegistry, store_factory: StoreFactory, tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "crt-img-full", str(root)],
+                   check=True)
+    try:
+        store = store_factory()
+        with pytest.raises(ImageStoreError, match="No space left") as err:
+            store.pull(f"{fake.netloc}/crt/a:latest")
+        assert type(err.value) is ImageStoreError
+        assert (os.listdir(root / "layers"), os.listdir(root / "tmp"), store.list()) == (
+            [], [], [])
+        store.close()
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
