@@ -266,7 +266,10 @@ class Repository:
              what: str) -> urllib3.BaseHTTPResponse:
         live = self._c.live(ep)
         url = f"{live.base}/v2/{self._ref.path}/{path}"
-        creds = self._creds or load_auth_file(self._c.options.auth_file, ep.host)
+        # A pull's own credentials are for the upstream only: a mirror (maybe someone else's)
+        # gets the ones auth.json holds for the mirror's host, if any.
+        creds = (self._creds if not ep.mirror else None) or load_auth_file(
+            self._c.options.auth_file, ep.host)
         auth = self._c.authorizer.header(live.challenge, self._scope, creds, ep.insecure)
         resp = self._send(url, headers, auth, ep)
         if resp.status == 401:

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from imagestore import Credentials, ImageNotFound
+from imagestore import Credentials, ImageNotFound, RegistryOptions
 from tests.integration.imagestore.conftest import StoreFactory
 from tests.integration.imagestore.fake_registry import FakeRegistry
 from tests.rig import catalog
@@ -63,3 +63,18 @@ def test_short_names_search_registries_in_order(store_factory: StoreFactory) -> 
         assert store.status("crt/img:v1") == record
         with pytest.raises(ImageNotFound):
             store.pull("crt/absent")
+
+
+def test_pull_credentials_go_to_the_upstream_not_to_mirrors(
+        fakes: tuple[FakeRegistry, FakeRegistry], store_factory: StoreFactory) -> None:
+    upstream, _ = fakes
+    mirror = FakeRegistry()
+    mirror.add("crt/img", IMAGE)
+    mirror.basic_auth = "Basic " + base64.b64encode(b"mirror:other").decode()
+    with mirror.running():
+        store = store_factory(registries={upstream.netloc: RegistryOptions(
+            mirrors=(f"http://{mirror.netloc}",))})
+        record = store.pull(f"{upstream.netloc}/crt/img:latest", Credentials("crt", "s3cret"))
+    assert record.id == IMAGE.image_id
+    assert mirror.seen_headers and all("Authorization" not in h for _, h in mirror.seen_headers)
+    assert any(h.get("Authorization") == upstream.basic_auth for _, h in upstream.seen_headers)
