@@ -183,6 +183,7 @@ class Repository:
         hasher = digest.hasher()
         offset = 0
         failures = 0
+        complete = False
         try:
             while True:
                 try:
@@ -194,10 +195,11 @@ class Repository:
                         hasher.update(chunk)
                         yield chunk
                     if offset >= size:
+                        complete = True
                         break
                 except (HTTPError, OSError) as e:
                     log.debug("blob %s broken at %d: %s", digest, offset, type(e).__name__)
-                resp.close()
+                _done(resp, False)
                 failures += 1
                 if failures > self._c.options.retries:
                     raise VerificationFailed(
@@ -206,7 +208,7 @@ class Repository:
                 self._c.transport.backoff(failures - 1, None, f"broken blob {digest}")
                 resp = self._open_blob(ep, digest, size, offset)
         finally:
-            resp.close()
+            _done(resp, complete)
         if hasher.hexdigest() != digest.hex:
             raise VerificationFailed(f"blob {digest} of {self._ref.name} has digest "
                                      f"{digest.algorithm}:{hasher.hexdigest()}")
@@ -234,6 +236,7 @@ class Repository:
         limit = self._c.options.max_manifest_bytes
         resp = self._get(ep, f"manifests/{reference}", {"Accept": ", ".join(accept)},
                          f"manifest {self._ref.name}:{reference}")
+        body = b""
         try:
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > limit:
@@ -241,7 +244,7 @@ class Repository:
                                    f"over the {limit}-byte limit")
             body = _read_limited(resp, limit, f"manifest {self._ref.name}:{reference}")
         finally:
-            resp.close()
+            _done(resp, bool(body))
         digest = Digest.of(body)
         if reference.startswith("sha") and ":" in reference and str(digest) != reference:
             raise VerificationFailed(f"manifest {self._ref.name}@{reference} from {ep.host} "
@@ -258,7 +261,7 @@ class Repository:
             if offset and resp.status == 200:  # Range ignored: skip what we already have
                 _skip(resp, offset)
         except BaseException:
-            resp.close()
+            _done(resp, False)
             raise
         return resp
 
@@ -275,11 +278,8 @@ class Repository:
         if resp.status == 401:
             challenge = parse_challenge(resp.headers.get("WWW-Authenticate")) or live.challenge
             _discard(resp)
-            if auth and creds is None:
-                auth = None  # an anonymous token was refused: nothing else to try
-            else:
-                auth = self._c.authorizer.header(challenge, self._scope, creds, ep.insecure,
-                                                 refresh=True)
+            auth = self._c.authorizer.header(challenge, self._scope, creds, ep.insecure,
+                                             refresh=True)
             if auth is None:
                 raise AuthenticationRequired(f"{ep.host} requires credentials for {what}")
             resp = self._send(url, headers, auth, ep)
@@ -344,11 +344,21 @@ def _read_limited(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> byte
 
 
 def _discard(resp: urllib3.BaseHTTPResponse) -> None:
+    """Drop an error answer: read a little of it (keeps small bodies' connections reusable)."""
     try:
         resp.read(1 << 16)
+        complete = resp.read(1) == b""
     except (HTTPError, OSError):
-        pass
-    resp.close()
+        complete = False
+    _done(resp, complete)
+
+
+def _done(resp: urllib3.BaseHTTPResponse, complete: bool) -> None:
+    """Give the connection back to the pool; close it first unless its body was read to the
+    end (unread bytes would be taken for the next answer)."""
+    if not complete:
+        resp.close()
+    resp.release_conn()
 
 
 def _mirror_endpoint(url: str, opts: ImageStoreOptions) -> Endpoint:
