@@ -103,6 +103,16 @@ CASES: dict[str, tuple[str, Fault, type[Exception], str]] = {
     "schema 1": (MANIFEST, _body(b'{"schemaVersion":1}'), InvalidImage, "schema 1"),
     "5 GiB manifest": (MANIFEST, _huge_length, InvalidImage, "over the"),
     "5 GiB blob": (BLOB, _huge_length, VerificationFailed, "announced 5368709120 bytes"),
+    "5 GiB config": (MANIFEST, _body(_manifest_with(config={
+        **json.loads(IMAGE.manifest.data)["config"], "size": 5 << 30})), InvalidImage,
+        "over the 8388608-byte limit"),
+    "no layers": (MANIFEST, _body(_manifest_with(layers=[])), InvalidImage, "has 0 layers"),
+    "index without this platform": (MANIFEST, _body(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": IMAGE.digest, "size": IMAGE.manifest.size,
+                       "platform": {"os": "linux", "architecture": "s390x"}}]}).encode(),
+        "application/vnd.oci.image.index.v1+json"), InvalidImage, "no image for platform"),
     "401": (MANIFEST, _status(401), AuthenticationRequired, "requires credentials"),
     "403": (MANIFEST, _status(403), AccessDenied, "denied"),
     "404 manifest": (MANIFEST, _status(404), ImageNotFound, "not found"),
