@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from tests.rig.distribution import DistributionClient
 from tests.rig.images import BuiltImage, push
 from tests.rig.registry import Registry
 
-BRIDGE = "crtrigbrt0"
-PARENT = CGROUP_PARENT + "-test"
+# Unique per run: other sessions may run this test at the same time on this machine.
+_RUN = secrets.token_hex(3)
+BRIDGE = f"crtrig{_RUN}"
+PARENT = f"{CGROUP_PARENT}-test-{_RUN}"
+SUBNET = f"10.239.{secrets.randbelow(250) + 2}.0/24"
 
 
 def test_pause_sandbox_runs_and_everything_is_removed(registry: Registry,
@@ -23,7 +27,7 @@ def test_pause_sandbox_runs_and_everything_is_removed(registry: Registry,
     workdir = Path(tempfile.mkdtemp(prefix="crt-rig-pod-")) / "containerd"
     options = ContainerdOptions(sandbox_image=registry.ref("crt-rig/pause", "3.10"),
                                 plain_http_registries=(registry.netloc,), bridge=BRIDGE,
-                                subnet="10.239.1.0/24")
+                                subnet=SUBNET)
     config = pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name="crt-rig-pod", namespace="default", uid="crt-1"),
         linux=pb.LinuxPodSandboxConfig(cgroup_parent=PARENT),
@@ -35,13 +39,14 @@ def test_pause_sandbox_runs_and_everything_is_removed(registry: Registry,
             status = client.runtime.PodSandboxStatus(
                 pb.PodSandboxStatusRequest(pod_sandbox_id=pod)).status
             assert status.state == pb.SANDBOX_READY
-            assert status.network.ip.startswith("10.239.1.")
+            assert status.network.ip.startswith(SUBNET.rsplit(".", 2)[0] + ".")
             assert Path(f"/sys/class/net/{BRIDGE}").exists()
             assert _shim_pids(ctd.socket) != []
         assert _shim_pids(ctd.socket) == []
         assert not Path(f"/sys/class/net/{BRIDGE}").exists()
         assert not workdir.exists()
     finally:
-        assert remove_cgroup_dirs(PARENT) == []
         workdir.parent.rmdir()
+        left = remove_cgroup_dirs(PARENT)
+    assert left == []
     assert cgroup_dirs(PARENT) == []
