@@ -13,6 +13,7 @@ are removed. Open removes what a crash left behind.
 from __future__ import annotations
 
 import builtins
+import fcntl
 import os
 import re
 import shutil
@@ -67,6 +68,7 @@ class ImageStore:
         self._in_use = in_use or (lambda: ())
         self._platform = platform
         root = Path(options.root)
+        self._lock_fd = _lock_root(root)
         self._records_path = root / "images.json"
         self._tmp = root / "tmp"
         _clean_dir(self._tmp)
@@ -86,8 +88,11 @@ class ImageStore:
         return Path(self._opts.root)
 
     def close(self) -> None:
-        """Stop the download threads (waits for running ones)."""
+        """Stop the download threads (waits for running ones) and unlock the root."""
         self._pool.shutdown(wait=True)
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     # --- pulling -------------------------------------------------------------------------
 
@@ -330,6 +335,19 @@ def _normalise_pins(options: ImageStoreOptions) -> set[str]:
         for ref in reference.candidates(text, options.short_name_registries or ("docker.io",)):
             out.add(str(ref.with_digest(ref.digest)) if ref.digest else f"{ref.name}:{ref.tag}")
     return out
+
+
+def _lock_root(root: Path) -> int:
+    """Hold an exclusive flock on `<root>/.lock` (released on close or process death): two
+    stores on one root would delete each other's work in progress."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ImageStoreError(f"image store {root} is in use by another process") from None
+    return fd
 
 
 def _mountpoint(path: Path) -> Path:

@@ -241,3 +241,16 @@ def test_a_full_disk_is_a_named_error_and_leaves_no_partial_layer(
         store.close()
     finally:
         subprocess.run(["umount", str(root)], check=True)
+
+
+def test_one_store_per_root(store_factory: StoreFactory) -> None:
+    first = store_factory()
+    with pytest.raises(ImageStoreError, match="in use by another process"):
+        code = ("from pathlib import Path; from imagestore import *; "
+                f"ImageStore(ImageStoreOptions(root=Path({str(first.root)!r}), auth_file=None))")
+        here = Path(__file__).resolve().parents[3]
+        out = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(here)})
+        raise ImageStoreError(out.stderr.strip().splitlines()[-1])
+    first.close()
+    store_factory().close()  # free again once closed
