@@ -7,6 +7,7 @@ replace the answer to any path with a fault (`faults[path] = fn(handler, body) `
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ Fault = Callable[[BaseHTTPRequestHandler, bytes], None]
 class FakeRegistry:
     """Serve `add`ed images on 127.0.0.1; `netloc` is the registry part of references."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.manifests: dict[str, tuple[str, bytes]] = {}
         self.blobs: dict[str, bytes] = {}
         self.faults: dict[str, Fault] = {}
@@ -29,6 +30,8 @@ class FakeRegistry:
         self.seen_headers: list[tuple[str, dict[str, str]]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
 
     @property
     def netloc(self) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import shutil
+import ssl
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 
-from imagestore import Credentials, ImageNotFound, RegistryOptions
+from imagestore import Credentials, ImageNotFound, RegistryOptions, RegistryUnavailable
 from tests.integration.imagestore.conftest import StoreFactory
 from tests.integration.imagestore.fake_registry import FakeRegistry
 from tests.rig import catalog
@@ -78,3 +81,25 @@ def test_pull_credentials_go_to_the_upstream_not_to_mirrors(
     assert record.id == IMAGE.image_id
     assert mirror.seen_headers and all("Authorization" not in h for _, h in mirror.seen_headers)
     assert any(h.get("Authorization") == upstream.basic_auth for _, h in upstream.seen_headers)
+
+
+def test_client_certificate_from_certs_dir(rig_ca, store_factory: StoreFactory,
+                                           tmp_path: Path) -> None:
+    server, client = rig_ca.issue("crt-img-server"), rig_ca.issue("crt-img-client")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(server.cert_path, server.key_path)
+    ctx.load_verify_locations(rig_ca.cert_path)
+    ctx.verify_mode = ssl.CERT_REQUIRED  # no client certificate, no registry
+    reg = FakeRegistry(tls=ctx)
+    reg.add("crt/img", IMAGE)
+    with reg.running():
+        certs = tmp_path / "certs.d" / reg.netloc
+        certs.mkdir(parents=True)
+        shutil.copy(rig_ca.cert_path, certs / "ca.crt")
+        with pytest.raises(RegistryUnavailable):
+            store_factory().pull(f"{reg.netloc}/crt/img:latest")
+        shutil.copy(client.cert_path, certs / "client.cert")
+        shutil.copy(client.key_path, certs / "client.key")
+        record = store_factory(root=tmp_path / "with-client-cert").pull(
+            f"{reg.netloc}/crt/img:latest")
+        assert record.id == IMAGE.image_id
