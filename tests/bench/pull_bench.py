@@ -6,9 +6,10 @@ Figures:
 - `unpack_mb_per_s` vs `zcat_tar_mb_per_s`: uncompressed MB/s of crid's one-pass
   hash+decompress+extract of the big image's gzip layers, against `zcat | tar -x` of the same
   blobs, both pinned to one CPU;
-- `cold_pull_s`, `cold_pull_peak_rss_mib`: a cold pull of the big image (8 layers, ~200 MB) from
-  a rig registry on loopback, in a fresh interpreter (its VmHWM is the peak RSS);
-- `second_pull_s`: then an image sharing 7 of the 8 layers.
+- `cold_pull_s`, `cold_pull_cpu_s`, `cold_pull_peak_rss_mib`: a cold pull of the big image
+  (8 layers, ~200 MB) from a rig registry on loopback, in a fresh interpreter (its VmHWM is
+  the peak RSS);
+- `second_pull_s`, `second_pull_cpu_s`: then an image sharing 7 of the 8 layers.
 The CRI-level comparison with containerd is `bench_pull.py` (run by `tests.bench.runner`).
 """
 
@@ -91,9 +92,10 @@ root, refs = Path(sys.argv[1]), sys.argv[2:]
 store = ImageStore(ImageStoreOptions(root=root, auth_file=None, certs_dir=root / "certs"))
 out = []
 for ref in refs:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     store.pull(ref)
     out.append(time.perf_counter() - start)
+    out.append(time.process_time() - cpu)
     hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0].split()[1]
     out.append(int(hwm) / 1024)
 store.close()
@@ -102,7 +104,8 @@ print(json.dumps(out))
 
 
 def pull_times(registry: Registry, refs: list[str], root: Path) -> list[float]:
-    """Pull `refs` in order in a fresh interpreter: [seconds, peak RSS MiB] per ref."""
+    """Pull `refs` in order in a fresh interpreter: [seconds, CPU seconds, peak RSS MiB] per
+    ref (CPU time says more than wall time on a busy machine)."""
     here = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", _CHILD, str(root), *refs], check=True,
                          capture_output=True, text=True, cwd=here,
@@ -120,9 +123,11 @@ def run(quick: bool = False) -> dict[str, float]:
         push(client, REPO, first, "v0")
         push(client, REPO, second, "v1")
         figures = unpack_speed(first, work)
-        cold, rss, shared, _ = pull_times(
+        cold, cold_cpu, rss, shared, shared_cpu, _ = pull_times(
             registry, [registry.ref(REPO, "v0"), registry.ref(REPO, "v1")], work / "store")
-        figures |= {"cold_pull_s": cold, "cold_pull_peak_rss_mib": rss, "second_pull_s": shared,
+        figures |= {"cold_pull_s": cold, "cold_pull_cpu_s": cold_cpu,
+                    "cold_pull_peak_rss_mib": rss, "second_pull_s": shared,
+                    "second_pull_cpu_s": shared_cpu,
                     "compressed_mb": sum(la.size for la in first.layers) / 1e6,
                     "cold_pull_mb_per_s": sum(la.size for la in first.layers) / 1e6 / cold}
     return figures
