@@ -128,6 +128,8 @@ class _Extractor:
             if e.errno in _STORAGE_ERRNOS:  # our disk, not the image, is at fault
                 raise ImageStoreError(f"writing layer entry {m.name!r:.200}: {e}") from None
             raise InvalidImage(f"extracting layer entry {m.name!r:.200}: {e}") from None
+        except (OverflowError, ValueError) as e:  # ids, times or device numbers out of range
+            raise InvalidImage(f"layer entry {m.name!r:.200} has a bad field: {e}") from None
 
     def _create(self, tar: tarfile.TarFile, m: tarfile.TarInfo, parts: list[str]) -> None:
         pfd, base = self._parent(parts), parts[-1]

@@ -55,3 +55,36 @@ def test_nothing_escapes(entries: list[tuple[bytes, str, str]]) -> None:
         assert sorted(os.listdir(tmp)) == ["l1", "outside"]
         assert sorted(os.listdir(Path(tmp) / "l1")) == ["l2"]
         assert sorted(os.listdir(Path(tmp) / "l1" / "l2")) == ["layer"]
+
+
+def _valid_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind in (("d", tarfile.DIRTYPE), ("d/f", tarfile.REGTYPE),
+                           ("d/l", tarfile.SYMTYPE), ("d/h", tarfile.LNKTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = {"d/l": "f", "d/h": "d/f"}.get(name, "")
+            info.pax_headers = {"SCHILY.xattr.user.x": "y", "uid": "1000"}
+            data = b"hello" if kind == tarfile.REGTYPE else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+VALID = _valid_tar()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1,
+                max_size=6))
+def test_corrupted_headers_give_named_errors(flips: list[tuple[int, int]]) -> None:
+    raw = bytearray(VALID)
+    for pos, value in flips:
+        raw[pos] = value
+    with tempfile.TemporaryDirectory(prefix="crt-img-fuzz-") as tmp:
+        try:
+            unpack_layer([bytes(raw)], "none", Path(tmp), Digest.of(bytes(raw)),
+                         BombLimits(1 << 30, 1000, 1 << 30))
+        except InvalidImage:
+            pass
