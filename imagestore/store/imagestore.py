@@ -67,20 +67,24 @@ class ImageStore:
         self._registry = registry or RegistryClient(options)
         self._in_use = in_use or (lambda: ())
         self._platform = platform
+        self._pinned = _normalise_pins(options)  # InvalidReference: a bad `pinned` option
         root = Path(options.root)
         self._lock_fd = _lock_root(root)
-        self._records_path = root / "images.json"
-        self._tmp = root / "tmp"
-        _clean_dir(self._tmp)
-        self._blobs = BlobStore(root / "blobs")
-        self._layers = LayerStore(root / "layers", self._tmp)
-        self._lock = threading.RLock()
-        self._pinned = _normalise_pins(options)
-        self._records = {i: self._pin(r) for i, r in rec.load(self._records_path).items()}
-        self._leases: Counter[str] = Counter()
+        try:
+            self._records_path = root / "images.json"
+            self._tmp = root / "tmp"
+            _clean_dir(self._tmp)
+            self._blobs = BlobStore(root / "blobs")
+            self._layers = LayerStore(root / "layers", self._tmp)
+            self._lock = threading.RLock()
+            self._records = {i: self._pin(r) for i, r in rec.load(self._records_path).items()}
+            self._leases: Counter[str] = Counter()
+            self.gc()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self._pool = ThreadPoolExecutor(max(1, options.parallel_downloads),
                                         thread_name_prefix="imagestore-layer")
-        self.gc()
 
     @property
     def root(self) -> Path:

@@ -254,3 +254,13 @@ def test_one_store_per_root(store_factory: StoreFactory) -> None:
         raise ImageStoreError(out.stderr.strip().splitlines()[-1])
     first.close()
     store_factory().close()  # free again once closed
+
+
+def test_corrupt_records_are_a_named_error_and_release_the_root(
+        store_factory: StoreFactory, tmp_path: Path) -> None:
+    store_factory().close()
+    (tmp_path / "images" / "images.json").write_text("{not json")
+    with pytest.raises(ImageStoreError, match="reading image records"):
+        store_factory()
+    (tmp_path / "images" / "images.json").unlink()
+    assert store_factory().list() == []
