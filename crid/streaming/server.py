@@ -151,6 +151,9 @@ class StreamingServer:
         self._conns.add(task)
         try:
             await self._serve_connection(reader, writer)
+        except SessionClosed as e:
+            log.info("streaming client went away", peer=str(writer.get_extra_info("peername")),
+                     error=str(e))
         except (StreamingError, ConnectionError, OSError, TimeoutError) as e:
             log.warning("streaming connection closed with an error",
                         peer=str(writer.get_extra_info("peername")), error=str(e))

@@ -39,6 +39,7 @@ class SpdyStream:
         self.session, self.id, self.headers = session, stream_id, headers
         self.reply_headers: dict[str, str] = {}
         self.replied = asyncio.Event()
+        self.got_reply = False
         self.send_window = session.peer_initial_window
         self.local_closed = False
         self.remote_closed = False
@@ -243,7 +244,7 @@ class SpdySession:
             await asyncio.wait_for(stream.replied.wait(), timeout)
         except TimeoutError as e:
             raise SessionClosed(f"no SYN_REPLY for stream {sid} within {timeout}s") from e
-        if stream.reset_status is not None or self.is_closed:
+        if not stream.got_reply:
             raise SessionClosed(f"SPDY stream {sid} refused ({stream.reset_status})")
         return stream
 
@@ -388,6 +389,7 @@ class SpdySession:
         if stream is None:
             return
         stream.reply_headers = headers
+        stream.got_reply = True
         stream.replied.set()
         if frame.flags & F.FLAG_FIN:
             stream.on_data(b"", True)
