@@ -31,6 +31,7 @@ from crid.streaming.requests import (
     validate_exec,
     validate_port_forward,
 )
+from crid.streaming.spdy.frames import GoAwayStatus
 from crid.streaming.spdy.session import SpdySession
 from crid.streaming.tokens import TokenCache
 from crid.streaming.transport import StreamTransport
@@ -151,6 +152,8 @@ class StreamingServer:
         self._conns.add(task)
         try:
             await self._serve_connection(reader, writer)
+        except asyncio.CancelledError:
+            pass  # server stopping: the handlers below already killed/detached
         except SessionClosed as e:
             log.info("streaming client went away", peer=str(writer.get_extra_info("peername")),
                      error=str(e))
@@ -266,6 +269,9 @@ class StreamingServer:
             await session.drain()
         except BackendError as e:
             log.warning("streaming backend failed", kind=kind, error=str(e))
+        except ProtocolError:
+            session.close(GoAwayStatus.PROTOCOL_ERROR)
+            raise
         finally:
             session.close()
             await asyncio.gather(runner, return_exceptions=True)
