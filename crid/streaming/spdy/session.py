@@ -24,7 +24,10 @@ from crid.streaming.transport import ByteTransport
 
 @dataclass(frozen=True)
 class SessionLimits:
-    receive_window: int = 4 * 1024 * 1024  # what we advertise to flow-control-aware peers
+    # Windows we advertise to flow-control-aware peers. The session window is larger than a
+    # stream's so that one unread stream cannot hold the whole session's window.
+    receive_window: int = 2 * 1024 * 1024
+    session_window: int = 16 * 1024 * 1024
     max_frame: int = 256 * 1024            # largest DATA payload we send
     max_control_frame: int = 1024 * 1024   # largest control frame we accept
     max_header_block: int = MAX_HEADER_BLOCK
@@ -195,8 +198,8 @@ class SpdySession:
         win = self.limits.receive_window
         self.send_control(F.ControlFrame(F.FrameType.SETTINGS, 0, {},
                                          settings=[(0, F.SETTINGS_INITIAL_WINDOW_SIZE, win)]))
-        if win > F.DEFAULT_WINDOW:
-            self.send_window_update(0, win - F.DEFAULT_WINDOW)
+        if self.limits.session_window > F.DEFAULT_WINDOW:
+            self.send_window_update(0, self.limits.session_window - F.DEFAULT_WINDOW)
 
     def send_window_update(self, stream_id: int, delta: int) -> None:
         with contextlib.suppress(SessionClosed):
@@ -207,7 +210,7 @@ class SpdySession:
         if not self.flow_control:
             return
         self._session_unacked += n
-        if self._session_unacked >= self.limits.receive_window // 2:
+        if self._session_unacked >= self.limits.session_window // 2:
             self.send_window_update(0, self._session_unacked)
             self._session_unacked = 0
 
