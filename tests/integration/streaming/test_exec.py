@@ -147,3 +147,49 @@ def test_hundreds_of_concurrent_sessions(server: StreamingServer) -> None:
         return await asyncio.gather(*(one(i, TRANSPORTS[i % 2]) for i in range(200)))
 
     assert asyncio.run(asyncio.wait_for(many(), 120)) == [f"{i}\n".encode() for i in range(200)]
+
+
+def test_slow_client_slows_only_itself(server: StreamingServer) -> None:
+    import threading
+
+    stalled = threading.Event()
+    slow_out = [0]
+
+    def slow_sink(chunk: bytes) -> None:
+        slow_out[0] += len(chunk)
+        if not stalled.is_set():
+            stalled.set()
+            time.sleep(3)  # blocks this client's loop: it stops reading its socket
+
+    slow_url = server.request_exec(ExecRequest("c1", ("head", "-c", str(64 << 20), "/dev/zero"),
+                                               stderr=False))
+    slow = threading.Thread(target=lambda: asyncio.run(exec_spdy(slow_url,
+                                                                 CommandIO(stdout=slow_sink))))
+    slow.start()
+    assert stalled.wait(10)
+    out = bytearray()
+    start = time.monotonic()
+    url = server.request_exec(ExecRequest("c1", ("head", "-c", str(8 << 20), "/dev/urandom")))
+    result = run(url, CommandIO(stdout=out.extend, stderr=out.extend), "spdy")
+    assert (result.exit_code, len(out)) == (0, 8 << 20)
+    assert time.monotonic() - start < 2.5  # done while the slow client is still stalled
+    slow.join(30)
+    assert slow_out[0] == 64 << 20
+
+
+def test_tls(make_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = make_server(tls_cert=str(cert), tls_key=str(key))
+    ctx = ssl.create_default_context(cafile=str(cert))
+    for transport in TRANSPORTS:
+        url = server.request_exec(ExecRequest("c1", ("echo", "secure")))
+        assert url.startswith("https://127.0.0.1:")
+        out = bytearray()
+        result = run(url, CommandIO(stdout=out.extend, stderr=out.extend), transport, ssl=ctx)
+        assert (result.exit_code, bytes(out)) == (0, b"secure\n")
