@@ -10,6 +10,7 @@ import h11
 from crid.streaming.errors import ProtocolError
 
 MAX_HEAD = 16 * 1024
+_REASONS = {400: b"Bad Request", 403: b"Forbidden", 404: b"Not Found"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ async def read_request(reader: asyncio.StreamReader,
 
 def error_response(conn: h11.Connection, status: int, message: str) -> bytes:
     body = (message + "\n").encode()
-    head = conn.send(h11.Response(status_code=status, headers=[
+    head = conn.send(h11.Response(status_code=status, reason=_REASONS.get(status, b""), headers=[
         ("content-type", "text/plain; charset=utf-8"), ("content-length", str(len(body))),
         ("connection", "close")]))
     return (head or b"") + (conn.send(h11.Data(data=body)) or b"") + \
@@ -70,4 +71,5 @@ def error_response(conn: h11.Connection, status: int, message: str) -> bytes:
 
 
 def switching_response(conn: h11.Connection, headers: list[tuple[str, str]]) -> bytes:
-    return conn.send(h11.InformationalResponse(status_code=101, headers=headers)) or b""
+    return conn.send(h11.InformationalResponse(status_code=101, headers=headers,
+                                               reason=b"Switching Protocols")) or b""

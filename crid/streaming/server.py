@@ -266,7 +266,7 @@ class StreamingServer:
                 await remotecommand.serve_spdy_command(
                     session, protocol, _stdio(stored), self._starter(kind, stored),
                     kind == "exec", self.options.stream_creation_seconds)
-            await session.drain()
+            await session.close_gracefully(runner)
         except BackendError as e:
             log.warning("streaming backend failed", kind=kind, error=str(e))
         except ProtocolError:

@@ -279,6 +279,24 @@ class SpdySession:
         self._shutdown()
         self.transport.close()
 
+    async def close_gracefully(self, runner: asyncio.Future[None], timeout: float = 2.0) -> None:
+        """GOAWAY, half-close, and wait (bounded) for the peer to close its side.
+
+        Closing a socket with unread input makes the kernel send RST, which can destroy output
+        the peer has not read yet; so the peer's EOF is awaited (its frames read) first.
+        """
+        if self.is_closed:
+            return
+        self.goaway()
+        writer = getattr(self.transport, "writer", None)
+        with contextlib.suppress(Exception):
+            await self.drain()
+            if writer is not None and writer.can_write_eof():
+                writer.write_eof()
+        with contextlib.suppress(TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.shield(runner), timeout)
+        self.close()
+
     def _shutdown(self) -> None:
         self.closed.set()
         self._window_opened()

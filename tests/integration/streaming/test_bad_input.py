@@ -93,7 +93,7 @@ def _status_line(response: bytes) -> bytes:
 def test_unknown_token_is_404(server: StreamingServer) -> None:
     sock = _connect(server)
     sock.sendall(_spdy_request("/exec/not-a-token"))
-    assert _status_line(_read_to_eof(sock)) == b"HTTP/1.1 404 "
+    assert _status_line(_read_to_eof(sock)) == b"HTTP/1.1 404 Not Found"
 
 
 def test_token_is_single_use(server: StreamingServer) -> None:
@@ -131,7 +131,7 @@ def test_no_common_spdy_protocol_is_403(server: StreamingServer) -> None:
 def test_plain_get_is_400(server: StreamingServer) -> None:
     sock = _connect(server)
     sock.sendall(f"GET {_exec_url_path(server)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    assert _status_line(_read_to_eof(sock)) == b"HTTP/1.1 400 "
+    assert _status_line(_read_to_eof(sock)) == b"HTTP/1.1 400 Bad Request"
 
 
 @pytest.mark.parametrize("protocols", ["", "chat, superchat"])
@@ -143,7 +143,7 @@ def test_websocket_without_right_subprotocol_is_refused(server: StreamingServer,
                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                   f"Sec-WebSocket-Version: 13\r\n{header}\r\n").encode())
     response = _read_to_eof(sock)
-    assert _status_line(response) == b"HTTP/1.1 400 "
+    assert _status_line(response) == b"HTTP/1.1 400 Bad Request"
     assert b"no acceptable WebSocket subprotocol" in response
 
 
@@ -158,7 +158,7 @@ def test_garbage_after_upgrade(server: StreamingServer, backend: HostProcessBack
     sock = _connect(server)
     sock.sendall(_spdy_request(_exec_url_path(server)) + b"\xff" * 64 + b"GARBAGE" * 100)
     reply = _read_to_eof(sock)
-    assert reply.startswith(b"HTTP/1.1 101 ")
+    assert reply.startswith(b"HTTP/1.1 101 Switching Protocols")
     assert _ends_with_goaway_protocol_error(reply)
     assert _bad_execs(backend) == []
     bystander.check()
@@ -171,7 +171,7 @@ def test_frame_length_past_the_end(server: StreamingServer, backend: HostProcess
     sock.sendall(_spdy_request(_exec_url_path(server)) + frame)
     sock.shutdown(socket.SHUT_WR)
     reply = _read_to_eof(sock)
-    assert reply.startswith(b"HTTP/1.1 101 ")
+    assert reply.startswith(b"HTTP/1.1 101 Switching Protocols")
     assert _ends_with_goaway_protocol_error(reply)
     assert _bad_execs(backend) == []
     bystander.check()
@@ -239,7 +239,7 @@ def test_half_open_after_upgrade(make_server: Callable[..., StreamingServer],
     sock = _connect(server)
     sock.sendall(_spdy_request(_exec_url_path(server)))
     reply = _read_to_eof(sock)  # no streams ever created: the server gives up
-    assert reply.startswith(b"HTTP/1.1 101 ")
+    assert reply.startswith(b"HTTP/1.1 101 Switching Protocols")
     assert _bad_execs(backend) == []
 
 

@@ -116,13 +116,15 @@ def test_resize_seen_by_stty(server: StreamingServer, transport: str) -> None:
     assert out.endswith(b"45 123\r\n"), bytes(out)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_process_killed_when_client_goes_away(server: StreamingServer,
-                                              backend: HostProcessBackend) -> None:
+                                              backend: HostProcessBackend, transport: str) -> None:
     url = server.request_exec(ExecRequest("c1", ("sleep", "1000")))
 
     async def leave_early() -> None:
         io = CommandIO(stdout=lambda b: None, stderr=lambda b: None)
-        task = asyncio.ensure_future(exec_spdy(url, io))
+        call = exec_spdy if transport == "spdy" else exec_websocket
+        task = asyncio.ensure_future(call(url, io))
         await asyncio.sleep(0.5)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
