@@ -78,7 +78,7 @@ class ResizeDecoder:
 
     def feed(self, data: bytes) -> list[TerminalSize]:
         self._buf += data.decode(errors="replace")
-        out = []
+        out: list[TerminalSize] = []
         while True:
             text = self._buf.lstrip()
             if not text:
@@ -145,13 +145,13 @@ async def serve_process(handle: ProcessHandle, ends: Endpoints, kill_on_gone: bo
     outs = [asyncio.ensure_future(_pump_out(fd, sink))
             for fd, sink in ((handle.stdout, ends.stdout), (handle.stderr, ends.stderr))
             if fd is not None]
-    side = []
+    side: list[asyncio.Future[None]] = []
     if ends.stdin is not None and handle.stdin is not None:
         side.append(asyncio.ensure_future(_pump_in(ends.stdin, handle)))
     if ends.resize is not None:
         side.append(asyncio.ensure_future(_pump_resize(ends.resize, handle)))
-    waiter = asyncio.ensure_future(handle.wait())
-    drained = asyncio.ensure_future(asyncio.gather(*outs))
+    waiter: asyncio.Future[int] = asyncio.ensure_future(handle.wait())
+    drained: asyncio.Future[list[None]] = asyncio.ensure_future(asyncio.gather(*outs))
     try:
         await _first(waiter, ends.gone)
         if not waiter.done():
@@ -165,7 +165,8 @@ async def serve_process(handle: ProcessHandle, ends: Endpoints, kill_on_gone: bo
         await ends.write_status(exit_status(code))
         return code
     finally:
-        for task in (*outs, *side, waiter, drained):
+        tasks: list[asyncio.Future[Any]] = [*outs, *side, waiter, drained]
+        for task in tasks:
             task.cancel()
         await asyncio.gather(*outs, *side, waiter, drained, return_exceptions=True)
         handle.close()
@@ -185,7 +186,7 @@ class _SpdySink:
 
 
 def _spdy_resize(stream: SpdyStream) -> Callable[[], Awaitable[TerminalSize | None]]:
-    decoder, pending = ResizeDecoder(), []
+    decoder, pending = ResizeDecoder(), list[TerminalSize]()
 
     async def next_size() -> TerminalSize | None:
         while not pending:
@@ -306,23 +307,28 @@ def decode_ws_frame(payload: bytes, binary: bool) -> tuple[int, bytes]:
 
 async def _ws_reader(ws: WebSocket, binary: bool, v5: bool, stdin: asyncio.Queue[bytes] | None,
                      resize: asyncio.Queue[TerminalSize | None] | None) -> None:
+    """Demultiplex client messages. As the kubelet's wsstream: empty messages and messages on a
+    known channel that is not open for input are dropped; an unknown channel is an error."""
     decoder = ResizeDecoder()
     try:
         while (msg := await ws.recv()) is not None:
+            if not msg[1]:
+                continue
             channel, data = decode_ws_frame(msg[1], binary)
-            if channel == STDIN and stdin is not None:
-                if data:
+            if channel == STDIN:
+                if stdin is not None and data:
                     await stdin.put(data)
-            elif channel == RESIZE and resize is not None:
-                for size in decoder.feed(data):
-                    await resize.put(size)
+            elif channel == RESIZE:
+                if resize is not None:
+                    for size in decoder.feed(data):
+                        await resize.put(size)
             elif channel == CLOSE and v5:
-                if data != bytes([STDIN]):
-                    raise ProtocolError(f"v5 close signal for channel {data!r}")
-                if stdin is not None:
+                if len(data) != 1:
+                    raise ProtocolError(f"v5 close signal with payload {data!r}")
+                if data[0] == STDIN and stdin is not None:
                     await stdin.put(b"")
-            else:
-                raise ProtocolError(f"message on channel {channel}, which is not open for input")
+            elif channel not in (STDOUT, STDERR, ERROR):
+                raise ProtocolError(f"message on unknown channel {channel}")
     finally:
         # Wake the pumps with EOF; a full queue means the pump is behind and the session ends.
         with contextlib.suppress(asyncio.QueueFull):
@@ -341,6 +347,9 @@ async def serve_ws_command(ws: WebSocket, subprotocol: str, opts: StdioOptions,
     stdin_q: asyncio.Queue[bytes] | None = asyncio.Queue(16) if opts.stdin else None
     resize_q: asyncio.Queue[TerminalSize | None] | None = asyncio.Queue(16) if opts.tty else None
     reader = asyncio.ensure_future(_ws_reader(ws, binary, v5, stdin_q, resize_q))
+    # As the kubelet: an empty message on the lowest writable channel says "connected".
+    first = STDOUT if opts.stdout else STDERR if opts.stderr else ERROR
+    ws.send(*encode_ws_frame(first, b"", binary))
 
     async def write_status(status: dict[str, Any]) -> None:
         payload = encode_status(status, json_status)

@@ -14,7 +14,9 @@ READ_CHUNK = 256 * 1024
 
 
 class ByteTransport(Protocol):
-    last_activity: float
+    @property
+    def last_activity(self) -> float:
+        """Loop time of the last byte moved."""
 
     async def readexactly(self, n: int) -> bytes:
         """Exactly n bytes. Raises asyncio.IncompleteReadError at EOF."""

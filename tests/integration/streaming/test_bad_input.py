@@ -258,3 +258,29 @@ def test_idle_session_is_closed_and_process_killed(make_server: Callable[..., St
     while backend.execs[0].proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert backend.execs[0].proc.returncode == -9
+
+
+def test_websocket_unknown_channel_closes_only_that_session(server: StreamingServer,
+                                                            backend: HostProcessBackend,
+                                                            bystander: _Bystander) -> None:
+    from crid.streaming.client import _ws_connect
+
+    url = server.request_exec(ExecRequest("c1", ("sleep", "1000"), stdin=True))
+
+    async def go() -> list[tuple[bool, bytes]]:
+        ws, _ = await _ws_connect(url, ["v5.channel.k8s.io"], None)
+        await asyncio.sleep(0.2)
+        ws.send(b"\x09junk")
+        got = []
+        while (msg := await ws.recv()) is not None:
+            got.append(msg)
+        return got
+
+    messages = asyncio.run(asyncio.wait_for(go(), 10))
+    assert messages[0] == (False, b"\x01")  # the "connected" message on stdout
+    deadline = time.monotonic() + 5
+    sleeper = [e for e in backend.execs if e.proc.args == ("sleep", "1000")][0]
+    while sleeper.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sleeper.proc.returncode == -9
+    bystander.check()
