@@ -48,6 +48,8 @@ async def read_request(reader: asyncio.StreamReader,
             data = await reader.read(65536)
             conn.receive_data(data)
         elif isinstance(event, h11.Request):
+            if sum(len(n) + len(v) for n, v in event.headers) > MAX_HEAD:
+                raise ProtocolError(f"HTTP request headers larger than {MAX_HEAD} bytes")
             request = HttpRequest(
                 event.method.decode("latin-1"), event.target.decode("latin-1"),
                 [(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in event.headers])

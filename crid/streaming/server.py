@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import socket
 import ssl
 import threading
 from typing import Any
@@ -40,6 +41,7 @@ from crid.streaming.websocket import WebSocket, WebSocketTransport, accept_key
 log = structlog.get_logger("crid.streaming")
 
 KINDS = ("exec", "attach", "portforward")
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 
 class _Reject(Exception):
@@ -166,12 +168,17 @@ class StreamingServer:
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
+        _keepalive(writer)
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=16 * 1024)
         try:
             request, rest = await asyncio.wait_for(read_request(reader, conn),
                                                    self.options.handshake_seconds)
         except TimeoutError as e:
             raise ProtocolError("no complete HTTP request within the handshake timeout") from e
+        except ProtocolError:
+            writer.write(BAD_REQUEST)
+            await writer.drain()
+            raise
         try:
             kind, stored = self._route(request)
             upgrade = self._upgrade_kind(request)
@@ -300,6 +307,18 @@ class StreamingServer:
         if kind == "exec":
             return lambda: self.backend.exec(stored)
         return lambda: self.backend.attach(stored)
+
+
+def _keepalive(writer: asyncio.StreamWriter) -> None:
+    """TCP keepalive: a peer that vanished without FIN/RST is noticed in minutes."""
+    sock = writer.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 15)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 4)
 
 
 def _stdio(req: ExecRequest | AttachRequest) -> remotecommand.StdioOptions:

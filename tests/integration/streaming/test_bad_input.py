@@ -284,3 +284,14 @@ def test_websocket_unknown_channel_closes_only_that_session(server: StreamingSer
         time.sleep(0.05)
     assert sleeper.proc.returncode == -9
     bystander.check()
+
+
+@pytest.mark.parametrize("raw", [
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64) + b"\r\n\r\n",  # TLS to HTTP
+    b"POST /exec/x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
+    b"NOT HTTP AT ALL\r\n\r\n",
+], ids=["tls-hello", "huge-header", "not-http"])
+def test_malformed_http_gets_400(server: StreamingServer, raw: bytes) -> None:
+    sock = _connect(server)
+    sock.sendall(raw)
+    assert _status_line(_read_to_eof(sock)) == b"HTTP/1.1 400 Bad Request"
