@@ -40,6 +40,7 @@ class StreamTransport:
         self._buf = bytearray(initial)
         self._loop = asyncio.get_running_loop()
         self.last_activity = self._loop.time()
+        self.eof_sent = False
 
     async def read_chunk(self) -> bytes:
         if self._buf:
@@ -72,7 +73,7 @@ class StreamTransport:
         return out
 
     def write(self, data: bytes | memoryview) -> None:
-        if self.writer.is_closing():
+        if self.writer.is_closing() or self.eof_sent:
             raise SessionClosed("writing to a closed connection")
         self.writer.write(data)
         self.last_activity = self._loop.time()
@@ -85,6 +86,14 @@ class StreamTransport:
 
     def close(self) -> None:
         self.writer.close()
+
+    def write_eof(self) -> bool:
+        """Half-close (not possible over TLS); True if done."""
+        if self.eof_sent or not self.writer.can_write_eof():
+            return False
+        self.eof_sent = True
+        self.writer.write_eof()
+        return True
 
     def abort(self) -> None:
         self.writer.transport.abort()

@@ -165,6 +165,7 @@ class SpdySession:
         self._session_unacked = 0
         self._pings: dict[int, asyncio.Future[None]] = {}
         self.goaway_received = False
+        self.closing = False
         self.closed = asyncio.Event()
         self.error: Exception | None = None
 
@@ -287,12 +288,13 @@ class SpdySession:
         """
         if self.is_closed:
             return
+        self.closing = True
         self.goaway()
-        writer = getattr(self.transport, "writer", None)
+        write_eof = getattr(self.transport, "write_eof", None)
         with contextlib.suppress(Exception):
             await self.drain()
-            if writer is not None and writer.can_write_eof():
-                writer.write_eof()
+            if write_eof is not None:
+                write_eof()
         with contextlib.suppress(TimeoutError, Exception):
             await asyncio.wait_for(asyncio.shield(runner), timeout)
         self.close()
@@ -334,7 +336,11 @@ class SpdySession:
                             f"SPDY frame header cut after {len(e.partial)} bytes") from e
                     return
                 await self._read_frame(head)
+        except SessionClosed:
+            return  # we can no longer answer (we half-closed or the socket died): done
         except ProtocolError as e:
+            if self.closing:
+                return  # a peer cut mid-frame while we were closing anyway: not worth an error
             self.error = e
             self.goaway(F.GoAwayStatus.PROTOCOL_ERROR)
             raise
