@@ -32,7 +32,8 @@ class SessionLimits:
     max_control_frame: int = 1024 * 1024   # largest control frame we accept
     max_header_block: int = MAX_HEADER_BLOCK
     max_streams: int = 1000
-    max_buffered: int = 8 * 1024 * 1024    # per-stream inbound bytes before backpressure
+    max_buffered: int = 4 * 1024 * 1024    # per-stream inbound bytes before backpressure
+    max_session_buffered: int = 32 * 1024 * 1024  # all streams together
 
 
 class SpdyStream:
@@ -62,6 +63,7 @@ class SpdyStream:
             await self._readable.wait()
         chunk = self._chunks.popleft()
         self.buffered -= len(chunk)
+        self.session.unbuffer(len(chunk))
         if self.buffered <= self.session.limits.max_buffered // 2:
             self._drained.set()
         self._credit(len(chunk))
@@ -122,6 +124,7 @@ class SpdyStream:
 
     def on_reset(self, status: int) -> None:
         self.reset_status = status
+        self.discard()
         self._readable.set()
         self._drained.set()
         self.replied.set()
@@ -131,6 +134,7 @@ class SpdyStream:
         if data:
             self._chunks.append(data)
             self.buffered += len(data)
+            self.session.buffered += len(data)
             self._drained.clear()
         if fin:
             self.remote_closed = True
@@ -138,8 +142,16 @@ class SpdyStream:
         self._readable.set()
 
     async def wait_drained(self) -> None:
+        """Backpressure: hold the read loop while this stream or the session holds too much."""
         if self.buffered > self.session.limits.max_buffered:
             await self._drained.wait()
+        await self.session.wait_space()
+
+    def discard(self) -> None:
+        """Drop buffered input (reset or forgotten streams must not pin session memory)."""
+        self.session.unbuffer(self.buffered)
+        self.buffered = 0
+        self._chunks.clear()
 
 
 class SpdySession:
@@ -163,6 +175,9 @@ class SpdySession:
         self.send_window = F.DEFAULT_WINDOW
         self._window_changed = asyncio.Event()
         self._session_unacked = 0
+        self.buffered = 0
+        self._space = asyncio.Event()
+        self._space.set()
         self._pings: dict[int, asyncio.Future[None]] = {}
         self.goaway_received = False
         self.closing = False
@@ -310,6 +325,20 @@ class SpdySession:
         for fut in self._pings.values():
             if not fut.done():
                 fut.set_exception(SessionClosed("SPDY session closed"))
+
+    def unbuffer(self, n: int) -> None:
+        self.buffered -= n
+        if self.buffered <= self.limits.max_session_buffered // 2:
+            self._space.set()
+
+    async def wait_space(self) -> None:
+        if self.buffered > self.limits.max_session_buffered:
+            self._space.clear()
+            closed = asyncio.ensure_future(self.closed.wait())
+            space = asyncio.ensure_future(self._space.wait())
+            await asyncio.wait({closed, space}, return_when=asyncio.FIRST_COMPLETED)
+            closed.cancel()
+            space.cancel()
 
     def forget(self, stream: SpdyStream) -> None:
         self.streams.pop(stream.id, None)

@@ -127,3 +127,32 @@ def test_unknown_control_frame_is_ignored() -> None:
         await server.run()
         assert await ta.reader.read() == bytes.fromhex("8003 0006 00 000004 00000001")
     run(go)
+
+
+def test_unread_input_is_bounded_for_peers_without_flow_control() -> None:
+    """A Go-style peer (no WINDOW_UPDATE) writing into unread streams is held back by TCP."""
+    async def go() -> None:
+        ta, tb = await _pair()
+        client = SpdySession(ta, client=True)  # never announces flow control
+        limits = SessionLimits(max_buffered=256 * 1024, max_session_buffered=512 * 1024)
+        server = SpdySession(tb, client=False, limits=limits)
+        runs = [asyncio.ensure_future(s.run()) for s in (client, server)]
+        streams = [await client.open_stream({"streamtype": "data"}) for _ in range(8)]
+        writers = [asyncio.ensure_future(s.write(b"z" * (4 << 20))) for s in streams]
+        await asyncio.sleep(0.5)
+        assert server.buffered <= 512 * 1024 + 256 * 1024  # limit plus one frame in flight
+        assert not any(w.done() for w in writers)
+        peers = [server.incoming.get_nowait() for _ in range(8)]
+        total = 0
+
+        async def drain(p) -> int:  # type: ignore[no-untyped-def]
+            n = 0
+            while n < (4 << 20):
+                n += len(await p.read())
+            return n
+        total = sum(await asyncio.gather(*(drain(p) for p in peers)))
+        await asyncio.gather(*writers)
+        assert total == 8 * (4 << 20) and server.buffered == 0
+        client.close()
+        await asyncio.gather(*runs, return_exceptions=True)
+    run(go)
