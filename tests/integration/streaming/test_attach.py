@@ -54,3 +54,12 @@ def test_attach_stdin_reaches_process(server: StreamingServer,
     result = asyncio.run(asyncio.wait_for(
         exec_spdy(url, CommandIO(stdin=b"hello\n", stdout=out.extend)), 20))
     assert (result.exit_code, bytes(out)) == (0, b"got hello\n")
+
+
+def test_attach_to_unknown_container_reports_error(server: StreamingServer) -> None:
+    url = server.request_attach(AttachRequest("ghost"))
+    result = asyncio.run(asyncio.wait_for(
+        exec_spdy(url, CommandIO(stdout=lambda b: None, stderr=lambda b: None)), 20))
+    assert result.status is not None
+    assert (result.exit_code, result.status["reason"]) == (1, "InternalError")
+    assert "no container ghost" in result.status["message"]

@@ -195,3 +195,14 @@ def test_tls(make_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
         out = bytearray()
         result = run(url, CommandIO(stdout=out.extend, stderr=out.extend), transport, ssl=ctx)
         assert (result.exit_code, bytes(out)) == (0, b"secure\n")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_backend_failure_is_reported_in_the_status(server: StreamingServer,
+                                                   transport: str) -> None:
+    url = server.request_exec(ExecRequest("c1", ("/nonexistent/binary",)))
+    result = run(url, CommandIO(stdout=lambda b: None, stderr=lambda b: None), transport)
+    assert result.exit_code == 1
+    assert result.status is not None
+    assert result.status["reason"] == "InternalError"
+    assert "/nonexistent/binary" in result.status["message"]
