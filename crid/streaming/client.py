@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 
 import h11
 
-from crid.streaming import portforward, remotecommand
+from crid.streaming import portforward, remotecommand, wschannels
 from crid.streaming.errors import ProtocolError, SessionClosed, StreamingError
 from crid.streaming.requests import TerminalSize
-from crid.streaming.spdy.session import SpdySession, SpdyStream
+from crid.streaming.spdy.session import SpdySession
+from crid.streaming.spdy.stream import SpdyStream
 from crid.streaming.status import decode_exit_code
 from crid.streaming.transport import ByteTransport, StreamTransport
 from crid.streaming.websocket import WebSocket, WebSocketTransport, accept_key
@@ -229,14 +230,14 @@ async def exec_websocket(url: str, io: CommandIO, protocol: str = remotecommand.
     """Run an exec/attach over WebSocket (`v5.channel.k8s.io`, as client-go's WebSocket
     executor, or v4/base64 variants). Without v5, stdin cannot be half-closed."""
     ws, chosen = await _ws_connect(url, [protocol], ssl)
-    binary, v5, _ = remotecommand.WS_PROTOCOLS[chosen]
+    binary, v5, _ = wschannels.WS_PROTOCOLS[chosen]
     sender = asyncio.ensure_future(_ws_send(ws, io, binary, v5))
     error = bytearray()
     try:
         while (msg := await ws.recv()) is not None:
-            channel, data = remotecommand.decode_ws_frame(msg[1], binary)
-            out = {remotecommand.STDOUT: io.stdout, remotecommand.STDERR: io.stderr}.get(channel)
-            if channel == remotecommand.ERROR:
+            channel, data = wschannels.decode_ws_frame(msg[1], binary)
+            out = {wschannels.STDOUT: io.stdout, wschannels.STDERR: io.stderr}.get(channel)
+            if channel == wschannels.ERROR:
                 error += data
             elif out is not None and data:
                 out(data)
@@ -252,7 +253,7 @@ async def _ws_send(ws: WebSocket, io: CommandIO, binary: bool, v5: bool) -> None
     async def resizes() -> None:
         assert io.resizes is not None
         async for size in io.resizes:
-            ws.send(*remotecommand.encode_ws_frame(remotecommand.RESIZE, _resize_json(size),
+            ws.send(*wschannels.encode_ws_frame(wschannels.RESIZE, _resize_json(size),
                                                    binary))
             await ws.drain()
 
@@ -260,10 +261,10 @@ async def _ws_send(ws: WebSocket, io: CommandIO, binary: bool, v5: bool) -> None
         task = asyncio.ensure_future(resizes()) if io.resizes is not None else None
         if io.stdin is not None:
             async for chunk in _chunks(io.stdin):
-                ws.send(*remotecommand.encode_ws_frame(remotecommand.STDIN, chunk, binary))
+                ws.send(*wschannels.encode_ws_frame(wschannels.STDIN, chunk, binary))
                 await ws.drain()
             if v5:
-                ws.send(bytes([remotecommand.CLOSE, remotecommand.STDIN]))
+                ws.send(bytes([wschannels.CLOSE, wschannels.STDIN]))
                 await ws.drain()
         if task is not None:
             await task

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from crid.streaming.errors import BackendError, ProtocolError, SessionClosed
 from crid.streaming.spdy import frames as F
-from crid.streaming.spdy.session import SpdySession, SpdyStream
+from crid.streaming.spdy.session import SpdySession
+from crid.streaming.spdy.stream import SpdyStream
 
 PROTOCOL = "portforward.k8s.io"
 WS_TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"

@@ -19,7 +19,7 @@ from typing import Any
 import h11
 import structlog
 
-from crid.streaming import portforward, remotecommand
+from crid.streaming import portforward, remotecommand, wschannels
 from crid.streaming.backend import StreamingBackend
 from crid.streaming.errors import BackendError, ProtocolError, SessionClosed, StreamingError
 from crid.streaming.http import HttpRequest, error_response, read_request, switching_response
@@ -238,7 +238,7 @@ class StreamingServer:
             raise _Reject(400, "WebSocket upgrade needs Sec-WebSocket-Version 13 and a key")
         offered = request.tokens("sec-websocket-protocol")
         ours_ws = ((portforward.WS_TUNNEL_PROTOCOL,) if kind == "portforward"
-                   else tuple(remotecommand.WS_PROTOCOLS))
+                   else tuple(wschannels.WS_PROTOCOLS))
         chosen = next((p for p in offered if p in ours_ws), None)
         if chosen is None:
             raise _Reject(400, f"no acceptable WebSocket subprotocol in {offered}; "
@@ -292,7 +292,7 @@ class StreamingServer:
                 await self._serve_spdy(kind, stored, portforward.PROTOCOL,
                                        WebSocketTransport(ws))
             else:
-                await remotecommand.serve_ws_command(
+                await wschannels.serve_ws_command(
                     ws, subprotocol, _stdio(stored), self._starter(kind, stored), kind == "exec")
         except BackendError as e:
             log.warning("streaming backend failed", kind=kind, error=str(e))

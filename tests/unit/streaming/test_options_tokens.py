@@ -16,10 +16,11 @@ from crid.streaming import (
     parse_duration,
 )
 from crid.streaming.errors import ProtocolError
-from crid.streaming.remotecommand import ResizeDecoder, decode_ws_frame, encode_ws_frame
+from crid.streaming.remotecommand import ResizeDecoder
 from crid.streaming.requests import validate_attach, validate_exec, validate_port_forward
 from crid.streaming.status import decode_exit_code, encode_status, exit_status
 from crid.streaming.tokens import TokenCache
+from crid.streaming.wschannels import decode_ws_frame, encode_ws_frame
 
 
 @pytest.mark.parametrize("text,seconds", [
