@@ -7,8 +7,8 @@ resolve into this project's own `runtime/` package.
 
 from __future__ import annotations
 
-import sys
 import os
+import sys
 from pathlib import Path
 
 from grpc_tools import protoc

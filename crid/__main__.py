@@ -1,0 +1,3 @@
+from crid.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""The crid daemon: owns its root (lock file), wires components, serves gRPC on a unix socket."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import socket
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from crid import logs
+from crid.api import api_pb2, api_pb2_grpc
+from crid.config import Config
+from crid.images import store_options
+from crid.runtime_info import NoNetwork, PodCidrStore
+from crid.server.image_service import ImageService, ImageServiceDeps
+from crid.server.interceptor import ErrorsAndLogging
+from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps
+from crid.store import MetadataStore
+from imagestore import ImageStore
+
+log = logs.get("crid.daemon")
+GRACE_SECONDS = 10
+MAX_MESSAGE = 16 * 1024 * 1024
+
+
+class StartupError(Exception):
+    """The daemon cannot start: its root is owned by another crid, or its socket is in use."""
+
+
+class RootLock:
+    """An exclusive flock on <root>/crid.lock, held for the daemon's lifetime."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "crid.lock"
+        self._fd = -1
+
+    def acquire(self) -> None:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip()
+            os.close(self._fd)
+            raise StartupError(f"another crid (pid {holder or '?'}) owns {self.path.parent}") \
+                from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def prepare_socket(path: Path) -> None:
+    """Creates the socket's directory and removes a stale socket; refuses a live one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and not path.is_symlink():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError as e:
+        if e.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
+            raise StartupError(f"checking socket {path}: {e}") from e
+        path.unlink(missing_ok=True)
+        return
+    finally:
+        probe.close()
+    raise StartupError(f"socket {path} is served by another process")
+
+
+class Daemon:
+    """One running crid: components, gRPC server, and the lock on its root."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.root = Path(cfg.root)
+        self.run_root = Path(cfg.run_root)
+        self.socket_path = Path(cfg.socket_path)
+        self._lock = RootLock(self.root)
+        self._stopped = threading.Event()
+        self._server: grpc.Server | None = None
+        self._store: MetadataStore | None = None
+        self._images: ImageStore | None = None
+
+    def start(self) -> None:
+        """Takes the root lock, opens state, and starts serving.
+
+        Raises:
+            StartupError: another crid owns the root, or the socket is in use.
+        """
+        for d in (self.root, self.run_root):
+            d.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self._lock.acquire()
+        try:
+            self._store = MetadataStore(self.root / "metadata.db")
+            prepare_socket(self.socket_path)
+            self._server = self._build_server(self._store)
+            self._server.add_insecure_port(f"unix://{self.socket_path}")
+            self._server.start()
+            os.chmod(self.socket_path, 0o660)
+        except BaseException:
+            self._lock.release()
+            raise
+        log.info("serving", socket=str(self.socket_path), root=str(self.root),
+                 run_root=str(self.run_root), pid=os.getpid())
+
+    def _build_server(self, store: MetadataStore) -> grpc.Server:
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc"),
+            interceptors=[ErrorsAndLogging()],
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                     ("grpc.max_send_message_length", MAX_MESSAGE)])
+        runtime = RuntimeService(RuntimeServiceDeps(
+            config=self.cfg, network=NoNetwork(), pod_cidrs=PodCidrStore(store)))
+        self._images = ImageStore(store_options(self.cfg.images, self.root / "images"))
+        images = ImageService(ImageServiceDeps(
+            store=self._images, containers_dir=self.root / "containers"))
+        api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
+        api_pb2_grpc.add_ImageServiceServicer_to_server(images, server)
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        services = [api_pb2.DESCRIPTOR.services_by_name[n].full_name
+                    for n in ("RuntimeService", "ImageService")]
+        for name in ["", *services]:
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection(
+            [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        return server
+
+    def wait(self) -> None:
+        """Blocks until stop() (from a signal handler or another thread)."""
+        self._stopped.wait()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stopped.set())
+
+    def stop(self) -> None:
+        """Stops accepting calls, lets in-flight ones finish; containers are left running."""
+        self._stopped.set()
+        if self._server is not None:
+            self._server.stop(GRACE_SECONDS).wait()
+            self._server = None
+        if self._images is not None:
+            self._images.close()
+            self._images = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self.socket_path.unlink(missing_ok=True)
+        self._lock.release()
+        log.info("stopped")

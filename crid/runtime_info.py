@@ -1,0 +1,61 @@
+"""Runtime-wide facts for Version, Status, RuntimeConfig and UpdateRuntimeConfig."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Protocol
+
+from crid.errors import InvalidArgument
+from crid.store import MetadataStore
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str = ""
+    message: str = ""
+
+
+class NetworkStatusSource(Protocol):
+    def network_condition(self) -> Condition: ...
+
+
+class NoNetwork:
+    """Stands in until pod networking is wired in: NetworkReady is false, truthfully."""
+
+    def network_condition(self) -> Condition:
+        return Condition("NetworkReady", False, "NetworkPluginNotReady",
+                         "crid: pod networking is not available yet")
+
+
+def parse_pod_cidrs(text: str) -> list[str]:
+    """Parses the kubelet's pod CIDR ("10.244.1.0/24" or a comma-separated dual-stack pair).
+
+    Raises:
+        InvalidArgument: when any part is not a network.
+    """
+    cidrs = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            cidrs.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError as e:
+            raise InvalidArgument(f"pod CIDR {part!r}: {e}") from e
+    if len({ipaddress.ip_network(c).version for c in cidrs}) != len(cidrs):
+        raise InvalidArgument(f"pod CIDR {text!r}: at most one IPv4 and one IPv6 network")
+    return cidrs
+
+
+class PodCidrStore:
+    """Keeps the pod CIDR the kubelet sent across restarts (it wins over the config's)."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self._store = store
+
+    def get(self) -> list[str]:
+        rec = self._store.get("runtime", "pod_cidr")
+        return rec["cidrs"] if rec else []
+
+    def set(self, cidrs: list[str]) -> None:
+        self._store.put("runtime", "pod_cidr", {"cidrs": cidrs})

@@ -1,0 +1,72 @@
+"""runtime.v1.RuntimeService: thin translation between CRI messages and the domain."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from crid import config as configmod
+from crid.api import api_pb2 as pb
+from crid.api import api_pb2_grpc
+from crid.runtime_info import Condition, NetworkStatusSource, PodCidrStore, parse_pod_cidrs
+from crid.server.unimplemented import fill_unimplemented
+from crid.version import CRI_API_VERSION, KUBELET_API_VERSION, RUNTIME_NAME, __version__
+
+
+@dataclass
+class RuntimeServiceDeps:
+    config: configmod.Config
+    network: NetworkStatusSource
+    pod_cidrs: PodCidrStore
+
+
+
+class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
+    def __init__(self, deps: RuntimeServiceDeps) -> None:
+        self._d = deps
+
+    def Version(self, request: pb.VersionRequest, context: grpc.ServicerContext) -> Any:
+        return pb.VersionResponse(version=KUBELET_API_VERSION, runtime_name=RUNTIME_NAME,
+                                  runtime_version=__version__,
+                                  runtime_api_version=CRI_API_VERSION)
+
+    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> Any:
+        conditions = [Condition("RuntimeReady", True), self._d.network.network_condition()]
+        resp = pb.StatusResponse(
+            status=pb.RuntimeStatus(conditions=[
+                pb.RuntimeCondition(type=c.type, status=c.status, reason=c.reason,
+                                    message=c.message) for c in conditions]),
+            runtime_handlers=self._handlers(),
+            features=pb.RuntimeFeatures(supplemental_groups_policy=False),
+        )
+        if request.verbose:
+            resp.info["config"] = json.dumps(configmod.to_dict(self._d.config))
+            resp.info["network"] = json.dumps({"pod_cidrs": self._d.pod_cidrs.get()})
+        return resp
+
+    def _handlers(self) -> list[pb.RuntimeHandler]:
+        features = pb.RuntimeHandlerFeatures(recursive_read_only_mounts=False,
+                                             user_namespaces=False)
+        # The default handler is listed under the empty name too: the kubelet and the
+        # conformance suite look the default up as "".
+        names = ["", self._d.config.default_runtime_handler]
+        return [pb.RuntimeHandler(name=n, features=features) for n in names]
+
+    def RuntimeConfig(self, request: pb.RuntimeConfigRequest,
+                      context: grpc.ServicerContext) -> Any:
+        driver = (pb.CgroupDriver.SYSTEMD if self._d.config.cgroup_driver == "systemd"
+                  else pb.CgroupDriver.CGROUPFS)
+        return pb.RuntimeConfigResponse(linux=pb.LinuxRuntimeConfiguration(cgroup_driver=driver))
+
+    def UpdateRuntimeConfig(self, request: pb.UpdateRuntimeConfigRequest,
+                            context: grpc.ServicerContext) -> Any:
+        cidr = request.runtime_config.network_config.pod_cidr
+        if cidr:
+            self._d.pod_cidrs.set(parse_pod_cidrs(cidr))
+        return pb.UpdateRuntimeConfigResponse()
+
+
+fill_unimplemented(RuntimeService, "RuntimeService")

@@ -1,0 +1,92 @@
+"""A crid daemon in a temporary root, driven over its real unix socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from crid.api import api_pb2_grpc
+
+TOP = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CridProcess:
+    """A running `crid` with its directories and CRI stubs bound to its socket."""
+
+    root: Path
+    run_root: Path
+    socket: Path
+    proc: subprocess.Popen
+    log_path: Path
+    channel: grpc.Channel = field(init=False)
+    runtime: api_pb2_grpc.RuntimeServiceStub = field(init=False)
+    images: api_pb2_grpc.ImageServiceStub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.channel = grpc.insecure_channel(f"unix://{self.socket}")
+        self.runtime = api_pb2_grpc.RuntimeServiceStub(self.channel)
+        self.images = api_pb2_grpc.ImageServiceStub(self.channel)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """Stops the daemon (by its PID) and returns its exit status."""
+        self.channel.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def crid_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "crid", *args]
+
+
+def start_crid(base: Path, *extra: str, config: Path | None = None,
+               timeout: float = 20) -> CridProcess:
+    """Starts crid with root, run root and socket under `base`; waits until it answers."""
+    root, run_root = base / "root", base / "run"
+    sock = run_root / "crid.sock"
+    log_path = base / f"crid-{time.monotonic_ns()}.log"
+    args = ["--root", str(root), "--run-root", str(run_root), "--listen", str(sock),
+            "--log-level", "debug", "--log-format", "json", *extra]
+    if config is not None:
+        args = ["--config", str(config), *args]
+    env = dict(os.environ, PYTHONPATH=str(TOP))
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(crid_command(*args), stdout=log, stderr=subprocess.STDOUT,
+                                env=env, cwd=TOP)
+    daemon = CridProcess(root, run_root, sock, proc, log_path)
+    _wait_ready(daemon, timeout)
+    return daemon
+
+
+def _wait_ready(daemon: CridProcess, timeout: float) -> None:
+    from crid.api import api_pb2
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.proc.poll() is not None:
+            raise RuntimeError(f"crid exited with {daemon.proc.returncode}:\n{daemon.log()}")
+        if daemon.socket.exists():
+            try:
+                daemon.runtime.Version(api_pb2.VersionRequest(), timeout=2)
+                return
+            except grpc.RpcError:
+                pass
+        time.sleep(0.05)
+    daemon.stop(signal.SIGKILL)
+    raise RuntimeError(f"crid did not answer within {timeout}s:\n{daemon.log()}")

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from crid import config as c
+
+
+def test_defaults_need_no_file(tmp_path: Path) -> None:
+    cfg = c.load(None) if not c.DEFAULT_CONFIG_FILE.exists() else c.Config()
+    assert cfg.root == "/var/lib/crid" and cfg.socket_path == "/run/crid/crid.sock"
+    assert cfg.network.pod_cidr == "10.88.0.0/16" and cfg.streaming.idle_timeout == "4h"
+
+
+def test_render_then_load_round_trips(tmp_path: Path) -> None:
+    cfg = c.load(tmp_path / "none.toml" if False else None, {"root": "/x"})
+    f = tmp_path / "crid.toml"
+    f.write_text(c.render_toml(cfg))
+    assert c.load(f) == cfg
+
+
+def test_registry_tables(tmp_path: Path) -> None:
+    f = tmp_path / "crid.toml"
+    f.write_text('[images.registries."docker.io"]\nmirrors = ["http://127.0.0.1:5001"]\n'
+                 '[images.registries."quay.io"]\ninsecure = true\n')
+    cfg = c.load(f)
+    assert cfg.images.registries["docker.io"].mirrors == ["http://127.0.0.1:5001"]
+    assert cfg.images.registries["quay.io"].insecure is True
+    assert tomllib.loads(c.render_toml(cfg))["images"]["registries"]["quay.io"] == {
+        "mirrors": [], "insecure": True}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("bogus = 1", "bogus: unknown key"),
+    ("[network]\nbridgee = 'x'", "network.bridgee: unknown key"),
+    ("log_level = 3", "log_level: expected str"),
+    ("log_level = 'loud'", "log_level: 'loud' is not one of"),
+    ("[network]\npod_cidr = '10.0.0.1/8'", "network.pod_cidr"),
+    ("[network]\npod_cidr_v6 = '10.0.0.0/8'", "is not an IPv6 network"),
+    ("[network]\nbridge = 'a-very-long-bridge-name'", "network.bridge"),
+    ("[streaming]\nidle_timeout = 'forever'", "streaming.idle_timeout: not a duration"),
+    ("[images]\nparallel_downloads = 0", "images.parallel_downloads: must be greater"),
+    ("[images]\npinned = 'x'", "images.pinned: expected list[str]"),
+    ("[images.registries.'docker.io']\nmirrors = [1]", "mirrors: expected list[str]"),
+    ("network = 3", "network: expected a table"),
+    ("root = ", "not valid TOML"),
+])
+def test_bad_values_name_file_and_key(tmp_path: Path, text: str, problem: str) -> None:
+    f = tmp_path / "crid.toml"
+    f.write_text(text)
+    with pytest.raises(c.ConfigError) as e:
+        c.load(f)
+    assert str(f) in str(e.value) and problem in str(e.value)
+
+
+def test_dropins_apply_in_lexical_order_and_flags_win(tmp_path: Path) -> None:
+    f = tmp_path / "crid.toml"
+    f.write_text("log_level = 'debug'\n")
+    (tmp_path / "crid.d").mkdir()
+    (tmp_path / "crid.d" / "20-b.toml").write_text("log_level = 'error'\n")
+    (tmp_path / "crid.d" / "10-a.toml").write_text("log_level = 'warning'\nroot = '/a'\n")
+    cfg = c.load(f, {"root": "/flag"})
+    assert (cfg.log_level, cfg.root) == ("error", "/flag")
+
+
+def test_bad_dropin_is_named(tmp_path: Path) -> None:
+    f = tmp_path / "crid.toml"
+    f.write_text("")
+    (tmp_path / "crid.d").mkdir()
+    bad = tmp_path / "crid.d" / "x.toml"
+    bad.write_text("[streaming]\nport = -1\n")
+    with pytest.raises(c.ConfigError, match=f"{bad}: streaming.port"):
+        c.load(f)
+
+
+@pytest.mark.parametrize("text, seconds", [("4h", 14400), ("1h30m", 5400), ("250ms", 0.25),
+                                           ("45s", 45)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert c.parse_duration(text) == seconds

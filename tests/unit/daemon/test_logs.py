@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import io
+import json
+
+from crid import logs
+
+
+def test_credentials_never_reach_the_log() -> None:
+    out = io.StringIO()
+    logs.setup("debug", "json", stream=out)
+    logs.get("t").info("pulling", request={"username": "u", "password": "hunter2"},
+                       header="Authorization: Bearer abc.def.ghi", registry_token="tok123")
+    line = out.getvalue()
+    assert "hunter2" not in line and "abc.def.ghi" not in line and "tok123" not in line
+    rec = json.loads(line)
+    assert rec["request"] == {"username": "u", "password": "<redacted>"}
+    assert rec["header"] == "Authorization: Bearer <redacted>"
+
+
+def test_text_format_is_human_readable() -> None:
+    out = io.StringIO()
+    logs.setup("info", "text", stream=out)
+    logs.get("t").info("hello", x=1)
+    logs.get("t").debug("hidden")
+    assert "hello" in out.getvalue() and "x=1" in out.getvalue()
+    assert "hidden" not in out.getvalue()
