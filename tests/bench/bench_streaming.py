@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from crid.api import api_pb2 as pb
 from crid.streaming.client import CommandIO, exec_spdy
 from tests.bench.api import BenchContext, benchmark, latency_figures
+from tests.bench.cgroups import CGROUP_PARENT
 from tests.rig import catalog
 from tests.rig.cri_client import CriClient
 from tests.rig.distribution import DistributionClient
@@ -44,6 +45,7 @@ def _sleeping_container(client: CriClient, ctx: BenchContext) -> Iterator[str]:
                                        namespace="crt-bench", attempt=0),
         log_directory=str(ctx.workdir / "pod-logs"),
         linux=pb.LinuxPodSandboxConfig(
+            cgroup_parent=CGROUP_PARENT,
             security_context=pb.LinuxSandboxSecurityContext(namespace_options=ns)))
     rt = client.runtime
     pod_id = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=pod_config),

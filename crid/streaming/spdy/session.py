@@ -1,11 +1,14 @@
 """An asyncio SPDY/3.1 session (client or server side) with streams and flow control.
 
 Flow control (draft 3.1, section 2.6.8): every stream and the session start with a 64 KiB send
-window that WINDOW_UPDATE frames reopen. Go's spdystream (kubelet, crictl, kubectl) neither sends
-WINDOW_UPDATE nor honours it; it relies on TCP backpressure. So a session enforces windows, and
-sends SETTINGS/WINDOW_UPDATE itself, only once the peer has shown it speaks flow control (sent
-SETTINGS or WINDOW_UPDATE). Inbound data is buffered per stream up to a bound; past it the read
-loop waits for the reader, which backpressures the peer through TCP.
+window that WINDOW_UPDATE frames reopen. Go's spdystream (kubelet, crictl, kubectl, containerd)
+neither sends WINDOW_UPDATE nor honours it; it relies on TCP backpressure. So a session honours
+the peer's windows only once the peer has shown it speaks flow control (sent SETTINGS or
+WINDOW_UPDATE); our own SETTINGS/WINDOW_UPDATEs go out when we announce (the client does at
+once; the server answers a peer that announced), and Go peers ignore them.
+
+Inbound data is buffered per stream and per session up to a bound; past it the read loop waits
+for the readers, which backpressures the peer through TCP.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class SpdySession:
         self._next_id = 1 if client else 2
         self._next_ping = 1 if client else 2
         self._last_peer_id = 0
-        self.flow_control = False
+        self.announced = False       # we sent SETTINGS and send WINDOW_UPDATEs
+        self.enforce_windows = False  # the peer sends them: honour its windows
         self.peer_initial_window = F.DEFAULT_WINDOW
         self.send_window = F.DEFAULT_WINDOW
         self._window_changed = asyncio.Event()
@@ -92,7 +96,7 @@ class SpdySession:
 
     def announce_flow_control(self) -> None:
         """Tell the peer our receive windows (only sent to flow-control-aware peers)."""
-        self.flow_control = True
+        self.announced = True
         win = self.limits.receive_window
         self.send_control(F.ControlFrame(F.FrameType.SETTINGS, 0, {},
                                          settings=[(0, F.SETTINGS_INITIAL_WINDOW_SIZE, win)]))
@@ -105,7 +109,7 @@ class SpdySession:
                                              {"stream_id": stream_id, "delta": delta}))
 
     def credit_session(self, n: int) -> None:
-        if not self.flow_control:
+        if not self.announced:
             return
         self._session_unacked += n
         if self._session_unacked >= self.limits.session_window // 2:
@@ -367,7 +371,8 @@ class SpdySession:
         self._peer_speaks_flow_control()
 
     def _peer_speaks_flow_control(self) -> None:
-        if not self.flow_control:
+        self.enforce_windows = True
+        if not self.announced:
             self.announce_flow_control()
         self._window_opened()
 

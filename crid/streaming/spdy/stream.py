@@ -50,7 +50,7 @@ class SpdyStream:
     def _credit(self, n: int) -> None:
         self._unacked += n
         s = self.session
-        if not s.flow_control or self.remote_closed:
+        if not s.announced or self.remote_closed:
             s.credit_session(n)
             return
         if self._unacked >= s.limits.receive_window // 2:
@@ -64,7 +64,7 @@ class SpdyStream:
         s = self.session
         while len(view):
             self._check_writable()
-            if s.flow_control:
+            if s.enforce_windows:
                 n = await s.wait_window(self, len(view))
             else:
                 n = min(len(view), s.limits.max_frame)
@@ -93,16 +93,22 @@ class SpdyStream:
         self.session.maybe_forget(self)
 
     def reset(self, status: int = F.RstStatus.CANCEL) -> None:
-        """Abort the stream both ways with RST_STREAM."""
+        """Abort the stream both ways with RST_STREAM; unread input is dropped."""
         if self.reset_status is None:
             with contextlib.suppress(SessionClosed):
                 self.session.send_control(F.ControlFrame(
                     F.FrameType.RST_STREAM, 0, {"stream_id": self.id, "status": status}))
+        self.discard()
         self.on_reset(status)
 
     def on_reset(self, status: int) -> None:
+        """The peer reset the stream: no more writes, but what arrived before stays readable.
+
+        The kubelet's streaming library (and so containerd and CRI-O) resets every stream
+        right after writing the exit status, and Go's spdystream still delivers data that
+        preceded a RST_STREAM: dropping it would lose the status and the end of the output.
+        """
         self.reset_status = status
-        self.discard()
         self._readable.set()
         self._drained.set()
         self.replied.set()

@@ -48,7 +48,7 @@ def test_streams_both_ways_with_flow_control() -> None:
         await stream.close_write()
         await r
         assert bytes(got) == payload
-        assert server.flow_control and client.flow_control
+        assert server.enforce_windows and client.enforce_windows
         client.close()
         await asyncio.gather(*runs, return_exceptions=True)
     run(go)
@@ -153,6 +153,56 @@ def test_unread_input_is_bounded_for_peers_without_flow_control() -> None:
         total = sum(await asyncio.gather(*(drain(p) for p in peers)))
         await asyncio.gather(*writers)
         assert total == 8 * (4 << 20) and server.buffered == 0
+        client.close()
+        await asyncio.gather(*runs, return_exceptions=True)
+    run(go)
+
+
+class _GoLikeSession(SpdySession):
+    """Like Go's spdystream: never sends SETTINGS or WINDOW_UPDATE."""
+
+    def announce_flow_control(self) -> None:
+        self.announced = False
+
+    def send_window_update(self, stream_id: int, delta: int) -> None:
+        pass
+
+
+def test_client_does_not_stall_on_a_peer_without_flow_control() -> None:
+    """Go's spdystream never sends WINDOW_UPDATE: more than 64 KiB must still get through."""
+    async def go() -> None:
+        ta, tb = await _pair()
+        client = SpdySession(ta, client=True)
+        client.announce_flow_control()
+        peer = _GoLikeSession(tb, client=False)
+        runs = [asyncio.ensure_future(s.run()) for s in (client, peer)]
+        stream = await client.open_stream({"streamtype": "stdin"})
+        theirs = await peer.incoming.get()
+        writer = asyncio.ensure_future(stream.write(b"q" * (1 << 20)))
+        got = 0
+        while got < (1 << 20):
+            got += len(await theirs.read())
+        await writer
+        assert not client.enforce_windows
+        client.close()
+        await asyncio.gather(*runs, return_exceptions=True)
+    run(go)
+
+
+def test_data_before_a_peer_reset_stays_readable() -> None:
+    """As the kubelet's library does: write the status, then RST every stream at once."""
+    async def go() -> None:
+        ta, tb = await _pair()
+        client, server = SpdySession(ta, client=True), SpdySession(tb, client=False)
+        runs = [asyncio.ensure_future(s.run()) for s in (client, server)]
+        stream = await client.open_stream({"streamtype": "error"})
+        theirs = await server.incoming.get()
+        await theirs.write(b'{"status":"Failure"}')
+        theirs.reset()
+        await asyncio.sleep(0.1)  # both frames have arrived before anyone reads
+        assert stream.reset_status == F.RstStatus.CANCEL
+        assert await stream.read() == b'{"status":"Failure"}'
+        assert await stream.read() == b""
         client.close()
         await asyncio.gather(*runs, return_exceptions=True)
     run(go)
