@@ -70,6 +70,9 @@ class WebSocket:
         for event in self._conn.events():
             if isinstance(event, Message):
                 payload = event.data.encode() if isinstance(event, TextMessage) else event.data
+                if event.message_finished and not self._partial:  # the common case: no copy
+                    self._pending.append((isinstance(event, TextMessage), bytes(payload)))
+                    continue
                 self._partial += payload
                 if len(self._partial) > MAX_MESSAGE:
                     raise ProtocolError(f"WebSocket message over {MAX_MESSAGE} bytes")
@@ -99,16 +102,24 @@ class WebSocket:
     async def drain(self) -> None:
         await self.io.drain()
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Send a close frame (if still open) and close the socket."""
+    async def close(self, code: int = 1000, reason: str = "", linger: float = 2.0) -> None:
+        """Send a close frame (if still open), wait up to `linger` seconds for the peer's
+        close (RFC 6455, 7.1.1: closing with unread input would reset the TCP connection and
+        could destroy output the peer has not read yet), then close the socket."""
         try:
             if self._conn.state == ConnectionState.OPEN:
                 self.io.write(self._conn.send(CloseConnection(code=code, reason=reason)))
                 await asyncio.wait_for(self.io.drain(), 5)
-        except (LocalProtocolError, SessionClosed, TimeoutError):
+                await asyncio.wait_for(self._until_closed(), linger)
+        except (LocalProtocolError, SessionClosed, ProtocolError, TimeoutError):
             pass
         self._closed = True
         self.io.close()
+
+    async def _until_closed(self) -> None:
+        self._pending.clear()
+        while await self.recv() is not None:
+            self._pending.clear()
 
 
 class WebSocketTransport:

@@ -390,8 +390,8 @@ class SpdySession:
 
     async def _on_data(self, sid: int, flags: int, payload: bytes) -> None:
         stream = self._known(sid)
-        if stream is None or stream.reset_status is not None:
-            return
+        if stream is None or stream.reset_status is not None or self.closing:
+            return  # closing: nobody reads any more, and buffering would stall the drain
         if stream.remote_closed:
             stream.reset(F.RstStatus.STREAM_ALREADY_CLOSED)
             return
