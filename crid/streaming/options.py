@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from crid.config import parse_duration as config_duration
 from crid.streaming.errors import RequestError
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 
 
 def parse_duration(text: str | float | int) -> float:
-    """Parse a Go-style duration (`"4h"`, `"1h30m"`, `"500ms"`, `"10"` = seconds) into seconds.
+    """Seconds in a Go-style duration (`"4h"`, `"1h30m"`, `"500ms"`) or a plain number.
 
     Raises:
-        RequestError: the text is not a duration or is negative.
+        RequestError: not a duration, or negative.
     """
     if isinstance(text, int | float):
         if text < 0:
             raise RequestError(f"duration {text!r} is negative")
         return float(text)
-    s = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", s):
-        return float(s)
-    pos, total = 0, 0.0
-    for m in _PART.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or not s:
-        raise RequestError(f"invalid duration {text!r}: expected e.g. '4h', '1h30m', '500ms'")
-    return total
+    try:
+        return config_duration(text)
+    except ValueError as e:
+        raise RequestError(str(e)) from e
 
 
 @dataclass(frozen=True)
