@@ -46,8 +46,11 @@ class CridProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGUSR1)  # stacks into the log, for the failure
+                time.sleep(1)
                 self.proc.kill()
                 self.proc.wait()
+                print(f"crid did not stop within {timeout}s; its log:\n{self.log()[-20000:]}")
         return self.proc.returncode
 
 
