@@ -17,8 +17,12 @@ from grpc_reflection.v1alpha import reflection
 
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
-from crid.config import Config
-from crid.runtime_info import NoNetwork, PodCidrStore
+from crid.config import Config, parse_size
+from crid.pods import NoPodNetwork, PodManager, PodNetworkPort, PodOptions, SetupDeps, handler_set
+from crid.pods.cgroups import CgroupfsPodCgroups
+from crid.pods.namespaces import NamespacePinner
+from crid.pods.network import ReadinessCondition
+from crid.runtime_info import PodCidrStore
 from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
 from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps
@@ -117,8 +121,11 @@ class Daemon:
             interceptors=[ErrorsAndLogging()],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                      ("grpc.max_send_message_length", MAX_MESSAGE)])
+        pod_cidrs = PodCidrStore(store)
+        network = self._build_pod_network(pod_cidrs)
         runtime = RuntimeService(RuntimeServiceDeps(
-            config=self.cfg, network=NoNetwork(), pod_cidrs=PodCidrStore(store)))
+            config=self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
+            pods=self._build_pods(store, network), pod_network=network))
         images = ImageService(ImageServiceDeps(
             images_dir=self.root / "images", containers_dir=self.root / "containers"))
         api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
@@ -132,6 +139,26 @@ class Daemon:
         reflection.enable_server_reflection(
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         return server
+
+    def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetworkPort:
+        network = NoPodNetwork()
+        if pod_cidrs.get():
+            network.update_pod_cidrs(pod_cidrs.get())
+        return network
+
+    def _build_pods(self, store: MetadataStore, network: PodNetworkPort) -> PodManager:
+        cfg = self.cfg
+        pods = PodManager(
+            PodOptions(run_root=self.run_root,
+                       handlers=handler_set(cfg.default_runtime_handler,
+                                            cfg.pods.runtime_handlers),
+                       default_handler=cfg.default_runtime_handler),
+            store,
+            SetupDeps(pinner=NamespacePinner(), network=network, cgroups=CgroupfsPodCgroups(),
+                      run_root=self.run_root, shm_size=parse_size(cfg.pods.shm_size)))
+        for change in pods.reconcile():
+            log.info("reconciled pod", change=change)
+        return pods
 
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""
