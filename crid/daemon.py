@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
 from crid.config import Config, parse_size
+from crid.images import store_options
 from crid.pods import NoPodNetwork, PodManager, PodNetworkPort, PodOptions, SetupDeps, handler_set
 from crid.pods.cgroups import CgroupfsPodCgroups
 from crid.pods.namespaces import NamespacePinner
@@ -27,6 +28,7 @@ from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
 from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps
 from crid.store import MetadataStore
+from imagestore import ImageStore
 
 log = logs.get("crid.daemon")
 GRACE_SECONDS = 10
@@ -92,6 +94,7 @@ class Daemon:
         self._stopped = threading.Event()
         self._server: grpc.Server | None = None
         self._store: MetadataStore | None = None
+        self._images: ImageStore | None = None
 
     def start(self) -> None:
         """Takes the root lock, opens state, and starts serving.
@@ -126,8 +129,9 @@ class Daemon:
         runtime = RuntimeService(RuntimeServiceDeps(
             config=self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
             pods=self._build_pods(store, network), pod_network=network))
+        self._images = ImageStore(store_options(self.cfg.images, self.root / "images"))
         images = ImageService(ImageServiceDeps(
-            images_dir=self.root / "images", containers_dir=self.root / "containers"))
+            store=self._images, containers_dir=self.root / "containers"))
         api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
         api_pb2_grpc.add_ImageServiceServicer_to_server(images, server)
         health_servicer = health.HealthServicer()
@@ -174,6 +178,9 @@ class Daemon:
         if self._server is not None:
             self._server.stop(GRACE_SECONDS).wait()
             self._server = None
+        if self._images is not None:
+            self._images.close()
+            self._images = None
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.rig.fixtures"]
+
 _TIERS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration}
 
 

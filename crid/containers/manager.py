@@ -1,0 +1,330 @@
+"""Container lifecycle: create, start, stop, remove, status and list, as the kubelet drives it.
+
+The manager owns records (persisted in the metadata store, listed from memory), name
+reservations, and each container's directory under <root>/containers/<id>. It reaches the
+runtime, images and pods through small Protocols (crid/containers/ports.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crid.containers import rootfs as rootfs_mod
+from crid.containers.model import ContainerRequest, ImageConfig, NsMode, ProfileKind
+from crid.containers.ports import ContainerRuntime, ExitInfo, ImageLookup, PodLookup
+from crid.containers.record import ContainerRecord, ContainerState
+from crid.containers.spec import HostDevice, SpecInputs, generate_spec
+from crid.containers.users import UserDB, resolve_user
+from crid.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from crid.events import ContainerEvent, EventBus
+from crid.names import NameRegistry
+from crid.store import MetadataStore, atomic_write
+
+KIND = "container"
+MAX_PROFILE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ContainerOptions:
+    root: Path  # <root>/containers
+    forbidden_roots: tuple[Path, ...]  # crid's own state: never a mount or device source
+    seccomp_profile_root: Path = Path("/var/lib/kubelet/seccomp")
+    cgroup_driver: str = "cgroupfs"
+    apparmor_enabled: bool = False
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    id_prefix: str = ""
+    state: ContainerState | None = None
+    pod_id: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+class ContainerManager:
+    def __init__(self, opts: ContainerOptions, store: MetadataStore, runtime: ContainerRuntime,
+                 images: ImageLookup, pods: PodLookup, events: EventBus) -> None:
+        self._o, self._store, self._rt = opts, store, runtime
+        self._images, self._pods, self._events = images, pods, events
+        self._lock = threading.RLock()
+        self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
+        self._names = NameRegistry()
+        for r in self._records.values():
+            self._names.reserve(_name_key(r.pod_id, r.name, r.attempt), r.id)
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def get(self, cid: str) -> ContainerRecord:
+        """The record of the container whose id is cid or starts with it.
+
+        Raises:
+            NotFound: no container matches; InvalidArgument: the prefix is ambiguous.
+        """
+        with self._lock:
+            if cid in self._records:
+                return self._records[cid]
+            hits = [r for i, r in self._records.items() if cid and i.startswith(cid)]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            raise InvalidArgument(f"container id prefix {cid!r} is ambiguous")
+        raise NotFound(f"container {cid!r} does not exist")
+
+    def list(self, f: ListFilter = ListFilter()) -> list[ContainerRecord]:
+        with self._lock:
+            records = list(self._records.values())
+        return [r for r in records if _matches(r, f)]
+
+    def image_ids_in_use(self) -> set[str]:
+        with self._lock:
+            return {r.image_id for r in self._records.values()}
+
+    # --- create ----------------------------------------------------------------------------
+
+    def create(self, pod_id: str, req: ContainerRequest) -> ContainerRecord:
+        """Creates a container in a ready pod; nothing is left behind when it fails.
+
+        Raises:
+            NotFound: the pod or image does not exist; FailedPrecondition: the pod is not
+            ready; AlreadyExists: the name is taken; InvalidArgument: a bad request field.
+        """
+        pod = self._pods.container_context(pod_id)
+        image = self._images.status(req.image)
+        if image is None:
+            raise NotFound(f"image {req.image!r} is not present: pull it first")
+        cid = secrets.token_hex(32)
+        cdir = self._o.root / cid
+        with contextlib.ExitStack() as undo:
+            self._names.reserve(_name_key(pod.context.pod_id, req.name, req.attempt), cid)
+            undo.callback(self._names.release, cid)
+            cdir.mkdir(parents=True, mode=0o700)
+            undo.callback(rootfs_mod.remove_container_dir, cdir)
+            rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir)
+            spec, user = self._spec(cid, req, image, pod, rootfs)
+            atomic_write(cdir / "config.json", json.dumps(spec).encode())
+            log_path = _log_path(pod.log_directory, req.log_path)
+            self._rt.create(cid, cdir, log_path, req.stdin, req.stdin_once, req.tty)
+            undo.callback(self._rt.delete, cid, True)
+            rec = self._record(cid, pod.context.pod_id, req, image, cdir, log_path, spec, user)
+            self._save(rec)
+            undo.pop_all()
+        self._publish(rec, "CREATED")
+        return rec
+
+    def _spec(self, cid: str, req: ContainerRequest, image: Any, pod: Any,
+              rootfs: Path) -> tuple[dict[str, Any], Any]:
+        img = ImageConfig.from_oci(self._images.config(image.id))
+        self._check_mount_sources(req)
+        sec = req.security
+        user = resolve_user(_user_db(rootfs), run_as_user=sec.run_as_user,
+                            run_as_username=sec.run_as_username, run_as_group=sec.run_as_group,
+                            image_user=img.user, supplemental=sec.supplemental_groups,
+                            strict=sec.strict_supplemental_groups)
+        target_pid = 0
+        if sec.namespaces.pid == NsMode.TARGET:
+            target_pid = self.get(sec.namespaces.target_id).pid
+        inputs = SpecInputs(
+            container_id=cid, request=req, image=img, image_name=req.image, image_id=image.id,
+            pod=pod.context, user=user, rootfs=str(rootfs),
+            cgroups_path=_cgroups_path(pod.cgroup_parent, cid, self._o.cgroup_driver),
+            devices=tuple(self._host_device(d) for d in req.devices),
+            localhost_seccomp=self._localhost_profile(req), target_pid=target_pid,
+            apparmor_enabled=self._o.apparmor_enabled)
+        return generate_spec(inputs), user
+
+    def _check_mount_sources(self, req: ContainerRequest) -> None:
+        for m in req.mounts:
+            src = Path(os.path.realpath(m.host_path))
+            if not src.exists():
+                raise NotFound(f"mount {m.container_path!r}: host path {m.host_path!r} "
+                               "does not exist")
+            if any(src == r or r in src.parents for r in self._o.forbidden_roots):
+                raise PermissionDenied(f"mount {m.container_path!r}: host path "
+                                       f"{m.host_path!r} is inside crid's own state")
+
+    def _host_device(self, d: Any) -> HostDevice:
+        try:
+            st = os.stat(d.host_path)
+        except OSError as e:
+            raise NotFound(f"device {d.host_path!r}: {e.strerror}") from e
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            raise InvalidArgument(f"device {d.host_path!r} is not a device node")
+        if set(d.permissions) - set("rwm"):
+            raise InvalidArgument(f"device {d.host_path!r}: permissions {d.permissions!r}")
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+        return HostDevice(d.container_path or d.host_path, kind, os.major(st.st_rdev),
+                          os.minor(st.st_rdev), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                          d.permissions)
+
+    def _localhost_profile(self, req: ContainerRequest) -> dict[str, Any] | None:
+        prof = req.security.seccomp
+        if prof.kind != ProfileKind.LOCALHOST or req.security.privileged:
+            return None
+        root = self._o.seccomp_profile_root.resolve()
+        path = Path(os.path.realpath(prof.localhost_ref))
+        if root not in path.parents:
+            raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r} is outside {root}")
+        try:
+            data = path.read_bytes()[:MAX_PROFILE_BYTES + 1]
+        except OSError as e:
+            raise NotFound(f"seccomp profile {prof.localhost_ref!r}: {e.strerror}") from e
+        try:
+            profile = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r}: {e}") from e
+        if len(data) > MAX_PROFILE_BYTES or not isinstance(profile, dict):
+            raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r} is not a profile")
+        return profile
+
+    def _record(self, cid: str, pod_id: str, req: ContainerRequest, image: Any, cdir: Path,
+                log_path: str, spec: dict[str, Any], user: Any) -> ContainerRecord:
+        img = ImageConfig.from_oci(self._images.config(image.id))
+        return ContainerRecord(
+            id=cid, pod_id=pod_id, name=req.name, attempt=req.attempt, image=req.image,
+            image_id=image.id, image_ref=(image.repo_digests or (image.id,))[0],
+            created_at=time.time_ns(), labels=dict(req.labels),
+            annotations=dict(req.annotations), log_path=log_path, bundle=str(cdir),
+            rootfs=str(cdir / "rootfs"),
+            stop_signal=req.stop_signal or img.stop_signal or "SIGTERM",
+            mounts=[m for m in spec["mounts"] if m["type"] == "bind"],
+            resources=spec["linux"]["resources"], uid=user.uid, gid=user.gid,
+            additional_gids=list(user.additional_gids), tty=req.tty, stdin=req.stdin,
+            stdin_once=req.stdin_once)
+
+    # --- start / stop / remove -------------------------------------------------------------
+
+    def start(self, cid: str) -> ContainerRecord:
+        rec = self.get(cid)
+        if not rec.state.can_start():
+            raise FailedPrecondition(f"container {rec.id} is {rec.state.name.lower()}, "
+                                     "not created")
+        pid = self._rt.start(rec.id)
+        rec = self._save(rec.moved_to(ContainerState.RUNNING, started_at=time.time_ns(),
+                                      pid=pid))
+        self._publish(rec, "STARTED")
+        exit_info = self._rt.exit_status(rec.id)
+        if exit_info is not None:  # it already ended while we were recording the start
+            rec = self.mark_exited(rec.id, exit_info)
+        return rec
+
+    def stop(self, cid: str, timeout: int) -> None:
+        """Sends the stop signal, then SIGKILL after timeout seconds; idempotent."""
+        rec = self.get(cid)
+        if rec.state is not ContainerState.RUNNING:
+            if rec.state is ContainerState.CREATED:
+                self._rt.kill(rec.id, signal.SIGKILL)
+                self.mark_exited(rec.id, self._rt.wait(rec.id, 10))
+            return
+        if timeout > 0:
+            self._rt.kill(rec.id, _signal_number(rec.stop_signal))
+            info = self._rt.wait(rec.id, timeout)
+            if info is not None:
+                self.mark_exited(rec.id, info)
+                return
+        self._rt.kill(rec.id, signal.SIGKILL)
+        info = self._rt.wait(rec.id, 30)
+        if info is None:
+            raise FailedPrecondition(f"container {rec.id} did not die after SIGKILL")
+        self.mark_exited(rec.id, info)
+
+    def remove(self, cid: str) -> None:
+        """Kills if running, removes the runtime state, rootfs and record; idempotent."""
+        try:
+            rec = self.get(cid)
+        except NotFound:
+            return
+        if rec.state in (ContainerState.RUNNING, ContainerState.CREATED):
+            self.stop(rec.id, 0)
+        self._rt.delete(rec.id, True)
+        rootfs_mod.remove_container_dir(Path(rec.bundle))
+        with self._lock:
+            self._store.delete(KIND, rec.id)
+            self._records.pop(rec.id, None)
+        self._names.release(rec.id)
+        self._publish(rec, "DELETED")
+
+    def mark_exited(self, cid: str, info: ExitInfo) -> ContainerRecord:
+        """Records an exit (from the exit watcher or a stop); a second report is ignored."""
+        with self._lock:
+            rec = self._records.get(cid)
+            if rec is None or rec.state is ContainerState.EXITED:
+                return rec  # type: ignore[return-value]
+            reason = "OOMKilled" if info.oom_killed else (
+                "Completed" if info.exit_code == 0 else "Error")
+            rec = self._save(rec.moved_to(ContainerState.EXITED, exit_code=info.exit_code,
+                                          finished_at=info.finished_at or time.time_ns(),
+                                          reason=reason, message=info.message))
+        self._publish(rec, "STOPPED")
+        return rec
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _save(self, rec: ContainerRecord) -> ContainerRecord:
+        with self._lock:
+            self._store.put(KIND, rec.id, rec.to_dict())
+            self._records[rec.id] = rec
+        return rec
+
+    def _publish(self, rec: ContainerRecord, kind: str) -> None:
+        self._events.publish(ContainerEvent(rec.id, kind, time.time_ns(), rec.pod_id, rec))
+
+
+def _name_key(pod_id: str, name: str, attempt: int) -> str:
+    return f"{name}_{pod_id}_{attempt}"
+
+
+def _log_path(log_directory: str, log_path: str) -> str:
+    if not log_path:
+        return ""
+    if not log_directory:
+        raise InvalidArgument("container log_path given but the pod has no log_directory")
+    full = os.path.normpath(os.path.join(log_directory, log_path))
+    if not full.startswith(os.path.normpath(log_directory) + os.sep):
+        raise InvalidArgument(f"log path {log_path!r} leaves the pod log directory")
+    return full
+
+
+def _cgroups_path(parent: str, cid: str, driver: str) -> str:
+    if driver == "systemd":
+        return f"{parent or 'system.slice'}:crid:{cid}"
+    return f"{parent.rstrip('/') or ''}/crid-{cid}"
+
+
+def _signal_number(name: str) -> int:
+    name = name.upper()
+    if name.isdigit():
+        return int(name)
+    try:
+        return int(signal.Signals(name if name.startswith("SIG") else "SIG" + name))
+    except ValueError:
+        return int(signal.SIGTERM)
+
+
+def _user_db(rootfs: Path) -> UserDB:
+    from runtime.securejoin import secure_join
+
+    def read(rel: str) -> str:
+        try:
+            with open(secure_join(str(rootfs), rel), "rb") as fh:
+                return fh.read(1 << 20).decode(errors="replace")
+        except OSError:
+            return ""
+
+    return UserDB.parse(read("etc/passwd"), read("etc/group"))
+
+
+def _matches(r: ContainerRecord, f: ListFilter) -> bool:
+    return ((not f.id_prefix or r.id.startswith(f.id_prefix))
+            and (f.state is None or r.state is f.state)
+            and (not f.pod_id or r.pod_id.startswith(f.pod_id))
+            and all(r.labels.get(k) == v for k, v in f.labels))

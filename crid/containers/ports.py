@@ -1,0 +1,46 @@
+"""What the container manager needs from the runtime, the image store and the pods."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from crid.containers.spec import PodContext
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    exit_code: int
+    oom_killed: bool = False
+    finished_at: int = 0  # ns since the epoch
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PodForContainers:
+    context: PodContext
+    cgroup_parent: str
+    log_directory: str
+
+
+class ContainerRuntime(Protocol):
+    def create(self, cid: str, bundle: Path, log_path: str, stdin: bool, stdin_once: bool,
+               tty: bool) -> int: ...
+    def start(self, cid: str) -> int: ...
+    def kill(self, cid: str, sig: int) -> None: ...
+    def wait(self, cid: str, timeout: float) -> ExitInfo | None: ...
+    def exit_status(self, cid: str) -> ExitInfo | None: ...
+    def delete(self, cid: str, force: bool) -> None: ...
+
+
+class ImageLookup(Protocol):
+    def status(self, name_or_id: str) -> Any: ...
+    def config(self, image_id: str) -> dict[str, Any]: ...
+    def layer_dirs(self, image_id: str) -> list[Path]: ...
+
+
+class PodLookup(Protocol):
+    def container_context(self, pod_id: str) -> PodForContainers:
+        """Raises NotFound for an unknown pod and FailedPrecondition for one not ready."""
+        ...

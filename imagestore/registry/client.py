@@ -1,0 +1,361 @@
+"""The registry client (OCI distribution API): endpoints, ping, auth, manifests and blobs.
+
+For a registry, the endpoints are its configured mirrors in order, then the upstream itself. A
+mirror that fails in any way is skipped; the upstream's error is the one reported. Plain HTTP is
+used only for mirrors written `http://...`, or as a fallback when TLS fails on a host configured
+`insecure` or on a loopback address (as Docker allows).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+from imagestore.digest import Digest
+from imagestore.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    ImageNotFound,
+    ImageStoreError,
+    InvalidImage,
+    RegistryUnavailable,
+    VerificationFailed,
+)
+from imagestore.options import ImageStoreOptions
+from imagestore.reference import DOCKER_HUB, Reference
+from imagestore.registry.auth import Authorizer, Challenge, parse_challenge
+from imagestore.registry.credentials import Credentials, load_auth_file
+from imagestore.registry.transport import Request, TLSFailure, Transport
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+CHUNK = 256 << 10
+_HUB_API = "registry-1.docker.io"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One place to fetch a repository from: a mirror or the upstream."""
+
+    url: str  # scheme://host[:port], no trailing slash
+    host: str  # host[:port]: certs_dir and auth.json key
+    insecure: bool  # skip TLS verification
+    http_fallback: bool  # try plain HTTP when TLS fails
+    mirror: bool
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A manifest as served: raw bytes, Content-Type, and the sha256 of the bytes."""
+
+    body: bytes
+    media_type: str
+    digest: Digest
+
+
+@dataclass
+class _Live:
+    """An endpoint after its /v2/ ping: the base URL that answered and its challenge."""
+
+    base: str
+    challenge: Challenge | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class RegistryClient:
+    """Thread-safe client shared by all pulls; connections and tokens are reused."""
+
+    def __init__(self, options: ImageStoreOptions, transport: Transport | None = None) -> None:
+        self._opts = options
+        self._transport = transport or Transport(options)
+        self._auth = Authorizer(self._transport)
+        self._live: dict[Endpoint, _Live] = {}
+        self._lock = threading.Lock()
+
+    def endpoints(self, domain: str) -> list[Endpoint]:
+        """Mirrors of `domain` in configured order, then the upstream."""
+        reg = self._opts.registry(domain)
+        out = [_mirror_endpoint(m, self._opts) for m in reg.mirrors]
+        host = _HUB_API if domain == DOCKER_HUB else domain
+        fallback = reg.insecure or is_loopback(host)
+        out.append(Endpoint(f"https://{host}", domain, reg.insecure, fallback, False))
+        return out
+
+    def repository(self, ref: Reference, credentials: Credentials | None = None) -> Repository:
+        """A handle on `ref`'s repository for manifest and blob requests."""
+        return Repository(self, ref, credentials)
+
+    def live(self, ep: Endpoint) -> _Live:
+        """Ping `ep` once (GET /v2/), choosing the scheme and recording its challenge.
+
+        Raises:
+            RegistryUnavailable: unreachable, TLS failed without fallback, not a v2 registry.
+        """
+        with self._lock:
+            live = self._live.get(ep)
+        if live:
+            return live
+        bases = [ep.url]
+        if ep.http_fallback and ep.url.startswith("https://"):
+            bases.append("http://" + ep.url[len("https://"):])
+        for i, base in enumerate(bases):
+            try:
+                resp = self._transport.send(Request("GET", f"{base}/v2/", {}), ep.insecure)
+            except TLSFailure:
+                if i + 1 < len(bases):
+                    continue
+                raise
+            resp.drain_conn()
+            resp.release_conn()
+            if resp.status not in (200, 401):
+                raise RegistryUnavailable(f"{ep.host} is not an OCI registry: "
+                                          f"GET /v2/ answered HTTP {resp.status}")
+            live = _Live(base, parse_challenge(resp.headers.get("WWW-Authenticate")))
+            with self._lock:
+                self._live[ep] = live
+            return live
+        raise AssertionError("unreachable")
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @property
+    def authorizer(self) -> Authorizer:
+        return self._auth
+
+    @property
+    def options(self) -> ImageStoreOptions:
+        return self._opts
+
+
+class Repository:
+    """Requests for one repository, over its endpoints in order."""
+
+    def __init__(self, client: RegistryClient, ref: Reference,
+                 credentials: Credentials | None) -> None:
+        self._c = client
+        self._ref = ref
+        self._creds = credentials if credentials and not credentials.is_empty() else None
+        self._endpoints = client.endpoints(ref.domain)
+        self._scope = f"repository:{ref.path}:pull"
+
+    def get_manifest(self, reference: str, accept: list[str]) -> Fetched:
+        """Fetch the manifest or index `reference` (tag or digest), size-limited.
+
+        Raises:
+            ImageNotFound, AuthenticationRequired, AccessDenied, RegistryUnavailable,
+            InvalidImage (too large), VerificationFailed (digest mismatch).
+        """
+        return self._first(lambda ep: self._manifest_from(ep, reference, accept))
+
+    def fetch_blob(self, digest: Digest, size: int, limit: int, what: str) -> bytes:
+        """Fetch a small blob (config) whole, checking size and digest.
+
+        Raises:
+            InvalidImage: `size` exceeds `limit`. VerificationFailed, and the request errors.
+        """
+        if size > limit:
+            raise InvalidImage(f"{what} {digest} of {self._ref.name} is {size} bytes, "
+                               f"over the {limit}-byte limit")
+        return b"".join(self.stream_blob(digest, size))
+
+    def stream_blob(self, digest: Digest, size: int) -> Iterator[bytes]:
+        """Yield the blob's bytes; the digest and size are checked when the last chunk is read.
+
+        A broken transfer resumes with a Range request. Consumers must read to the end (or
+        close the generator) and must not expose what they built unless it ends normally.
+
+        Raises:
+            VerificationFailed: wrong size, wrong digest, or truncated after the retries.
+        """
+        ep, resp = self._first(lambda ep: (ep, self._open_blob(ep, digest, size, 0)))
+        hasher = digest.hasher()
+        offset = 0
+        failures = 0
+        try:
+            while True:
+                try:
+                    for chunk in resp.stream(CHUNK, decode_content=False):
+                        if offset + len(chunk) > size:
+                            raise VerificationFailed(
+                                f"blob {digest} of {self._ref.name} is longer than {size} bytes")
+                        offset += len(chunk)
+                        hasher.update(chunk)
+                        yield chunk
+                    if offset >= size:
+                        break
+                except (HTTPError, OSError) as e:
+                    log.debug("blob %s broken at %d: %s", digest, offset, type(e).__name__)
+                resp.close()
+                failures += 1
+                if failures > self._c.options.retries:
+                    raise VerificationFailed(
+                        f"blob {digest} of {self._ref.name} truncated: {offset} of {size} bytes "
+                        f"after {failures} attempts")
+                self._c.transport.backoff(failures - 1, None, f"broken blob {digest}")
+                resp = self._open_blob(ep, digest, size, offset)
+        finally:
+            resp.close()
+        if hasher.hexdigest() != digest.hex:
+            raise VerificationFailed(f"blob {digest} of {self._ref.name} has digest "
+                                     f"{digest.algorithm}:{hasher.hexdigest()}")
+
+    def _first(self, fn: Callable[[Endpoint], T]) -> T:
+        for ep in self._endpoints:
+            try:
+                return fn(ep)
+            except ImageStoreError as e:
+                if not ep.mirror:
+                    raise
+                log.debug("mirror %s failed for %s: %s", ep.host, self._ref.name, e)
+        raise AssertionError("the upstream is always the last endpoint")
+
+    def _manifest_from(self, ep: Endpoint, reference: str, accept: list[str]) -> Fetched:
+        limit = self._c.options.max_manifest_bytes
+        resp = self._get(ep, f"manifests/{reference}", {"Accept": ", ".join(accept)},
+                         f"manifest {self._ref.name}:{reference}")
+        try:
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > limit:
+                raise InvalidImage(f"manifest {self._ref.name}:{reference} is {length} bytes, "
+                                   f"over the {limit}-byte limit")
+            body = _read_limited(resp, limit, f"manifest {self._ref.name}:{reference}")
+        finally:
+            resp.close()
+        digest = Digest.of(body)
+        if reference.startswith("sha") and ":" in reference and str(digest) != reference:
+            raise VerificationFailed(f"manifest {self._ref.name}@{reference} from {ep.host} "
+                                     f"has digest {digest}")
+        media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+        return Fetched(body, media_type, digest)
+
+    def _open_blob(self, ep: Endpoint, digest: Digest, size: int,
+                   offset: int) -> urllib3.BaseHTTPResponse:
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        resp = self._get(ep, f"blobs/{digest}", headers, f"blob {digest} of {self._ref.name}")
+        try:
+            _check_blob_response(resp, digest, size, offset)
+            if offset and resp.status == 200:  # Range ignored: skip what we already have
+                _skip(resp, offset)
+        except BaseException:
+            resp.close()
+            raise
+        return resp
+
+    def _get(self, ep: Endpoint, path: str, headers: dict[str, str],
+             what: str) -> urllib3.BaseHTTPResponse:
+        live = self._c.live(ep)
+        url = f"{live.base}/v2/{self._ref.path}/{path}"
+        creds = self._creds or load_auth_file(self._c.options.auth_file, ep.host)
+        auth = self._c.authorizer.header(live.challenge, self._scope, creds, ep.insecure)
+        resp = self._send(url, headers, auth, ep)
+        if resp.status == 401:
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate")) or live.challenge
+            _discard(resp)
+            if auth and creds is None:
+                auth = None  # an anonymous token was refused: nothing else to try
+            else:
+                auth = self._c.authorizer.header(challenge, self._scope, creds, ep.insecure,
+                                                 refresh=True)
+            if auth is None:
+                raise AuthenticationRequired(f"{ep.host} requires credentials for {what}")
+            resp = self._send(url, headers, auth, ep)
+        _raise_for_status(resp, ep, what, creds is not None)
+        return resp
+
+    def _send(self, url: str, headers: dict[str, str], auth: str | None,
+              ep: Endpoint) -> urllib3.BaseHTTPResponse:
+        full = dict(headers)
+        if auth:
+            full["Authorization"] = auth
+        return self._c.transport.send(Request("GET", url, full), ep.insecure)
+
+
+def _raise_for_status(resp: urllib3.BaseHTTPResponse, ep: Endpoint, what: str,
+                      had_creds: bool) -> None:
+    status = resp.status
+    if status in (200, 206):
+        return
+    _discard(resp)
+    if status == 401:
+        raise AuthenticationRequired(f"{ep.host} rejected the credentials for {what}"
+                                     if had_creds else f"{ep.host} requires credentials for {what}")
+    if status == 403:
+        raise AccessDenied(f"{ep.host} denied access to {what}")
+    if status == 404:
+        raise ImageNotFound(f"{what} not found on {ep.host}")
+    raise RegistryUnavailable(f"{ep.host} answered HTTP {status} for {what}")
+
+
+def _check_blob_response(resp: urllib3.BaseHTTPResponse, digest: Digest, size: int,
+                         offset: int) -> None:
+    length = resp.headers.get("Content-Length")
+    if resp.status == 206:
+        first = resp.headers.get("Content-Range", "").removeprefix("bytes ").split("-")[0]
+        if first != str(offset):
+            raise VerificationFailed(f"blob {digest}: resumed at the wrong offset ({first!r})")
+        expected = size - offset
+    else:
+        expected = size
+    if length is not None and (not length.isdigit() or int(length) != expected):
+        raise VerificationFailed(f"blob {digest}: registry announced {length:.20} bytes, "
+                                 f"the manifest says {expected}")
+
+
+def _skip(resp: urllib3.BaseHTTPResponse, count: int) -> None:
+    while count:
+        chunk = resp.read(min(count, CHUNK), decode_content=False)
+        if not chunk:
+            raise VerificationFailed("blob ended while skipping to the resume offset")
+        count -= len(chunk)
+
+
+def _read_limited(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
+    try:
+        body = resp.read(limit + 1, decode_content=True)
+    except (HTTPError, OSError) as e:
+        raise RegistryUnavailable(f"reading {what}: {type(e).__name__}") from e
+    if len(body) > limit:
+        raise InvalidImage(f"{what} is over the {limit}-byte limit")
+    return body
+
+
+def _discard(resp: urllib3.BaseHTTPResponse) -> None:
+    try:
+        resp.read(1 << 16)
+    except (HTTPError, OSError):
+        pass
+    resp.close()
+
+
+def _mirror_endpoint(url: str, opts: ImageStoreOptions) -> Endpoint:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "https", url
+    host = rest.split("/", 1)[0]
+    insecure = opts.registry(host).insecure
+    fallback = scheme == "https" and (insecure or is_loopback(host))
+    return Endpoint(f"{scheme}://{host}", host, insecure, fallback, True)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host[:port]` names a loopback address (localhost, 127/8, ::1)."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or "]" in host else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+__all__ = ["Endpoint", "Fetched", "RegistryClient", "Repository", "is_loopback"]

@@ -1,0 +1,320 @@
+"""The image store: pull, look up, list, remove images; layer directories for overlay mounts.
+
+On-disk layout under `options.root`:
+    images.json            all image records (atomic rewrite)
+    blobs/sha256/<hex>     manifests, indexes, configs
+    layers/<hex>/diff      one unpacked layer per chain ID; layers/<hex>/layer.json
+    tmp/                   work in progress; emptied on open
+A pull publishes layers one by one (each atomically) and the image record last; until the record
+is written nothing of the pull is visible, and on failure the layers it added that no image uses
+are removed. Open removes what a crash left behind.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from imagestore import manifest as mf
+from imagestore import reference
+from imagestore.decompress import BombLimits
+from imagestore.digest import Digest, chain_ids
+from imagestore.errors import ImageInUse, ImageNotFound, InvalidReference
+from imagestore.options import ImageStoreOptions
+from imagestore.reference import Reference
+from imagestore.registry.client import RegistryClient, Repository
+from imagestore.registry.credentials import Credentials
+from imagestore.store import records as rec
+from imagestore.store.blobs import BlobStore
+from imagestore.store.layers import LayerInfo, LayerStore
+from imagestore.store.records import ImageRecord
+from imagestore.store.resolve import Resolved, resolve
+from imagestore.unpack import unpack_layer
+
+_ID = re.compile(r"^(?:sha256:)?([a-f0-9]{64})$")
+_PREFIX = re.compile(r"^(?:sha256:)?([a-f0-9]{1,63})$")
+
+
+class FsUsage(NamedTuple):
+    """Space the image store uses: bytes, inodes, and the mount point it lives on."""
+
+    used_bytes: int
+    inodes_used: int
+    mountpoint: Path
+
+
+class ImageStore:
+    """Thread-safe image store; one per root directory (per process).
+
+    `registry` is the seam to the network (default: a RegistryClient over the options);
+    `in_use()` returns the ids of images that containers use, which `remove` refuses.
+    """
+
+    def __init__(self, options: ImageStoreOptions, registry: RegistryClient | None = None,
+                 in_use: Callable[[], Collection[str]] | None = None,
+                 platform: mf.Platform | None = None) -> None:
+        self._opts = options
+        self._registry = registry or RegistryClient(options)
+        self._in_use = in_use or (lambda: ())
+        self._platform = platform
+        root = Path(options.root)
+        self._records_path = root / "images.json"
+        self._tmp = root / "tmp"
+        _clean_dir(self._tmp)
+        self._blobs = BlobStore(root / "blobs")
+        self._layers = LayerStore(root / "layers", self._tmp)
+        self._lock = threading.RLock()
+        self._pinned = _normalise_pins(options)
+        self._records = {i: self._pin(r) for i, r in rec.load(self._records_path).items()}
+        self._leases: Counter[str] = Counter()
+        self._pool = ThreadPoolExecutor(max(1, options.parallel_downloads),
+                                        thread_name_prefix="imagestore-layer")
+        self.gc()
+
+    def close(self) -> None:
+        """Stop the download threads (waits for running ones)."""
+        self._pool.shutdown(wait=True)
+
+    # --- pulling -------------------------------------------------------------------------
+
+    def pull(self, ref: str, credentials: Credentials | None = None) -> ImageRecord:
+        """Pull `ref` (normalised; unqualified names tried on each short-name registry).
+
+        Returns the image record; its `id` is what CRI's PullImage returns as image_ref.
+
+        Raises:
+            InvalidReference, ImageNotFound, AuthenticationRequired, AccessDenied,
+            RegistryUnavailable, InvalidImage, VerificationFailed.
+        """
+        refs = reference.candidates(ref, self._opts.short_name_registries)
+        for i, candidate in enumerate(refs):
+            try:
+                return self._pull_one(candidate, credentials)
+            except ImageNotFound:
+                if i + 1 == len(refs):
+                    raise
+        raise AssertionError("candidates is never empty")
+
+    def _pull_one(self, ref: Reference, credentials: Credentials | None) -> ImageRecord:
+        repo = self._registry.repository(ref, credentials)
+        resolved = resolve(repo, ref, self._opts, self._platform)
+        chains = [str(c) for c in chain_ids(mf.diff_ids(resolved.config))]
+        with self._lock:
+            self._leases.update(chains)
+        try:
+            infos = self._fetch_layers(repo, resolved, chains)
+            for digest, body in resolved.blobs.items():
+                self._blobs.put(digest, body)
+            return self._record(ref, resolved, chains, infos)
+        finally:
+            with self._lock:
+                self._leases.subtract(chains)
+                self._leases += Counter()  # drop zero counts
+            self.gc()  # after a failure: what this pull added and nothing uses
+
+    def _fetch_layers(self, repo: Repository, resolved: Resolved,
+                      chains: list[str]) -> list[LayerInfo]:
+        limits = BombLimits(self._opts.max_unpacked_bytes, self._opts.max_ratio,
+                            self._opts.ratio_floor)
+        diff_ids = mf.diff_ids(resolved.config)
+
+        def fetch(i: int) -> LayerInfo:
+            desc = resolved.manifest.layers[i]
+
+            def unpack(dest: Path) -> Any:
+                chunks = repo.stream_blob(desc.digest, desc.size)
+                try:
+                    return unpack_layer(chunks, mf.LAYER_TYPES[desc.media_type], dest,
+                                        diff_ids[i], limits)
+                finally:
+                    chunks.close()
+            return self._layers.ensure(chains[i], unpack)
+
+        futures = [self._pool.submit(fetch, i) for i in range(len(chains))]
+        errors = [f.exception() for f in futures]  # wait for all: no stray writer remains
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+        return [f.result() for f in futures]
+
+    def _record(self, ref: Reference, resolved: Resolved, chains: list[str],
+                infos: list[LayerInfo]) -> ImageRecord:
+        image_id = str(resolved.config_digest)
+        tag = f"{ref.name}:{ref.tag}" if ref.tag and not ref.digest else None
+        digest = str(ref.with_digest(resolved.repo_digest))
+        uid, username = mf.user_of(resolved.config)
+        with self._lock:
+            records = dict(self._records)
+            old = records.get(image_id)
+            tags = list(old.repo_tags) if old else []
+            if tag:
+                _untag(records, tag)
+                tags = [t for t in tags if t != tag] + [tag]
+            digests = list(old.repo_digests) if old else []
+            if digest not in digests:
+                digests.append(digest)
+            blobs = set(old.blobs) if old else set()
+            blobs.update(str(d) for d in resolved.blobs)
+            record = self._pin(ImageRecord(
+                id=image_id, repo_tags=tuple(tags), repo_digests=tuple(digests),
+                size=sum(i.size for i in infos), uid=uid, username=username, pinned=False,
+                chain_ids=tuple(chains), manifest_digest=str(resolved.manifest_digest),
+                blobs=tuple(sorted(blobs))))
+            records[image_id] = record
+            rec.save(self._records_path, records)
+            self._records = records
+            return record
+
+    # --- queries -------------------------------------------------------------------------
+
+    def status(self, name_or_id: str) -> ImageRecord | None:
+        """The image named by id, id prefix, tag or digest reference; None if absent."""
+        with self._lock:
+            return self._find(name_or_id)
+
+    def list(self) -> list[ImageRecord]:
+        """All images (from memory)."""
+        with self._lock:
+            return list(self._records.values())
+
+    def config(self, image_id: str) -> dict[str, Any]:
+        """The image config (OCI image-spec config JSON) of an image.
+
+        Raises:
+            ImageNotFound: no such image.
+        """
+        record = self._require(image_id)
+        return mf.parse_config(self._blobs.get(Digest.parse(record.id)),
+                               len(record.chain_ids))
+
+    def layer_dirs(self, image_id: str) -> list[Path]:
+        """The image's layer directories for overlayfs `lowerdir`: TOP layer FIRST.
+
+        (`lowerdir=a:b:c` stacks a over b over c, so the list joins with ':' as is.)
+
+        Raises:
+            ImageNotFound: no such image.
+        """
+        record = self._require(image_id)
+        return [self._layers.diff_dir(c) for c in reversed(record.chain_ids)]
+
+    def fs_usage(self) -> FsUsage:
+        """Bytes and inodes used by layers, blobs and records, and the mount point."""
+        layers = self._layers.all()
+        blob_bytes, blob_files = self._blobs.usage()
+        used = sum(i.size for i in layers) + blob_bytes
+        inodes = sum(i.inodes for i in layers) + blob_files
+        return FsUsage(used, inodes, _mountpoint(Path(self._opts.root)))
+
+    # --- removal -------------------------------------------------------------------------
+
+    def remove(self, name_or_id: str) -> None:
+        """Remove the image named by id, tag or digest with ALL its tags; absent is no error.
+
+        Raises:
+            ImageInUse: a container uses it.
+        """
+        with self._lock:
+            record = self._find(name_or_id)
+            if record is None:
+                return
+            if record.id in set(self._in_use()):
+                raise ImageInUse(f"image {record.id} ({', '.join(record.repo_tags) or 'untagged'})"
+                                 " is used by a container")
+            records = {i: r for i, r in self._records.items() if i != record.id}
+            rec.save(self._records_path, records)
+            self._records = records
+        self.gc()
+
+    def gc(self) -> None:
+        """Remove layers and blobs no image record uses (nor a pull in progress)."""
+        with self._lock:
+            keep_layers = {c for r in self._records.values() for c in r.chain_ids}
+            keep_layers.update(self._leases)
+            keep_blobs = {b for r in self._records.values() for b in r.blobs}
+            unused = [i.chain_id for i in self._layers.all() if i.chain_id not in keep_layers]
+            doomed = [self._layers.unpublish(c) for c in unused]
+            if not self._leases:  # a running pull stores its blobs just before its record
+                for digest in self._blobs.all():
+                    if str(digest) not in keep_blobs:
+                        self._blobs.remove(digest)
+        for path in doomed:
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _require(self, image_id: str) -> ImageRecord:
+        with self._lock:
+            record = self._find(image_id)
+        if record is None:
+            raise ImageNotFound(f"image {image_id!r:.100} not found")
+        return record
+
+    def _find(self, name: str) -> ImageRecord | None:
+        m = _ID.match(name)
+        if m:
+            return self._records.get(f"sha256:{m.group(1)}")
+        try:
+            refs = reference.candidates(name, self._opts.short_name_registries or ("docker.io",))
+        except InvalidReference:
+            refs = []
+        for ref in refs:
+            for record in self._records.values():
+                if ref.digest and str(ref.with_digest(ref.digest)) in record.repo_digests:
+                    return record
+                if not ref.digest and f"{ref.name}:{ref.tag}" in record.repo_tags:
+                    return record
+        m = _PREFIX.match(name)
+        if m:
+            hits = [r for i, r in self._records.items() if i[7:].startswith(m.group(1))]
+            if len(hits) == 1:
+                return hits[0]
+        return None
+
+    def _pin(self, record: ImageRecord) -> ImageRecord:
+        names = set(record.repo_tags) | set(record.repo_digests)
+        pinned = bool(names & self._pinned)
+        return record if record.pinned == pinned else replace(record, pinned=pinned)
+
+
+def _untag(records: dict[str, ImageRecord], tag: str) -> None:
+    for image_id, record in list(records.items()):
+        if tag in record.repo_tags:
+            records[image_id] = record.with_names(
+                tuple(t for t in record.repo_tags if t != tag), record.repo_digests)
+
+
+def _normalise_pins(options: ImageStoreOptions) -> set[str]:
+    out = set()
+    for text in options.pinned:
+        for ref in reference.candidates(text, options.short_name_registries or ("docker.io",)):
+            out.add(str(ref.with_digest(ref.digest)) if ref.digest else f"{ref.name}:{ref.tag}")
+    return out
+
+
+def _mountpoint(path: Path) -> Path:
+    path = path.resolve()
+    dev = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == dev:
+        path = path.parent
+    return path
+
+
+def _clean_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+__all__ = ["FsUsage", "ImageStore"]
