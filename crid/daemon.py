@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import os
@@ -17,11 +18,14 @@ from grpc_reflection.v1alpha import reflection
 
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
-from crid.config import Config, parse_size
+from crid.config import Config, NetworkConfig, parse_size
 from crid.images import store_options
-from crid.pods import NoPodNetwork, PodManager, PodNetworkPort, PodOptions, SetupDeps, handler_set
+from crid.network import make_pod_network
+from crid.network.factory import options_from_config
+from crid.pods import PodManager, PodNetworkPort, PodOptions, SetupDeps, handler_set
 from crid.pods.cgroups import CgroupfsPodCgroups
 from crid.pods.namespaces import NamespacePinner
+from crid.pods.netadapter import PodNetworkAdapter
 from crid.pods.network import ReadinessCondition
 from crid.runtime_info import PodCidrStore
 from crid.server.image_service import ImageService, ImageServiceDeps
@@ -145,7 +149,12 @@ class Daemon:
         return server
 
     def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetworkPort:
-        network = NoPodNetwork()
+        opts = options_from_config(self.cfg.network, str(self.root))
+        # Daemons with a bridge of their own (tests, a second crid) get an nft table of
+        # their own too: each rewrites its whole table from its own leases.
+        if opts.bridge != NetworkConfig().bridge:
+            opts = dataclasses.replace(opts, nft_table=f"crid_{opts.bridge}")
+        network = PodNetworkAdapter(make_pod_network(opts))
         if pod_cidrs.get():
             network.update_pod_cidrs(pod_cidrs.get())
         return network

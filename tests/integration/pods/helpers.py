@@ -39,6 +39,7 @@ class PodRig:
     config: Path
     daemon: CridProcess
     cgroup_parent: str
+    bridge: str
     created: list[str] = field(default_factory=list)
 
     @property
@@ -111,3 +112,15 @@ def cleanup_cgroup_parent(parent: str) -> None:
                 if p.is_dir():
                     p.rmdir()
             base.rmdir()
+
+
+def bridge_ports(bridge: str) -> list[str]:
+    """Names of the links enslaved to the test bridge (one host veth per networked pod)."""
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True,
+                         text=True).stdout
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
+
+
+def remove_test_network(bridge: str) -> None:
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "inet", f"crid_{bridge}"], capture_output=True)
