@@ -81,6 +81,8 @@ class NamespacePinner:
             args += [path, value]
         res = subprocess.run(args, capture_output=True, text=True, timeout=30,
                              stdin=subprocess.DEVNULL, close_fds=True)
+        if res.returncode != 0:
+            self.unpin(req.ns_dir)  # unshare pins before the setup shell runs
         if res.returncode == 3:
             key = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "?"
             raise InvalidArgument(f"sysctl {key.replace('/', '.')!r}: the kernel refused it "
