@@ -229,8 +229,11 @@ def push(client: DistributionClient, repo: str, image: BuiltImage | BuiltIndex,
 
 
 def _config_json(spec: ImageSpec, layers: Sequence[BuiltLayer]) -> dict[str, object]:
-    history = [{"created": CREATED, "created_by": f"crt-rig: layer {i} ({la.compression})",
-                "author": spec.author} for i, la in enumerate(layers)]
+    history: list[dict[str, object]] = [
+        {"created": CREATED, "created_by": f"crt-rig: layer {i} ({la.compression})",
+         "author": spec.author}
+        for i, la in enumerate(layers)
+    ]
     history.append({"created": CREATED, "created_by": "crt-rig: config", "empty_layer": True})
     out: dict[str, object] = {
         "created": CREATED,

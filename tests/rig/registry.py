@@ -102,6 +102,10 @@ def running_registry(options: RegistryOptions | None = None) -> Iterator[Registr
     options = options or RegistryOptions()
     if options.auth not in ("none", "basic", "token"):
         raise RegistryError(f"unknown registry auth kind {options.auth!r}")
+    if options.upstream is not None and options.upstream.auth == "basic":
+        # distribution 2.8's proxy only hands credentials to bearer-token realms it discovers
+        # on the upstream's /v2/ challenge; a basic-auth upstream would answer every pull 404.
+        raise RegistryError("docker-registry cannot mirror a basic-auth upstream; use token auth")
     if not os.access(REGISTRY_BIN, os.X_OK):
         raise RegistryError(f"{REGISTRY_BIN} not found: install Debian's docker-registry")
     with contextlib.ExitStack() as stack:

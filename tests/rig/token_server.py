@@ -63,8 +63,8 @@ class TokenServer:
     @property
     def url(self) -> str:
         assert self._httpd is not None, "token server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/token"
+        port = self._httpd.server_address[1]
+        return f"http://127.0.0.1:{port}/token"
 
     def start(self) -> None:
         """Bind a free loopback port and serve in a daemon thread."""
@@ -85,7 +85,7 @@ class TokenServer:
     def grant(self, account: str | None, scopes: list[str]) -> list[dict[str, object]]:
         """The `access` claim for `scopes`: authenticated users get every requested action,
         anonymous callers only those in `anonymous_actions`."""
-        access = []
+        access: list[dict[str, object]] = []
         for scope in scopes:
             parts = scope.split(":")
             if len(parts) < 3:
