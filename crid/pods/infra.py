@@ -1,11 +1,10 @@
 """The pod's infra process: a pid-1 reaper in a new PID namespace, only for pods whose
 containers share one PID namespace (NamespaceMode POD for pid).
 
-`start_infra` runs this module as a fresh, single-threaded interpreter (`python -m
-crid.pods.infra NET IPC UTS`): it joins the pod's pinned namespaces, unshares a PID namespace
-and forks; the child is pid 1 there and only reaps orphans until SIGTERM/SIGINT. The parent
-prints the child's pid and exits, so the reaper is nobody's child in the daemon and outlives
-it. The pid and its start time are recorded so a restarted daemon can tell it from a reused pid.
+`start_infra` runs `reaper.py` as a fresh, single-threaded interpreter that imports nothing of
+crid (fast to start): the reaper ends up pid 1 of a new PID namespace inside the pod's pinned
+namespaces and is nobody's child in the daemon, so it outlives it. The pid and its start time
+are recorded so a restarted daemon can tell it from a reused pid.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ def start_infra(ns_paths: dict[str, str]) -> Infra:
     Raises:
         InfraError: the helper failed or printed no pid.
     """
-    args = [sys.executable, "-S", "-m", "crid.pods.infra",
+    args = [sys.executable, "-S", str(Path(__file__).with_name("reaper.py")),
             *(ns_paths.get(k, "") for k in ("net", "ipc", "uts"))]
     env = {"PYTHONPATH": str(_TOP), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     try:
@@ -52,13 +51,15 @@ def start_infra(ns_paths: dict[str, str]) -> Infra:
 
 
 def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks), None when pid is gone."""
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks), None when pid is gone or a
+    zombie (dead, waiting for whoever adopted it to reap it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ")".
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def infra_alive(infra: Infra) -> bool:
@@ -80,42 +81,3 @@ def stop_infra(infra: Infra, grace: float = 2.0) -> None:
             time.sleep(0.005)
     if infra_alive(infra):
         raise InfraError(f"pod infra process {infra.pid} survived SIGKILL")
-
-
-def _reap_forever() -> None:
-    signals = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    while True:
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-        if signal.sigwait(signals) != signal.SIGCHLD:
-            os._exit(0)
-
-
-def _main(net: str, ipc: str, uts: str) -> None:
-    from runtime import libc
-
-    for path in (net, ipc, uts):
-        if path:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            libc.setns(fd, 0)
-            os.close(fd)
-    libc.unshare(libc.CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.setsid()
-        _reap_forever()
-    print(pid, flush=True)
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    _main(*sys.argv[1:4])
