@@ -149,3 +149,27 @@ def test_unknown_ids(rig: PodRig) -> None:
     assert code_of(lambda: rig.status(unknown)) == grpc.StatusCode.NOT_FOUND
     rig.stop(unknown)
     rig.remove(unknown)
+
+
+def test_pod_cgroup_resources_and_update(rig: PodRig) -> None:
+    cfg = pod_config(parent=rig.cgroup_parent)
+    cfg.linux.resources.CopyFrom(pb.LinuxContainerResources(
+        memory_limit_in_bytes=64 << 20, cpu_shares=512))
+    pod_id = rig.run(cfg)
+    cg = Path("/sys/fs/cgroup")
+    rel = f"{rig.cgroup_parent.lstrip('/')}/crid-{pod_id}"
+    assert (cg / "memory" / rel / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+    assert (cg / "cpu" / rel / "cpu.shares").read_text().strip() == "512"
+    rig.rt.UpdatePodSandboxResources(pb.UpdatePodSandboxResourcesRequest(
+        pod_sandbox_id=pod_id,
+        overhead=pb.LinuxContainerResources(memory_limit_in_bytes=16 << 20),
+        resources=pb.LinuxContainerResources(memory_limit_in_bytes=128 << 20, cpu_shares=256)))
+    assert (cg / "memory" / rel / "memory.limit_in_bytes").read_text().strip() == \
+        str(144 << 20)
+    assert (cg / "cpu" / rel / "cpu.shares").read_text().strip() == "256"
+    rig.stop(pod_id)
+    assert code_of(lambda: rig.rt.UpdatePodSandboxResources(pb.UpdatePodSandboxResourcesRequest(
+        pod_sandbox_id=pod_id, resources=pb.LinuxContainerResources(cpu_shares=2)))) == \
+        grpc.StatusCode.FAILED_PRECONDITION
+    rig.remove(pod_id)
+    assert not (cg / "memory" / rel).exists()
