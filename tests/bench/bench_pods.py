@@ -19,6 +19,7 @@ from pathlib import Path
 
 from crid.api import api_pb2 as pb
 from tests.bench.api import BenchContext, benchmark, latency_figures
+from tests.bench.cgroups import CGROUP_PARENT, remove_cgroup_dirs
 from tests.rig.cri_client import CriClient
 
 RUNS = 30
@@ -30,7 +31,7 @@ def pod_config(tag: str, i: int) -> pb.PodSandboxConfig:
     return pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=name, uid=f"uid-{tag}-{i}", namespace="crt-bench"),
         hostname=name[:63], labels={"bench": tag},
-        linux=pb.LinuxPodSandboxConfig())
+        linux=pb.LinuxPodSandboxConfig(cgroup_parent=CGROUP_PARENT))
 
 
 def _timed_run(client: CriClient, cfg: pb.PodSandboxConfig) -> tuple[str, float]:
@@ -98,6 +99,7 @@ def _main() -> int:
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         subprocess.run(["nft", "delete", "table", "inet", f"crid_{bridge}"], capture_output=True)
         subprocess.run(["rm", "-rf", str(base)])
+        remove_cgroup_dirs()
     return 0
 
 

@@ -58,12 +58,15 @@ def test_lost_pins_make_pod_notready_and_remove_still_works(rig: PodRig) -> None
 
 
 def test_create_past_deadline_is_handed_to_the_retry(rig: PodRig) -> None:
-    cfg = pod_config(parent=rig.cgroup_parent)
+    # A shared-PID pod takes tens of ms (reaper start): past a 20 ms deadline, still running.
+    cfg = pod_config(parent=rig.cgroup_parent, namespaces=pb.NamespaceOption(pid=pb.POD))
     try:
-        rig.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=0.001)
+        rig.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=0.02)
+        raise AssertionError("the create beat its deadline; the test needs a slower one")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     retried = rig.run(cfg)
+    assert rig.daemon.log().count('"method": "RunPodSandbox"') == 2
     listed = [p.id for p in rig.rt.ListPodSandbox(pb.ListPodSandboxRequest()).items]
     assert listed == [retried]
     # Handed back once: a third create with the same name is a real duplicate.

@@ -5,8 +5,17 @@ import threading
 import pytest
 
 from crid.errors import AlreadyExists, InvalidArgument
-from crid.pods import DNS, Metadata, NamespaceOptions, PodId, PodSandbox, PodSpec, PodState
-from crid.pods import PortMapping, Resources
+from crid.pods import (
+    DNS,
+    Metadata,
+    NamespaceOptions,
+    PodId,
+    PodSandbox,
+    PodSpec,
+    PodState,
+    PortMapping,
+    Resources,
+)
 from crid.pods.cgroups import _writes, combine
 from crid.pods.files import hosts, resolv_conf
 from crid.pods.model import Infra
