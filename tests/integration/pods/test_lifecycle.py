@@ -123,15 +123,20 @@ def test_host_network_pod(rig: PodRig) -> None:
     info = json.loads(st.info["info"])
     assert info["namespaces"] == {}
     assert st.status.network.ip == ""
+    assert Path(info["hosts"]).read_text() == Path("/etc/hosts").read_text()
     rig.remove(pod_id)
 
 
 def test_pod_survives_restart_and_stop_remove_idempotent(rig: PodRig) -> None:
-    pod_id = rig.run()
+    pod_id = rig.run(pod_config(parent=rig.cgroup_parent,
+                                namespaces=pb.NamespaceOption(pid=pb.POD)))
+    infra = json.loads(rig.status(pod_id, verbose=True).info["info"])["infra"]
     stopped = rig.run()
     rig.stop(stopped)
     rig.restart(signal.SIGKILL)
     assert rig.status(pod_id).status.state == pb.SANDBOX_READY
+    assert json.loads(rig.status(pod_id, verbose=True).info["info"])["infra"] == infra
+    assert Path(f"/proc/{infra['pid']}").exists()
     assert rig.status(stopped).status.state == pb.SANDBOX_NOTREADY
     rig.stop(stopped)
     rig.remove(stopped)
