@@ -135,3 +135,118 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+PR_SET_KEEPCAPS = 8
+
+# capget(2)/capset(2) with _LINUX_CAPABILITY_VERSION_3 (two 32-bit words per set).
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """capget(2): (effective, permitted, inheritable) masks of pid (0 = the calling thread)."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(hdr), data), f"capget(pid {pid})")
+    return tuple(data[0].__getattribute__(k) | data[1].__getattribute__(k) << 32  # type: ignore
+                 for k in ("effective", "permitted", "inheritable"))
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2) on the calling thread with 64-bit masks."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        data[i].effective = effective >> (32 * i) & 0xFFFFFFFF
+        data[i].permitted = permitted >> (32 * i) & 0xFFFFFFFF
+        data[i].inheritable = inheritable >> (32 * i) & 0xFFFFFFFF
+    _check(_libc.capset(ctypes.byref(hdr), data),
+           f"capset(eff {effective:#x}, perm {permitted:#x}, inh {inheritable:#x})")
+
+
+# personality(2) domains
+PER_LINUX = 0x0000
+PER_LINUX32 = 0x0008
+
+
+def personality(persona: int) -> int:
+    """personality(2); returns the previous persona."""
+    _libc.personality.argtypes = [ctypes.c_ulong]
+    return _check(_libc.personality(persona), f"personality({persona:#x})")
+
+
+# seccomp(2) (include/uapi/linux/seccomp.h)
+SYS_seccomp = 317  # x86_64
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog) with ``program`` the bytes of a
+    ``struct sock_filter[]``. Needs no_new_privs or CAP_SYS_ADMIN.
+
+    Raises OSError; with SECCOMP_FILTER_FLAG_TSYNC, a thread that could not be synchronised
+    is reported as ESRCH naming its tid.
+    """
+    prog = _SockFprog(len(program) // 8, program)
+    ret = _libc.syscall(ctypes.c_long(SYS_seccomp), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+                        ctypes.c_long(flags), ctypes.byref(prog))
+    _check(ret, f"seccomp(SET_MODE_FILTER, flags {flags:#x}, {len(program) // 8} insns)")
+    if ret > 0:
+        raise OSError(3, f"seccomp TSYNC: thread {ret} could not be synchronised")
+
+
+# bpf(2) (include/uapi/linux/bpf.h): just what the cgroup v2 device filter needs.
+SYS_bpf = 321  # x86_64
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6  # attach type
+
+
+def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
+    ret = _libc.syscall(ctypes.c_long(SYS_bpf), ctypes.c_long(cmd), attr,
+                        ctypes.c_long(len(attr)))
+    return _check(ret, what)
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache",
+                  expected_attach_type: int = 0) -> int:
+    """BPF_PROG_LOAD an eBPF program (``insns``: the bytes of ``struct bpf_insn[]``); returns
+    the program fd (O_CLOEXEC). Raises OSError carrying the verifier's log."""
+    import struct  # local: this module's header is shared by every helper (append-only)
+
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(65536)
+    attr = ctypes.create_string_buffer(128)  # union bpf_attr, zero beyond the fields we set
+    struct.pack_into("=IIQQIIQII16sII", attr, 0, prog_type, len(insns) // 8,
+                     ctypes.addressof(code), ctypes.addressof(lic), 1, len(log),
+                     ctypes.addressof(log), 0, 0, b"crid_dev", 0, expected_attach_type)
+    try:
+        return _bpf(BPF_PROG_LOAD, attr, f"bpf(PROG_LOAD, type {prog_type})")
+    except OSError as e:
+        verifier = log.value.decode(errors="replace").strip()
+        raise OSError(e.errno, f"{e.strerror}; verifier: {verifier[-400:]}") from None
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
+    """BPF_PROG_ATTACH ``prog_fd`` to the cgroup open at ``target_fd``."""
+    import struct
+
+    attr = ctypes.create_string_buffer(128)
+    struct.pack_into("=IIII", attr, 0, target_fd, prog_fd, attach_type, flags)
+    _bpf(BPF_PROG_ATTACH, attr, f"bpf(PROG_ATTACH, type {attach_type})")
