@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import grpc
@@ -108,6 +110,11 @@ def test_shared_pid_pod_has_infra_reaper(rig: PodRig) -> None:
     nspid = [ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
              if ln.startswith("NSpid:")][0].split()
     assert nspid[-1] == "1"
+    # An orphan in the pod's PID namespace is reaped by pid 1 (no zombie left).
+    subprocess.run(["nsenter", f"--target={pid}", "--pid", "--", "/bin/busybox", "sh", "-c",
+                    "/bin/busybox sleep 0.1 &"], check=True, timeout=10)
+    time.sleep(0.4)
+    assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() == []
     cg = Path(f"/proc/{pid}/cgroup").read_text()
     assert f"{rig.cgroup_parent}/crid-{pod_id}" in cg
     rig.stop(pod_id)
