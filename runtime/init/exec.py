@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
+import socket
 
 from runtime.errors import InitError, SpecError
 from runtime.init import namespaces, process
@@ -12,6 +12,7 @@ from runtime.init.context import ExecContext
 from runtime.init.mounts import host_cgroups
 from runtime.init.steps import (
     compile_seccomp,
+    drop_privileges,
     fork_stage1,
     install_seccomp,
     reset_signals,
@@ -42,6 +43,7 @@ def exec_in(ctx: ExecContext) -> int:
     with children.supervise(f"exec in container {ctx.container_id}"):
         pid = int(children.channel.expect("pid")["pid"])
         children.stage1_exited(pid)
+        children.channel.send("go")  # only now may the child speak: its pid is known to us
         msg = children.channel.recv_or_eof()  # EOF: the close-on-exec channel closed in execve
         if msg is not None:
             raise InitError(msg.get("message", f"exec: unexpected {msg['type']!r}"))
@@ -49,6 +51,9 @@ def exec_in(ctx: ExecContext) -> int:
 
 
 def _stage1(ctx: ExecContext, ch: Channel, seccomp: CompiledFilter | None) -> None:
+    if ctx.process.exec_cpu_affinity is not None:  # runc: "initial" covers the runtime's part
+        with step("setting initial CPU affinity"):
+            process.set_cpu_affinity(ctx.process.exec_cpu_affinity.initial)
     with step("joining the container's cgroups"):
         _join_cgroups(ctx.pid)
     console = None
@@ -69,9 +74,10 @@ def _join_cgroups(pid: int) -> None:
             f.write("0")
 
 
-def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def]
+def _exec(ctx: ExecContext, ch: Channel, console: socket.socket | None,
           seccomp: CompiledFilter | None) -> None:
     proc = ctx.process
+    ch.expect("go")
     os.setsid()
     if console is not None:
         with step("setting up the console"):
@@ -84,6 +90,8 @@ def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def
         process.set_rlimits(proc)
     with step("setting oom_score_adj"):
         process.set_oom_score_adj(proc.oom_score_adj)
+    with step("setting I/O priority and scheduler"):
+        process.set_scheduling(proc)
     env = process.environment(proc)
     with step(f"changing to cwd {proc.cwd}"):
         os.chdir(proc.cwd)
@@ -91,19 +99,16 @@ def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def
         program = process.find_program(proc.args[0], env)
     if proc.user.umask is not None:
         os.umask(proc.user.umask)
-    if not proc.no_new_privileges:
-        install_seccomp(seccomp)
-    with step("setting user and capabilities"):
-        process.set_user(proc)
-    with step("apparmor"):
-        process.apply_apparmor(proc.apparmor_profile)
+    drop_privileges(proc, seccomp)
     if proc.no_new_privileges:
-        process.set_no_new_privs()
         install_seccomp(seccomp)
-    keep = ch.sock.fileno()
-    with contextlib.suppress(OSError):
-        os.closerange(3 + ctx.preserve_fds, keep)
-        os.closerange(keep + 1, 65536)
+    keep = ch.sock.fileno()  # close-on-exec: its EOF tells exec_in that execve succeeded
+    if keep < 3 + ctx.preserve_fds:
+        raise InitError(f"exec: fd {keep} of the runtime is among the preserved fds")
+    process.close_fds_from(3 + ctx.preserve_fds, keep)
+    if proc.exec_cpu_affinity is not None:
+        with step("setting CPU affinity"):
+            process.set_cpu_affinity(proc.exec_cpu_affinity.final)
     reset_signals()
     with step(f"exec {program}"):
         os.execve(program, list(proc.args), env)

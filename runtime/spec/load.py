@@ -54,8 +54,8 @@ def parse_spec(doc: Any) -> m.Spec:
         oci_version=version,
         root=get(d, "root", "", _root),
         process=get(d, "process", "", _process, None),
-        hostname=get(d, "hostname", "", string, ""),
-        domainname=get(d, "domainname", "", string, ""),
+        hostname=get(d, "hostname", "", _uts_name, ""),
+        domainname=get(d, "domainname", "", _uts_name, ""),
         mounts=items(d, "mounts", "", _mount),
         hooks=get(d, "hooks", "", _hooks, m.Hooks()),
         annotations=get(d, "annotations", "", _annotations, {}),
@@ -69,6 +69,13 @@ def parse_process(doc: Any, path: str = "process") -> m.Process:
     Raises SpecError naming the field under ``path``.
     """
     return _process(doc, path)
+
+
+def _uts_name(v: Any, path: str) -> str:
+    name = string(v, path)
+    if len(name.encode()) > 64:  # __NEW_UTS_LEN
+        raise SpecError(path, f"longer than 64 bytes ({len(name.encode())})")
+    return name
 
 
 def _root(v: Any, path: str) -> m.Root:
@@ -102,7 +109,49 @@ def _process(v: Any, path: str) -> m.Process:
         apparmor_profile=get(d, "apparmorProfile", path, string, ""),
         oom_score_adj=get(d, "oomScoreAdj", path, integer, None, lo=-1000, hi=1000),
         selinux_label=get(d, "selinuxLabel", path, string, ""),
+        io_priority=get(d, "ioPriority", path, _io_priority, None),
+        scheduler=get(d, "scheduler", path, _scheduler, None),
+        exec_cpu_affinity=get(d, "execCPUAffinity", path, _cpu_affinity, None),
     )
+
+
+IO_CLASSES = ("IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE")
+SCHED_POLICIES = ("SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_IDLE")
+
+
+def _io_priority(v: Any, path: str) -> m.IOPriority:
+    d = obj(v, path)
+    cls = get(d, "class", path, string)
+    if cls not in IO_CLASSES:
+        raise SpecError(f"{path}.class", f"unknown I/O priority class {cls!r}")
+    return m.IOPriority(io_class=cls, priority=get(d, "priority", path, integer, 0, lo=0, hi=7))
+
+
+def _scheduler(v: Any, path: str) -> m.Scheduler:
+    d = obj(v, path)
+    policy = get(d, "policy", path, string)
+    if policy not in SCHED_POLICIES:
+        raise SpecError(f"{path}.policy", f"unsupported scheduling policy {policy!r}")
+    return m.Scheduler(policy=policy, nice=get(d, "nice", path, integer, 0, lo=-20, hi=19),
+                       priority=get(d, "priority", path, integer, 0, lo=0, hi=99))
+
+
+def _cpu_list(v: Any, path: str) -> tuple[int, ...]:
+    """"0-3,7" -> (0, 1, 2, 3, 7)."""
+    text = string(v, path)
+    cpus: list[int] = []
+    for part in filter(None, text.replace(" ", "").split(",")):
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit() or hi and not hi.isdigit() or hi and int(hi) < int(lo):
+            raise SpecError(path, f"invalid CPU list {text!r}")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return tuple(cpus)
+
+
+def _cpu_affinity(v: Any, path: str) -> m.CPUAffinity:
+    d = obj(v, path)
+    return m.CPUAffinity(initial=get(d, "initial", path, _cpu_list, ()),
+                         final=get(d, "final", path, _cpu_list, ()))
 
 
 def _console_size(v: Any, path: str) -> m.ConsoleSize:
@@ -172,9 +221,12 @@ def _mount(d: dict[str, Any], path: str) -> m.Mount:
     dest = get(d, "destination", path, string)
     if not dest:
         raise SpecError(f"{path}.destination", "must not be empty")
-    return m.Mount(destination=dest, type=get(d, "type", path, string, ""),
-                   source=get(d, "source", path, string, ""),
-                   options=get(d, "options", path, strings, ()),
+    mtype = get(d, "type", path, string, "")
+    source = get(d, "source", path, string, "")
+    options = get(d, "options", path, strings, ())
+    if not source and (mtype == "bind" or "bind" in options or "rbind" in options):
+        raise SpecError(f"{path}.source", "a bind mount needs a source")
+    return m.Mount(destination=dest, type=mtype, source=source, options=options,
                    uid_mappings=items(d, "uidMappings", path, _idmap),
                    gid_mappings=items(d, "gidMappings", path, _idmap))
 
@@ -242,6 +294,19 @@ def _personality(v: Any, path: str) -> m.Personality:
     return m.Personality(domain=dom, flags=get(d, "flags", path, strings, ()))
 
 
+def _time_offsets(v: Any, path: str) -> tuple[tuple[str, int, int], ...]:
+    d = obj(v, path)
+    out = []
+    for clock, off in d.items():
+        sub = f"{path}.{clock}"
+        if clock not in ("monotonic", "boottime"):
+            raise SpecError(sub, "only monotonic and boottime clocks can be offset")
+        o = obj(off, sub)
+        out.append((clock, get(o, "secs", sub, integer, 0),
+                    get(o, "nanosecs", sub, integer, 0, lo=0, hi=999_999_999)))
+    return tuple(out)
+
+
 def _raw(v: Any, path: str) -> dict[str, Any]:
     return obj(v, path)
 
@@ -270,8 +335,12 @@ def _linux(v: Any, path: str) -> m.Linux:
         rootfs_propagation=prop,
         mount_label=get(d, "mountLabel", path, string, ""),
         personality=get(d, "personality", path, _personality, None),
+        time_offsets=get(d, "timeOffsets", path, _time_offsets, ()),
     )
     _check_userns(lin, path)
+    timens = lin.namespace("time")
+    if lin.time_offsets and (timens is None or timens.path):
+        raise SpecError(f"{path}.timeOffsets", "needs a new time namespace")
     return lin
 
 

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 
+from runtime.errors import HookError
 from runtime.init import ExecContext, exec_in
 from runtime.spec import parse_spec
 from tests.integration.runtime.bundle import default_config, run
@@ -74,8 +75,8 @@ def test_failing_hook_aborts_create_and_leaves_no_process(bundle):
     cfg["hooks"] = {"createContainer": [{"path": "/bin/sh",
                                          "args": ["sh", "-c", "echo boom >&2; exit 3"]}]}
     res = run(bundle, cfg)
-    assert res.error == ("InitError: createContainer hooks: createContainer hook /bin/sh: "
-                         "exit status 3: boom")
+    assert res.error == ("InitError: creating container crt-init-test: createContainer hooks: "
+                         "createContainer hook /bin/sh: exit status 3: boom")
     assert res.children_left is False
 
 
@@ -92,8 +93,9 @@ def test_hook_timeout(bundle):
 
 def test_missing_program_is_reported_at_create(bundle):
     res = run(bundle, default_config(["no-such-program"]))
-    assert res.error == ("InitError: looking up the program: [Errno 2] executable file "
-                         "'no-such-program' not found in $PATH of the container")
+    assert res.error == ("InitError: creating container crt-init-test: looking up the program: "
+                         "[Errno 2] executable file 'no-such-program' not found in $PATH "
+                         "of the container")
     assert res.children_left is False
 
 
@@ -208,16 +210,56 @@ def test_exec_in_joins_namespaces_user_and_cgroup(bundle):
 def test_exec_in_reports_missing_program(bundle):
     cfg = default_config(["sleep", "30"])
 
-    def do_exec(pid: int, out: int) -> str:
+    def do_exec(pid: int, out: int) -> list:
         proc = parse_spec({**cfg, "process": {**cfg["process"], "args": ["nope"]}}).process
         try:
-            exec_in(ExecContext(pid=pid, process=proc, stdout=out, stderr=out))
-            return "no error"
+            exec_in(ExecContext(pid=pid, process=proc, container_id="crt-init-x", stdout=out,
+                                stderr=out))
+            return ["no error"]
         except Exception as e:  # noqa: BLE001
-            return f"{type(e).__name__}: {e}"
+            time.sleep(0.1)
+            return [f"{type(e).__name__}: {e}", list(os.waitpid(-1, os.WNOHANG))]
         finally:
             os.kill(pid, 9)
 
     res = run(bundle, cfg, after_spawn=do_exec)
-    assert res.extra == ("InitError: looking up the program: [Errno 2] executable file 'nope' "
-                         "not found in $PATH of the container")
+    assert res.extra[1] == [0, 0]  # only the init is left, no zombie of the failed exec
+    assert res.extra[0] == ("InitError: exec in container crt-init-x: looking up the program: "
+                         "[Errno 2] executable file 'nope' not found in $PATH of the container")
+
+
+def test_missing_rootfs_is_a_spec_error(bundle):
+    cfg = default_config(["true"])
+    cfg["root"]["path"] = "no-rootfs"
+    res = run(bundle, cfg)
+    assert res.error == f"SpecError: root.path: {bundle}/no-rootfs is not a directory"
+
+
+def test_failing_on_created_aborts_and_leaves_no_process(bundle):
+    def on_created(pid: int) -> None:
+        raise HookError("createRuntime hook /x: exit status 1")
+
+    res = run(bundle, default_config(["true"]), on_created=on_created)
+    assert res.error == "HookError: createRuntime hook /x: exit status 1"
+    assert res.children_left is False
+
+
+def test_idmapped_mount_is_refused_not_ignored(bundle):
+    cfg = default_config(["true"])
+    cfg["mounts"].append({"destination": "/m", "type": "bind", "source": "/tmp",
+                          "options": ["rbind", "idmap"]})
+    res = run(bundle, cfg)
+    assert res.error == "SpecError: mounts[7]: idmapped mounts are not supported"
+
+
+def test_exec_fifo_without_proc_fails_at_create(bundle, tmp_path):
+    fifo = str(tmp_path / "exec.fifo")
+    os.mkfifo(fifo, 0o622)
+    cfg = default_config(["true"])
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["type"] != "proc"]
+    cfg["linux"]["maskedPaths"] = cfg["linux"]["readonlyPaths"] = []
+    res = run(bundle, cfg, exec_fifo=fifo)
+    assert res.error == ("InitError: creating container crt-init-test: waiting for start needs "
+                         "/proc mounted in the container (the exec fifo is reopened through "
+                         "/proc/self/fd)")
+    assert res.children_left is False
