@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import faulthandler
 import fcntl
 import os
+import re
 import signal
 import socket
 import threading
@@ -17,9 +20,16 @@ from grpc_reflection.v1alpha import reflection
 
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
-from crid.config import Config
+from crid.config import Config, NetworkConfig, parse_size
 from crid.images import store_options
-from crid.runtime_info import NoNetwork, PodCidrStore
+from crid.network import make_pod_network
+from crid.network.factory import options_from_config
+from crid.pods import PodManager, PodNetworkPort, PodOptions, SetupDeps, handler_set
+from crid.pods.cgroups import CgroupfsPodCgroups
+from crid.pods.namespaces import NamespacePinner
+from crid.pods.netadapter import PodNetworkAdapter
+from crid.pods.network import ReadinessCondition
+from crid.runtime_info import PodCidrStore
 from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
 from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps
@@ -120,8 +130,11 @@ class Daemon:
             interceptors=[ErrorsAndLogging()],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                      ("grpc.max_send_message_length", MAX_MESSAGE)])
+        pod_cidrs = PodCidrStore(store)
+        network = self._build_pod_network(pod_cidrs)
         runtime = RuntimeService(RuntimeServiceDeps(
-            config=self.cfg, network=NoNetwork(), pod_cidrs=PodCidrStore(store)))
+            config=self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
+            pods=self._build_pods(store, network), pod_network=network))
         self._images = ImageStore(store_options(self.cfg.images, self.root / "images"))
         images = ImageService(ImageServiceDeps(
             store=self._images, containers_dir=self.root / "containers"))
@@ -137,6 +150,32 @@ class Daemon:
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         return server
 
+    def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetworkPort:
+        opts = options_from_config(self.cfg.network, str(self.root))
+        # Daemons with a bridge of their own (tests, a second crid) get an nft table of
+        # their own too: each rewrites its whole table from its own leases.
+        if opts.bridge != NetworkConfig().bridge:
+            table = re.sub(r"[^A-Za-z0-9_]", "_", opts.bridge)
+            opts = dataclasses.replace(opts, nft_table=f"crid_{table}")
+        network = PodNetworkAdapter(make_pod_network(opts))
+        if pod_cidrs.get():
+            network.update_pod_cidrs(pod_cidrs.get())
+        return network
+
+    def _build_pods(self, store: MetadataStore, network: PodNetworkPort) -> PodManager:
+        cfg = self.cfg
+        pods = PodManager(
+            PodOptions(run_root=self.run_root,
+                       handlers=handler_set(cfg.default_runtime_handler,
+                                            cfg.pods.runtime_handlers),
+                       default_handler=cfg.default_runtime_handler),
+            store,
+            SetupDeps(pinner=NamespacePinner(), network=network, cgroups=CgroupfsPodCgroups(),
+                      run_root=self.run_root, shm_size=parse_size(cfg.pods.shm_size)))
+        for change in pods.reconcile():
+            log.info("reconciled pod", change=change)
+        return pods
+
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""
         self._stopped.wait()
@@ -144,10 +183,13 @@ class Daemon:
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopped.set())
+        # SIGUSR1 dumps every thread's stack to the log, as Go daemons do on SIGQUIT.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def stop(self) -> None:
         """Stops accepting calls, lets in-flight ones finish; containers are left running."""
         self._stopped.set()
+        log.info("stopping", grace_seconds=GRACE_SECONDS)
         if self._server is not None:
             self._server.stop(GRACE_SECONDS).wait()
             self._server = None
