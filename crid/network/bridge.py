@@ -31,7 +31,7 @@ from crid.network.errors import (
     PortInUse,
 )
 from crid.network.fsutil import read_json, write_json_atomic
-from crid.network.leases import Lease, LeaseStore, gateway_of
+from crid.network.leases import Lease, LeaseStore, gateway_of, parse_interface
 from crid.network.nat import NatBackend, NatSpec, NatTarget, default_backend, render_nft
 from crid.network.nsnetlink import iproute_in, rtnl_in
 from crid.network.validate import (
@@ -102,7 +102,7 @@ class BridgeNetwork:
         nets = {n for n in self.networks()}
         targets = []
         for lease in leases:
-            ifaces = [ipaddress.ip_interface(a) for a in lease.addresses]
+            ifaces = [parse_interface(a) for a in lease.addresses]
             nets.update(i.network for i in ifaces)
             ips = tuple(str(i.ip) for i in ifaces)
             targets += [NatTarget(pm, ips) for pm in lease.port_mappings]

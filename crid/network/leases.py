@@ -10,6 +10,7 @@ address is not reused at once by the next pod.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import os
 from collections.abc import Iterable, Iterator
@@ -43,6 +44,13 @@ class Lease:
         return cls(pod_id=d["pod_id"], addresses=list(d["addresses"]),
                    host_veth=d.get("host_veth", ""), ifname=d.get("ifname", "eth0"),
                    netns_path=d.get("netns_path", ""), port_mappings=pms)
+
+
+@functools.lru_cache(maxsize=16384)
+def parse_interface(cidr: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    """``ipaddress.ip_interface``, memoised (the objects are immutable): every allocation and
+    every NAT render looks at every lease's addresses. Raises ValueError."""
+    return ipaddress.ip_interface(cidr)
 
 
 def gateway_of(net: Network) -> Address:
@@ -185,7 +193,7 @@ class LeaseStore:
     def allocate(self, nets: Iterable[Network], leases: list[Lease]) -> list[str]:
         """One address per network, not held by any of ``leases``. Remembers the last address
         reserved per family for round-robin (a hint: written without fsync)."""
-        used = {ipaddress.ip_interface(a).ip for lease in leases for a in lease.addresses}
+        used = {parse_interface(a).ip for lease in leases for a in lease.addresses}
         out = []
         with self.held():
             for net in nets:
