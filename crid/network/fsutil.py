@@ -25,7 +25,7 @@ def write_json_atomic(path: str, data: Any, durable: bool = True) -> None:
     if durable:
         atomic_write(Path(path), raw, mode=0o600)
         return
-    tmp = f"{path}.{threading.get_ident()}.tmp"
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, raw)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -112,7 +113,10 @@ class LeaseStore:
         self._index = {lease.pod_id: lease for lease in self._read_all()}
         self._last = {}
         for version in (4, 6):
-            raw = (read_json(self._last_path(version)) or {}).get("ip")
+            try:
+                raw = (read_json(self._last_path(version)) or {}).get("ip")
+            except (ValueError, AttributeError):  # torn by a crash: only a hint
+                raw = None
             if isinstance(raw, str):
                 self._last[version] = raw
 
@@ -192,7 +196,7 @@ class LeaseStore:
 
     def allocate(self, nets: Iterable[Network], leases: list[Lease]) -> list[str]:
         """One address per network, not held by any of ``leases``. Remembers the last address
-        reserved per family for round-robin (a hint: written without fsync)."""
+        reserved per family for round-robin (a hint: written in place without fsync)."""
         used = {parse_interface(a).ip for lease in leases for a in lease.addresses}
         out = []
         with self.held():
@@ -201,7 +205,19 @@ class LeaseStore:
                 last = ipaddress.ip_address(last_raw) if last_raw else None
                 addr = pick_address(net, used, last)  # type: ignore[arg-type]
                 self.lock.mark_changing()
-                write_json_atomic(self._last_path(net.version), {"ip": str(addr)}, False)
+                _write_hint(self._last_path(net.version), {"ip": str(addr)})
                 self._last[net.version] = str(addr)
                 out.append(f"{addr}/{net.prefixlen}")
         return out
+
+
+def _write_hint(path: str, data: dict) -> None:
+    """Overwrite a small file in place, padded to a fixed width so no old bytes linger:
+    no temp file, rename or fsync (a torn hint reads as none)."""
+    raw = json.dumps(data).encode().ljust(64)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.pwrite(fd, raw, 0)
+        os.ftruncate(fd, len(raw))
+    finally:
+        os.close(fd)
