@@ -135,3 +135,102 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+PR_SET_KEEPCAPS = 8
+
+# capget(2)/capset(2) with _LINUX_CAPABILITY_VERSION_3 (two 32-bit words per set).
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """capget(2): (effective, permitted, inheritable) masks of pid (0 = the calling thread)."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(hdr), data), f"capget(pid {pid})")
+    return tuple(data[0].__getattribute__(k) | data[1].__getattribute__(k) << 32  # type: ignore
+                 for k in ("effective", "permitted", "inheritable"))
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2) on the calling thread with 64-bit masks."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        data[i].effective = effective >> (32 * i) & 0xFFFFFFFF
+        data[i].permitted = permitted >> (32 * i) & 0xFFFFFFFF
+        data[i].inheritable = inheritable >> (32 * i) & 0xFFFFFFFF
+    _check(_libc.capset(ctypes.byref(hdr), data),
+           f"capset(eff {effective:#x}, perm {permitted:#x}, inh {inheritable:#x})")
+
+
+# personality(2) domains
+PER_LINUX = 0x0000
+PER_LINUX32 = 0x0008
+
+
+def personality(persona: int) -> int:
+    """personality(2); returns the previous persona."""
+    _libc.personality.argtypes = [ctypes.c_ulong]
+    return _check(_libc.personality(persona), f"personality({persona:#x})")
+
+
+# seccomp(2) (include/uapi/linux/seccomp.h)
+SYS_seccomp = 317  # x86_64
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog) with ``program`` the bytes of a
+    ``struct sock_filter[]``. Needs no_new_privs or CAP_SYS_ADMIN.
+
+    Raises OSError; with SECCOMP_FILTER_FLAG_TSYNC, a thread that could not be synchronised
+    is reported as ESRCH naming its tid.
+    """
+    prog = _SockFprog(len(program) // 8, program)
+    ret = _libc.syscall(ctypes.c_long(SYS_seccomp), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+                        ctypes.c_long(flags), ctypes.byref(prog))
+    _check(ret, f"seccomp(SET_MODE_FILTER, flags {flags:#x}, {len(program) // 8} insns)")
+    if ret > 0:
+        raise OSError(3, f"seccomp TSYNC: thread {ret} could not be synchronised")
+
+# inotify(7): crid learns about container exits from exit files appearing in one directory.
+IN_CLOEXEC = 0o2000000
+IN_NONBLOCK = 0o4000
+IN_CLOSE_WRITE = 0x00000008
+IN_MOVED_TO = 0x00000080
+IN_CREATE = 0x00000100
+IN_DELETE_SELF = 0x00000400
+IN_IGNORED = 0x00008000
+IN_Q_OVERFLOW = 0x00004000
+_libc.inotify_init1.argtypes = [ctypes.c_int]
+_libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+_libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+
+
+def inotify_init1(flags: int = IN_CLOEXEC | IN_NONBLOCK) -> int:
+    """inotify_init1(2): returns the new inotify fd."""
+    return _check(_libc.inotify_init1(flags), "inotify_init1")
+
+
+def inotify_add_watch(fd: int, path: str, mask: int) -> int:
+    """inotify_add_watch(2): returns the watch descriptor."""
+    return _check(_libc.inotify_add_watch(fd, _b(path), mask), f"inotify_add_watch({path!r})")
+
+
+def inotify_rm_watch(fd: int, wd: int) -> None:
+    """inotify_rm_watch(2)."""
+    _check(_libc.inotify_rm_watch(fd, wd), f"inotify_rm_watch({wd})")

@@ -1,0 +1,57 @@
+"""JSON-line messages between spawn_init / exec_in and the child they fork.
+
+The child reports progress ("userns", "pid", "ready") or an "error" with text; the parent
+answers ("mapped", "go"). A closed channel without "ready" means the child died.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from runtime.errors import InitError
+
+
+class Channel:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buf = b""
+
+    def send(self, kind: str, **fields: Any) -> None:
+        self.sock.sendall(json.dumps({"type": kind, **fields}).encode() + b"\n")
+
+    def recv(self) -> dict[str, Any]:
+        """Next message; raises InitError when the other side closed first."""
+        while b"\n" not in self._buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise InitError("container init exited before finishing set-up")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def recv_or_eof(self) -> dict[str, Any] | None:
+        """Next message, or None when the other side closed (or exec'ed) without sending one."""
+        try:
+            return self.recv()
+        except InitError:
+            return None
+
+    def expect(self, kind: str) -> dict[str, Any]:
+        """Receive a message of that kind; an "error" message raises InitError with its text."""
+        msg = self.recv()
+        if msg["type"] == "error":
+            raise InitError(msg["message"])
+        if msg["type"] != kind:
+            raise InitError(f"init protocol: expected {kind!r}, got {msg['type']!r}")
+        return msg
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def pair() -> tuple[Channel, Channel]:
+    """(parent end, child end); both close-on-exec."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return Channel(a), Channel(b)

@@ -1,0 +1,73 @@
+"""Device nodes in the container's /dev: the OCI default set, linux.devices, and symlinks."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from runtime import libc, securejoin
+from runtime.spec.model import Device
+
+# runtime-spec config-linux.md "Default Devices"
+DEFAULT_DEVICES = (
+    Device("c", "/dev/null", 1, 3, 0o666, 0, 0),
+    Device("c", "/dev/zero", 1, 5, 0o666, 0, 0),
+    Device("c", "/dev/full", 1, 7, 0o666, 0, 0),
+    Device("c", "/dev/random", 1, 8, 0o666, 0, 0),
+    Device("c", "/dev/urandom", 1, 9, 0o666, 0, 0),
+    Device("c", "/dev/tty", 5, 0, 0o666, 0, 0),
+)
+DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+                ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
+_KIND = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def create_device(root: str, dev: Device, bind_fallback: bool = True) -> None:
+    """mknod dev under root; when mknod is not permitted (user namespace), bind the host node.
+
+    Raises OSError naming the device.
+    """
+    parent = os.path.dirname(dev.path)
+    securejoin.mkdir_all(root, parent)
+    path = securejoin.secure_join(root, dev.path)
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise IsADirectoryError(errno.EISDIR, f"device {dev.path}: a directory is in the way")
+        os.unlink(path)
+    mode = dev.file_mode if dev.file_mode is not None else 0o666
+    try:
+        os.mknod(path, mode | _KIND[dev.type], os.makedev(dev.major, dev.minor))
+    except PermissionError:
+        if not bind_fallback or dev.type == "p":
+            raise
+        _bind_host_node(root, dev.path, path)
+        return
+    os.chown(path, dev.uid or 0, dev.gid or 0)
+    os.chmod(path, mode)
+
+
+def _bind_host_node(root: str, host_path: str, path: str) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    os.close(fd)
+    fd = securejoin.open_in_root(root, path)
+    try:
+        libc.mount(host_path, f"/proc/self/fd/{fd}", None, libc.MS_BIND)
+    finally:
+        os.close(fd)
+
+
+def create_symlinks(root: str, has_devpts: bool) -> None:
+    """/dev/fd, stdin, stdout, stderr, core (when /proc/kcore exists) and ptmx -> pts/ptmx."""
+    links = list(DEV_SYMLINKS)
+    if os.path.exists("/proc/kcore"):
+        links.append(("/proc/kcore", "/dev/core"))
+    if has_devpts:
+        links.append(("pts/ptmx", "/dev/ptmx"))
+    for target, link in links:
+        path = securejoin.secure_join(root, link)
+        if os.path.lexists(path):
+            if link != "/dev/ptmx":
+                continue
+            os.unlink(path)
+        os.symlink(target, path)

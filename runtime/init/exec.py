@@ -1,0 +1,128 @@
+"""exec_in: start an extra process inside a running container (``runc exec``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from runtime import libc
+from runtime.errors import InitError, OCIRuntimeError, SpecError
+from runtime.init import namespaces, process
+from runtime.init.channel import Channel, pair
+from runtime.init.context import ExecContext
+from runtime.init.mounts import host_cgroups
+from runtime.init.steps import (
+    compile_seccomp,
+    install_seccomp,
+    kill_and_reap,
+    reset_signals,
+    run_child,
+    step,
+)
+from runtime.seccomp import CompiledFilter
+
+
+def exec_in(ctx: ExecContext) -> int:
+    """Fork a process into every namespace and cgroup of the container init ``ctx.pid`` and
+    exec ``ctx.process`` there. Returns its pid (caller's view) once execve has succeeded.
+
+    Like spawn_init, call it from a single-threaded process; it becomes a child subreaper so
+    that it can wait for the returned pid.
+
+    Raises:
+        SpecError: terminal without console socket.
+        InitError: joining, set-up or execve failed; the child has been killed and reaped.
+    """
+    if ctx.process.terminal and not ctx.console_socket:
+        raise SpecError("process.terminal", "a terminal needs a console socket")
+    process.check_apparmor(ctx.process.apparmor_profile)
+    if not os.path.exists(f"/proc/{ctx.pid}"):
+        raise InitError(f"exec in container {ctx.container_id}: init pid {ctx.pid} is gone")
+    seccomp = compile_seccomp(ctx.seccomp)
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    parent, child = pair()
+    stage1 = os.fork()
+    if stage1 == 0:
+        parent.close()
+        run_child(lambda: _stage1(ctx, child, seccomp), child)
+    child.close()
+    pid: int | None = None
+    try:
+        pid = int(parent.expect("pid")["pid"])
+        os.waitpid(stage1, 0)
+        stage1 = 0
+        msg = parent.recv_or_eof()  # EOF: the close-on-exec channel closed in execve
+        if msg is not None:
+            raise InitError(msg.get("message", f"exec: unexpected {msg['type']!r}"))
+    except BaseException as e:
+        kill_and_reap(stage1)
+        kill_and_reap(pid)
+        if isinstance(e, OCIRuntimeError):
+            raise
+        if isinstance(e, OSError):
+            raise InitError(f"exec in container {ctx.container_id}: {e}") from e
+        raise
+    finally:
+        parent.close()
+    return pid
+
+
+def _stage1(ctx: ExecContext, ch: Channel, seccomp: CompiledFilter | None) -> None:
+    with step("joining the container's cgroups"):
+        _join_cgroups(ctx.pid)
+    console = None
+    if ctx.process.terminal and ctx.console_socket:
+        with step("console socket"):
+            console = process.connect_console(ctx.console_socket)
+    with step(f"joining the namespaces of pid {ctx.pid}"):
+        namespaces.join_process(ctx.pid)
+    pid = os.fork()
+    if pid == 0:
+        run_child(lambda: _exec(ctx, ch, console, seccomp), ch)
+    ch.send("pid", pid=pid)
+
+
+def _join_cgroups(pid: int) -> None:
+    for h in host_cgroups(str(pid)):
+        with open(os.path.join(h.host_dir, "cgroup.procs"), "w") as f:
+            f.write("0")
+
+
+def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def]
+          seccomp: CompiledFilter | None) -> None:
+    proc = ctx.process
+    os.setsid()
+    if console is not None:
+        with step("setting up the console"):
+            process.setup_console(console, proc.console_size)
+            console.close()
+    else:
+        with step("setting up stdio"):
+            process.dup_stdio(ctx.stdin, ctx.stdout, ctx.stderr)
+    with step("setting rlimits"):
+        process.set_rlimits(proc)
+    with step("setting oom_score_adj"):
+        process.set_oom_score_adj(proc.oom_score_adj)
+    env = process.environment(proc)
+    with step(f"changing to cwd {proc.cwd}"):
+        os.chdir(proc.cwd)
+    with step("looking up the program"):
+        program = process.find_program(proc.args[0], env)
+    if proc.user.umask is not None:
+        os.umask(proc.user.umask)
+    if not proc.no_new_privileges:
+        install_seccomp(seccomp)
+    with step("setting user and capabilities"):
+        process.set_user(proc)
+    with step("apparmor"):
+        process.apply_apparmor(proc.apparmor_profile)
+    if proc.no_new_privileges:
+        process.set_no_new_privs()
+        install_seccomp(seccomp)
+    keep = ch.sock.fileno()
+    with contextlib.suppress(OSError):
+        os.closerange(3 + ctx.preserve_fds, keep)
+        os.closerange(keep + 1, 65536)
+    reset_signals()
+    with step(f"exec {program}"):
+        os.execve(program, list(proc.args), env)

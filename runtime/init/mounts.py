@@ -1,0 +1,158 @@
+"""The container's mounts, made inside its mount namespace before pivot_root.
+
+Every destination is resolved with securejoin and the resulting inode re-checked through
+/proc/self/fd before mount(2) uses it, so neither ``../../x`` nor a rootfs symlink
+(``/etc -> /``) can put a mount outside the rootfs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+
+from runtime import libc, securejoin
+from runtime.init import mountopts
+from runtime.spec.model import Mount
+
+
+@dataclass(frozen=True)
+class CgroupHierarchy:
+    """A hierarchy the init is in: name under /sys/fs/cgroup, host dir of its cgroup."""
+
+    name: str
+    host_dir: str
+
+
+def mount_entry(root: str, bundle: str, m: Mount, cgroups: tuple[CgroupHierarchy, ...]) -> None:
+    """Make one OCI mount under root. Raises OSError/SecurityError naming the destination."""
+    opts = mountopts.parse(m.options, m.type)
+    if m.type in ("cgroup", "cgroup2") and not opts.is_bind:
+        _mount_cgroups(root, m, opts, cgroups)
+        return
+    if opts.is_bind:
+        source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
+        is_dir = os.path.isdir(source)
+        target = _make_target(root, m.destination, is_dir)
+        _with_target(root, target, lambda t: libc.mount(
+            source, t, None, opts.flags & (libc.MS_BIND | libc.MS_REC)))
+        if opts.remount_flags:
+            remount(target, opts.remount_flags)
+    else:
+        target = _make_target(root, m.destination, True)
+        source = m.source or m.type
+        try:
+            _with_target(root, target, lambda t: libc.mount(
+                source, t, m.type, opts.flags & ~(libc.MS_BIND | libc.MS_REC), opts.data or None))
+        except OSError as e:
+            if m.type != "sysfs" or e.errno != errno.EPERM:
+                raise
+            # sysfs cannot be mounted without a private network namespace: bind the host's.
+            libc.mount("/sys", target, None, libc.MS_BIND | libc.MS_REC)
+            remount(target, opts.remount_flags)
+    for flag in opts.propagation:
+        libc.mount(None, target, None, flag)
+
+
+def remount(target: str, flags: int) -> None:
+    """Bind-remount target with flags, keeping the flags the kernel locked on it.
+
+    A bind of a mount that is nosuid/nodev/noexec (or mounted in another user namespace) cannot
+    drop those: MS_REMOUNT fails with EPERM unless they are repeated, so retry with them added.
+    """
+    base = libc.MS_BIND | libc.MS_REMOUNT
+    try:
+        libc.mount(None, target, None, base | flags)
+    except OSError as e:
+        if e.errno != errno.EPERM:
+            raise
+        locked = mountopts.statvfs_to_ms(os.statvfs(target).f_flag)
+        libc.mount(None, target, None, base | flags | locked)
+
+
+def _make_target(root: str, dest: str, is_dir: bool) -> str:
+    if is_dir:
+        return securejoin.mkdir_all(root, dest)
+    return securejoin.create_file(root, dest)
+
+
+def _with_target(root: str, target: str, do) -> None:  # type: ignore[no-untyped-def]
+    fd = securejoin.open_in_root(root, target)
+    try:
+        do(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def _mount_cgroups(root: str, m: Mount, opts: mountopts.MountOptions,
+                   cgroups: tuple[CgroupHierarchy, ...]) -> None:
+    """cgroup v1 (hybrid host): a tmpfs with the container's own cgroup of each hierarchy bound
+    below it; cgroup v2 only: bind the container's cgroup directory itself."""
+    flags = opts.flags & ~(libc.MS_BIND | libc.MS_REC)
+    target = securejoin.mkdir_all(root, m.destination)
+    v1 = [h for h in cgroups if h.name != ""]
+    if not v1:
+        unified = next((h for h in cgroups if h.name == ""), None)
+        if unified is None:
+            return
+        _with_target(root, target, lambda t: libc.mount(unified.host_dir, t, None,
+                                                        libc.MS_BIND | libc.MS_REC))
+        remount(target, flags & mountopts.FLAGS_KEPT_ON_REMOUNT)
+        return
+    _with_target(root, target, lambda t: libc.mount(
+        "tmpfs", t, "tmpfs", flags & ~libc.MS_RDONLY, "mode=755"))
+    for h in v1:
+        sub = securejoin.mkdir_all(root, os.path.join(m.destination, h.name))
+        libc.mount(h.host_dir, sub, None, libc.MS_BIND | libc.MS_REC)
+        remount(sub, flags & mountopts.FLAGS_KEPT_ON_REMOUNT)
+        for alias in h.name.split(","):  # "cpu,cpuacct" is also reachable as cpu and cpuacct
+            link = os.path.join(target, alias)
+            if alias != h.name and not os.path.lexists(link):
+                os.symlink(h.name, link)
+    if flags & libc.MS_RDONLY:
+        remount(target, flags & mountopts.FLAGS_KEPT_ON_REMOUNT)
+
+
+def host_cgroups(pid: str = "self") -> tuple[CgroupHierarchy, ...]:
+    """The hierarchies of /proc/PID/cgroup, each with the directory of PID's cgroup as seen in
+    *our* mount namespace (our /proc/self/mountinfo, minus the root of our cgroup mount)."""
+    mounts: dict[str, tuple[str, str]] = {}  # controllers ("cpu", "name=systemd", "") -> mount
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fstype, _, super_opts = post.split()[:3]
+            root, mnt = pre.split()[3:5]
+            if fstype == "cgroup2":
+                mounts.setdefault("", (mnt, root))
+            elif fstype == "cgroup":
+                ctl = ",".join(o for o in super_opts.split(",")
+                               if o not in ("rw", "ro") and "=" not in o or o.startswith("name="))
+                mounts.setdefault(ctl, (mnt, root))
+    out = []
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, ctl, path = line.rstrip("\n").split(":", 2)
+            found = mounts.get(ctl) or _match(mounts, ctl)
+            if found is None:
+                continue
+            mnt, root = found
+            rel = os.path.relpath(path, root) if path.startswith(root) else path.lstrip("/")
+            name = "" if ctl == "" else os.path.basename(mnt)
+            out.append(CgroupHierarchy(name, os.path.normpath(os.path.join(mnt, rel))))
+    return tuple(out)
+
+
+def _match(mounts: dict[str, tuple[str, str]], ctl: str) -> tuple[str, str] | None:
+    want = set(ctl.split(","))
+    for key, found in mounts.items():
+        if key and set(key.split(",")) == want:
+            return found
+    return None
+
+
+def is_dir_or_missing(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True

@@ -1,0 +1,143 @@
+"""Root filesystem set-up inside the container's mount namespace, in runc's order:
+propagation, mounts, devices, (createContainer hooks), pivot_root, then the finishing touches
+that need the container's own /proc: sysctls, readonly and masked paths, root.readonly."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from runtime import libc, securejoin
+from runtime.init import devices, mounts
+from runtime.init.mountopts import PROPAGATION_OPTIONS
+from runtime.spec.model import Spec
+
+
+def prepare(root: str, propagation: str) -> None:
+    """Make / recursively slave (or the requested propagation), the rootfs's parent mount
+    private (pivot_root refuses a shared parent) and the rootfs a mount point of its own."""
+    flag = PROPAGATION_OPTIONS.get(propagation or "rslave", libc.MS_SLAVE | libc.MS_REC)
+    if propagation in ("shared", "slave", "private", "unbindable"):
+        flag |= libc.MS_REC  # applied to the whole tree first, like runc
+    libc.mount(None, "/", None, flag)
+    _make_parent_private(root)
+    libc.mount(root, root, None, libc.MS_BIND | libc.MS_REC)
+
+
+def _make_parent_private(root: str) -> None:
+    path = root
+    while True:
+        try:
+            libc.mount(None, path, None, libc.MS_PRIVATE)
+            return
+        except OSError as e:
+            if e.errno != errno.EINVAL or path == "/":  # EINVAL: not a mount point
+                raise
+            path = os.path.dirname(path)
+
+
+def mount_all(spec: Spec, root: str, bundle: str,
+              cgroups: tuple[mounts.CgroupHierarchy, ...]) -> None:
+    """Every spec mount, then /dev contents unless /dev is bound from the host."""
+    for m in spec.mounts:
+        try:
+            mounts.mount_entry(root, bundle, m, cgroups)
+        except OSError as e:
+            raise OSError(e.errno, f"mounting {m.type or 'bind'} {m.source!r} on "
+                          f"{m.destination}: {e.strerror or e}") from e
+    dev_bound = any(os.path.normpath(m.destination) == "/dev" and
+                    ("bind" in m.options or "rbind" in m.options or m.type == "bind")
+                    for m in spec.mounts)
+    if not dev_bound:
+        for dev in devices.DEFAULT_DEVICES:
+            devices.create_device(root, dev)
+        has_devpts = any(m.type == "devpts" for m in spec.mounts)
+        devices.create_symlinks(root, has_devpts)
+    for dev in spec.linux.devices:
+        try:
+            devices.create_device(root, dev)
+        except OSError as e:
+            raise OSError(e.errno, f"creating device {dev.path}: {e.strerror}") from e
+
+
+def pivot(root: str, no_pivot: bool) -> None:
+    """Make root the process's /. pivot_root as runc does (no put_old directory: stack the old
+    root under the new one and detach it); MS_MOVE+chroot when root is on an initramfs."""
+    if no_pivot or _on_initramfs():
+        os.chdir(root)
+        libc.mount(root, "/", None, libc.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+        return
+    old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new = os.open(root, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new)
+        libc.pivot_root(".", ".")
+        os.fchdir(old)
+        # the old root must not propagate the detach to the host
+        libc.mount(None, ".", None, libc.MS_SLAVE | libc.MS_REC)
+        libc.umount2(".", libc.MNT_DETACH)
+        os.chdir("/")
+    finally:
+        os.close(old)
+        os.close(new)
+
+
+def _on_initramfs() -> bool:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == "/":
+                fstype = line.partition(" - ")[2].split()[0]
+                return fstype in ("rootfs", "ramfs")
+    return False
+
+
+def finish(spec: Spec) -> None:
+    """After pivot_root: propagation of /, sysctls, readonly and masked paths, read-only root."""
+    if spec.linux.rootfs_propagation:
+        libc.mount(None, "/", None, PROPAGATION_OPTIONS[spec.linux.rootfs_propagation])
+    for key, value in spec.linux.sysctl:
+        write_sysctl(key, value)
+    for path in spec.linux.readonly_paths:
+        readonly_path(path)
+    for path in spec.linux.masked_paths:
+        mask_path(path)
+    if spec.root.readonly:
+        mounts.remount("/", libc.MS_RDONLY)
+
+
+def write_sysctl(key: str, value: str) -> None:
+    rel = key.replace(".", "/")
+    if any(p in ("", "..") for p in rel.split("/")):
+        raise ValueError(f"sysctl {key!r}: not a valid key")
+    path = "/proc/sys/" + rel
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise OSError(e.errno, f"setting sysctl {key}={value}: {e.strerror}") from e
+
+
+def readonly_path(path: str) -> None:
+    """Bind path on itself read-only; a missing path is skipped (runc)."""
+    target = securejoin.secure_join("/", path)
+    if not os.path.lexists(target):
+        return
+    libc.mount(target, target, None, libc.MS_BIND | libc.MS_REC)
+    mounts.remount(target, libc.MS_RDONLY)
+
+
+def mask_path(path: str) -> None:
+    """Hide path: /dev/null bound over a file, an empty read-only tmpfs over a directory."""
+    target = securejoin.secure_join("/", path)
+    try:
+        st = os.stat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISDIR(st.st_mode):
+        libc.mount("tmpfs", target, "tmpfs", libc.MS_RDONLY)
+    else:
+        libc.mount("/dev/null", target, None, libc.MS_BIND)

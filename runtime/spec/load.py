@@ -1,0 +1,284 @@
+"""Load and validate config.json (OCI runtime-spec 1.2, Linux) into ``runtime.spec.model``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from runtime import caps
+from runtime.errors import SpecError
+from runtime.spec import model as m
+from runtime.spec.fields import arr, boolean, get, integer, items, obj, string, strings, uint32
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE",
+           "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE",
+           "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING",
+           "RLIMIT_STACK")
+PROPAGATIONS = ("", "shared", "slave", "private", "unbindable",
+                "rshared", "rslave", "rprivate", "runbindable")
+DEVICE_TYPES = ("c", "b", "u", "p")
+PERSONALITY_DOMAINS = ("LINUX", "LINUX32")
+_VERSION_RE = re.compile(r"^1\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+_UINT64 = 2**64 - 1
+
+
+def load_spec(bundle: str) -> m.Spec:
+    """Read ``<bundle>/config.json`` and validate it.
+
+    Raises:
+        SpecError: the file is missing, not JSON, or a field is invalid (message names the field).
+    """
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise SpecError("", f"reading {path}: {e}") from e
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SpecError("", f"parsing {path}: {e}") from e
+    return parse_spec(doc)
+
+
+def parse_spec(doc: Any) -> m.Spec:
+    """Validate a decoded config.json document. Raises SpecError naming the field."""
+    d = obj(doc, "(config)")
+    version = get(d, "ociVersion", "", string)
+    if not _VERSION_RE.match(version):
+        raise SpecError("ociVersion", f"unsupported version {version!r} (want 1.x.y)")
+    return m.Spec(
+        oci_version=version,
+        root=get(d, "root", "", _root),
+        process=get(d, "process", "", _process, None),
+        hostname=get(d, "hostname", "", string, ""),
+        domainname=get(d, "domainname", "", string, ""),
+        mounts=items(d, "mounts", "", _mount),
+        hooks=get(d, "hooks", "", _hooks, m.Hooks()),
+        annotations=get(d, "annotations", "", _annotations, {}),
+        linux=get(d, "linux", "", _linux, m.Linux()),
+    )
+
+
+def parse_process(doc: Any, path: str = "process") -> m.Process:
+    """Validate a process object on its own (``crid-runtime exec --process``, CRI exec).
+
+    Raises SpecError naming the field under ``path``.
+    """
+    return _process(doc, path)
+
+
+def _root(v: Any, path: str) -> m.Root:
+    d = obj(v, path)
+    p = get(d, "path", path, string)
+    if not p:
+        raise SpecError(f"{path}.path", "must not be empty")
+    return m.Root(path=p, readonly=get(d, "readonly", path, boolean, False))
+
+
+def _process(v: Any, path: str) -> m.Process:
+    d = obj(v, path)
+    args = get(d, "args", path, strings)
+    if not args:
+        raise SpecError(f"{path}.args", "must name at least the program to run")
+    cwd = get(d, "cwd", path, string)
+    if not cwd.startswith("/"):
+        raise SpecError(f"{path}.cwd", f"must be an absolute path, got {cwd!r}")
+    env = get(d, "env", path, strings, ())
+    for i, e in enumerate(env):
+        if "=" not in e:
+            raise SpecError(f"{path}.env[{i}]", f"expected KEY=value, got {e!r}")
+    return m.Process(
+        args=args, cwd=cwd, env=env,
+        terminal=get(d, "terminal", path, boolean, False),
+        console_size=get(d, "consoleSize", path, _console_size, None),
+        user=get(d, "user", path, _user, m.User()),
+        capabilities=get(d, "capabilities", path, _capabilities, None),
+        rlimits=_rlimits(d, path),
+        no_new_privileges=get(d, "noNewPrivileges", path, boolean, False),
+        apparmor_profile=get(d, "apparmorProfile", path, string, ""),
+        oom_score_adj=get(d, "oomScoreAdj", path, integer, None, lo=-1000, hi=1000),
+        selinux_label=get(d, "selinuxLabel", path, string, ""),
+    )
+
+
+def _console_size(v: Any, path: str) -> m.ConsoleSize:
+    d = obj(v, path)
+    return m.ConsoleSize(height=get(d, "height", path, integer, lo=0, hi=65535),
+                         width=get(d, "width", path, integer, lo=0, hi=65535))
+
+
+def _user(v: Any, path: str) -> m.User:
+    d = obj(v, path)
+    gids = get(d, "additionalGids", path, arr, [])
+    return m.User(
+        uid=get(d, "uid", path, uint32, 0),
+        gid=get(d, "gid", path, uint32, 0),
+        umask=get(d, "umask", path, uint32, None),
+        additional_gids=tuple(uint32(g, f"{path}.additionalGids[{i}]")
+                              for i, g in enumerate(gids)),
+    )
+
+
+def _cap_set(v: Any, path: str) -> tuple[str, ...]:
+    out = []
+    for i, name in enumerate(strings(v, path)):
+        try:
+            out.append(caps.cap_name(caps.cap_number(name)))
+        except KeyError:
+            raise SpecError(f"{path}[{i}]", f"unknown capability {name!r}") from None
+    return tuple(out)
+
+
+def _capabilities(v: Any, path: str) -> m.Capabilities:
+    d = obj(v, path)
+    return m.Capabilities(**{k: get(d, k, path, _cap_set, ()) for k in
+                             ("bounding", "effective", "inheritable", "permitted", "ambient")})
+
+
+def _rlimits(d: dict[str, Any], path: str) -> tuple[m.Rlimit, ...]:
+    out = items(d, "rlimits", path, _rlimit)
+    seen: set[str] = set()
+    for i, r in enumerate(out):
+        if r.type in seen:
+            raise SpecError(f"{path}.rlimits[{i}].type", f"duplicate rlimit {r.type!r}")
+        seen.add(r.type)
+    return out
+
+
+def _rlimit(d: dict[str, Any], path: str) -> m.Rlimit:
+    t = get(d, "type", path, string)
+    if t not in RLIMITS:
+        raise SpecError(f"{path}.type", f"unknown rlimit {t!r}")
+    soft = get(d, "soft", path, integer, lo=0, hi=_UINT64)
+    hard = get(d, "hard", path, integer, lo=0, hi=_UINT64)
+    if soft > hard:
+        raise SpecError(f"{path}.soft", f"soft limit {soft} is above the hard limit {hard}")
+    return m.Rlimit(type=t, soft=soft, hard=hard)
+
+
+def _idmap(d: dict[str, Any], path: str) -> m.IDMapping:
+    size = get(d, "size", path, uint32)
+    if size == 0:
+        raise SpecError(f"{path}.size", "must be at least 1")
+    return m.IDMapping(container_id=get(d, "containerID", path, uint32),
+                       host_id=get(d, "hostID", path, uint32), size=size)
+
+
+def _mount(d: dict[str, Any], path: str) -> m.Mount:
+    dest = get(d, "destination", path, string)
+    if not dest:
+        raise SpecError(f"{path}.destination", "must not be empty")
+    return m.Mount(destination=dest, type=get(d, "type", path, string, ""),
+                   source=get(d, "source", path, string, ""),
+                   options=get(d, "options", path, strings, ()),
+                   uid_mappings=items(d, "uidMappings", path, _idmap),
+                   gid_mappings=items(d, "gidMappings", path, _idmap))
+
+
+def _hook(d: dict[str, Any], path: str) -> m.Hook:
+    p = get(d, "path", path, string)
+    if not p.startswith("/"):
+        raise SpecError(f"{path}.path", f"must be an absolute path, got {p!r}")
+    return m.Hook(path=p, args=get(d, "args", path, strings, ()),
+                  env=get(d, "env", path, strings, ()),
+                  timeout=get(d, "timeout", path, integer, None, lo=1))
+
+
+def _hooks(v: Any, path: str) -> m.Hooks:
+    d = obj(v, path)
+    return m.Hooks(prestart=items(d, "prestart", path, _hook),
+                   create_runtime=items(d, "createRuntime", path, _hook),
+                   create_container=items(d, "createContainer", path, _hook),
+                   start_container=items(d, "startContainer", path, _hook),
+                   poststart=items(d, "poststart", path, _hook),
+                   poststop=items(d, "poststop", path, _hook))
+
+
+def _annotations(v: Any, path: str) -> dict[str, str]:
+    d = obj(v, path)
+    return {k: string(val, f"{path}.{k}") for k, val in d.items()}
+
+
+def _namespace(d: dict[str, Any], path: str) -> m.Namespace:
+    t = get(d, "type", path, string)
+    if t not in NAMESPACE_TYPES:
+        raise SpecError(f"{path}.type", f"unknown namespace type {t!r}")
+    p = get(d, "path", path, string, "")
+    if p and not p.startswith("/"):
+        raise SpecError(f"{path}.path", f"must be an absolute path, got {p!r}")
+    return m.Namespace(type=t, path=p)
+
+
+def _device(d: dict[str, Any], path: str) -> m.Device:
+    t = get(d, "type", path, string)
+    if t not in DEVICE_TYPES:
+        raise SpecError(f"{path}.type", f"unknown device type {t!r} (want c, b, u or p)")
+    p = get(d, "path", path, string)
+    if not p.startswith("/"):
+        raise SpecError(f"{path}.path", f"must be an absolute path, got {p!r}")
+    need_numbers = t != "p"
+    return m.Device(
+        type=t, path=p,
+        major=get(d, "major", path, integer, *(() if need_numbers else (0,)), lo=0),
+        minor=get(d, "minor", path, integer, *(() if need_numbers else (0,)), lo=0),
+        file_mode=get(d, "fileMode", path, integer, None, lo=0, hi=0o7777),
+        uid=get(d, "uid", path, uint32, None), gid=get(d, "gid", path, uint32, None))
+
+
+def _sysctl(v: Any, path: str) -> tuple[tuple[str, str], ...]:
+    d = obj(v, path)
+    return tuple((k, string(val, f"{path}.{k}")) for k, val in d.items())
+
+
+def _personality(v: Any, path: str) -> m.Personality:
+    d = obj(v, path)
+    dom = get(d, "domain", path, string)
+    if dom not in PERSONALITY_DOMAINS:
+        raise SpecError(f"{path}.domain", f"unknown personality domain {dom!r}")
+    return m.Personality(domain=dom, flags=get(d, "flags", path, strings, ()))
+
+
+def _raw(v: Any, path: str) -> dict[str, Any]:
+    return obj(v, path)
+
+
+def _linux(v: Any, path: str) -> m.Linux:
+    d = obj(v, path)
+    namespaces = items(d, "namespaces", path, _namespace)
+    types = [ns.type for ns in namespaces]
+    for i, t in enumerate(types):
+        if t in types[:i]:
+            raise SpecError(f"{path}.namespaces[{i}].type", f"duplicate namespace {t!r}")
+    prop = get(d, "rootfsPropagation", path, string, "")
+    if prop not in PROPAGATIONS:
+        raise SpecError(f"{path}.rootfsPropagation", f"unknown propagation {prop!r}")
+    lin = m.Linux(
+        namespaces=namespaces,
+        uid_mappings=items(d, "uidMappings", path, _idmap),
+        gid_mappings=items(d, "gidMappings", path, _idmap),
+        devices=items(d, "devices", path, _device),
+        cgroups_path=get(d, "cgroupsPath", path, string, ""),
+        resources=get(d, "resources", path, _raw, None),
+        seccomp=get(d, "seccomp", path, _raw, None),
+        sysctl=get(d, "sysctl", path, _sysctl, ()),
+        masked_paths=get(d, "maskedPaths", path, strings, ()),
+        readonly_paths=get(d, "readonlyPaths", path, strings, ()),
+        rootfs_propagation=prop,
+        mount_label=get(d, "mountLabel", path, string, ""),
+        personality=get(d, "personality", path, _personality, None),
+    )
+    _check_userns(lin, path)
+    return lin
+
+
+def _check_userns(lin: m.Linux, path: str) -> None:
+    userns = lin.namespace("user")
+    if (lin.uid_mappings or lin.gid_mappings) and userns is None:
+        raise SpecError(f"{path}.uidMappings", "mappings given without a user namespace")
+    if userns is not None and not userns.path and not (lin.uid_mappings and lin.gid_mappings):
+        raise SpecError(f"{path}.uidMappings",
+                        "a new user namespace needs both uidMappings and gidMappings")

@@ -1,0 +1,159 @@
+"""Typed, frozen view of an OCI runtime-spec 1.2 ``config.json`` (Linux parts).
+
+Built only by ``runtime.spec.load``; every value here has been validated. ``linux.resources`` and
+``linux.seccomp`` stay raw dicts: the cgroup and seccomp packages parse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ConsoleSize:
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class User:
+    uid: int = 0
+    gid: int = 0
+    umask: int | None = None
+    additional_gids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Capability sets as canonical names ("CAP_CHOWN"); None means the set is not given."""
+
+    bounding: tuple[str, ...] = ()
+    effective: tuple[str, ...] = ()
+    inheritable: tuple[str, ...] = ()
+    permitted: tuple[str, ...] = ()
+    ambient: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rlimit:
+    type: str  # "RLIMIT_NOFILE"
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class Process:
+    args: tuple[str, ...]
+    cwd: str
+    env: tuple[str, ...] = ()
+    terminal: bool = False
+    console_size: ConsoleSize | None = None
+    user: User = field(default_factory=User)
+    capabilities: Capabilities | None = None
+    rlimits: tuple[Rlimit, ...] = ()
+    no_new_privileges: bool = False
+    apparmor_profile: str = ""
+    oom_score_adj: int | None = None
+    selinux_label: str = ""
+
+
+@dataclass(frozen=True)
+class Root:
+    path: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class IDMapping:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Mount:
+    destination: str
+    type: str = ""
+    source: str = ""
+    options: tuple[str, ...] = ()
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hook:
+    path: str
+    args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    timeout: int | None = None  # seconds
+
+
+@dataclass(frozen=True)
+class Hooks:
+    prestart: tuple[Hook, ...] = ()
+    create_runtime: tuple[Hook, ...] = ()
+    create_container: tuple[Hook, ...] = ()
+    start_container: tuple[Hook, ...] = ()
+    poststart: tuple[Hook, ...] = ()
+    poststop: tuple[Hook, ...] = ()
+
+
+@dataclass(frozen=True)
+class Namespace:
+    type: str  # pid network mount ipc uts user cgroup time
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Device:
+    type: str  # c b u p
+    path: str
+    major: int = 0
+    minor: int = 0
+    file_mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+
+@dataclass(frozen=True)
+class Personality:
+    domain: str  # LINUX | LINUX32
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Linux:
+    namespaces: tuple[Namespace, ...] = ()
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
+    devices: tuple[Device, ...] = ()
+    cgroups_path: str = ""
+    resources: dict[str, Any] | None = None
+    seccomp: dict[str, Any] | None = None
+    sysctl: tuple[tuple[str, str], ...] = ()
+    masked_paths: tuple[str, ...] = ()
+    readonly_paths: tuple[str, ...] = ()
+    rootfs_propagation: str = ""
+    mount_label: str = ""
+    personality: Personality | None = None
+
+    def namespace(self, ns_type: str) -> Namespace | None:
+        """The namespace entry of that type, or None when the container shares the runtime's."""
+        for ns in self.namespaces:
+            if ns.type == ns_type:
+                return ns
+        return None
+
+
+@dataclass(frozen=True)
+class Spec:
+    oci_version: str
+    root: Root
+    process: Process | None = None
+    hostname: str = ""
+    domainname: str = ""
+    mounts: tuple[Mount, ...] = ()
+    hooks: Hooks = field(default_factory=Hooks)
+    annotations: dict[str, str] = field(default_factory=dict)
+    linux: Linux = field(default_factory=Linux)

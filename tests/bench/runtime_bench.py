@@ -1,0 +1,160 @@
+"""Runtime benchmark: one busybox ``true`` bundle, medians in milliseconds.
+
+Measures, in one run: the library's create+start+wait (through the zygote, as crid uses it),
+the same plus delete, ``crid-runtime run`` (CLI), Debian's ``crun run`` (inside a mount
+namespace with /sys/fs/cgroup/unified unmounted: crun 1.8.1 refuses this hybrid host otherwise)
+and ``runc run``; and a monitor's PSS from /proc/<pid>/smaps_rollup.
+
+``run(out)`` fills ``out`` (for the bench runner); ``python -m tests.bench.runtime_bench`` prints
+the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runtime.lifecycle import CreateRequest, Runtime
+from runtime.zygote import Zygote
+from tests.integration.runtime.bundle import default_config, make_rootfs
+
+REPO = Path(__file__).resolve().parents[2]
+ROUNDS = int(os.environ.get("RUNTIME_BENCH_ROUNDS", "15"))
+PREFIX = "crt-life-bench"
+
+
+def _median_ms(fn: Callable[[int], None], rounds: int = ROUNDS) -> float:
+    fn(-1)  # warm-up: page cache, first-use costs
+    times = []
+    for i in range(rounds):
+        t = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - t)
+    return round(statistics.median(times) * 1000, 2)
+
+
+def _bundle(base: Path, args: list[str]) -> Path:
+    b = base / ("bundle-" + "-".join(args).replace("/", "_"))
+    b.mkdir()
+    make_rootfs(str(b / "rootfs"))
+    config = default_config(args)
+    config["ociVersion"] = "1.0.2"  # crun 1.8.1 rejects "1.2.0" as an unknown version
+    (b / "config.json").write_text(json.dumps(config))
+    return b
+
+
+def _quiet(cmd: list[str], **kw: Any) -> None:
+    subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True, **kw)
+
+
+def _library(base: Path, bundle: Path, with_delete: bool) -> float:
+    z = Zygote.start()
+    rt = Runtime(base / ("lib-delete" if with_delete else "lib"), z)
+    pending: list[str] = []
+
+    def once(i: int) -> None:
+        cid = f"{PREFIX}-lib-{with_delete}-{i}"
+        rt.create(CreateRequest(id=cid, bundle=bundle))
+        rt.start(cid)
+        rt.wait(cid, 30)
+        if with_delete:
+            rt.delete(cid)
+        else:
+            pending.append(cid)
+
+    try:
+        ms = _median_ms(once)
+    finally:
+        for cid in pending:
+            rt.delete(cid, force=True)
+        z.close()
+    return ms
+
+
+def _cli(base: Path, bundle: Path, site: bool) -> float:
+    flags = [] if site else ["-S"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    root = base / ("cli-site" if site else "cli")
+    return _median_ms(lambda i: _quiet(
+        [sys.executable, *flags, "-m", "runtime.cli", "--root", str(root), "run", "-b",
+         str(bundle), f"{PREFIX}-cli-{site}-{i}"], env=env))
+
+
+def _crun(base: Path, bundle: Path) -> float | None:
+    if not shutil.which("crun"):
+        return None
+    root = base / "crun"
+    return _median_ms(lambda i: _quiet(
+        ["unshare", "-m", "sh", "-c",
+         "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --root \"$0\" run -b \"$1\" \"$2\"",
+         str(root), str(bundle), f"{PREFIX}-crun-{i}"]))
+
+
+def _runc(base: Path, bundle: Path) -> float | None:
+    if not shutil.which("runc"):
+        return None
+    root = base / "runc"
+    return _median_ms(lambda i: _quiet(
+        ["runc", "--root", str(root), "run", "-b", str(bundle), f"{PREFIX}-runc-{i}"]))
+
+
+def _monitor_pss(base: Path, bundle: Path) -> dict[str, int]:
+    z = Zygote.start()
+    rt = Runtime(base / "pss", z)
+    cid = f"{PREFIX}-pss"
+    try:
+        created = rt.create(CreateRequest(id=cid, bundle=bundle, log_path=base / "pss.log"))
+        rt.start(cid)
+        time.sleep(0.5)
+        return {"monitor_pss_kib": _pss(created.monitor_pid), "zygote_pss_kib": _pss(z.pid)}
+    finally:
+        rt.delete(cid, force=True)
+        z.close()
+
+
+def _pss(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return -1
+
+
+def run(out: dict[str, Any]) -> dict[str, Any]:
+    """Run every measurement; put the results under ``out["runtime"]`` and return them."""
+    base = Path(tempfile.mkdtemp(prefix=PREFIX + "-"))
+    try:
+        true_bundle = _bundle(base, ["/bin/true"])
+        sleep_bundle = _bundle(base, ["sleep", "60"])
+        res: dict[str, Any] = {"rounds": ROUNDS, "unit": "ms (median)"}
+        res["library_create_start_wait"] = _library(base, true_bundle, with_delete=False)
+        res["library_create_start_wait_delete"] = _library(base, true_bundle, with_delete=True)
+        res["cli_run"] = _cli(base, true_bundle, site=False)
+        res["cli_run_with_site"] = _cli(base, true_bundle, site=True)
+        res["crun_run_in_unshare"] = _crun(base, true_bundle)
+        res["unshare_sh_overhead"] = _median_ms(lambda i: _quiet(
+            ["unshare", "-m", "sh", "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec true"]))
+        res["runc_run"] = _runc(base, true_bundle)
+        res.update(_monitor_pss(base, sleep_bundle))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    out["runtime"] = res
+    return res
+
+
+def main() -> None:
+    print(json.dumps(run({}), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Less common spec fields: no_pivot, personality, cgroup namespace, devices, propagation."""
+
+from __future__ import annotations
+
+import os
+
+from tests.integration.runtime.bundle import default_config, run
+
+
+def test_no_pivot_uses_move_and_chroot(bundle):
+    res = run(bundle, default_config(["sh", "-c", "ls /; hostname"]), no_pivot=True)
+    assert res.error == ""
+    assert res.output.split() == ["bin", "dev", "etc", "proc", "sys", "tmp", "crt-init-box"]
+
+
+def test_personality_linux32(bundle):
+    cfg = default_config(["sh", "-c", "uname -m"])
+    cfg["linux"]["personality"] = {"domain": "LINUX32"}
+    res = run(bundle, cfg)
+    assert res.error == ""
+    assert res.output.strip() == "i686"
+
+
+def test_cgroup_namespace_hides_the_host_path(bundle):
+    cfg = default_config(["sh", "-c", "grep -E '^[0-9]+:(memory|pids):' /proc/self/cgroup"])
+    cfg["linux"]["namespaces"].append({"type": "cgroup"})
+    res = run(bundle, cfg)
+    assert res.error == ""
+    assert sorted(line.split(":", 1)[1] for line in res.output.split()) == ["memory:/", "pids:/"]
+
+
+def test_linux_devices_modes_owners_and_kinds(bundle):
+    cfg = default_config(["sh", "-c", "stat -c '%n %F %t:%T %a %u:%g' /dev/crt-c /dev/crt-b "
+                          "/dev/sub/crt-p"])
+    cfg["linux"]["devices"] = [
+        {"type": "c", "path": "/dev/crt-c", "major": 1, "minor": 3, "fileMode": 0o600,
+         "uid": 7, "gid": 8},
+        {"type": "b", "path": "/dev/crt-b", "major": 7, "minor": 0, "fileMode": 0o640},
+        {"type": "p", "path": "/dev/sub/crt-p"},
+    ]
+    res = run(bundle, cfg)
+    assert res.error == ""
+    assert res.output.splitlines() == [
+        "/dev/crt-c character special file 1:3 600 7:8",
+        "/dev/crt-b block special file 7:0 640 0:0",
+        "/dev/sub/crt-p fifo 0:0 666 0:0",
+    ]
+
+
+def test_rootfs_propagation_private(bundle):
+    cfg = default_config(["awk", "$5 == \"/\" {print $7}", "/proc/self/mountinfo"])
+    cfg["linux"]["rootfsPropagation"] = "rprivate"
+    res = run(bundle, cfg)
+    assert res.error == ""
+    assert res.output.strip() == "-"  # no shared:/master: fields
+
+
+def test_tmpfs_with_options_and_mqueue(bundle):
+    cfg = default_config(["sh", "-c", "stat -c %a /scratch; grep ' /scratch ' "
+                          "/proc/self/mountinfo | grep -o 'size=[0-9]*k'"])
+    cfg["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                          "options": ["nosuid", "nodev", "mode=1770", "size=1024k"]})
+    res = run(bundle, cfg)
+    assert res.error == ""
+    assert res.output.split() == ["1770", "size=1024k"]
+
+
+def test_env_home_and_cwd_created(bundle):
+    cfg = default_config(["sh", "-c", "pwd; echo $HOME $FOO"])
+    cfg["process"]["cwd"] = "/work/dir"
+    cfg["process"]["env"].append("FOO=bar")
+    res = run(bundle, cfg)
+    assert res.error == ""
+    assert res.output.split() == ["/work/dir", "/root", "bar"]
+    assert os.path.isdir(os.path.join(bundle, "rootfs/work/dir"))

@@ -1,0 +1,101 @@
+"""Joining pinned namespaces by path (how containers join their pod) and user namespaces."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from tests.integration.runtime.bundle import default_config, make_rootfs, run
+
+
+@pytest.fixture
+def pinned(tmp_path):  # type: ignore[no-untyped-def]
+    """net, ipc and uts namespaces pinned by bind mounts, uts carrying its own hostname."""
+    paths = {}
+    for kind in ("net", "ipc", "uts"):
+        p = tmp_path / f"crt-init-{kind}"
+        p.touch()
+        paths[kind] = str(p)
+    subprocess.run(["unshare", f"--net={paths['net']}", f"--ipc={paths['ipc']}",
+                    f"--uts={paths['uts']}", "hostname", "crt-init-pod"], check=True)
+    yield paths
+    for p in paths.values():
+        subprocess.run(["umount", p], check=False)
+
+
+def test_joins_net_ipc_uts_by_path(bundle, pinned):
+    cfg = default_config(["sh", "-c", "hostname; for n in net ipc uts; do "
+                          "readlink /proc/self/ns/$n; done"])
+    del cfg["hostname"]
+    cfg["linux"]["namespaces"] = [{"type": "pid"}, {"type": "mount"},
+                                  {"type": "network", "path": pinned["net"]},
+                                  {"type": "ipc", "path": pinned["ipc"]},
+                                  {"type": "uts", "path": pinned["uts"]}]
+    res = run(bundle, cfg)
+    assert res.error == ""
+    want = ["crt-init-pod"] + [f"{k}:[{os.stat(pinned[k]).st_ino}]" for k in ("net", "ipc", "uts")]
+    assert res.output.split() == want
+
+
+def test_two_containers_share_a_pinned_netns(bundle, pinned):
+    cfg = default_config(["sh", "-c", "readlink /proc/self/ns/net"])
+    cfg["linux"]["namespaces"] = [{"type": "pid"}, {"type": "mount"}, {"type": "uts"},
+                                  {"type": "network", "path": pinned["net"]}]
+    first = run(bundle, cfg).output
+    second = run(bundle, cfg).output
+    assert first == second == f"net:[{os.stat(pinned['net']).st_ino}]\n"
+
+
+def test_missing_namespace_path_is_a_clear_error(bundle):
+    cfg = default_config(["true"])
+    cfg["linux"]["namespaces"][1] = {"type": "network", "path": "/nonexistent/crt-init-ns"}
+    res = run(bundle, cfg)
+    assert res.error == ("InitError: opening namespace paths: [Errno 2] opening network "
+                         "namespace /nonexistent/crt-init-ns: No such file or directory")
+    assert res.children_left is False
+
+
+def test_hostname_without_uts_namespace_is_refused(bundle):
+    cfg = default_config(["true"])
+    cfg["linux"]["namespaces"] = [{"type": "pid"}, {"type": "mount"}]
+    res = run(bundle, cfg)
+    assert res.error == ("SpecError: hostname: setting the hostname needs a private UTS "
+                         "namespace")
+
+
+def _chown_tree(path: str, uid: int, gid: int) -> None:
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [*dirnames, *filenames]:
+            os.lchown(os.path.join(dirpath, name), uid, gid)
+    os.lchown(path, uid, gid)
+
+
+@pytest.fixture
+def open_bundle():  # type: ignore[no-untyped-def]
+    """A bundle under /tmp itself: the mapped root must be able to walk to the rootfs, and
+    pytest's own directory is 0700."""
+    path = tempfile.mkdtemp(prefix="crt-init-userns-", dir="/tmp")
+    os.chmod(path, 0o755)
+    make_rootfs(os.path.join(path, "rootfs"))
+    yield path
+    shutil.rmtree(path)
+
+
+def test_user_namespace_with_mappings(open_bundle):
+    base = 200000
+    bundle = open_bundle
+    _chown_tree(os.path.join(bundle, "rootfs"), base, base)
+    cfg = default_config(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; "
+                          "stat -c '%u %t:%T' /dev/null; touch /tmp/x && stat -c %u /tmp/x"])
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": base, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": base, "size": 65536}]
+    res = run(bundle, cfg)
+    assert res.error == ""
+    assert res.output.split() == ["0", str(base), "65536", "0", str(base), "65536",
+                                  "0", "65534", "1:3", "0"]
+    assert os.stat(os.path.join(bundle, "rootfs/tmp/x")).st_uid == base
