@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import os
@@ -17,9 +18,16 @@ from grpc_reflection.v1alpha import reflection
 
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
-from crid.config import Config
+from crid.config import Config, NetworkConfig, parse_size
 from crid.images import store_options
-from crid.runtime_info import NoNetwork, PodCidrStore
+from crid.network import make_pod_network
+from crid.network.factory import options_from_config
+from crid.pods import PodManager, PodNetworkPort, PodOptions, SetupDeps, handler_set
+from crid.pods.cgroups import CgroupfsPodCgroups
+from crid.pods.namespaces import NamespacePinner
+from crid.pods.netadapter import PodNetworkAdapter
+from crid.pods.network import ReadinessCondition
+from crid.runtime_info import PodCidrStore
 from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
 from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps
@@ -120,8 +128,11 @@ class Daemon:
             interceptors=[ErrorsAndLogging()],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                      ("grpc.max_send_message_length", MAX_MESSAGE)])
+        pod_cidrs = PodCidrStore(store)
+        network = self._build_pod_network(pod_cidrs)
         runtime = RuntimeService(RuntimeServiceDeps(
-            config=self.cfg, network=NoNetwork(), pod_cidrs=PodCidrStore(store)))
+            config=self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
+            pods=self._build_pods(store, network), pod_network=network))
         self._images = ImageStore(store_options(self.cfg.images, self.root / "images"))
         images = ImageService(ImageServiceDeps(
             store=self._images, containers_dir=self.root / "containers"))
@@ -136,6 +147,31 @@ class Daemon:
         reflection.enable_server_reflection(
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         return server
+
+    def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetworkPort:
+        opts = options_from_config(self.cfg.network, str(self.root))
+        # Daemons with a bridge of their own (tests, a second crid) get an nft table of
+        # their own too: each rewrites its whole table from its own leases.
+        if opts.bridge != NetworkConfig().bridge:
+            opts = dataclasses.replace(opts, nft_table=f"crid_{opts.bridge}")
+        network = PodNetworkAdapter(make_pod_network(opts))
+        if pod_cidrs.get():
+            network.update_pod_cidrs(pod_cidrs.get())
+        return network
+
+    def _build_pods(self, store: MetadataStore, network: PodNetworkPort) -> PodManager:
+        cfg = self.cfg
+        pods = PodManager(
+            PodOptions(run_root=self.run_root,
+                       handlers=handler_set(cfg.default_runtime_handler,
+                                            cfg.pods.runtime_handlers),
+                       default_handler=cfg.default_runtime_handler),
+            store,
+            SetupDeps(pinner=NamespacePinner(), network=network, cgroups=CgroupfsPodCgroups(),
+                      run_root=self.run_root, shm_size=parse_size(cfg.pods.shm_size)))
+        for change in pods.reconcile():
+            log.info("reconciled pod", change=change)
+        return pods
 
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""

@@ -11,7 +11,9 @@ import grpc
 from crid import config as configmod
 from crid.api import api_pb2 as pb
 from crid.api import api_pb2_grpc
+from crid.pods import PodManager, PodNetworkPort
 from crid.runtime_info import Condition, NetworkStatusSource, PodCidrStore, parse_pod_cidrs
+from crid.server import pod_convert
 from crid.server.unimplemented import fill_unimplemented
 from crid.version import CRI_API_VERSION, KUBELET_API_VERSION, RUNTIME_NAME, __version__
 
@@ -21,7 +23,8 @@ class RuntimeServiceDeps:
     config: configmod.Config
     network: NetworkStatusSource
     pod_cidrs: PodCidrStore
-
+    pods: PodManager
+    pod_network: PodNetworkPort
 
 
 class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
@@ -65,8 +68,34 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
                             context: grpc.ServicerContext) -> Any:
         cidr = request.runtime_config.network_config.pod_cidr
         if cidr:
-            self._d.pod_cidrs.set(parse_pod_cidrs(cidr))
+            cidrs = parse_pod_cidrs(cidr)
+            self._d.pod_network.update_pod_cidrs(cidrs)
+            self._d.pod_cidrs.set(cidrs)
         return pb.UpdateRuntimeConfigResponse()
+
+    # Pod sandboxes: each method is one call into pod_convert (protobuf stops there).
+
+    def RunPodSandbox(self, request: pb.RunPodSandboxRequest, context: Any) -> Any:
+        return pod_convert.run_rpc(self._d.pods, request, lambda: not context.is_active())
+
+    def StopPodSandbox(self, request: pb.StopPodSandboxRequest, context: Any) -> Any:
+        return pod_convert.stop_rpc(self._d.pods, request)
+
+    def RemovePodSandbox(self, request: pb.RemovePodSandboxRequest, context: Any) -> Any:
+        return pod_convert.remove_rpc(self._d.pods, request)
+
+    def PodSandboxStatus(self, request: pb.PodSandboxStatusRequest, context: Any) -> Any:
+        return pod_convert.status_rpc(self._d.pods, request)
+
+    def ListPodSandbox(self, request: pb.ListPodSandboxRequest, context: Any) -> Any:
+        return pod_convert.list_rpc(self._d.pods, request)
+
+    def StreamPodSandboxes(self, request: pb.StreamPodSandboxesRequest, context: Any) -> Any:
+        return pod_convert.stream_rpc(self._d.pods, request)
+
+    def UpdatePodSandboxResources(self, request: pb.UpdatePodSandboxResourcesRequest,
+                                  context: Any) -> Any:
+        return pod_convert.update_resources_rpc(self._d.pods, request)
 
 
 fill_unimplemented(RuntimeService, "RuntimeService")
