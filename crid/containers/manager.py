@@ -8,6 +8,7 @@ runtime, images and pods through small Protocols (crid/containers/ports.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -20,10 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from crid.containers import rootfs as rootfs_mod
-from crid.containers.model import ContainerRequest, ImageConfig, NsMode, ProfileKind
-from crid.containers.ports import ContainerRuntime, ExitInfo, ImageLookup, PodLookup
+from crid.containers.model import (
+    ContainerRequest,
+    ImageConfig,
+    Namespaces,
+    NsMode,
+    ProfileKind,
+    Resources,
+)
+from crid.containers.ports import (
+    ContainerRuntime,
+    ExecResult,
+    ExitInfo,
+    ImageLookup,
+    PodForContainers,
+    PodLookup,
+)
 from crid.containers.record import ContainerRecord, ContainerState
-from crid.containers.spec import HostDevice, SpecInputs, generate_spec
+from crid.containers.spec import HostDevice, SpecInputs, generate_spec, resources_oci
 from crid.containers.users import UserDB, resolve_user
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from crid.events import ContainerEvent, EventBus
@@ -98,7 +113,10 @@ class ContainerManager:
             NotFound: the pod or image does not exist; FailedPrecondition: the pod is not
             ready; AlreadyExists: the name is taken; InvalidArgument: a bad request field.
         """
+        if not pod_id:
+            raise InvalidArgument("pod sandbox id is required")
         pod = self._pods.container_context(pod_id)
+        req = _with_pod_namespaces(req, pod)
         image = self._images.status(req.image)
         if image is None:
             raise NotFound(f"image {req.image!r} is not present: pull it first")
@@ -113,6 +131,8 @@ class ContainerManager:
             spec, user = self._spec(cid, req, image, pod, rootfs)
             atomic_write(cdir / "config.json", json.dumps(spec).encode())
             log_path = _log_path(pod.log_directory, req.log_path)
+            if log_path:
+                os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
             self._rt.create(cid, cdir, log_path, req.stdin, req.stdin_once, req.tty)
             undo.callback(self._rt.delete, cid, True)
             rec = self._record(cid, pod.context.pod_id, req, image, cdir, log_path, spec, user)
@@ -136,7 +156,8 @@ class ContainerManager:
         inputs = SpecInputs(
             container_id=cid, request=req, image=img, image_name=req.image, image_id=image.id,
             pod=pod.context, user=user, rootfs=str(rootfs),
-            cgroups_path=_cgroups_path(pod.cgroup_parent, cid, self._o.cgroup_driver),
+            cgroups_path=_cgroups_path("/" + pod.cgroup_parent.strip("/"), cid,
+                                       self._o.cgroup_driver),
             devices=tuple(self._host_device(d) for d in req.devices),
             localhost_seccomp=self._localhost_profile(req), target_pid=target_pid,
             apparmor_enabled=self._o.apparmor_enabled)
@@ -144,6 +165,9 @@ class ContainerManager:
 
     def _check_mount_sources(self, req: ContainerRequest) -> None:
         for m in req.mounts:
+            if m.recursive_read_only:
+                raise InvalidArgument(f"mount {m.container_path!r}: recursive read-only mounts "
+                                      "are not supported by this runtime (see Status)")
             src = Path(os.path.realpath(m.host_path))
             if not src.exists():
                 raise NotFound(f"mount {m.container_path!r}: host path {m.host_path!r} "
@@ -199,33 +223,40 @@ class ContainerManager:
             mounts=[m for m in spec["mounts"] if m["type"] == "bind"],
             resources=spec["linux"]["resources"], uid=user.uid, gid=user.gid,
             additional_gids=list(user.additional_gids), tty=req.tty, stdin=req.stdin,
-            stdin_once=req.stdin_once)
+            stdin_once=req.stdin_once, cgroups_path=spec["linux"]["cgroupsPath"],
+            run_as_username=user.username if req.security.run_as_username else "")
 
     # --- start / stop / remove -------------------------------------------------------------
 
     def start(self, cid: str) -> ContainerRecord:
+        """Starts a created container.
+
+        Raises:
+            NotFound; FailedPrecondition: the container is not CREATED.
+        """
         rec = self.get(cid)
         if not rec.state.can_start():
             raise FailedPrecondition(f"container {rec.id} is {rec.state.name.lower()}, "
                                      "not created")
+        started_at = time.time_ns()  # before the release: a quick exit must not precede it
         pid = self._rt.start(rec.id)
-        rec = self._save(rec.moved_to(ContainerState.RUNNING, started_at=time.time_ns(),
-                                      pid=pid))
-        self._publish(rec, "STARTED")
+        with self._lock:
+            current = self._records.get(rec.id, rec)
+            if current.state is ContainerState.CREATED:
+                current = self._save(current.moved_to(
+                    ContainerState.RUNNING, started_at=started_at, pid=pid))
+        self._publish(current, "STARTED")
         exit_info = self._rt.exit_status(rec.id)
         if exit_info is not None:  # it already ended while we were recording the start
-            rec = self.mark_exited(rec.id, exit_info)
-        return rec
+            current = self.mark_exited(rec.id, exit_info)
+        return current
 
     def stop(self, cid: str, timeout: int) -> None:
         """Sends the stop signal, then SIGKILL after timeout seconds; idempotent."""
         rec = self.get(cid)
-        if rec.state is not ContainerState.RUNNING:
-            if rec.state is ContainerState.CREATED:
-                self._rt.kill(rec.id, signal.SIGKILL)
-                self.mark_exited(rec.id, self._rt.wait(rec.id, 10))
+        if rec.state is ContainerState.EXITED:
             return
-        if timeout > 0:
+        if rec.state is ContainerState.RUNNING and timeout > 0:
             self._rt.kill(rec.id, _signal_number(rec.stop_signal))
             info = self._rt.wait(rec.id, timeout)
             if info is not None:
@@ -234,7 +265,9 @@ class ContainerManager:
         self._rt.kill(rec.id, signal.SIGKILL)
         info = self._rt.wait(rec.id, 30)
         if info is None:
-            raise FailedPrecondition(f"container {rec.id} did not die after SIGKILL")
+            if self._rt.is_running(rec.id):
+                raise FailedPrecondition(f"container {rec.id} did not die after SIGKILL")
+            info = ExitInfo(137, message="process gone without an exit record")
         self.mark_exited(rec.id, info)
 
     def remove(self, cid: str) -> None:
@@ -253,12 +286,78 @@ class ContainerManager:
         self._names.release(rec.id)
         self._publish(rec, "DELETED")
 
-    def mark_exited(self, cid: str, info: ExitInfo) -> ContainerRecord:
+    def stop_pod(self, pod_id: str, timeout: int = 0) -> None:
+        """Stops every container of the pod (StopPodSandbox)."""
+        for rec in self.list(ListFilter(pod_id=pod_id)):
+            if rec.pod_id == pod_id:
+                self.stop(rec.id, timeout)
+
+    def remove_pod(self, pod_id: str) -> None:
+        """Removes every container of the pod (RemovePodSandbox)."""
+        for rec in self.list(ListFilter(pod_id=pod_id)):
+            if rec.pod_id == pod_id:
+                self.remove(rec.id)
+
+    # --- running containers ------------------------------------------------------------------
+
+    def update_resources(self, cid: str, resources: Resources) -> ContainerRecord:
+        """Applies new limits to the live cgroup and records them.
+
+        Raises:
+            NotFound; FailedPrecondition: the container has exited.
+        """
+        rec = self.get(cid)
+        if rec.state is ContainerState.EXITED:
+            raise FailedPrecondition(f"container {rec.id} has exited: cannot update resources")
+        oci = resources_oci(resources, rec.resources)
+        self._rt.update(rec.id, oci)
+        with self._lock:
+            current = self._records.get(rec.id, rec)
+            return self._save(dataclasses.replace(current, resources=oci))
+
+    def reopen_log(self, cid: str) -> None:
+        """Has the monitor reopen the log file (after the kubelet rotated it).
+
+        Raises:
+            NotFound; FailedPrecondition: the container is not running.
+        """
+        rec = self.get(cid)
+        if rec.state is not ContainerState.RUNNING:
+            raise FailedPrecondition(f"container {rec.id} is not running: cannot reopen its log")
+        self._rt.reopen_log(rec.id)
+
+    def exec_sync(self, cid: str, cmd: list[str], timeout: float) -> ExecResult:
+        """Runs cmd in the container with its user, env, cwd and security settings.
+
+        Raises:
+            NotFound; InvalidArgument: empty command; FailedPrecondition: not running;
+            DeadlineExceeded: the timeout passed (the process was killed and reaped).
+        """
+        if not cmd:
+            raise InvalidArgument("exec needs a command")
+        rec = self.get(cid)
+        if not rec.state.can_exec():
+            raise FailedPrecondition(f"container {rec.id} is not running")
+        process = dict(self.spec(rec.id)["process"])
+        process.update(args=list(cmd), terminal=False)
+        return self._rt.exec_sync(rec.id, process, timeout)
+
+    def spec(self, cid: str) -> dict[str, Any]:
+        """The container's OCI config.json."""
+        rec = self.get(cid)
+        try:
+            return json.loads((Path(rec.bundle) / "config.json").read_bytes())
+        except (OSError, ValueError) as e:
+            raise NotFound(f"container {rec.id}: its spec cannot be read: {e}") from e
+
+    # --- exits and start-up ----------------------------------------------------------------------
+
+    def mark_exited(self, cid: str, info: ExitInfo) -> ContainerRecord | None:
         """Records an exit (from the exit watcher or a stop); a second report is ignored."""
         with self._lock:
             rec = self._records.get(cid)
             if rec is None or rec.state is ContainerState.EXITED:
-                return rec  # type: ignore[return-value]
+                return rec
             reason = "OOMKilled" if info.oom_killed else (
                 "Completed" if info.exit_code == 0 else "Error")
             rec = self._save(rec.moved_to(ContainerState.EXITED, exit_code=info.exit_code,
@@ -266,6 +365,27 @@ class ContainerManager:
                                           reason=reason, message=info.message))
         self._publish(rec, "STOPPED")
         return rec
+
+    def reconcile(self) -> list[str]:
+        """On daemon start: containers whose process is gone are marked exited with their
+        recorded status; directories of creates that never committed are removed."""
+        changed = []
+        for rec in self.list():
+            if rec.state is ContainerState.EXITED:
+                continue
+            info = self._rt.exit_status(rec.id)
+            if info is None and not self._rt.is_running(rec.id):
+                info = ExitInfo(255, message="the container's monitor is gone; exit unknown")
+            if info is not None:
+                self.mark_exited(rec.id, info)
+                changed.append(f"exited {rec.id}")
+        if self._o.root.is_dir():
+            for d in self._o.root.iterdir():
+                if d.name not in self._records:
+                    self._rt.delete(d.name, True)
+                    rootfs_mod.remove_container_dir(d)
+                    changed.append(f"leftover {d.name}")
+        return changed
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -328,3 +448,18 @@ def _matches(r: ContainerRecord, f: ListFilter) -> bool:
             and (f.state is None or r.state is f.state)
             and (not f.pod_id or r.pod_id.startswith(f.pod_id))
             and all(r.labels.get(k) == v for k, v in f.labels))
+
+
+def _with_pod_namespaces(req: ContainerRequest, pod: PodForContainers) -> ContainerRequest:
+    """Network and IPC always follow the pod; a POD pid namespace needs the pod to have one."""
+    ns = req.security.namespaces
+    pid = ns.pid
+    if pod.host_pid:
+        pid = NsMode.NODE
+    elif pid == NsMode.POD and not pod.shared_pid:
+        pid = NsMode.CONTAINER
+    fixed = Namespaces(network=NsMode.NODE if pod.host_network else NsMode.POD,
+                       ipc=NsMode.NODE if pod.host_ipc else NsMode.POD, pid=pid,
+                       target_id=ns.target_id)
+    return dataclasses.replace(req, security=dataclasses.replace(req.security,
+                                                                 namespaces=fixed))
