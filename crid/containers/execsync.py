@@ -26,15 +26,17 @@ REAP_TIMEOUT = 10.0
 
 
 class _Collector:
+    """stdout and stderr sharing one budget (the reply must fit one gRPC message)."""
+
     def __init__(self, limit: int) -> None:
-        self.limit = limit
+        self.room = limit
         self.bufs = {1: bytearray(), 2: bytearray()}
 
     def add(self, stream: int, data: bytes) -> None:
-        buf = self.bufs[stream]
-        room = self.limit - len(buf)
-        if room > 0:
-            buf += data[:room]
+        if self.room > 0:
+            kept = data[:self.room]
+            self.bufs[stream] += kept
+            self.room -= len(kept)
 
 
 def run_exec(rt: Runtime, cid: str, process: dict[str, Any], timeout: float,

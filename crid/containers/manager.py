@@ -425,8 +425,8 @@ def _signal_number(name: str) -> int:
     if name.isdigit():
         return int(name)
     try:
-        return int(signal.Signals(name if name.startswith("SIG") else "SIG" + name))
-    except ValueError:
+        return int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+    except KeyError:
         return int(signal.SIGTERM)
 
 

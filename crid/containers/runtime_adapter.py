@@ -22,7 +22,9 @@ from runtime.monitor import reopen_log
 from runtime.monitor.exitfile import ExitStatus, read_exit_file
 from runtime.state import Status
 
-EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024
+# stdout + stderr of an ExecSync: 16 MiB less room for the reply's framing, so the reply
+# fits the kubelet's 16 MiB message limit.
+EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024 - 16 * 1024
 
 
 class RuntimeFailed(Internal):

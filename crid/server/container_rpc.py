@@ -81,8 +81,16 @@ def status_pb(r: ContainerRecord) -> pb.ContainerStatus:
         image_id=r.image_id, reason=r.reason, message=r.message, labels=r.labels,
         annotations=r.annotations, mounts=[_mount_pb(m) for m in r.mounts],
         log_path=r.log_path, resources=_resources_pb(r.resources),
+        stop_signal=_signal_pb(r.stop_signal),
         user=pb.ContainerUser(linux=pb.LinuxContainerUser(
             uid=r.uid, gid=r.gid, supplemental_groups=[r.gid, *r.additional_gids])))
+
+
+def _signal_pb(name: str) -> int:
+    try:
+        return pb.Signal.Value("SIGNAL_" + name.upper())
+    except ValueError:
+        return pb.SIGNAL_RUNTIME_DEFAULT
 
 
 def filter_from_pb(f: pb.ContainerFilter) -> ListFilter:
