@@ -40,7 +40,7 @@ from crid.containers.ports import (
 from crid.containers.record import ContainerRecord, ContainerState
 from crid.containers.spec import HostDevice, SpecInputs, generate_spec, resources_oci
 from crid.containers.users import UserDB, resolve_user
-from crid.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.events import ContainerEvent, EventBus
 from crid.names import NameRegistry
 from crid.store import MetadataStore, atomic_write
@@ -72,6 +72,7 @@ class ContainerManager:
         self._o, self._store, self._rt = opts, store, runtime
         self._images, self._pods, self._events = images, pods, events
         self._lock = threading.RLock()
+        opts.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names = NameRegistry()
         for r in self._records.values():
@@ -173,7 +174,7 @@ class ContainerManager:
                 raise NotFound(f"mount {m.container_path!r}: host path {m.host_path!r} "
                                "does not exist")
             if any(src == r or r in src.parents for r in self._o.forbidden_roots):
-                raise PermissionDenied(f"mount {m.container_path!r}: host path "
+                raise InvalidArgument(f"mount {m.container_path!r}: host path "
                                        f"{m.host_path!r} is inside crid's own state")
 
     def _host_device(self, d: Any) -> HostDevice:

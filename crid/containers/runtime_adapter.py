@@ -148,11 +148,13 @@ def _call(what: str, fn: Any) -> Any:
 
 
 def _mapped(what: str, e: OCIRuntimeError) -> Exception:
+    # The runtime's messages usually name the operation and container already.
+    msg = str(e) if what.split()[-1] in str(e) else f"{what}: {e}"
     if isinstance(e, ContainerNotFound):
-        return NotFound(f"{what}: {e}")
+        return NotFound(msg)
     if isinstance(e, InvalidState):
-        return FailedPrecondition(f"{what}: {e}")
-    return RuntimeFailed(f"{what}: {e}")
+        return FailedPrecondition(msg)
+    return RuntimeFailed(msg)
 
 
 def exit_names(directory: Path) -> list[str]:
