@@ -104,7 +104,7 @@ def _collect(pid: int, wait_fd: int, out_r: int, err_r: int, timeout: float, lim
                 col.add(streams[fd], data)
             else:
                 del streams[fd]
-    return ExecResult(bytes(col.bufs[1]), bytes(col.bufs[2]), _exit_code(record))
+    return ExecResult(bytes(col.bufs[1]), bytes(col.bufs[2]), _exit_code(bytes(record)))
 
 
 def _exit_code(record: bytes) -> int:

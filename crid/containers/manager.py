@@ -13,20 +13,19 @@ import json
 import os
 import secrets
 import signal
-import stat
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crid.containers import inputs
 from crid.containers import rootfs as rootfs_mod
 from crid.containers.model import (
     ContainerRequest,
     ImageConfig,
-    Namespaces,
     NsMode,
-    ProfileKind,
     Resources,
 )
 from crid.containers.ports import (
@@ -39,14 +38,13 @@ from crid.containers.ports import (
 )
 from crid.containers.record import ContainerRecord, ContainerState
 from crid.containers.spec import HostDevice, SpecInputs, generate_spec, resources_oci
-from crid.containers.users import UserDB, resolve_user
+from crid.containers.users import resolve_user
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.events import ContainerEvent, EventBus
 from crid.names import NameRegistry
 from crid.store import MetadataStore, atomic_write
 
 KIND = "container"
-MAX_PROFILE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,12 @@ class ListFilter:
     state: ContainerState | None = None
     pod_id: str = ""
     labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    devices: tuple[HostDevice, ...]
+    seccomp: dict[str, Any] | None
 
 
 class ContainerManager:
@@ -117,10 +121,12 @@ class ContainerManager:
         if not pod_id:
             raise InvalidArgument("pod sandbox id is required")
         pod = self._pods.container_context(pod_id)
-        req = _with_pod_namespaces(req, pod)
+        req = inputs.with_pod_namespaces(req, pod)
         image = self._images.status(req.image)
         if image is None:
             raise NotFound(f"image {req.image!r} is not present: pull it first")
+        resolved = self._resolve(req)
+        log_path = inputs.log_path(pod.log_directory, req.log_path)
         cid = secrets.token_hex(32)
         cdir = self._o.root / cid
         with contextlib.ExitStack() as undo:
@@ -129,9 +135,8 @@ class ContainerManager:
             cdir.mkdir(parents=True, mode=0o700)
             undo.callback(rootfs_mod.remove_container_dir, cdir)
             rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir)
-            spec, user = self._spec(cid, req, image, pod, rootfs)
+            spec, user = self._spec(cid, req, image, pod, rootfs, resolved)
             atomic_write(cdir / "config.json", json.dumps(spec).encode())
-            log_path = _log_path(pod.log_directory, req.log_path)
             if log_path:
                 os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
             self._rt.create(cid, cdir, log_path, req.stdin, req.stdin_once, req.tty)
@@ -142,74 +147,31 @@ class ContainerManager:
         self._publish(rec, "CREATED")
         return rec
 
-    def _spec(self, cid: str, req: ContainerRequest, image: Any, pod: Any,
-              rootfs: Path) -> tuple[dict[str, Any], Any]:
+    def _spec(self, cid: str, req: ContainerRequest, image: Any, pod: PodForContainers,
+              rootfs: Path, resolved: _Resolved) -> tuple[dict[str, Any], Any]:
         img = ImageConfig.from_oci(self._images.config(image.id))
-        self._check_mount_sources(req)
         sec = req.security
-        user = resolve_user(_user_db(rootfs), run_as_user=sec.run_as_user,
+        user = resolve_user(inputs.user_db(rootfs), run_as_user=sec.run_as_user,
                             run_as_username=sec.run_as_username, run_as_group=sec.run_as_group,
                             image_user=img.user, supplemental=sec.supplemental_groups,
                             strict=sec.strict_supplemental_groups)
         target_pid = 0
         if sec.namespaces.pid == NsMode.TARGET:
             target_pid = self.get(sec.namespaces.target_id).pid
-        inputs = SpecInputs(
+        spec_inputs = SpecInputs(
             container_id=cid, request=req, image=img, image_name=req.image, image_id=image.id,
             pod=pod.context, user=user, rootfs=str(rootfs),
-            cgroups_path=_cgroups_path("/" + pod.cgroup_parent.strip("/"), cid,
-                                       self._o.cgroup_driver),
-            devices=tuple(self._host_device(d) for d in req.devices),
-            localhost_seccomp=self._localhost_profile(req), target_pid=target_pid,
+            cgroups_path=inputs.cgroups_path("/" + pod.cgroup_parent.strip("/"), cid,
+                                             self._o.cgroup_driver),
+            devices=resolved.devices, localhost_seccomp=resolved.seccomp, target_pid=target_pid,
             apparmor_enabled=self._o.apparmor_enabled)
-        return generate_spec(inputs), user
+        return generate_spec(spec_inputs), user
 
-    def _check_mount_sources(self, req: ContainerRequest) -> None:
-        for m in req.mounts:
-            if m.recursive_read_only:
-                raise InvalidArgument(f"mount {m.container_path!r}: recursive read-only mounts "
-                                      "are not supported by this runtime (see Status)")
-            src = Path(os.path.realpath(m.host_path))
-            if not src.exists():
-                raise NotFound(f"mount {m.container_path!r}: host path {m.host_path!r} "
-                               "does not exist")
-            if any(src == r or r in src.parents for r in self._o.forbidden_roots):
-                raise InvalidArgument(f"mount {m.container_path!r}: host path "
-                                       f"{m.host_path!r} is inside crid's own state")
-
-    def _host_device(self, d: Any) -> HostDevice:
-        try:
-            st = os.stat(d.host_path)
-        except OSError as e:
-            raise NotFound(f"device {d.host_path!r}: {e.strerror}") from e
-        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-            raise InvalidArgument(f"device {d.host_path!r} is not a device node")
-        if set(d.permissions) - set("rwm"):
-            raise InvalidArgument(f"device {d.host_path!r}: permissions {d.permissions!r}")
-        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
-        return HostDevice(d.container_path or d.host_path, kind, os.major(st.st_rdev),
-                          os.minor(st.st_rdev), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                          d.permissions)
-
-    def _localhost_profile(self, req: ContainerRequest) -> dict[str, Any] | None:
-        prof = req.security.seccomp
-        if prof.kind != ProfileKind.LOCALHOST or req.security.privileged:
-            return None
-        root = self._o.seccomp_profile_root.resolve()
-        path = Path(os.path.realpath(prof.localhost_ref))
-        if root not in path.parents:
-            raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r} is outside {root}")
-        try:
-            data = path.read_bytes()[:MAX_PROFILE_BYTES + 1]
-        except OSError as e:
-            raise NotFound(f"seccomp profile {prof.localhost_ref!r}: {e.strerror}") from e
-        try:
-            profile = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r}: {e}") from e
-        if len(data) > MAX_PROFILE_BYTES or not isinstance(profile, dict):
-            raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r} is not a profile")
-        return profile
+    def _resolve(self, req: ContainerRequest) -> _Resolved:
+        """Host-side checks that need nothing created yet."""
+        inputs.check_mount_sources(req, self._o.forbidden_roots)
+        return _Resolved(tuple(inputs.host_device(d) for d in req.devices),
+                         inputs.localhost_profile(req, self._o.seccomp_profile_root))
 
     def _record(self, cid: str, pod_id: str, req: ContainerRequest, image: Any, cdir: Path,
                 log_path: str, spec: dict[str, Any], user: Any) -> ContainerRecord:
@@ -249,7 +211,7 @@ class ContainerManager:
         self._publish(current, "STARTED")
         exit_info = self._rt.exit_status(rec.id)
         if exit_info is not None:  # it already ended while we were recording the start
-            current = self.mark_exited(rec.id, exit_info)
+            current = self.mark_exited(rec.id, exit_info) or current
         return current
 
     def stop(self, cid: str, timeout: int) -> None:
@@ -327,7 +289,7 @@ class ContainerManager:
             raise FailedPrecondition(f"container {rec.id} is not running: cannot reopen its log")
         self._rt.reopen_log(rec.id)
 
-    def exec_sync(self, cid: str, cmd: list[str], timeout: float) -> ExecResult:
+    def exec_sync(self, cid: str, cmd: Sequence[str], timeout: float) -> ExecResult:
         """Runs cmd in the container with its user, env, cwd and security settings.
 
         Raises:
@@ -367,7 +329,7 @@ class ContainerManager:
         self._publish(rec, "STOPPED")
         return rec
 
-    def reconcile(self) -> list[str]:
+    def reconcile(self) -> Sequence[str]:
         """On daemon start: containers whose process is gone are marked exited with their
         recorded status; directories of creates that never committed are removed."""
         changed = []
@@ -404,23 +366,6 @@ def _name_key(pod_id: str, name: str, attempt: int) -> str:
     return f"{name}_{pod_id}_{attempt}"
 
 
-def _log_path(log_directory: str, log_path: str) -> str:
-    if not log_path:
-        return ""
-    if not log_directory:
-        raise InvalidArgument("container log_path given but the pod has no log_directory")
-    full = os.path.normpath(os.path.join(log_directory, log_path))
-    if not full.startswith(os.path.normpath(log_directory) + os.sep):
-        raise InvalidArgument(f"log path {log_path!r} leaves the pod log directory")
-    return full
-
-
-def _cgroups_path(parent: str, cid: str, driver: str) -> str:
-    if driver == "systemd":
-        return f"{parent or 'system.slice'}:crid:{cid}"
-    return f"{parent.rstrip('/') or ''}/crid-{cid}"
-
-
 def _signal_number(name: str) -> int:
     name = name.upper()
     if name.isdigit():
@@ -431,36 +376,8 @@ def _signal_number(name: str) -> int:
         return int(signal.SIGTERM)
 
 
-def _user_db(rootfs: Path) -> UserDB:
-    from runtime.securejoin import secure_join
-
-    def read(rel: str) -> str:
-        try:
-            with open(secure_join(str(rootfs), rel), "rb") as fh:
-                return fh.read(1 << 20).decode(errors="replace")
-        except OSError:
-            return ""
-
-    return UserDB.parse(read("etc/passwd"), read("etc/group"))
-
-
 def _matches(r: ContainerRecord, f: ListFilter) -> bool:
     return ((not f.id_prefix or r.id.startswith(f.id_prefix))
             and (f.state is None or r.state is f.state)
             and (not f.pod_id or r.pod_id.startswith(f.pod_id))
             and all(r.labels.get(k) == v for k, v in f.labels))
-
-
-def _with_pod_namespaces(req: ContainerRequest, pod: PodForContainers) -> ContainerRequest:
-    """Network and IPC always follow the pod; a POD pid namespace needs the pod to have one."""
-    ns = req.security.namespaces
-    pid = ns.pid
-    if pod.host_pid:
-        pid = NsMode.NODE
-    elif pid == NsMode.POD and not pod.shared_pid:
-        pid = NsMode.CONTAINER
-    fixed = Namespaces(network=NsMode.NODE if pod.host_network else NsMode.POD,
-                       ipc=NsMode.NODE if pod.host_ipc else NsMode.POD, pid=pid,
-                       target_id=ns.target_id)
-    return dataclasses.replace(req, security=dataclasses.replace(req.security,
-                                                                 namespaces=fixed))

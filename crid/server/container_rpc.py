@@ -86,7 +86,7 @@ def status_pb(r: ContainerRecord) -> pb.ContainerStatus:
             uid=r.uid, gid=r.gid, supplemental_groups=[r.gid, *r.additional_gids])))
 
 
-def _signal_pb(name: str) -> int:
+def _signal_pb(name: str) -> pb.Signal:
     try:
         return pb.Signal.Value("SIGNAL_" + name.upper())
     except ValueError:

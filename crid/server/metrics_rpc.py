@@ -17,7 +17,7 @@ _CONTAINER_LABELS = ["container", "id", "image", "name", "namespace", "pod"]
 _NET_LABELS = ["interface"]
 
 # name -> (help, type, value from a ContainerStats or PodSandboxStats message)
-_CONTAINER: dict[str, tuple[str, int, Callable[[pb.ContainerStats], int]]] = {
+_CONTAINER: dict[str, tuple[str, pb.MetricType, Callable[[pb.ContainerStats], int]]] = {
     "container_cpu_usage_seconds_total": (
         "Cumulative cpu time consumed in seconds.", _C,
         lambda s: s.cpu.usage_core_nano_seconds.value // 1_000_000_000),
