@@ -26,7 +26,7 @@ def opt(default: Any, help: str, *, choices: tuple[str, ...] = (), kind: str = "
     """Declares one option: its default, help (the TOML comment) and an optional check."""
     meta = {"help": help, "choices": choices, "kind": kind}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -30,8 +31,8 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _scrub(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    return redact(event)
+def _scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    return redact(dict(event))
 
 
 def setup(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:

@@ -234,3 +234,46 @@ def inotify_add_watch(fd: int, path: str, mask: int) -> int:
 def inotify_rm_watch(fd: int, wd: int) -> None:
     """inotify_rm_watch(2)."""
     _check(_libc.inotify_rm_watch(fd, wd), f"inotify_rm_watch({wd})")
+
+# bpf(2) (include/uapi/linux/bpf.h): just what the cgroup v2 device filter needs.
+SYS_bpf = 321  # x86_64
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6  # attach type
+
+
+def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
+    ret = _libc.syscall(ctypes.c_long(SYS_bpf), ctypes.c_long(cmd), attr,
+                        ctypes.c_long(len(attr)))
+    return _check(ret, what)
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str = "Apache",
+                  expected_attach_type: int = 0) -> int:
+    """BPF_PROG_LOAD an eBPF program (``insns``: the bytes of ``struct bpf_insn[]``); returns
+    the program fd (O_CLOEXEC). Raises OSError carrying the verifier's log."""
+    import struct  # local: this module's header is shared by every helper (append-only)
+
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(65536)
+    attr = ctypes.create_string_buffer(128)  # union bpf_attr, zero beyond the fields we set
+    struct.pack_into("=IIQQIIQII16sII", attr, 0, prog_type, len(insns) // 8,
+                     ctypes.addressof(code), ctypes.addressof(lic), 1, len(log),
+                     ctypes.addressof(log), 0, 0, b"crid_dev", 0, expected_attach_type)
+    try:
+        return _bpf(BPF_PROG_LOAD, attr, f"bpf(PROG_LOAD, type {prog_type})")
+    except OSError as e:
+        verifier = log.value.decode(errors="replace").strip()
+        raise OSError(e.errno, f"{e.strerror}; verifier: {verifier[-400:]}") from None
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
+    """BPF_PROG_ATTACH ``prog_fd`` to the cgroup open at ``target_fd``."""
+    import struct
+
+    attr = ctypes.create_string_buffer(128)
+    struct.pack_into("=IIII", attr, 0, target_fd, prog_fd, attach_type, flags)
+    _bpf(BPF_PROG_ATTACH, attr, f"bpf(PROG_ATTACH, type {attach_type})")

@@ -93,10 +93,17 @@ class LeaseStore:
         return out
 
     def _read(self, path: str) -> dict | None:
+        """A lease's JSON; None when missing or unreadable as a lease (a torn or foreign file
+        must not block every other pod; its address is unknown anyway)."""
         try:
-            return read_json(path)
-        except (OSError, ValueError) as e:
+            d = read_json(path)
+        except ValueError:
+            return None
+        except OSError as e:
             raise NetworkSetupFailed(f"reading IP lease {path}: {e}") from e
+        ok = isinstance(d, dict) and isinstance(d.get("pod_id"), str) and isinstance(
+            d.get("addresses"), list)
+        return d if ok else None
 
     def put(self, lease: Lease) -> None:
         write_json_atomic(self._path(lease.pod_id), lease.to_json())

@@ -80,7 +80,7 @@ def add_veth(ipr: IPRoute, host_name: str, bridge_idx: int, netns_path: str, ifn
     idx = link_index(ipr, host_name)
     ipr.link("set", index=idx, master=bridge_idx)
     # Hairpin lets a pod reach itself through its own hostPort when frames are bridged back.
-    ipr.brport("set", index=idx, hairpin_mode=1)
+    ipr.brport("set", index=idx, mode=1)  # IFLA_BRPORT_MODE 1: hairpin
     ipr.link("set", index=idx, state="up")
 
 

@@ -54,12 +54,12 @@ class MetadataStore:
 
     def put_many(self, items: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
         """Writes several records in one transaction: all of them land, or none."""
-        items = [(k, i, json.dumps(r, sort_keys=True), r) for k, i, r in items]
+        rows = [(k, i, json.dumps(r, sort_keys=True), r) for k, i, r in items]
         with self._lock:
             self._transaction(
                 "INSERT OR REPLACE INTO records (kind, id, body) VALUES (?, ?, ?)",
-                [(k, i, body) for k, i, body, _ in items])
-            for kind, key, _, record in items:
+                [(k, i, body) for k, i, body, _ in rows])
+            for kind, key, _, record in rows:
                 self._index.setdefault(kind, {})[key] = json.loads(json.dumps(record))
 
     def delete(self, kind: str, key: str) -> None:

@@ -3,7 +3,12 @@
 from runtime.cgroups.convert import Write, blkio_to_io_weight, shares_to_weight, swap_to_v2
 from runtime.cgroups.errors import CgroupError
 from runtime.cgroups.freezer import FreezerState
-from runtime.cgroups.manager import CgroupManager, detect_version, open_cgroup
+from runtime.cgroups.manager import (
+    CgroupManager,
+    detect_version,
+    open_cgroup,
+    open_container_cgroup,
+)
 from runtime.cgroups.paths import (
     CgroupPath,
     Mount,
@@ -33,6 +38,6 @@ __all__ = [
     "DeviceRule", "FreezerState", "HugepageLimit", "Memory", "MemoryStats", "Mount", "Network",
     "Pids", "PidsStats", "Resources", "ThrottleDevice", "V1Manager", "V2Manager",
     "WeightDevice", "Write", "blkio_to_io_weight", "cgroup_paths_of", "detect_version",
-    "expand_slice", "open_cgroup", "parse_cgroups_path", "read_mounts", "shares_to_weight",
-    "swap_to_v2",
+    "expand_slice", "open_cgroup", "open_container_cgroup", "parse_cgroups_path", "read_mounts",
+    "shares_to_weight", "swap_to_v2",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.cgroups.errors import CgroupError
-from runtime.cgroups.resources import FIELD, Resources, ThrottleDevice
+from runtime.cgroups.resources import FIELD, Cpu, Resources, ThrottleDevice
 
 DEFAULT_PERIOD_US = 100_000
 
@@ -24,6 +24,7 @@ class Write:
     file: str
     value: str
     field: str
+    optional: bool = False  # skip when the kernel has no such file
 
 
 def shares_to_weight(shares: int) -> int:
@@ -71,18 +72,33 @@ def v2_writes(r: Resources, io_bfq: bool = False) -> list[Write]:
     out: list[Write] = []
     out += _v2_cpu(r)
     out += _v2_memory(r)
-    if r.pids and r.pids.limit:
-        out.append(Write("pids", "pids.max", "max" if r.pids.limit < 0 else str(r.pids.limit),
-                         f"{FIELD}.pids.limit"))
+    out += _pids(r)
     out += _v2_io(r, io_bfq)
-    for h in r.hugepage_limits:
-        out.append(Write("hugetlb", f"hugetlb.{h.page_size}.max", str(h.limit),
-                         f"{FIELD}.hugepageLimits"))
+    out += _hugetlb(r, "max", "rsvd.max")
     if r.network and (r.network.class_id or r.network.priorities):
         raise CgroupError(f"{FIELD}.network: net_cls/net_prio do not exist on cgroup v2")
     for key, value in r.unified.items():
         out.append(Write(key.split(".", 1)[0], key, value, f"{FIELD}.unified.{key}"))
     return out
+
+
+def _pids(r: Resources) -> list[Write]:
+    if not (r.pids and r.pids.limit):
+        return []
+    return [Write("pids", "pids.max", "max" if r.pids.limit < 0 else str(r.pids.limit),
+                  f"{FIELD}.pids.limit")]
+
+
+def _hugetlb(r: Resources, limit_file: str, rsvd_file: str) -> list[Write]:
+    # The reservation limit (kernel >= 5.7) moves with the usage limit, as in runc.
+    return [Write("hugetlb", f"hugetlb.{h.page_size}.{name}", str(h.limit),
+                  f"{FIELD}.hugepageLimits", optional=name == rsvd_file)
+            for h in r.hugepage_limits for name in (limit_file, rsvd_file)]
+
+
+def _cpuset(c: Cpu, f: str) -> list[Write]:
+    return ([Write("cpuset", "cpuset.cpus", c.cpus, f"{f}.cpus")] if c.cpus else []) + \
+        ([Write("cpuset", "cpuset.mems", c.mems, f"{f}.mems")] if c.mems else [])
 
 
 def _v2_cpu(r: Resources) -> list[Write]:
@@ -104,11 +120,7 @@ def _v2_cpu(r: Resources) -> list[Write]:
     if c.realtime_runtime or c.realtime_period:
         raise CgroupError(f"{f}.realtimeRuntime: realtime scheduling limits do not exist on "
                           "cgroup v2")
-    if c.cpus:
-        out.append(Write("cpuset", "cpuset.cpus", c.cpus, f"{f}.cpus"))
-    if c.mems:
-        out.append(Write("cpuset", "cpuset.mems", c.mems, f"{f}.mems"))
-    return out
+    return out + _cpuset(c, f)
 
 
 def _v2_memory(r: Resources) -> list[Write]:
@@ -180,13 +192,9 @@ def v1_writes(r: Resources, current_memory_limit: int, has_memsw: bool,
     out: list[Write] = []
     out += _v1_cpu(r)
     out += _v1_memory(r, current_memory_limit, has_memsw)
-    if r.pids and r.pids.limit:
-        out.append(Write("pids", "pids.max", "max" if r.pids.limit < 0 else str(r.pids.limit),
-                         f"{FIELD}.pids.limit"))
+    out += _pids(r)
     out += _v1_blkio(r, weight_file)
-    for h in r.hugepage_limits:
-        out.append(Write("hugetlb", f"hugetlb.{h.page_size}.limit_in_bytes", str(h.limit),
-                         f"{FIELD}.hugepageLimits"))
+    out += _hugetlb(r, "limit_in_bytes", "rsvd.limit_in_bytes")
     if r.network and r.network.class_id:
         out.append(Write("net_cls", "net_cls.classid", str(r.network.class_id),
                          f"{FIELD}.network.classID"))
@@ -219,11 +227,7 @@ def _v1_cpu(r: Resources) -> list[Write]:
                          f"{f}.realtimeRuntime"))
     if c.idle is not None:
         out.append(Write("cpu", "cpu.idle", str(c.idle), f"{f}.idle"))
-    if c.cpus:
-        out.append(Write("cpuset", "cpuset.cpus", c.cpus, f"{f}.cpus"))
-    if c.mems:
-        out.append(Write("cpuset", "cpuset.mems", c.mems, f"{f}.mems"))
-    return out
+    return out + _cpuset(c, f)
 
 
 def _v1_memory(r: Resources, current_limit: int, has_memsw: bool) -> list[Write]:

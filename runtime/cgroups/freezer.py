@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 import time
 from collections.abc import Callable
 
@@ -36,3 +37,19 @@ def wait_frozen(state: Callable[[], FreezerState], retry: Callable[[], None], wh
         delay = min(delay * 2, 0.05)
         if delay == 0.05:
             retry()
+
+
+def signal_frozen(freeze: Callable[[], None], thaw: Callable[[], None],
+                  pids: Callable[[], list[int]], sig: int) -> None:
+    """Send ``sig`` to every process while the cgroup is frozen, so none can fork a child the
+    loop would miss; the signals are delivered on thaw (SIGKILL even to frozen tasks)."""
+    freeze()
+    try:
+        for pid in pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    finally:
+        thaw()
+

@@ -6,7 +6,13 @@ from typing import Protocol
 
 from runtime.cgroups.errors import CgroupError
 from runtime.cgroups.freezer import FreezerState
-from runtime.cgroups.paths import CgroupPath, Mount, cgroup_paths_of, read_mounts
+from runtime.cgroups.paths import (
+    CgroupPath,
+    Mount,
+    cgroup_paths_of,
+    parse_cgroups_path,
+    read_mounts,
+)
 from runtime.cgroups.resources import Resources
 from runtime.cgroups.stats import CgroupStats
 from runtime.cgroups.v1 import V1Manager
@@ -40,6 +46,11 @@ class CgroupManager(Protocol):
     def thaw(self) -> None: ...
 
     def state(self) -> FreezerState: ...
+
+    def kill(self, sig: int = 9) -> None:
+        """Signal every process in the cgroup and its sub-cgroups (cgroup.kill for SIGKILL
+        where the kernel has it; otherwise frozen, signalled one by one, thawed). Returns
+        without waiting for them to exit."""
 
     def pids(self) -> list[int]:
         """Every process in the cgroup and its sub-cgroups, sorted."""
@@ -88,7 +99,19 @@ def open_cgroup(path: CgroupPath, mounts: list[Mount] | None = None,
     mounts = read_mounts() if mounts is None else mounts
     own = cgroup_paths_of("self") if own is None else own
     if detect_version(mounts) == 1:
-        return V1Manager(path, [m for m in mounts if m.version == 1], own)
+        unified = [m for m in mounts if m.version == 2][:1]
+        return V1Manager(path, [m for m in mounts if m.version == 1] + unified, own)
     unified = [m for m in mounts if m.version == 2]
     mount = next((m for m in unified if m.mountpoint == UNIFIED_MOUNTPOINT), unified[0])
     return V2Manager(path, mount, own.get("", "/"))
+
+
+def open_container_cgroup(cgroups_path: str | None, container_id: str) -> CgroupManager:
+    """``open_cgroup(parse_cgroups_path(cgroups_path, container_id))``: the manager for an OCI
+    ``linux.cgroupsPath`` (nothing is created until ``create()``).
+
+    Raises:
+        SpecError: an invalid cgroupsPath (naming linux.cgroupsPath).
+        CgroupError: no usable cgroup hierarchy.
+    """
+    return open_cgroup(parse_cgroups_path(cgroups_path, container_id))

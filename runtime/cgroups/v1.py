@@ -1,13 +1,15 @@
-"""cgroup v1: one directory per mounted hierarchy (co-mounted controllers share one)."""
+"""cgroup v1: one directory per mounted hierarchy (co-mounted controllers share one), plus the
+cgroup2 hierarchy of a hybrid host, with no controllers but its own process membership."""
 
 from __future__ import annotations
 
 import os
+import signal
 
 from runtime.cgroups import files
 from runtime.cgroups.convert import Write, v1_writes
 from runtime.cgroups.errors import CgroupError
-from runtime.cgroups.freezer import FreezerState, wait_frozen
+from runtime.cgroups.freezer import FreezerState, signal_frozen, wait_frozen
 from runtime.cgroups.paths import CgroupPath, Mount, dir_in_mount
 from runtime.cgroups.resources import DeviceRule, Resources
 from runtime.cgroups.stats import CgroupStats, v1_stats
@@ -23,7 +25,8 @@ class V1Manager:
     version = 1
 
     def __init__(self, path: CgroupPath, mounts: list[Mount], own: dict[str, str]) -> None:
-        """``mounts``: the v1 mounts; ``own``: this process's cgroups (base of relative paths).
+        """``mounts``: the v1 mounts (and a hybrid host's cgroup2 mount); ``own``: this process's
+        cgroups (base of relative paths).
 
         Raises:
             CgroupError: a hierarchy's path cannot be resolved.
@@ -32,7 +35,9 @@ class V1Manager:
         self._dirs: dict[str, str] = {}
         self._mounts: dict[str, Mount] = {}
         for m in mounts:
-            for c in m.controllers:
+            # Hybrid host: join the cgroup2 hierarchy too, under the key "" (as runc does), so
+            # the container's unified path is its own (cgroup namespace, cgroup mount, exec).
+            for c in m.controllers if m.version == 1 else [""]:
                 if c in self._dirs:
                     continue  # the same hierarchy mounted twice: first mount wins
                 base = "/" if path.absolute else own.get(c, "/")
@@ -96,6 +101,8 @@ class V1Manager:
             if w.controller in OPTIONAL:
                 return
             raise CgroupError(f"{w.field}: the {w.controller} cgroup controller is not mounted")
+        if w.optional and not files.exists(d, w.file):
+            return
         files.write(d, w.file, w.value, w.field)
 
     def _set_devices(self, rules: tuple[DeviceRule, ...]) -> None:
@@ -125,6 +132,13 @@ class V1Manager:
         if "freezer" not in self._dirs:
             raise CgroupError("the freezer cgroup controller is not mounted")
         return self._dirs["freezer"]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        unified = self._dirs.get("")
+        if sig == signal.SIGKILL and unified and files.exists(unified, "cgroup.kill"):
+            files.write(unified, "cgroup.kill", "1")  # hybrid host: the kernel does it all
+            return
+        signal_frozen(self.freeze, self.thaw, self.pids, sig)
 
     def pids(self) -> list[int]:
         d = self._dirs.get("pids") or self._dirs.get("freezer") or self._unique_dirs()[0]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from runtime.cgroups import files
 from runtime.cgroups.convert import v2_writes
+from runtime.cgroups.device_filter import attach_device_filter
 from runtime.cgroups.errors import CgroupError
-from runtime.cgroups.freezer import FreezerState, wait_frozen
+from runtime.cgroups.freezer import FreezerState, signal_frozen, wait_frozen
 from runtime.cgroups.paths import CgroupPath, Mount, dir_in_mount
 from runtime.cgroups.resources import DeviceRule, Resources
 from runtime.cgroups.stats import CgroupStats, v2_stats
@@ -61,6 +63,8 @@ class V2Manager:
                                   f"usage {usage} (checkBeforeUpdate)")
         for w in v2_writes(resources, files.exists(self._dir, "io.bfq.weight")):
             if not files.exists(self._dir, w.file):
+                if w.optional:
+                    continue
                 raise CgroupError(f"{w.field}: {w.file} does not exist in {self._dir} (the "
                                   f"{w.controller} controller is not enabled for it)")
             files.write(self._dir, w.file, w.value, w.field)
@@ -68,8 +72,7 @@ class V2Manager:
             self._set_devices(resources.devices)
 
     def _set_devices(self, rules: tuple[DeviceRule, ...]) -> None:
-        raise CgroupError("linux.resources.devices: the cgroup v2 device filter (eBPF) is not "
-                          "implemented yet")
+        attach_device_filter(self._dir, rules)
 
     def freeze(self) -> None:
         files.write(self._dir, "cgroup.freeze", "1")
@@ -87,6 +90,12 @@ class V2Manager:
             return FreezerState.THAWED
         frozen = files.read_keyed(self._dir, "cgroup.events").get("frozen", 0)
         return FreezerState.FROZEN if frozen == 1 else FreezerState.FREEZING
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if sig == signal.SIGKILL and files.exists(self._dir, "cgroup.kill"):
+            files.write(self._dir, "cgroup.kill", "1")
+            return
+        signal_frozen(self.freeze, self.thaw, self.pids, sig)
 
     def pids(self) -> list[int]:
         return files.read_procs(self._dir)

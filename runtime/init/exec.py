@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 
-from runtime import libc
-from runtime.errors import InitError, OCIRuntimeError, SpecError
+from runtime.errors import InitError, SpecError
 from runtime.init import namespaces, process
-from runtime.init.channel import Channel, pair
+from runtime.init.channel import Channel
 from runtime.init.context import ExecContext
 from runtime.init.mounts import host_cgroups
 from runtime.init.steps import (
     compile_seccomp,
+    fork_stage1,
     install_seccomp,
-    kill_and_reap,
     reset_signals,
     run_child,
     step,
@@ -39,31 +38,13 @@ def exec_in(ctx: ExecContext) -> int:
     if not os.path.exists(f"/proc/{ctx.pid}"):
         raise InitError(f"exec in container {ctx.container_id}: init pid {ctx.pid} is gone")
     seccomp = compile_seccomp(ctx.seccomp)
-    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
-    parent, child = pair()
-    stage1 = os.fork()
-    if stage1 == 0:
-        parent.close()
-        run_child(lambda: _stage1(ctx, child, seccomp), child)
-    child.close()
-    pid: int | None = None
-    try:
-        pid = int(parent.expect("pid")["pid"])
-        os.waitpid(stage1, 0)
-        stage1 = 0
-        msg = parent.recv_or_eof()  # EOF: the close-on-exec channel closed in execve
+    children = fork_stage1(lambda ch: _stage1(ctx, ch, seccomp))
+    with children.supervise(f"exec in container {ctx.container_id}"):
+        pid = int(children.channel.expect("pid")["pid"])
+        children.stage1_exited(pid)
+        msg = children.channel.recv_or_eof()  # EOF: the close-on-exec channel closed in execve
         if msg is not None:
             raise InitError(msg.get("message", f"exec: unexpected {msg['type']!r}"))
-    except BaseException as e:
-        kill_and_reap(stage1)
-        kill_and_reap(pid)
-        if isinstance(e, OCIRuntimeError):
-            raise
-        if isinstance(e, OSError):
-            raise InitError(f"exec in container {ctx.container_id}: {e}") from e
-        raise
-    finally:
-        parent.close()
     return pid
 
 

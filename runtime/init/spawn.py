@@ -15,15 +15,15 @@ import os
 from collections.abc import Callable
 
 from runtime import hooks, libc
-from runtime.errors import InitError, OCIRuntimeError, SpecError
+from runtime.errors import InitError, SpecError
 from runtime.init import namespaces, process, rootfs
-from runtime.init.channel import Channel, pair
+from runtime.init.channel import Channel
 from runtime.init.context import InitContext
 from runtime.init.mounts import host_cgroups
 from runtime.init.steps import (
     compile_seccomp,
+    fork_stage1,
     install_seccomp,
-    kill_and_reap,
     reset_signals,
     run_child,
     step,
@@ -47,39 +47,22 @@ def spawn_init(ctx: InitContext, on_created: Callable[[int], None]) -> int:
     _validate(ctx.spec, ctx)
     root = os.path.realpath(os.path.join(ctx.bundle, ctx.spec.root.path))
     seccomp = compile_seccomp(ctx.spec.linux.seccomp)
-    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
-    parent, child = pair()
-    stage1 = os.fork()
-    if stage1 == 0:
-        parent.close()
-        run_child(lambda: _stage1(ctx, child, root, seccomp), child)
-    child.close()
-    init_pid: int | None = None
-    try:
+    children = fork_stage1(lambda ch: _stage1(ctx, ch, root, seccomp))
+    parent = children.channel
+    with children.supervise(f"creating container {ctx.container_id}"):
         msg = parent.recv()
         if msg["type"] == "userns":
             with step("writing user namespace id maps"):
-                namespaces.write_id_maps(stage1, ctx.spec.linux)
+                namespaces.write_id_maps(children.stage1, ctx.spec.linux)
             parent.send("mapped")
             msg = parent.recv()
         if msg["type"] == "error":
             raise InitError(msg["message"])
         init_pid = int(msg["pid"])
-        os.waitpid(stage1, 0)
-        stage1 = 0
+        children.stage1_exited(init_pid)
         on_created(init_pid)
         parent.send("go", pid=init_pid)
         parent.expect("ready")
-    except BaseException as e:
-        kill_and_reap(stage1)
-        kill_and_reap(init_pid)
-        if isinstance(e, OCIRuntimeError):
-            raise
-        if isinstance(e, OSError):
-            raise InitError(f"creating container {ctx.container_id}: {e}") from e
-        raise
-    finally:
-        parent.close()
     return init_pid
 
 

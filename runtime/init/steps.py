@@ -8,8 +8,9 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
+from runtime import libc
 from runtime.errors import InitError, OCIRuntimeError
-from runtime.init.channel import Channel
+from runtime.init.channel import Channel, pair
 from runtime.seccomp import CompiledFilter, install_filter, prepare_filter
 
 
@@ -68,3 +69,47 @@ def kill_and_reap(pid: int | None) -> None:
         os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
+
+
+class Children:
+    """The processes a parent forked for one creation: stage1 and the target it forks.
+
+    ``supervise`` kills and reaps both when anything fails, so a failed create or exec never
+    leaves a half-made process behind.
+    """
+
+    def __init__(self, stage1: int, channel: Channel) -> None:
+        self.stage1 = stage1
+        self.target: int | None = None
+        self.channel = channel
+
+    def stage1_exited(self, target: int) -> None:
+        """Stage1 reported the target pid and exits: reap it (the target is re-parented)."""
+        self.target = target
+        os.waitpid(self.stage1, 0)
+        self.stage1 = 0
+
+    @contextlib.contextmanager
+    def supervise(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as e:
+            kill_and_reap(self.stage1)
+            kill_and_reap(self.target)
+            if isinstance(e, OSError) and not isinstance(e, OCIRuntimeError):
+                raise InitError(f"{what}: {e}") from e
+            raise
+        finally:
+            self.channel.close()
+
+
+def fork_stage1(body: Callable[[Channel], Any]) -> Children:
+    """Become a child subreaper, fork a child running body(channel); return the parent side."""
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    parent, child = pair()
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        run_child(lambda: body(child), child)
+    child.close()
+    return Children(pid, parent)

@@ -8,7 +8,6 @@ cannot into a short jump to a ``ja`` trampoline (32-bit offset), repeating until
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import NamedTuple
 
 # Opcodes (include/uapi/linux/filter.h): class | size/op | source.
@@ -34,13 +33,11 @@ class SockFilter(NamedTuple):
     k: int
 
 
-@dataclass(frozen=True)
-class Label:
+class Label(NamedTuple):
     name: str
 
 
-@dataclass(frozen=True)
-class Op:
+class Op(NamedTuple):
     """An instruction; ``jt``/``jf`` (conditional jumps) and ``target`` (ja) are label names,
     ``None`` meaning the next instruction."""
 

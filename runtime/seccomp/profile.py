@@ -7,6 +7,7 @@ Semantics follow runc + libseccomp where the spec is silent (see the notes on ea
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -71,9 +72,13 @@ class Action:
     name: str
     data: int = 0
 
-    def ret(self) -> int:
+    @functools.cached_property
+    def value(self) -> int:
         """The SECCOMP_RET_* value a BPF program returns for this action."""
         return _ACTIONS[self.name] | (self.data & 0xFFFF)
+
+    def ret(self) -> int:
+        return self.value
 
 
 @dataclass(frozen=True)

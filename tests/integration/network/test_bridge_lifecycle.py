@@ -39,7 +39,11 @@ def test_ipam_survives_restart_without_double_allocation(netns: Netns, bridge_ne
 def test_release_orphans_reclaims_pods_no_longer_alive(netns, bridge_net, options):
     for i in range(3):
         bridge_net.setup(PodNetworkRequest(f"orphan-{i}", netns.path(netns.make())))
+    stray = f"crtns{uuid.uuid4().hex[:8]}"  # a veth left by a crash before its lease
+    assert sh(f"ip link add {stray} type veth peer name crtnp{stray[5:]} && "
+              f"ip link set {stray} master {options.bridge}").returncode == 0
     released = BridgeNetwork(options).release_orphans({"orphan-1"})
+    assert sh(f"ip link show {stray}").returncode != 0
     assert sorted(released) == ["orphan-0", "orphan-2"]
     assert [lease.pod_id for lease in bridge_net.store.all()] == ["orphan-1"]
     assert bridge_ports(options.bridge) == [host_veth_name("orphan-1")]
@@ -125,3 +129,22 @@ def test_200_setup_teardown_cycles_10_concurrent_leave_nothing(netns, bridge_net
     assert bridge_ports(options.bridge) == []
     assert hostport_rules(options.nft_table) == []
     assert [n for n in os.listdir("/run/netns") if n.startswith("crt-net-churn")] == []
+
+
+def test_concurrent_setups_from_two_processes_never_share_an_address(netns, bridge_net,
+                                                                     options):
+    import dataclasses
+    import json
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(__file__), "setup_many.py")
+    opts = json.dumps(dataclasses.asdict(options))
+    procs = []
+    for p in range(2):
+        pods = [(f"proc{p}-{i}", netns.path(netns.make())) for i in range(8)]
+        procs.append(subprocess.Popen([sys.executable, script, opts, json.dumps(pods)],
+                                      stdout=subprocess.PIPE, text=True,
+                                      cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": "."}))
+    ips = [ip for proc in procs for ip in json.loads(proc.communicate(timeout=120)[0])]
+    assert len(ips) == 16 and len(set(ips)) == 16
+    assert len(bridge_ports(options.bridge)) == 16

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
+
+import pytest
 
 from crid.network.api import PodNetworkRequest, PortMapping
 from crid.network.bridge import BridgeNetwork
@@ -23,7 +27,9 @@ def ns_of(req: PodNetworkRequest) -> str:
 
 def test_two_pods_reach_each_other_over_tcp_and_udp(netns: Netns, bridge_net: BridgeNetwork):
     a, b = pod(netns), pod(netns)
+    own_ns = os.readlink("/proc/thread-self/ns/net")
     ra, rb = bridge_net.setup(a), bridge_net.setup(b)
+    assert os.readlink("/proc/thread-self/ns/net") == own_ns  # the caller never moved
     assert ra.ips != rb.ips and ra.gateways == rb.gateways
     netns.serve(ns_of(a), "tcp", 5000)
     netns.serve(ns_of(a), "udp", 5001)
@@ -56,6 +62,8 @@ def test_pod_reaches_hostport_of_another_pod_through_the_host(netns, bridge_net)
     # Hairpin masquerade: the server sees the node (gateway), so replies return through it.
     assert netns.send(ns_of(client), "tcp", gw, hp, "via-host") == f"{gw} via-host"
     assert netns.send(ns_of(client), "udp", gw, hp, "via-host") == f"{gw} via-host"
+    # The server pod reaches its own hostPort too (bridge hairpin + masquerade).
+    assert netns.send(ns_of(server), "tcp", gw, hp, "self") == f"{gw} self"
     assert rc.ips[0] != rs.ips[0]
 
 
@@ -140,3 +148,49 @@ def test_iptables_fallback_masquerades_and_maps_host_ports(netns: Netns, tmp_pat
         net.remove_network()
     assert sh(f"iptables -t nat -S {chain}").returncode != 0
     assert chain not in sh("iptables-save -t nat").stdout
+
+
+def test_ipv6_hostport_and_sctp_mapping(netns: Netns, tmp_path):
+    opts = unique_options(tmp_path, v6=True)
+    net = BridgeNetwork(opts)
+    try:
+        hp = 20000 + uuid.uuid4().int % 20000
+        server = pod(netns, (PortMapping(8080, hp), PortMapping(9000, hp, "SCTP")))
+        client = pod(netns)
+        rs, _ = net.setup(server), net.setup(client)
+        netns.serve(ns_of(server), "tcp", 8080)
+        gw6 = rs.gateways[1]
+        assert netns.send(ns_of(client), "tcp", gw6, hp, "six") == f"{gw6} six"
+        rules = sh(f"nft list chain inet {opts.nft_table} hostports").stdout
+        assert f"sctp dport {hp} dnat ip to {rs.ips[0]}:9000" in rules
+    finally:
+        net.release_orphans(set())
+        net.remove_network()
+
+
+def test_updated_pod_cidr_serves_new_pods_and_old_ones_keep_theirs(netns, bridge_net, options):
+    old = pod(netns)
+    r_old = bridge_net.setup(old)
+    new_cidr = f"10.251.{uuid.uuid4().int % 250}.0/24"
+    bridge_net.update_pod_cidr(new_cidr)
+    new = pod(netns)
+    r_new = bridge_net.setup(new)
+    assert r_new.ips[0].rsplit(".", 1)[0] == new_cidr.rsplit(".", 1)[0]
+    netns.serve(ns_of(old), "tcp", 5000)
+    # Across the two subnets traffic is routed by the node (no masquerade between pod nets).
+    assert netns.send(ns_of(new), "tcp", r_old.ips[0], 5000, "x") == f"{r_new.ips[0]} x"
+
+
+def test_hostports_and_hairpin_without_br_netfilter(netns: Netns):
+    """Rerun the hostPort tests on a simulated node (a netns of its own) where bridged
+    traffic skips iptables/nft (bridge-nf-call-iptables=0, per netns), the other common
+    host set-up: DNAT then happens on the routed path only."""
+    if os.environ.get("CRT_NET_SIM"):
+        pytest.skip("already inside the simulated node")
+    sim = netns.make("node")
+    knob = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+    res = sh(f"ip netns exec {sim} sh -c 'ip link set lo up; [ -e {knob} ] && echo 0 > {knob};"
+             f" CRT_NET_SIM=1 {sys.executable} -m pytest -q -p no:cacheprovider {__file__}"
+             " -k \"hostport or localhost or outside\"'")
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert " passed" in res.stdout

@@ -45,6 +45,7 @@ def cni(tmp_path):
                           state_dir=str(tmp_path / "state"), bridge="crtnunused",
                           nft_table="crt_net_unused")
     yield opts, bridge, tmp_path / "ipam"
+    CNINetwork(opts).release_orphans(set())  # DEL whatever a failed test left set up
     sh(f"ip link del {bridge}")
 
 

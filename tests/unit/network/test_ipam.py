@@ -72,3 +72,13 @@ def test_no_address_is_handed_out_twice_across_threads_and_processes(tmp_path):
     addrs = [a for lease in leases for a in lease.addresses]
     assert len(leases) == 90
     assert len(set(addrs)) == 90
+
+
+def test_a_corrupt_lease_file_neither_blocks_others_nor_survives_removal(tmp_path):
+    store = LeaseStore(str(tmp_path))
+    (tmp_path / "pods" / "bad.json").write_text("{torn")
+    (tmp_path / "pods" / "odd.json").write_text("[1, 2]")
+    store.put(Lease("good", ["10.9.0.2/29"]))
+    assert [lease.pod_id for lease in store.all()] == ["good"]
+    assert store.get("bad") is None
+    assert store.remove("bad")

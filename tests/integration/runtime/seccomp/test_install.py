@@ -28,6 +28,9 @@ PROFILE = {
         {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS},
         {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES,
          "args": [{"index": 0, "value": 0x0008, "op": "SCMP_CMP_EQ"}]},
+        # personality(0xffffffff) only queries; blocked here to test a 32-bit-max argument
+        {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EDOM,
+         "args": [{"index": 0, "value": 0xFFFFFFFF, "op": "SCMP_CMP_EQ"}]},
         {"names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS"},
     ],
 }
@@ -80,12 +83,15 @@ def test_blocked_and_allowed_syscalls_from_the_child() -> None:
                 "linux32": _run(BUSYBOX, "linux32", "true"),
                 "linux64": _run(BUSYBOX, "linux64", "true"),
                 "busybox_mkdir": _run(BUSYBOX, "mkdir", os.path.join(tmp, "e")),
+                "query": _errno_of(lambda: libc.personality(0xFFFFFFFF)),
+                "set_linux": libc.personality(libc.PER_LINUX),
             }
 
         status, out = _in_filtered_child(PROFILE, probe)
         assert os.waitstatus_to_exitcode(status) == 0
         assert out == {"mkdir": errno.EPERM, "getpid": -errno.ENOSYS, "uname": "Linux", "open": 0,
-                       "linux32": 1, "linux64": 0, "busybox_mkdir": 1}
+                       "linux32": 1, "linux64": 0, "busybox_mkdir": 1, "query": errno.EDOM,
+                       "set_linux": 0}
         assert sorted(os.listdir(tmp)) == ["f"]
 
 

@@ -55,7 +55,7 @@ def test_v2_table() -> None:
         ("pids.max", "50"),
         ("io.weight", "default 4950"), ("io.weight", "8:0 10000"),
         ("io.max", "8:0 rbps=1048576"), ("io.max", "8:16 wiops=max"),
-        ("hugetlb.2MB.max", "4194304"),
+        ("hugetlb.2MB.max", "4194304"), ("hugetlb.2MB.rsvd.max", "4194304"),
         ("memory.high", "900000000"), ("memory.max", "max"),
     ]
 
@@ -102,7 +102,7 @@ def test_v1_table() -> None:
         ("memory.swappiness", "0"), ("memory.oom_control", "1"),
         ("pids.max", "7"),
         ("blkio.weight", "300"), ("blkio.throttle.write_bps_device", "8:0 10"),
-        ("hugetlb.1GB.limit_in_bytes", "0"),
+        ("hugetlb.1GB.limit_in_bytes", "0"), ("hugetlb.1GB.rsvd.limit_in_bytes", "0"),
         ("net_cls.classid", "7"), ("net_prio.ifpriomap", "lo 2"),
     ]
 
