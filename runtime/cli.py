@@ -146,11 +146,42 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     rt = _runtime(args)
+    if _wants_tty_proxy(args):
+        return _run_with_tty(rt, args)
     created = rt.create(_create_request(args, not args.detach))
     rt.start(args.id)
     if args.detach:
         return 0
     code = _wait_foreground(created.wait_fd, created.pid)
+    if not args.keep:
+        rt.delete(args.id, force=True)
+    return code
+
+
+def _wants_tty_proxy(args: argparse.Namespace) -> bool:
+    """A terminal container run in the foreground without a console socket: runc allocates
+    the pty itself and proxies it; so do we (through the monitor)."""
+    from runtime.spec import load_spec
+
+    process = load_spec(os.path.abspath(args.bundle)).process
+    if process is None or not process.terminal or args.console_socket:
+        return False
+    if args.detach:
+        raise UsageError("cannot allocate a tty when detaching without --console-socket")
+    return True
+
+
+def _run_with_tty(rt: Any, args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from runtime.cli_tty import proxy
+    from runtime.monitor.attach import AttachClient
+
+    req = replace(_create_request(args, False), stdio=None, stdin=True, stdin_once=True)
+    created = rt.create(req)
+    with AttachClient(created.attach_socket) as client:
+        rt.start(args.id)
+        code = proxy(client)
     if not args.keep:
         rt.delete(args.id, force=True)
     return code
@@ -222,6 +253,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
     from runtime.lifecycle import ExecRequest
 
     process = _exec_process(args)
+    if process.get("terminal") and not args.console_socket:
+        return _exec_with_tty(args, process)
     req = ExecRequest(process=process, stdio=None if process.get("terminal") else (0, 1, 2),
                       console_socket=Path(args.console_socket) if args.console_socket else None,
                       pid_file=Path(args.pid_file) if args.pid_file else None,
@@ -251,13 +284,24 @@ def _exec_process(args: argparse.Namespace) -> dict[str, Any]:
         process["user"] = {"uid": int(uid), "gid": int(gid or 0)}
     if args.no_new_privs:
         process["noNewPrivileges"] = True
-    if process.get("terminal") and not args.console_socket:
-        raise UsageError("exec with a terminal needs --console-socket")
+    if process.get("terminal") and not args.console_socket and args.detach:
+        raise UsageError("cannot allocate a tty when detaching without --console-socket")
     return process
 
 
+def _exec_with_tty(args: argparse.Namespace, process: dict[str, Any]) -> int:
+    from runtime.cli_tty import proxy
+    from runtime.lifecycle import ExecRequest
+    from runtime.monitor.attach import AttachClient
+
+    created = _runtime(args).exec(args.id, ExecRequest(process=process, stdin=True,
+                                                       stdin_once=True))
+    with AttachClient(created.attach_socket) as client:
+        return proxy(client)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    states = _runtime(args).list()
+    states = _runtime(args).list_containers()
     if args.quiet:
         print("\n".join(s.id for s in states))
     elif args.format == "json":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import select
 import struct
+import threading
 import time
 
 from runtime import libc
@@ -40,6 +41,16 @@ class ExitWatcher:
         return self._fd
 
     def read(self, timeout: float | None = None) -> list[str]:
+        """Names completed since the last call; waits up to ``timeout`` (None: forever) for at
+        least one, ignoring events on temporary (dot) files meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            names = self._read_once(left)
+            if names or (deadline is not None and time.monotonic() >= deadline):
+                return names
+
+    def _read_once(self, timeout: float | None) -> list[str]:
         if not select.select([self._fd], [], [], timeout)[0]:
             return []
         names: list[str] = []
@@ -73,15 +84,50 @@ class ExitWatcher:
         self.close()
 
 
-def wait_for_file(path: str, timeout: float | None = None) -> bool:
-    """Block until ``path`` exists (written by rename or close). False on timeout."""
-    directory, name = os.path.split(path)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with ExitWatcher(directory or ".") as watcher:
+class _SharedWatch:
+    """One inotify instance for every ``wait_for_file`` in the process, never closed.
+
+    Why: closing an inotify fd waits for an SRCU grace period (10-20 ms here); a fresh
+    instance per wait made every container wait and delete that much slower. Watches are
+    added per directory (the kernel reuses the watch of a directory already watched).
+    Waiters re-check the file after every wake-up, and wake at least every 50 ms, so a waiter
+    whose event another thread consumed is late by that much at most.
+    """
+
+    _POLL_CAP = 0.05
+
+    def __init__(self) -> None:
+        self._fd = -1
+        self._lock = threading.Lock()
+
+    def _fileno(self, directory: str) -> int:
+        with self._lock:
+            if self._fd < 0:
+                self._fd = libc.inotify_init1()
+            libc.inotify_add_watch(self._fd, directory, _MASK)
+            return self._fd
+
+    def wait(self, path: str, timeout: float | None) -> bool:
+        directory = os.path.dirname(path) or "."
+        fd = self._fileno(directory)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not os.path.exists(path):
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+            left = self._POLL_CAP if deadline is None else deadline - time.monotonic()
+            if left <= 0:
                 return False
-            if name in watcher.read(left):
-                return True
-    return True
+            if select.select([fd], [], [], min(left, self._POLL_CAP))[0]:
+                try:
+                    os.read(fd, 65536)
+                except BlockingIOError:
+                    pass
+        return True
+
+
+_shared = _SharedWatch()
+
+
+def wait_for_file(path: str, timeout: float | None = None) -> bool:
+    """Block until ``path`` exists (written by rename or close). False on timeout.
+
+    Raises OSError if the directory cannot be watched (e.g. it does not exist)."""
+    return _shared.wait(path, timeout)

@@ -14,7 +14,6 @@ import select
 import shutil
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,14 +22,17 @@ from runtime.cgroup_seam import Cgroups, is_frozen, open_cgroups
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError
 from runtime.exits import wait_for_file
 from runtime.features import features as _features
+from runtime.monitor.attach import AttachClient, reopen_log
 from runtime.monitor.exitfile import ExitStatus, read_exit_file, rfc3339_nano
 from runtime.monitor.launch import MonitorFds, MonitorRequest, fork_monitor, read_reply
 from runtime.monitor.loop import MonitorOptions
+from runtime.requests import OCI_VERSION, Created, CreateRequest, ExecRequest, State
 from runtime.spec import load_spec
 from runtime.spec.model import Spec
 from runtime.state import ContainerRecord, StateStore, Status, is_alive, process_start_time
 
-OCI_VERSION = "1.2.0"
+__all__ = ["OCI_VERSION", "Created", "CreateRequest", "ExecRequest", "ForkLauncher",
+           "MonitorLauncher", "Runtime", "State"]
 
 
 class MonitorLauncher(Protocol):
@@ -48,80 +50,6 @@ class ForkLauncher:
         fork_monitor(request, fds, make_spawner)
 
 
-@dataclass(frozen=True)
-class CreateRequest:
-    """``create`` parameters. stdio: fds the container inherits (CLI); None: the monitor holds
-    pipes (or the pty) and logs them to ``log_path`` / serves them on ``attach_socket``.
-    Defaults for exit_file and attach_socket live in the container's state directory."""
-
-    id: str
-    bundle: Path
-    pid_file: Path | None = None
-    console_socket: Path | None = None
-    log_path: Path | None = None
-    exit_file: Path | None = None
-    attach_socket: Path | None = None
-    stdin: bool = False
-    stdin_once: bool = False
-    stdio: tuple[int, int, int] | None = None
-    no_pivot: bool = False
-    wait_fd: bool = False
-    timeout: float = 60.0
-
-
-@dataclass(frozen=True)
-class Created:
-    """Result of ``create``/``exec``: process and monitor pids, where the exit will be recorded,
-    and (when asked) a read fd that yields the exit record when the process ends."""
-
-    id: str
-    pid: int
-    monitor_pid: int
-    exit_file: str
-    attach_socket: str
-    wait_fd: int | None = None
-
-
-@dataclass(frozen=True)
-class ExecRequest:
-    """``exec`` parameters; ``process`` is an OCI process object (config.json ``process``)."""
-
-    process: dict[str, Any]
-    stdio: tuple[int, int, int] | None = None
-    console_socket: Path | None = None
-    exit_file: Path | None = None
-    attach_socket: Path | None = None
-    log_path: Path | None = None
-    stdin: bool = False
-    stdin_once: bool = False
-    pid_file: Path | None = None
-    wait_fd: bool = False
-    timeout: float = 60.0
-
-
-@dataclass(frozen=True)
-class State:
-    """The runtime-spec state of one container (``to_dict`` is the JSON)."""
-
-    id: str
-    status: Status
-    pid: int
-    bundle: str
-    annotations: dict[str, str] = field(default_factory=dict)
-    created: str = ""
-    rootfs: str = ""
-    owner: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"ociVersion": OCI_VERSION, "id": self.id,
-                             "status": self.status.value, "bundle": self.bundle}
-        if self.status in (Status.CREATED, Status.RUNNING, Status.PAUSED):
-            d["pid"] = self.pid
-        if self.annotations:
-            d["annotations"] = self.annotations
-        return d
-
-
 class Runtime:
     """An OCI runtime with its state under ``root`` (runc's ``--root``).
 
@@ -132,6 +60,8 @@ class Runtime:
     def __init__(self, root: Path, launcher: MonitorLauncher | None = None) -> None:
         self.store = StateStore(root)
         self.launcher = launcher or ForkLauncher()
+        self._specs: dict[str, Spec] = {}  # config.json copies never change after create
+        self._cgroup_managers: dict[str, Cgroups] = {}
 
     # -- create / start ---------------------------------------------------------------------
     def create(self, req: CreateRequest) -> Created:
@@ -141,6 +71,8 @@ class Runtime:
         if spec.process is None:
             raise InvalidState(f"creating container {req.id}: config.json has no process")
         d = self.store.reserve(req.id)
+        self._specs.pop(req.id, None)
+        self._cgroup_managers.pop(req.id, None)
         try:
             return self._create(req, bundle, spec, d)
         except BaseException:
@@ -160,8 +92,8 @@ class Runtime:
         mode = _stdio_mode(terminal, req.console_socket, req.stdio)
         if mode in ("pipes", "terminal"):
             rec.attach_socket = str(req.attach_socket or d / "attach")
-        opts = MonitorOptions(container_id=req.id, stdio_mode=mode, log_path=req.log_path and
-                              str(req.log_path), exit_file=rec.exit_file,
+        opts = MonitorOptions(container_id=req.id, stdio_mode=mode, log_path=_opt(req.log_path),
+                              exit_file=rec.exit_file,
                               attach_socket=rec.attach_socket or None,
                               console_socket=_opt(req.console_socket), stdin=req.stdin,
                               stdin_once=req.stdin_once)
@@ -171,11 +103,18 @@ class Runtime:
                   "state": state, "no_pivot": req.no_pivot}
         created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,
                                req.timeout, req.id)
-        rec.pid, rec.monitor_pid = created.pid, created.monitor_pid
-        rec.pid_start = process_start_time(created.pid) or 0
-        self.store.save(rec)
-        if req.pid_file:
-            _write_pid_file(req.pid_file, created.pid)
+        try:
+            rec.pid, rec.monitor_pid = created.pid, created.monitor_pid
+            rec.pid_start = process_start_time(created.pid) or 0
+            rec.monitor_start = process_start_time(created.monitor_pid) or 0
+            self.store.save(rec)
+            if req.pid_file:
+                _write_pid_file(req.pid_file, created.pid)
+        except BaseException:
+            _quiet(lambda: os.kill(created.pid, signal.SIGKILL))  # its monitor then exits
+            if created.wait_fd is not None:
+                os.close(created.wait_fd)
+            raise
         return Created(req.id, created.pid, created.monitor_pid, rec.exit_file,
                        rec.attach_socket, created.wait_fd)
 
@@ -224,7 +163,7 @@ class Runtime:
             os.close(fd)
             _quiet(lambda: os.unlink(rec.exec_fifo))
         spec = self._spec(cid)
-        if spec is not None:
+        if spec is not None and spec.hooks.poststart:
             hooks.run_hooks_best_effort(spec.hooks.poststart, self.state(cid).to_dict(),
                                         "poststart")
 
@@ -266,7 +205,7 @@ class Runtime:
         return State(rec.id, self._derive(rec), rec.pid, rec.bundle, rec.annotations,
                      rec.created, rec.rootfs, rec.owner)
 
-    def list(self) -> list[State]:
+    def list_containers(self) -> list[State]:
         """Every container under the root (those vanishing meanwhile are skipped)."""
         out = []
         for cid in self.store.ids():
@@ -337,20 +276,22 @@ class Runtime:
 
     def _cleanup(self, rec: ContainerRecord) -> None:
         # The monitor writes the exit file right after reaping; give it a moment so the exit
-        # is recorded before state goes away.
-        if rec.monitor_pid and is_alive(rec.pid, rec.pid_start) is False:
+        # is recorded before state goes away (not when the monitor itself is gone).
+        if is_alive(rec.monitor_pid, rec.monitor_start):
             wait_for_file(rec.exit_file, 2.0)
         cg = self._cgroups(rec.id)
         if cg is not None:
             _quiet(cg.destroy)
         spec = self._spec(rec.id)
-        if spec is not None:
+        if spec is not None and spec.hooks.poststop:
             st = {"ociVersion": OCI_VERSION, "id": rec.id, "status": "stopped",
                   "bundle": rec.bundle, "annotations": rec.annotations}
             hooks.run_hooks_best_effort(spec.hooks.poststop, st, "poststop")
         if rec.attach_socket:
             _quiet(lambda: os.unlink(rec.attach_socket))
         self.store.remove(rec.id)
+        self._specs.pop(rec.id, None)
+        self._cgroup_managers.pop(rec.id, None)
 
     # -- exec, pause, update, ps --------------------------------------------------------------
     def exec(self, cid: str, req: ExecRequest) -> Created:
@@ -375,6 +316,12 @@ class Runtime:
             _write_pid_file(req.pid_file, created.pid)
         return Created(cid, created.pid, created.monitor_pid, exit_file, attach,
                        created.wait_fd)
+
+    def release_exec(self, result: Created) -> None:
+        """Forget a finished exec: remove its exit file (exec probes would pile them up)."""
+        for path in (result.exit_file, result.attach_socket):
+            if path:
+                _quiet(lambda p=path: os.unlink(p))
 
     def pause(self, cid: str) -> None:
         """Freeze every process of the container (cgroup freezer)."""
@@ -404,25 +351,57 @@ class Runtime:
             return sorted(cg.pids())
         return [rec.pid] if status is not Status.STOPPED else []
 
+    def stats(self, cid: str) -> Any:
+        """The container's cgroup statistics (``runtime.cgroups.CgroupStats``)."""
+        return self._require_cgroups(cid).stats()
+
+    def attach(self, cid: str, timeout: float | None = None) -> AttachClient:
+        """A client on the container's attach socket (stdio streams, resize, reopen).
+
+        Raises InvalidState when the container has no attach socket (inherited stdio or an
+        external console socket) or its monitor is gone.
+        """
+        rec = self.store.load(cid)
+        if rec is None or not rec.attach_socket:
+            raise InvalidState(f"container {cid} has no attach socket")
+        try:
+            return AttachClient(rec.attach_socket, timeout)
+        except OSError as e:
+            raise InvalidState(f"attaching to container {cid}: {e}") from e
+
+    def reopen_log(self, cid: str, timeout: float = 5.0) -> None:
+        """Make the monitor reopen the CRI log file (after the kubelet rotated it)."""
+        rec = self.store.load(cid)
+        if rec is None or not rec.attach_socket:
+            raise InvalidState(f"container {cid} has no monitor socket")
+        try:
+            reopen_log(rec.attach_socket, timeout)
+        except OSError as e:
+            raise InvalidState(f"reopening the log of container {cid}: {e}") from e
+
     def features(self) -> dict[str, Any]:
         """runtime-spec features.md document."""
         return _features()
 
     # -- helpers -------------------------------------------------------------------------------
     def _spec(self, cid: str) -> Spec | None:
-        try:
-            return load_spec(str(self.store.dir(cid)))
-        except OCIRuntimeError:
-            return None
+        if cid not in self._specs:
+            try:
+                self._specs[cid] = load_spec(str(self.store.dir(cid)))
+            except OCIRuntimeError:
+                return None
+        return self._specs[cid]
 
     def _cgroups(self, cid: str) -> Cgroups | None:
-        spec = self._spec(cid)
-        if spec is None:
-            return None
-        try:
-            return open_cgroups(spec, cid)
-        except OCIRuntimeError:
-            return None
+        if cid not in self._cgroup_managers:
+            spec = self._spec(cid)
+            if spec is None:
+                return None
+            try:
+                self._cgroup_managers[cid] = open_cgroups(spec, cid)
+            except OCIRuntimeError:
+                return None
+        return self._cgroup_managers[cid]
 
     def _require_cgroups(self, cid: str) -> Cgroups:
         cg = self._cgroups(cid)

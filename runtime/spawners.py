@@ -12,7 +12,7 @@ from typing import Any
 from runtime import hooks
 from runtime.cgroup_seam import open_cgroups
 from runtime.cgroups import Resources
-from runtime.errors import OCIRuntimeError
+from runtime.errors import OCIRuntimeError, SpecError
 from runtime.init import ExecContext, InitContext, exec_in, spawn_init
 from runtime.monitor.loop import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
@@ -61,7 +61,10 @@ class ExecSpawner:
         spec = load_spec(params["bundle"])
         doc = {"ociVersion": spec.oci_version, "root": {"path": spec.root.path},
                "process": params["process"]}
-        self.process = parse_spec(doc).process
+        process = parse_spec(doc).process
+        if process is None:
+            raise SpecError("process", "exec needs a process")
+        self.process = process
         self.seccomp = spec.linux.seccomp
         self.cgroups = open_cgroups(spec, params["id"])
 

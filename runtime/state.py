@@ -78,6 +78,7 @@ class ContainerRecord:
     pid: int = 0
     pid_start: int = 0
     monitor_pid: int = 0
+    monitor_start: int = 0
     created: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
     rootfs: str = ""

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from runtime.errors import OCIRuntimeError
 from runtime.monitor.launch import MonitorFds, MonitorRequest
@@ -74,7 +75,8 @@ class Zygote:
     def launch(self, request: MonitorRequest, fds: MonitorFds) -> None:
         """Ask for a monitor. Raises ZygoteError when the zygote is gone."""
         attached = [fds.reply] + ([fds.wait] if fds.wait is not None else [])
-        index = {"reply": 0, "wait": 1 if fds.wait is not None else None, "stdio": None}
+        index: dict[str, Any] = {"reply": 0, "wait": 1 if fds.wait is not None else None,
+                                 "stdio": None}
         if fds.stdio is not None:
             index["stdio"] = list(range(len(attached), len(attached) + 3))
             attached += list(fds.stdio)
@@ -95,22 +97,25 @@ class Zygote:
             self._proc.wait()
 
 
-def _receive(sock: socket.socket) -> tuple[dict, list[int]] | None:
+def _receive(sock: socket.socket) -> tuple[bytes, list[int]] | None:
     fds = array.array("i")
     msg, anc, _, _ = sock.recvmsg(_MAX_MSG, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize),
                                   socket.MSG_CMSG_CLOEXEC)
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    if not msg:
+    if not msg and not fds:
         return None
-    return json.loads(msg), list(fds)
+    return msg, list(fds)
 
 
-def _handle(msg: dict, fds: list[int]) -> None:
+def _handle(raw: bytes, fds: list[int]) -> None:
     from runtime.monitor.launch import fork_monitor
     from runtime.spawners import make_spawner
 
+    msg = json.loads(raw)
+    if msg.get("op") != "monitor":
+        raise ValueError(f"unknown op {msg.get('op')!r}")
     index = msg["fds"]
     stdio = tuple(fds[i] for i in index["stdio"]) if index.get("stdio") else None
     wait = fds[index["wait"]] if index.get("wait") is not None else None
@@ -125,7 +130,9 @@ def serve(sock: socket.socket) -> None:
 
     import runtime.monitor.launch  # noqa: F401  (import before freezing: forks share it)
     import runtime.spawners  # noqa: F401
+    from runtime.monitor.launch import _set_comm
 
+    _set_comm("crid-zygote")
     gc.collect()
     gc.freeze()
     sock.send(b"ready")

@@ -12,6 +12,7 @@ from runtime.init.context import ExecContext
 from runtime.init.mounts import host_cgroups
 from runtime.init.steps import (
     compile_seccomp,
+    drop_privileges,
     fork_stage1,
     install_seccomp,
     reset_signals,
@@ -91,14 +92,8 @@ def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def
         program = process.find_program(proc.args[0], env)
     if proc.user.umask is not None:
         os.umask(proc.user.umask)
-    if not proc.no_new_privileges:
-        install_seccomp(seccomp)
-    with step("setting user and capabilities"):
-        process.set_user(proc)
-    with step("apparmor"):
-        process.apply_apparmor(proc.apparmor_profile)
+    drop_privileges(proc, seccomp)
     if proc.no_new_privileges:
-        process.set_no_new_privs()
         install_seccomp(seccomp)
     keep = ch.sock.fileno()
     with contextlib.suppress(OSError):

@@ -22,6 +22,7 @@ from runtime.init.context import InitContext
 from runtime.init.mounts import host_cgroups
 from runtime.init.steps import (
     compile_seccomp,
+    drop_privileges,
     fork_stage1,
     install_seccomp,
     reset_signals,
@@ -137,7 +138,7 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     os.umask(0)
     with step(f"preparing rootfs {root}"):
         rootfs.prepare(root, spec.linux.rootfs_propagation)
-    with step("mounting"):
+    with step("mounts"):
         rootfs.mount_all(spec, root, ctx.bundle, cgroups)
     with step("createContainer hooks"):
         hooks.run_hooks(spec.hooks.create_container, state, "createContainer")
@@ -154,14 +155,7 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     env = process.environment(proc)
     with step("looking up the program"):
         program = process.find_program(proc.args[0], env)
-    if not proc.no_new_privileges:  # without no_new_privs the filter needs CAP_SYS_ADMIN: now
-        install_seccomp(seccomp)
-    with step("setting user and capabilities"):
-        process.set_user(proc)
-    with step("apparmor"):
-        process.apply_apparmor(proc.apparmor_profile)
-    if proc.no_new_privileges:
-        process.set_no_new_privs()
+    drop_privileges(proc, seccomp)
     ch.send("ready")
     ch.close()
     _wait_and_exec(ctx, fifo, state, program, env, seccomp)

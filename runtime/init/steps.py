@@ -10,8 +10,10 @@ from typing import Any, NoReturn
 
 from runtime import libc
 from runtime.errors import InitError, OCIRuntimeError
+from runtime.init import process
 from runtime.init.channel import Channel, pair
 from runtime.seccomp import CompiledFilter, install_filter, prepare_filter
+from runtime.spec.model import Process
 
 
 @contextlib.contextmanager
@@ -71,6 +73,20 @@ def kill_and_reap(pid: int | None) -> None:
         os.waitpid(pid, 0)
 
 
+def drop_privileges(proc: Process, seccomp: CompiledFilter | None) -> None:
+    """User, groups, capabilities, AppArmor and no_new_privs, in that order. Without
+    no_new_privs the seccomp filter needs CAP_SYS_ADMIN, so it is loaded first, as runc does;
+    with it, the caller loads the filter last, right before execve."""
+    if not proc.no_new_privileges:
+        install_seccomp(seccomp)
+    with step("setting user and capabilities"):
+        process.set_user(proc)
+    with step("apparmor"):
+        process.apply_apparmor(proc.apparmor_profile)
+    if proc.no_new_privileges:
+        process.set_no_new_privs()
+
+
 class Children:
     """The processes a parent forked for one creation: stage1 and the target it forks.
 
@@ -96,7 +112,7 @@ class Children:
         except BaseException as e:
             kill_and_reap(self.stage1)
             kill_and_reap(self.target)
-            if isinstance(e, OSError) and not isinstance(e, OCIRuntimeError):
+            if isinstance(e, OSError | InitError):  # name the container in the message
                 raise InitError(f"{what}: {e}") from e
             raise
         finally:

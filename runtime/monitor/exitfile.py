@@ -40,6 +40,15 @@ class ExitStatus:
             return cls(pid, 128 + sig, sig, oom_killed, rfc3339_nano())
         return cls(pid, os.waitstatus_to_exitcode(status), None, oom_killed, rfc3339_nano())
 
+    @property
+    def finished_at_ns(self) -> int:
+        """``finished_at`` as nanoseconds since the epoch."""
+        import calendar
+
+        whole, frac = self.finished_at.rstrip("Z").split(".")
+        sec = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+        return sec * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
+
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
 

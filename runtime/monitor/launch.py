@@ -72,12 +72,22 @@ def _monitor_main(request: MonitorRequest, fds: MonitorFds,
     keep |= set(fds.stdio or ())
     _close_all_but(keep)
     os.chdir("/")
+    _set_comm("crid-monitor")
     try:
         spawner = make_spawner(request.spawner)
     except Exception as e:
         os.write(fds.reply, _line({"ok": False, "error": str(e), "type": type(e).__name__}))
         return 1
     return Monitor(request.monitor, spawner, fds.stdio, fds.reply, fds.wait).run()
+
+
+def _set_comm(name: str) -> None:
+    """Name the process in ps/top (the cmdline still reads like the zygote's)."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name)
+    except OSError:
+        pass
 
 
 def _close_all_but(keep: set[int]) -> None:

@@ -25,12 +25,13 @@ from runtime import libc
 from runtime.monitor import framing
 from runtime.monitor.attach import listen_unix
 from runtime.monitor.crilog import READ_SIZE, CriLogWriter
-from runtime.monitor.exitfile import ExitStatus, write_exit_file
+from runtime.monitor.exitfile import ExitStatus, rfc3339_nano, write_exit_file
 from runtime.monitor.stdio import ChildStdio, StdioPlan
 
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 _DRAIN_GRACE = 0.5      # seconds to wait for EOF on outputs once the process is gone
 _CLIENT_BUFFER_MAX = 4 << 20
+_BACKLOG_MAX = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ class Monitor:
         self.stdin_buf = bytearray()
         self.stdin_closing = False
         self.first_stdin_client: int | None = None
+        # Without a log file, output produced before the first attach client connects is
+        # kept (bounded) and handed to it, so a CLI attaching right after exec loses nothing.
+        self.backlog: bytearray | None = None if opts.log_path else bytearray()
         self.poll = select.poll()
 
     # -- set-up -----------------------------------------------------------------------------
@@ -108,15 +112,30 @@ class Monitor:
         try:
             oom_before = self._start(plan)
         except Exception as e:  # reported to the requester, who raises it
+            if self.pid:  # spawned, but the set-up around it failed: take it down
+                _kill_and_reap(self.pid)
             plan.abort()
             self._reply({"ok": False, "error": str(e), "type": type(e).__name__})
             self._remove_socket()
             return 1
         self.mine = plan.mine
         self._reply({"ok": True, "pid": self.pid, "monitor_pid": os.getpid()})
-        self._loop()
+        try:
+            self._loop()
+        except Exception:  # a bug in the I/O must not lose the exit status: just reap
+            self._reap_until_exit()
         self._finish(oom_before)
         return 0
+
+    def _reap_until_exit(self) -> None:
+        while self.status is None:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                self.status = ExitStatus(self.pid, 255, None, False, rfc3339_nano())
+                return
+            if pid == self.pid:
+                self.status = ExitStatus.from_wait_status(pid, status, False)
 
     def _start(self, plan: StdioPlan) -> int:
         o = self.opts
@@ -225,8 +244,12 @@ class Monitor:
         except BlockingIOError:
             return
         sock.setblocking(False)
-        self.clients[sock.fileno()] = _Client(sock)
+        client = _Client(sock)
+        self.clients[sock.fileno()] = client
         self.poll.register(sock.fileno(), _IN)
+        if self.backlog:
+            self._queue(client, bytes(self.backlog))
+        self.backlog = None
 
     def _on_client(self, fd: int, ev: int) -> None:
         client = self.clients[fd]
@@ -276,6 +299,8 @@ class Monitor:
             self._close_stdin()
 
     def _broadcast(self, frame: bytes) -> None:
+        if self.backlog is not None and len(self.backlog) < _BACKLOG_MAX:
+            self.backlog += frame
         for fd, client in list(self.clients.items()):
             if len(client.out) > _CLIENT_BUFFER_MAX:
                 self._drop(fd)  # a client that stopped reading must not stall the container
@@ -317,6 +342,8 @@ class Monitor:
 
     def _watch_stdin(self, on: bool) -> None:
         fd = self.mine.stdin
+        if fd is None:
+            return
         if on:
             self.poll.register(fd, select.POLLOUT)  # register() also modifies
             return
@@ -383,6 +410,14 @@ class Monitor:
 
 def _sibling(path: str, name: str) -> str:
     return os.path.join(os.path.dirname(path), f".{name}-{os.getpid()}.sock")
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _drain(fd: int) -> None:

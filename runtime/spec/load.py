@@ -54,8 +54,8 @@ def parse_spec(doc: Any) -> m.Spec:
         oci_version=version,
         root=get(d, "root", "", _root),
         process=get(d, "process", "", _process, None),
-        hostname=get(d, "hostname", "", string, ""),
-        domainname=get(d, "domainname", "", string, ""),
+        hostname=get(d, "hostname", "", _uts_name, ""),
+        domainname=get(d, "domainname", "", _uts_name, ""),
         mounts=items(d, "mounts", "", _mount),
         hooks=get(d, "hooks", "", _hooks, m.Hooks()),
         annotations=get(d, "annotations", "", _annotations, {}),
@@ -69,6 +69,13 @@ def parse_process(doc: Any, path: str = "process") -> m.Process:
     Raises SpecError naming the field under ``path``.
     """
     return _process(doc, path)
+
+
+def _uts_name(v: Any, path: str) -> str:
+    name = string(v, path)
+    if len(name.encode()) > 64:  # __NEW_UTS_LEN
+        raise SpecError(path, f"longer than 64 bytes ({len(name.encode())})")
+    return name
 
 
 def _root(v: Any, path: str) -> m.Root:
@@ -172,9 +179,12 @@ def _mount(d: dict[str, Any], path: str) -> m.Mount:
     dest = get(d, "destination", path, string)
     if not dest:
         raise SpecError(f"{path}.destination", "must not be empty")
-    return m.Mount(destination=dest, type=get(d, "type", path, string, ""),
-                   source=get(d, "source", path, string, ""),
-                   options=get(d, "options", path, strings, ()),
+    mtype = get(d, "type", path, string, "")
+    source = get(d, "source", path, string, "")
+    options = get(d, "options", path, strings, ())
+    if not source and (mtype == "bind" or "bind" in options or "rbind" in options):
+        raise SpecError(f"{path}.source", "a bind mount needs a source")
+    return m.Mount(destination=dest, type=mtype, source=source, options=options,
                    uid_mappings=items(d, "uidMappings", path, _idmap),
                    gid_mappings=items(d, "gidMappings", path, _idmap))
 

@@ -11,6 +11,7 @@ the JSON.
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import shutil
@@ -81,6 +82,29 @@ def _library(base: Path, bundle: Path, with_delete: bool) -> float:
     return ms
 
 
+def _spawn_init_only(base: Path, bundle: Path) -> float:
+    """rt-init's spawn_init + cgroup set-up alone (no fifo, no monitor, no state), in a forked
+    child, for the breakdown of the library figure."""
+    from runtime.monitor.stdio import ChildStdio
+    from runtime.spawners import InitSpawner
+
+    def once(i: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                sp = InitSpawner({"kind": "init", "id": f"{PREFIX}-spawn-{i}",
+                                  "bundle": str(bundle), "exec_fifo": None, "state": {}})
+                os.waitpid(sp.spawn(ChildStdio()), 0)
+                sp.cgroups.destroy()
+                code = 0
+            finally:
+                os._exit(code)
+        os.waitpid(pid, 0)
+
+    return _median_ms(once)
+
+
 def _cli(base: Path, bundle: Path, site: bool) -> float:
     flags = [] if site else ["-S"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -132,22 +156,30 @@ def _pss(pid: int) -> int:
 
 def run(out: dict[str, Any]) -> dict[str, Any]:
     """Run every measurement; put the results under ``out["runtime"]`` and return them."""
+    # An installed package has its bytecode compiled; a work tree under
+    # PYTHONDONTWRITEBYTECODE would otherwise recompile every module on each CLI start.
+    compileall.compile_dir(str(REPO / "runtime"), quiet=1)
     base = Path(tempfile.mkdtemp(prefix=PREFIX + "-"))
+    # State roots on tmpfs, as /run is on a real host (here /run is on disk), for every runtime.
+    state = Path(tempfile.mkdtemp(prefix=PREFIX + "-", dir="/dev/shm"))
     try:
         true_bundle = _bundle(base, ["/bin/true"])
         sleep_bundle = _bundle(base, ["sleep", "60"])
         res: dict[str, Any] = {"rounds": ROUNDS, "unit": "ms (median)"}
-        res["library_create_start_wait"] = _library(base, true_bundle, with_delete=False)
-        res["library_create_start_wait_delete"] = _library(base, true_bundle, with_delete=True)
-        res["cli_run"] = _cli(base, true_bundle, site=False)
-        res["cli_run_with_site"] = _cli(base, true_bundle, site=True)
-        res["crun_run_in_unshare"] = _crun(base, true_bundle)
+        res["library_create_start_wait"] = _library(state, true_bundle, with_delete=False)
+        res["library_create_start_wait_delete"] = _library(state, true_bundle, with_delete=True)
+        res["spawn_init_only"] = _spawn_init_only(state, true_bundle)
+        res["cli_run"] = _cli(state, true_bundle, site=False)
+        res["cli_run_with_site"] = _cli(state, true_bundle, site=True)
+        res["crun_run_in_unshare"] = _crun(state, true_bundle)
         res["unshare_sh_overhead"] = _median_ms(lambda i: _quiet(
             ["unshare", "-m", "sh", "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec true"]))
-        res["runc_run"] = _runc(base, true_bundle)
-        res.update(_monitor_pss(base, sleep_bundle))
+        res["runc_run"] = _runc(state, true_bundle)
+        res.update(_monitor_pss(state, sleep_bundle))
+        res["load_average"] = os.getloadavg()[0]
     finally:
         shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
     out["runtime"] = res
     return res
 

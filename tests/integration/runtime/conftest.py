@@ -12,4 +12,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 @pytest.fixture
 def bundle(tmp_path):  # type: ignore[no-untyped-def]
     make_rootfs(str(tmp_path / "rootfs"))
-    return str(tmp_path)
+    yield str(tmp_path)
+    # every container mount lives in the container's own mount namespace: none may show here
+    with open("/proc/self/mountinfo") as f:
+        leaked = [line for line in f if str(tmp_path) in line or "crt-init-" in line]
+    assert leaked == []

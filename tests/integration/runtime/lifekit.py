@@ -72,10 +72,10 @@ def runtime_fixture(tmp_path: Path, zygote: Zygote) -> Iterator[Runtime]:
     for cid in ids:
         rec = rt.store.load(cid)
         if rec is not None:
-            monitors.append(rec.monitor_pid)
+            monitors += [rec.monitor_pid, rec.pid]
         rt.delete(cid, force=True)
     for pid in monitors:
-        assert wait_gone(pid), f"monitor {pid} outlived its container"
+        assert wait_gone(pid), f"process {pid} (monitor or init) outlived its container"
     assert mounts_mentioning(str(tmp_path)) == []
     assert leftover_cgroups(PREFIX) == []
 

@@ -95,3 +95,18 @@ def test_errors_and_log_json(tmp_path: Path) -> None:
 def test_features_json(tmp_path: Path) -> None:
     f = json.loads(cli(tmp_path, "features").stdout)
     assert f["ociVersionMax"] == "1.2.0"
+
+
+def test_terminal_without_console_socket(tmp_path: Path) -> None:
+    root, cid = tmp_path / "root", PREFIX + "clitty"
+    bundle = write_bundle(tmp_path / "b", ["sh", "-c", "tty; exit 4"], process__terminal=True)
+    r = cli(root, "run", "-b", str(bundle), cid)
+    assert r.returncode == 4
+    assert r.stdout.replace("\r", "") == "/dev/pts/0\n"
+    bundle = write_bundle(tmp_path / "b2", ["sleep", "300"])
+    assert cli(root, "run", "-d", "-b", str(bundle), cid + "2", detached=True).returncode == 0
+    r = cli(root, "exec", "-t", cid + "2", "sh", "-c", "tty; exit 6")
+    assert (r.returncode, r.stdout.replace("\r", "")) == (6, "/dev/pts/0\n")
+    r = cli(root, "exec", "-t", "-d", cid + "2", "true")
+    assert r.returncode == 1 and "console-socket" in r.stderr
+    assert cli(root, "delete", "-f", cid + "2").returncode == 0

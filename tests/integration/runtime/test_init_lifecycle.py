@@ -74,8 +74,8 @@ def test_failing_hook_aborts_create_and_leaves_no_process(bundle):
     cfg["hooks"] = {"createContainer": [{"path": "/bin/sh",
                                          "args": ["sh", "-c", "echo boom >&2; exit 3"]}]}
     res = run(bundle, cfg)
-    assert res.error == ("InitError: createContainer hooks: createContainer hook /bin/sh: "
-                         "exit status 3: boom")
+    assert res.error == ("InitError: creating container crt-init-test: createContainer hooks: "
+                         "createContainer hook /bin/sh: exit status 3: boom")
     assert res.children_left is False
 
 
@@ -92,8 +92,9 @@ def test_hook_timeout(bundle):
 
 def test_missing_program_is_reported_at_create(bundle):
     res = run(bundle, default_config(["no-such-program"]))
-    assert res.error == ("InitError: looking up the program: [Errno 2] executable file "
-                         "'no-such-program' not found in $PATH of the container")
+    assert res.error == ("InitError: creating container crt-init-test: looking up the program: "
+                         "[Errno 2] executable file 'no-such-program' not found in $PATH "
+                         "of the container")
     assert res.children_left is False
 
 
@@ -211,7 +212,8 @@ def test_exec_in_reports_missing_program(bundle):
     def do_exec(pid: int, out: int) -> str:
         proc = parse_spec({**cfg, "process": {**cfg["process"], "args": ["nope"]}}).process
         try:
-            exec_in(ExecContext(pid=pid, process=proc, stdout=out, stderr=out))
+            exec_in(ExecContext(pid=pid, process=proc, container_id="crt-init-x", stdout=out,
+                                stderr=out))
             return "no error"
         except Exception as e:  # noqa: BLE001
             return f"{type(e).__name__}: {e}"
@@ -219,5 +221,5 @@ def test_exec_in_reports_missing_program(bundle):
             os.kill(pid, 9)
 
     res = run(bundle, cfg, after_spawn=do_exec)
-    assert res.extra == ("InitError: looking up the program: [Errno 2] executable file 'nope' "
-                         "not found in $PATH of the container")
+    assert res.extra == ("InitError: exec in container crt-init-x: looking up the program: "
+                         "[Errno 2] executable file 'nope' not found in $PATH of the container")

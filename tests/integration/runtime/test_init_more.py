@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from tests.integration.runtime.bundle import default_config, run
+from runtime import libc
+from tests.integration.runtime.bundle import default_config, make_rootfs, run
 
 
 def test_no_pivot_uses_move_and_chroot(bundle):
@@ -73,3 +74,23 @@ def test_env_home_and_cwd_created(bundle):
     assert res.error == ""
     assert res.output.split() == ["/work/dir", "/root", "bar"]
     assert os.path.isdir(os.path.join(bundle, "rootfs/work/dir"))
+
+
+def test_overlay_rootfs_like_crid_builds_it(tmp_path):
+    """crid's containers run on an overlayfs mounted in the host namespace."""
+    lower, upper, work, merged = (tmp_path / n for n in ("lower", "upper", "work", "rootfs"))
+    make_rootfs(str(lower))
+    for d in (upper, work, merged):
+        d.mkdir()
+    libc.mount("crt-init-overlay", str(merged), "overlay", 0,
+               f"lowerdir={lower},upperdir={upper},workdir={work}")
+    try:
+        cfg = default_config(["sh", "-c", "echo hi > /tmp/w; cat /tmp/w; "
+                              "awk '$5 == \"/\" {print $0}' /proc/self/mountinfo | "
+                              "grep -c overlay"])
+        res = run(str(tmp_path), cfg)
+    finally:
+        libc.umount2(str(merged), libc.MNT_DETACH)
+    assert res.error == ""
+    assert res.output.split() == ["hi", "1"]
+    assert (upper / "tmp/w").read_text() == "hi\n"

@@ -9,6 +9,8 @@ import tempfile
 
 import pytest
 
+from runtime.init import ExecContext, exec_in
+from runtime.spec import parse_process
 from tests.integration.runtime.bundle import default_config, make_rootfs, run
 
 
@@ -54,8 +56,9 @@ def test_missing_namespace_path_is_a_clear_error(bundle):
     cfg = default_config(["true"])
     cfg["linux"]["namespaces"][1] = {"type": "network", "path": "/nonexistent/crt-init-ns"}
     res = run(bundle, cfg)
-    assert res.error == ("InitError: opening namespace paths: [Errno 2] opening network "
-                         "namespace /nonexistent/crt-init-ns: No such file or directory")
+    assert res.error == ("InitError: creating container crt-init-test: opening namespace paths: "
+                         "[Errno 2] opening network namespace /nonexistent/crt-init-ns: "
+                         "No such file or directory")
     assert res.children_left is False
 
 
@@ -99,3 +102,27 @@ def test_user_namespace_with_mappings(open_bundle):
     assert res.output.split() == ["0", str(base), "65536", "0", str(base), "65536",
                                   "0", "65534", "1:3", "0"]
     assert os.stat(os.path.join(bundle, "rootfs/tmp/x")).st_uid == base
+
+
+def test_exec_in_a_user_namespaced_container(open_bundle):
+    base = 300000
+    bundle = open_bundle
+    _chown_tree(os.path.join(bundle, "rootfs"), base, base)
+    cfg = default_config(["sleep", "30"])
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": base, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": base, "size": 65536}]
+
+    def do_exec(pid: int, out: int) -> int:
+        proc = parse_process({**cfg["process"], "args": ["sh", "-c", "cat /proc/self/uid_map; id"],
+                              "user": {"uid": 1000, "gid": 1000, "additionalGids": [4]}})
+        epid = exec_in(ExecContext(pid=pid, process=proc, stdout=out, stderr=out))
+        _, st = os.waitpid(epid, 0)
+        os.kill(pid, 9)
+        return os.waitstatus_to_exitcode(st)
+
+    res = run(bundle, cfg, after_spawn=do_exec)
+    assert res.error == ""
+    assert res.extra == 0
+    assert res.output.splitlines() == [f"         0     {base}      65536",
+                                       "uid=1000 gid=1000 groups=4"]

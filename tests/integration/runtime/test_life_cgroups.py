@@ -77,6 +77,7 @@ def test_pause_resume_ps_update_kill_all(runtime: Runtime, tmp_path: Path) -> No
     assert runtime.state(cid).status is Status.RUNNING
     runtime.update(cid, {"memory": {"limit": 48 << 20}, "pids": {"limit": 20}})
     assert (MEMORY / cg / "memory.limit_in_bytes").read_text().strip() == str(48 << 20)
+    assert runtime.stats(cid).pids.current == 3
     runtime.kill(cid, signal.SIGKILL, all=True)
     assert all(wait_gone(p) for p in pids)
     assert runtime.wait(cid, 10).signal == signal.SIGKILL

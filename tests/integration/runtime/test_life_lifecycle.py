@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,18 @@ from tests.integration.runtime.lifekit import (  # noqa: F401  (fixtures)
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
+def cmdline_soon(pid: int, want: bytes) -> bytes:
+    """The process's cmdline once it has exec'd (``start`` returns when the fifo is read, as
+    runc's does, a moment before execve)."""
+    deadline = time.monotonic() + 5
+    while True:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            got = f.read()
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.01)
+
+
 def test_full_lifecycle(runtime: Runtime, tmp_path: Path) -> None:
     cid = PREFIX + "cycle"
     bundle = write_bundle(tmp_path / "b", ["sleep", "300"], annotations={"a": "b"})
@@ -37,8 +50,7 @@ def test_full_lifecycle(runtime: Runtime, tmp_path: Path) -> None:
     assert (tmp_path / "pid").read_text() == str(created.pid)
     runtime.start(cid)
     assert runtime.state(cid).status is Status.RUNNING
-    with open(f"/proc/{created.pid}/cmdline", "rb") as f:
-        assert f.read() == b"sleep\x00300\x00"
+    assert cmdline_soon(created.pid, b"sleep\x00300\x00") == b"sleep\x00300\x00"
     with pytest.raises(InvalidState):
         runtime.start(cid)
     with pytest.raises(InvalidState):
@@ -117,7 +129,7 @@ def test_force_delete_running(runtime: Runtime, tmp_path: Path) -> None:
     runtime.delete(cid, force=True)
     assert not alive(created.pid)
     assert wait_gone(created.monitor_pid)
-    assert runtime.list() == []
+    assert runtime.list_containers() == []
 
 
 def test_delete_created_container(runtime: Runtime, tmp_path: Path) -> None:
@@ -132,3 +144,43 @@ def test_features(runtime: Runtime) -> None:
     f = runtime.features()
     assert (f["ociVersionMin"], f["ociVersionMax"]) == ("1.0.0", "1.2.0")
     assert "pid" in f["linux"]["namespaces"]
+
+
+def test_exit_watcher_sees_exits_promptly(runtime: Runtime, tmp_path: Path) -> None:
+    from runtime.exits import ExitWatcher
+
+    exits = tmp_path / "exits"
+    exits.mkdir()
+    bundle = write_bundle(tmp_path / "b", ["sleep", "300"])
+    with ExitWatcher(str(exits)) as watcher:
+        for name in ("w1", "w2"):
+            runtime.create(CreateRequest(id=PREFIX + name, bundle=bundle,
+                                         exit_file=exits / (PREFIX + name)))
+            runtime.start(PREFIX + name)
+        runtime.kill(PREFIX + "w2", signal.SIGKILL)
+        assert watcher.read(1.0) == [PREFIX + "w2"]
+        runtime.kill(PREFIX + "w1", signal.SIGKILL)
+        assert watcher.read(1.0) == [PREFIX + "w1"]
+        assert watcher.existing() == [PREFIX + "w1", PREFIX + "w2"]
+
+
+def test_monitor_killed_container_still_deletable(runtime: Runtime, tmp_path: Path) -> None:
+    cid = PREFIX + "nomon"
+    created = runtime.create(CreateRequest(id=cid, bundle=write_bundle(tmp_path / "b",
+                                                                       ["sleep", "300"])))
+    runtime.start(cid)
+    os.kill(created.monitor_pid, signal.SIGKILL)
+    assert wait_gone(created.monitor_pid)
+    assert runtime.state(cid).status is Status.RUNNING
+    t = time.monotonic()
+    runtime.delete(cid, force=True)
+    assert time.monotonic() - t < 1.5
+    assert wait_gone(created.pid)
+
+
+def test_unwritable_pid_file_undoes_create(runtime: Runtime, tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "b", ["sleep", "300"])
+    with pytest.raises(OSError):
+        runtime.create(CreateRequest(id=PREFIX + "pidfile", bundle=bundle,
+                                     pid_file=tmp_path / "missing-dir" / "pid"))
+    assert runtime.store.ids() == []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime.lifecycle import CreateRequest, ExecRequest, Runtime
-from runtime.monitor import AttachClient, framing, reopen_log
+from runtime.monitor import AttachClient, framing
 from tests.integration.runtime.lifekit import (  # noqa: F401  (fixtures)
     PREFIX,
     runtime_fixture,
@@ -67,11 +67,11 @@ def test_reopen_after_rotation(runtime: Runtime, tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "b", ["sh", "-c", "while true; do echo tick; sleep 0.05;"
                                                        " done"])
     log = tmp_path / "c.log"
-    created = runtime.create(CreateRequest(id=cid, bundle=bundle, log_path=log))
+    runtime.create(CreateRequest(id=cid, bundle=bundle, log_path=log))
     runtime.start(cid)
     time.sleep(0.3)
     os.rename(log, tmp_path / "c.log.1")
-    reopen_log(created.attach_socket)
+    runtime.reopen_log(cid)
     time.sleep(0.3)
     runtime.kill(cid, 9)
     runtime.wait(cid, 10)
@@ -87,7 +87,7 @@ def test_attach_stdin_stdout_stdin_once(runtime: Runtime, tmp_path: Path) -> Non
     created = runtime.create(CreateRequest(id=cid, bundle=bundle, log_path=log, stdin=True,
                                            stdin_once=True))
     runtime.start(cid)
-    watcher = AttachClient(created.attach_socket, timeout=10)
+    watcher = runtime.attach(cid, timeout=10)
     with AttachClient(created.attach_socket, timeout=10) as client:
         client.send_stdin(b"hello\n")
         assert client.read_frame() == (framing.STDOUT, b"hello\n")
@@ -141,3 +141,5 @@ def test_exec_into_running(runtime: Runtime, tmp_path: Path) -> None:
     with os.fdopen(res.wait_fd, "rb") as f:
         assert json.loads(f.read())["exit_code"] == 7
     assert json.loads(Path(res.exit_file).read_text())["exit_code"] == 7
+    runtime.release_exec(res)
+    assert not os.path.exists(res.exit_file)

@@ -67,3 +67,46 @@ def test_container_survives_creator_sigkill(tmp_path: Path) -> None:
         rt.delete(cid, force=True)
     assert wait_gone(monitor)
     assert not alive(pid)
+
+
+def test_dead_zygote_is_a_named_error(tmp_path: Path) -> None:
+    from runtime.lifecycle import CreateRequest
+    from runtime.zygote import Zygote, ZygoteError
+
+    z = Zygote.start()
+    os.kill(z.pid, signal.SIGKILL)
+    assert wait_gone(z.pid)
+    rt = Runtime(tmp_path / "state", z)
+    with pytest.raises(ZygoteError):
+        rt.create(CreateRequest(id=PREFIX + "nozygote",
+                                bundle=write_bundle(tmp_path / "b", ["true"])))
+    assert rt.store.ids() == []
+    z.close()
+
+
+def test_malformed_request_does_not_kill_the_zygote(tmp_path: Path) -> None:
+    import json as _json
+
+    from runtime.lifecycle import CreateRequest
+    from runtime.zygote import Zygote
+
+    z = Zygote.start()
+    try:
+        r, w = os.pipe()
+        socket_ = z._sock  # the raw channel, as a buggy or hostile peer would use it
+        socket_.sendmsg([b"{not json"])
+        import socket as _socket
+        _socket.send_fds(socket_, [_json.dumps({"op": "monitor", "request": {}, "fds": {
+            "reply": 0}}).encode()], [w])
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            reply = _json.loads(f.readline())
+        assert reply["ok"] is False and reply["type"] == "ZygoteError"
+        rt = Runtime(tmp_path / "state", z)
+        cid = PREFIX + "afterbad"
+        rt.create(CreateRequest(id=cid, bundle=write_bundle(tmp_path / "b", ["true"])))
+        rt.start(cid)
+        assert rt.wait(cid, 10).exit_code == 0
+        rt.delete(cid)
+    finally:
+        z.close()

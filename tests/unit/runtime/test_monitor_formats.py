@@ -42,6 +42,7 @@ def test_log_records_full_and_partial() -> None:
 def test_rfc3339_nano() -> None:
     assert rfc3339_nano(1475713029_669794202) == TS
     assert rfc3339_nano(1_000_000_000) == "1970-01-01T00:00:01.000000000Z"
+    assert ExitStatus(1, 0, None, False, TS).finished_at_ns == 1475713029_669794202
 
 
 def test_exit_status_from_wait_status(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -101,6 +101,11 @@ def test_full_process_fields():
      "hooks.poststop[0].timeout: 0 out of range [1, None]"),
     ({"annotations": {"a": 1}}, "annotations.a: expected a string, got integer"),
     ({"hostname": "a\x00b"}, "hostname: contains a NUL byte"),
+    ({"hostname": "h" * 65}, "hostname: longer than 64 bytes (65)"),
+    ({"mounts": [{"destination": "/x", "type": "bind"}]},
+     "mounts[0].source: a bind mount needs a source"),
+    ({"mounts": [{"destination": "/x", "options": ["rbind"]}]},
+     "mounts[0].source: a bind mount needs a source"),
 ])
 def test_invalid_fields_are_named(changes, message):
     assert error_of(spec_with(**changes)) == message
