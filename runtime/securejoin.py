@@ -85,6 +85,8 @@ def create_file(root: str, unsafe: str, mode: int = 0o644) -> str:
     parent, _, name = unsafe.rstrip("/").rpartition("/")
     mkdir_all(root, parent)
     path = secure_join(root, unsafe)
+    # the last component may be a symlink to a file in directories that do not exist yet
+    mkdir_all(root, os.path.relpath(os.path.dirname(path), root))
     if not os.path.lexists(path):
         fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         os.close(fd)

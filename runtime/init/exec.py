@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
+import socket
 
 from runtime.errors import InitError, SpecError
 from runtime.init import namespaces, process
@@ -50,6 +50,9 @@ def exec_in(ctx: ExecContext) -> int:
 
 
 def _stage1(ctx: ExecContext, ch: Channel, seccomp: CompiledFilter | None) -> None:
+    if ctx.process.exec_cpu_affinity is not None:  # runc: "initial" covers the runtime's part
+        with step("setting initial CPU affinity"):
+            process.set_cpu_affinity(ctx.process.exec_cpu_affinity.initial)
     with step("joining the container's cgroups"):
         _join_cgroups(ctx.pid)
     console = None
@@ -70,7 +73,7 @@ def _join_cgroups(pid: int) -> None:
             f.write("0")
 
 
-def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def]
+def _exec(ctx: ExecContext, ch: Channel, console: socket.socket | None,
           seccomp: CompiledFilter | None) -> None:
     proc = ctx.process
     os.setsid()
@@ -85,6 +88,8 @@ def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def
         process.set_rlimits(proc)
     with step("setting oom_score_adj"):
         process.set_oom_score_adj(proc.oom_score_adj)
+    with step("setting I/O priority and scheduler"):
+        process.set_scheduling(proc)
     env = process.environment(proc)
     with step(f"changing to cwd {proc.cwd}"):
         os.chdir(proc.cwd)
@@ -95,10 +100,13 @@ def _exec(ctx: ExecContext, ch: Channel, console,  # type: ignore[no-untyped-def
     drop_privileges(proc, seccomp)
     if proc.no_new_privileges:
         install_seccomp(seccomp)
-    keep = ch.sock.fileno()
-    with contextlib.suppress(OSError):
-        os.closerange(3 + ctx.preserve_fds, keep)
-        os.closerange(keep + 1, 65536)
+    keep = ch.sock.fileno()  # close-on-exec: its EOF tells exec_in that execve succeeded
+    if keep < 3 + ctx.preserve_fds:
+        raise InitError(f"exec: fd {keep} of the runtime is among the preserved fds")
+    process.close_fds_from(3 + ctx.preserve_fds, keep)
+    if proc.exec_cpu_affinity is not None:
+        with step("setting CPU affinity"):
+            process.set_cpu_affinity(proc.exec_cpu_affinity.final)
     reset_signals()
     with step(f"exec {program}"):
         os.execve(program, list(proc.args), env)

@@ -8,8 +8,10 @@ Every destination is resolved with securejoin and the resulting inode re-checked
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime import libc, securejoin
@@ -71,13 +73,18 @@ def remount(target: str, flags: int) -> None:
         libc.mount(None, target, None, base | flags | locked)
 
 
+def _bind(source: str, target: str) -> None:
+    libc.mount(source, target, None, libc.MS_BIND | libc.MS_REC)
+
+
 def _make_target(root: str, dest: str, is_dir: bool) -> str:
     if is_dir:
         return securejoin.mkdir_all(root, dest)
     return securejoin.create_file(root, dest)
 
 
-def _with_target(root: str, target: str, do) -> None:  # type: ignore[no-untyped-def]
+def _with_target(root: str, target: str, do: Callable[[str], None]) -> None:
+    """Run do("/proc/self/fd/N") on target opened O_PATH and checked to be inside root."""
     fd = securejoin.open_in_root(root, target)
     try:
         do(f"/proc/self/fd/{fd}")
@@ -104,7 +111,7 @@ def _mount_cgroups(root: str, m: Mount, opts: mountopts.MountOptions,
         "tmpfs", t, "tmpfs", flags & ~libc.MS_RDONLY, "mode=755"))
     for h in v1:
         sub = securejoin.mkdir_all(root, os.path.join(m.destination, h.name))
-        libc.mount(h.host_dir, sub, None, libc.MS_BIND | libc.MS_REC)
+        _with_target(root, sub, functools.partial(_bind, h.host_dir))
         remount(sub, flags & mountopts.FLAGS_KEPT_ON_REMOUNT)
         for alias in h.name.split(","):  # "cpu,cpuacct" is also reachable as cpu and cpuacct
             link = os.path.join(target, alias)

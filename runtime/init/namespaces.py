@@ -101,3 +101,12 @@ def write_id_maps(pid: int, linux: Linux) -> None:
                 f.write(format_map(maps))
         except OSError as e:
             raise OSError(e.errno, f"writing {path}: {e.strerror}") from e
+
+
+def write_time_offsets(offsets: tuple[tuple[str, int, int], ...]) -> None:
+    """Offsets of the time namespace unshared for our children (before the first fork)."""
+    if not offsets:
+        return
+    text = "".join(f"{clock} {secs} {nsecs}\n" for clock, secs, nsecs in offsets)
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write(text)

@@ -32,6 +32,23 @@ def set_rlimits(process: Process) -> None:
                           f"setting {rl.type} to soft {rl.soft} hard {rl.hard}: {e}") from e
 
 
+def set_scheduling(process: Process) -> None:
+    """ioPriority and scheduler (policy, nice, priority) of the process."""
+    if process.io_priority is not None:
+        io = process.io_priority
+        libc.ioprio_set(libc.IOPRIO_CLASSES[io.io_class], io.priority)
+    if process.scheduler is not None:
+        s = process.scheduler
+        os.sched_setscheduler(0, getattr(os, s.policy), os.sched_param(s.priority))
+        if s.policy in ("SCHED_OTHER", "SCHED_BATCH", "SCHED_IDLE") and s.nice:
+            os.setpriority(os.PRIO_PROCESS, 0, s.nice)
+
+
+def set_cpu_affinity(cpus: tuple[int, ...]) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
 def set_oom_score_adj(value: int | None) -> int | None:
     """Write oom_score_adj; lowering it below our own needs CAP_SYS_RESOURCE, so on
     EACCES/EPERM keep the current (lowest allowed) value. Returns the value in effect."""
@@ -188,9 +205,19 @@ def dup_stdio(stdin: int | None, stdout: int | None, stderr: int | None) -> None
             os.close(fd)
 
 
-def close_fds_from(first: int) -> None:
-    """Close every fd >= first (before exec, so nothing of the runtime leaks in)."""
-    os.closerange(first, _max_fd())
+def close_fds_from(first: int, keep: int | None = None) -> None:
+    """Close every fd >= first but keep (before exec, so nothing of the runtime leaks in) and
+    make the preserved ones below it (3 .. first-1) survive execve."""
+    for fd in range(3, first):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError as e:
+            raise OSError(e.errno, f"preserving fd {fd}: {e.strerror}") from e
+    end = _max_fd()
+    if keep is not None and keep >= first:
+        os.closerange(first, keep)
+        first = keep + 1
+    os.closerange(first, end)
 
 
 def _max_fd() -> int:

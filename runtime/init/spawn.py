@@ -12,14 +12,16 @@ reports "ready" and blocks on the exec FIFO.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
+from typing import Any
 
-from runtime import hooks, libc
+from runtime import hooks, libc, securejoin
 from runtime.errors import InitError, SpecError
 from runtime.init import namespaces, process, rootfs
 from runtime.init.channel import Channel
 from runtime.init.context import InitContext
-from runtime.init.mounts import host_cgroups
+from runtime.init.mounts import CgroupHierarchy, host_cgroups
 from runtime.init.steps import (
     compile_seccomp,
     drop_privileges,
@@ -47,6 +49,8 @@ def spawn_init(ctx: InitContext, on_created: Callable[[int], None]) -> int:
     """
     _validate(ctx.spec, ctx)
     root = os.path.realpath(os.path.join(ctx.bundle, ctx.spec.root.path))
+    if not os.path.isdir(root):
+        raise SpecError("root.path", f"{root} is not a directory")
     seccomp = compile_seccomp(ctx.spec.linux.seccomp)
     children = fork_stage1(lambda ch: _stage1(ctx, ch, root, seccomp))
     parent = children.channel
@@ -80,12 +84,18 @@ def _validate(spec: Spec, ctx: InitContext) -> None:
         raise SpecError("hostname", "setting the hostname needs a private UTS namespace")
     if spec.domainname and "uts" not in ns:
         raise SpecError("domainname", "setting the domainname needs a private UTS namespace")
+    for i, m in enumerate(spec.mounts):
+        if m.uid_mappings or m.gid_mappings or {"idmap", "ridmap"} & set(m.options):
+            raise SpecError(f"mounts[{i}]", "idmapped mounts are not supported")
 
 
 def _stage1(ctx: InitContext, ch: Channel, root: str,
             seccomp: CompiledFilter | None) -> None:
     """Namespaces (join, then new user ns + maps, then the other new ones) and the init fork."""
     spec = ctx.spec
+    if spec.process and spec.process.exec_cpu_affinity is not None:
+        with step("setting initial CPU affinity"):
+            process.set_cpu_affinity(spec.process.exec_cpu_affinity.initial)
     with step("opening namespace paths"):
         plan = namespaces.plan(spec.linux)
     console = None
@@ -98,32 +108,59 @@ def _stage1(ctx: InitContext, ch: Channel, root: str,
             fifo = os.open(ctx.exec_fifo, os.O_PATH | os.O_CLOEXEC)
     with step("joining namespaces"):
         namespaces.join_all(plan.join)
+    if any(t == "user" for t, _ in plan.join):
+        with step("becoming root in the joined user namespace"):
+            _become_ns_root()
     if plan.new_user:
         with step("creating user namespace"):
             libc.unshare(libc.CLONE_NEWUSER)
         ch.send("userns")
         ch.expect("mapped")
         with step("becoming root in the user namespace"):
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            _become_ns_root()
     flags = plan.unshare_flags | (libc.CLONE_NEWPID if plan.new_pid else 0)
     with step("creating namespaces"):
         if flags:
             libc.unshare(flags)
+    with step("writing time namespace offsets"):
+        namespaces.write_time_offsets(spec.linux.time_offsets)
     pid = os.fork()
     if pid == 0:
         run_child(lambda: _init(ctx, ch, root, plan, seccomp, console, fifo), ch)
     ch.send("pid", pid=pid)
 
 
+def _become_ns_root() -> None:
+    """Take uid/gid 0 of the user namespace just entered (needs 0 to be mapped), as runc."""
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
 def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
-          seccomp: CompiledFilter | None, console,  # type: ignore[no-untyped-def]
+          seccomp: CompiledFilter | None, console: socket.socket | None,
           fifo: int | None) -> None:
-    spec = ctx.spec
-    proc = spec.process
+    """The container init, from "go" to "ready", then the wait for start and the exec."""
+    proc = ctx.spec.process
     assert proc is not None
     host_pid = int(ch.expect("go")["pid"])
     state = {**ctx.state, "pid": host_pid, "status": "creating"}
+    cgroups = _enter(ctx, plan)
+    _build_rootfs(ctx, root, cgroups, state)
+    _prepare_process(ctx, console)
+    env = process.environment(proc)
+    with step("looking up the program"):
+        program = process.find_program(proc.args[0], env)
+    drop_privileges(proc, seccomp)
+    ch.send("ready")
+    ch.close()
+    _wait_and_exec(ctx, fifo, state, program, env, seccomp)
+
+
+def _enter(ctx: InitContext, plan: namespaces.NsPlan) -> tuple[CgroupHierarchy, ...]:
+    """Session, stdio, OOM score; the cgroup namespace once the caller has placed us in our
+    cgroup (on_created ran before "go"). Returns our cgroups as seen from the host."""
+    proc = ctx.spec.process
+    assert proc is not None
     os.setsid()
     if not proc.terminal:
         with step("setting up stdio"):
@@ -135,11 +172,22 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     if plan.new_cgroup:
         with step("creating cgroup namespace"):
             libc.unshare(libc.CLONE_NEWCGROUP)
+    return cgroups
+
+
+def _build_rootfs(ctx: InitContext, root: str, cgroups: tuple[CgroupHierarchy, ...],
+                  state: dict[str, Any]) -> None:
+    """Mounts, devices, createContainer hooks (before pivot_root, runtime.md), pivot_root,
+    then what needs the container's /proc: sysctls, masks, read-only paths; hostname."""
+    spec = ctx.spec
+    assert spec.process is not None
     os.umask(0)
     with step(f"preparing rootfs {root}"):
         rootfs.prepare(root, spec.linux.rootfs_propagation)
     with step("mounts"):
         rootfs.mount_all(spec, root, ctx.bundle, cgroups)
+    with step(f"creating cwd {spec.process.cwd}"):
+        securejoin.mkdir_all(root, spec.process.cwd)
     with step("createContainer hooks"):
         hooks.run_hooks(spec.hooks.create_container, state, "createContainer")
     with step("pivot_root"):
@@ -151,34 +199,27 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
             libc.sethostname(spec.hostname)
         if spec.domainname:
             libc.setdomainname(spec.domainname)
-    _prepare_process(ctx, console)
-    env = process.environment(proc)
-    with step("looking up the program"):
-        program = process.find_program(proc.args[0], env)
-    drop_privileges(proc, seccomp)
-    ch.send("ready")
-    ch.close()
-    _wait_and_exec(ctx, fifo, state, program, env, seccomp)
 
 
-def _prepare_process(ctx: InitContext, console) -> None:  # type: ignore[no-untyped-def]
+def _prepare_process(ctx: InitContext, console: socket.socket | None) -> None:
     proc = ctx.spec.process
     assert proc is not None
     with step("setting personality"):
         process.set_personality(ctx.spec.linux.personality)
     with step("setting rlimits"):
         process.set_rlimits(proc)
+    with step("setting I/O priority and scheduler"):
+        process.set_scheduling(proc)
     if console is not None:
         with step("setting up the console"):
             process.setup_console(console, proc.console_size)
             console.close()
     with step(f"changing to cwd {proc.cwd}"):
-        os.makedirs(proc.cwd, exist_ok=True)
         os.chdir(proc.cwd)
     os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
 
 
-def _wait_and_exec(ctx: InitContext, fifo: int | None, state: dict, program: str,
+def _wait_and_exec(ctx: InitContext, fifo: int | None, state: dict[str, Any], program: str,
                    env: dict[str, str], seccomp: CompiledFilter | None) -> None:
     """After "ready": errors can only go to the container's stderr now."""
     proc = ctx.spec.process
@@ -194,6 +235,9 @@ def _wait_and_exec(ctx: InitContext, fifo: int | None, state: dict, program: str
                         "startContainer")
     if proc.no_new_privileges:
         install_seccomp(seccomp)
+    if proc.exec_cpu_affinity is not None:
+        with step("setting CPU affinity"):
+            process.set_cpu_affinity(proc.exec_cpu_affinity.final)
     process.close_fds_from(3 + ctx.preserve_fds)
     reset_signals()
     os.execve(program, list(proc.args), env)

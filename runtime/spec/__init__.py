@@ -4,10 +4,12 @@ from runtime.spec.load import load_spec, parse_process, parse_spec
 from runtime.spec.model import (
     Capabilities,
     ConsoleSize,
+    CPUAffinity,
     Device,
     Hook,
     Hooks,
     IDMapping,
+    IOPriority,
     Linux,
     Mount,
     Namespace,
@@ -15,12 +17,13 @@ from runtime.spec.model import (
     Process,
     Rlimit,
     Root,
+    Scheduler,
     Spec,
     User,
 )
 
 __all__ = [
-    "Capabilities", "ConsoleSize", "Device", "Hook", "Hooks", "IDMapping", "Linux", "Mount",
-    "Namespace", "Personality", "Process", "Rlimit", "Root", "Spec", "User", "load_spec",
-    "parse_process", "parse_spec",
+    "CPUAffinity", "Capabilities", "ConsoleSize", "Device", "Hook", "Hooks", "IDMapping",
+    "IOPriority", "Linux", "Mount", "Namespace", "Personality", "Process", "Rlimit", "Root",
+    "Scheduler", "Spec", "User", "load_spec", "parse_process", "parse_spec",
 ]

@@ -109,7 +109,49 @@ def _process(v: Any, path: str) -> m.Process:
         apparmor_profile=get(d, "apparmorProfile", path, string, ""),
         oom_score_adj=get(d, "oomScoreAdj", path, integer, None, lo=-1000, hi=1000),
         selinux_label=get(d, "selinuxLabel", path, string, ""),
+        io_priority=get(d, "ioPriority", path, _io_priority, None),
+        scheduler=get(d, "scheduler", path, _scheduler, None),
+        exec_cpu_affinity=get(d, "execCPUAffinity", path, _cpu_affinity, None),
     )
+
+
+IO_CLASSES = ("IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE")
+SCHED_POLICIES = ("SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_IDLE")
+
+
+def _io_priority(v: Any, path: str) -> m.IOPriority:
+    d = obj(v, path)
+    cls = get(d, "class", path, string)
+    if cls not in IO_CLASSES:
+        raise SpecError(f"{path}.class", f"unknown I/O priority class {cls!r}")
+    return m.IOPriority(io_class=cls, priority=get(d, "priority", path, integer, 0, lo=0, hi=7))
+
+
+def _scheduler(v: Any, path: str) -> m.Scheduler:
+    d = obj(v, path)
+    policy = get(d, "policy", path, string)
+    if policy not in SCHED_POLICIES:
+        raise SpecError(f"{path}.policy", f"unsupported scheduling policy {policy!r}")
+    return m.Scheduler(policy=policy, nice=get(d, "nice", path, integer, 0, lo=-20, hi=19),
+                       priority=get(d, "priority", path, integer, 0, lo=0, hi=99))
+
+
+def _cpu_list(v: Any, path: str) -> tuple[int, ...]:
+    """"0-3,7" -> (0, 1, 2, 3, 7)."""
+    text = string(v, path)
+    cpus: list[int] = []
+    for part in filter(None, text.replace(" ", "").split(",")):
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit() or hi and not hi.isdigit() or hi and int(hi) < int(lo):
+            raise SpecError(path, f"invalid CPU list {text!r}")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return tuple(cpus)
+
+
+def _cpu_affinity(v: Any, path: str) -> m.CPUAffinity:
+    d = obj(v, path)
+    return m.CPUAffinity(initial=get(d, "initial", path, _cpu_list, ()),
+                         final=get(d, "final", path, _cpu_list, ()))
 
 
 def _console_size(v: Any, path: str) -> m.ConsoleSize:
@@ -252,6 +294,19 @@ def _personality(v: Any, path: str) -> m.Personality:
     return m.Personality(domain=dom, flags=get(d, "flags", path, strings, ()))
 
 
+def _time_offsets(v: Any, path: str) -> tuple[tuple[str, int, int], ...]:
+    d = obj(v, path)
+    out = []
+    for clock, off in d.items():
+        sub = f"{path}.{clock}"
+        if clock not in ("monotonic", "boottime"):
+            raise SpecError(sub, "only monotonic and boottime clocks can be offset")
+        o = obj(off, sub)
+        out.append((clock, get(o, "secs", sub, integer, 0),
+                    get(o, "nanosecs", sub, integer, 0, lo=0, hi=999_999_999)))
+    return tuple(out)
+
+
 def _raw(v: Any, path: str) -> dict[str, Any]:
     return obj(v, path)
 
@@ -280,8 +335,12 @@ def _linux(v: Any, path: str) -> m.Linux:
         rootfs_propagation=prop,
         mount_label=get(d, "mountLabel", path, string, ""),
         personality=get(d, "personality", path, _personality, None),
+        time_offsets=get(d, "timeOffsets", path, _time_offsets, ()),
     )
     _check_userns(lin, path)
+    timens = lin.namespace("time")
+    if lin.time_offsets and (timens is None or timens.path):
+        raise SpecError(f"{path}.timeOffsets", "needs a new time namespace")
     return lin
 
 

@@ -43,6 +43,27 @@ class Rlimit:
 
 
 @dataclass(frozen=True)
+class IOPriority:
+    io_class: str  # IOPRIO_CLASS_RT | IOPRIO_CLASS_BE | IOPRIO_CLASS_IDLE
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    policy: str  # SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE
+    nice: int = 0
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class CPUAffinity:
+    """execCPUAffinity: CPU sets for the runtime's part ("initial") and after exec ("final")."""
+
+    initial: tuple[int, ...] = ()
+    final: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Process:
     args: tuple[str, ...]
     cwd: str
@@ -56,6 +77,9 @@ class Process:
     apparmor_profile: str = ""
     oom_score_adj: int | None = None
     selinux_label: str = ""
+    io_priority: IOPriority | None = None
+    scheduler: Scheduler | None = None
+    exec_cpu_affinity: CPUAffinity | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,7 @@ class Linux:
     rootfs_propagation: str = ""
     mount_label: str = ""
     personality: Personality | None = None
+    time_offsets: tuple[tuple[str, int, int], ...] = ()  # (clock, secs, nanosecs)
 
     def namespace(self, ns_type: str) -> Namespace | None:
         """The namespace entry of that type, or None when the container shares the runtime's."""

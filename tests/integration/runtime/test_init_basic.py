@@ -97,12 +97,13 @@ def test_cgroup_mount_shows_own_cgroup_read_only(bundle):
 
 
 def test_readonly_root(bundle):
-    cfg = default_config(["sh", "-c", "touch /x; touch /tmp/y; echo done"])
+    cfg = default_config(["sh", "-c", "touch /x; pwd"])
     cfg["root"]["readonly"] = True
+    cfg["process"]["cwd"] = "/new/cwd"  # created before the root turns read-only
     res = run(bundle, cfg)
     assert res.error == ""
     assert "touch: /x: Read-only file system" in res.output
-    assert res.output.strip().endswith("done")
+    assert res.output.strip().endswith("/new/cwd")
 
 
 def test_oom_score_adj_raise_and_clamped_lowering(bundle):

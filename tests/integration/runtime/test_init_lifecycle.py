@@ -8,6 +8,7 @@ import os
 import socket
 import time
 
+from runtime.errors import HookError
 from runtime.init import ExecContext, exec_in
 from runtime.spec import parse_spec
 from tests.integration.runtime.bundle import default_config, run
@@ -223,3 +224,27 @@ def test_exec_in_reports_missing_program(bundle):
     res = run(bundle, cfg, after_spawn=do_exec)
     assert res.extra == ("InitError: exec in container crt-init-x: looking up the program: "
                          "[Errno 2] executable file 'nope' not found in $PATH of the container")
+
+
+def test_missing_rootfs_is_a_spec_error(bundle):
+    cfg = default_config(["true"])
+    cfg["root"]["path"] = "no-rootfs"
+    res = run(bundle, cfg)
+    assert res.error == f"SpecError: root.path: {bundle}/no-rootfs is not a directory"
+
+
+def test_failing_on_created_aborts_and_leaves_no_process(bundle):
+    def on_created(pid: int) -> None:
+        raise HookError("createRuntime hook /x: exit status 1")
+
+    res = run(bundle, default_config(["true"]), on_created=on_created)
+    assert res.error == "HookError: createRuntime hook /x: exit status 1"
+    assert res.children_left is False
+
+
+def test_idmapped_mount_is_refused_not_ignored(bundle):
+    cfg = default_config(["true"])
+    cfg["mounts"].append({"destination": "/m", "type": "bind", "source": "/tmp",
+                          "options": ["rbind", "idmap"]})
+    res = run(bundle, cfg)
+    assert res.error == "SpecError: mounts[7]: idmapped mounts are not supported"

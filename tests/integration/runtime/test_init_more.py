@@ -94,3 +94,37 @@ def test_overlay_rootfs_like_crid_builds_it(tmp_path):
     assert res.error == ""
     assert res.output.split() == ["hi", "1"]
     assert (upper / "tmp/w").read_text() == "hi\n"
+
+
+def test_io_priority_scheduler_and_cpu_affinity(bundle):
+    cfg = default_config(["sh", "-c", "grep -E '^Cpus_allowed_list' /proc/self/status; "
+                          "cut -d' ' -f19,41 /proc/self/stat"])
+    cfg["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+    cfg["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
+    cfg["process"]["execCPUAffinity"] = {"final": "0"}
+    res = run(bundle, cfg)
+    assert res.error == ""
+    # /proc/PID/stat field 19 is nice, field 41 the policy (3 = SCHED_BATCH)
+    assert res.output.split() == ["Cpus_allowed_list:", "0", "7", "3"]
+
+
+def test_time_namespace_offsets(bundle):
+    with open("/proc/uptime") as f:
+        host_uptime = float(f.read().split()[0])
+    cfg = default_config(["cat", "/proc/uptime"])
+    cfg["linux"]["namespaces"].append({"type": "time"})
+    cfg["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365}}
+    res = run(bundle, cfg)
+    assert res.error == ""
+    shift = float(res.output.split()[0]) - host_uptime
+    assert 86400 * 365 - 5 < shift < 86400 * 365 + 5
+
+
+def test_only_stdio_and_preserved_fds_reach_the_process(bundle):
+    # ls's own directory fd is the last one listed
+    plain = run(bundle, default_config(["ls", "/proc/self/fd"]))
+    assert plain.error == ""
+    assert plain.output.split() == ["0", "1", "2", "3"]
+    kept = run(bundle, default_config(["ls", "/proc/self/fd"]), preserve_fds=1)
+    assert kept.error == ""
+    assert kept.output.split() == ["0", "1", "2", "3", "4"]

@@ -6,9 +6,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
+from runtime import libc
 from runtime.init import ExecContext, exec_in
 from runtime.spec import parse_process
 from tests.integration.runtime.bundle import default_config, make_rootfs, run
@@ -126,3 +128,48 @@ def test_exec_in_a_user_namespaced_container(open_bundle):
     assert res.extra == 0
     assert res.output.splitlines() == [f"         0     {base}      65536",
                                        "uid=1000 gid=1000 groups=4"]
+
+
+def _pin_user_namespace(pin: str, id_map: str) -> None:
+    """A child unshares a user namespace; we map it, bind-mount it on pin, and reap the child."""
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(w)
+        try:
+            libc.unshare(libc.CLONE_NEWUSER)
+            os.read(r, 1)  # wait until pinned
+        finally:
+            os._exit(0)
+    os.close(r)
+    try:
+        for _ in range(500):
+            if os.readlink(f"/proc/{child}/ns/user") != os.readlink("/proc/self/ns/user"):
+                break
+            time.sleep(0.002)
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{child}/{name}", "w") as f:
+                f.write(id_map)
+        libc.mount(f"/proc/{child}/ns/user", pin, None, libc.MS_BIND)
+    finally:
+        os.close(w)
+        os.waitpid(child, 0)
+
+
+def test_joins_a_pinned_user_namespace_by_path(open_bundle, tmp_path):
+    """The pod's user namespace is pinned; the container joins it (and makes its own mount
+    and pid namespaces inside it)."""
+    base = 400000
+    bundle = open_bundle
+    _chown_tree(os.path.join(bundle, "rootfs"), base, base)
+    pin = tmp_path / "crt-init-user"
+    pin.touch()
+    _pin_user_namespace(str(pin), f"0 {base} 65536\n")
+    try:
+        cfg = default_config(["sh", "-c", "cat /proc/self/uid_map; id -u"])
+        cfg["linux"]["namespaces"].append({"type": "user", "path": str(pin)})
+        res = run(bundle, cfg)
+    finally:
+        libc.umount2(str(pin), libc.MNT_DETACH)
+    assert res.error == ""
+    assert res.output.split() == ["0", str(base), "65536", "0"]

@@ -61,3 +61,9 @@ def test_open_in_root_rejects_outside(root, tmp_path):
     os.close(fd)
     with pytest.raises(SecurityError, match="outside the container root"):
         securejoin.open_in_root(root, str(tmp_path))
+
+
+def test_create_file_through_dangling_symlink(root):
+    os.symlink("/run/resolve/stub.conf", os.path.join(root, "usr/resolv.conf"))
+    path = securejoin.create_file(root, "/usr/resolv.conf")
+    assert path == os.path.join(root, "run/resolve/stub.conf") and os.path.isfile(path)

@@ -99,6 +99,16 @@ def test_full_process_fields():
      "hooks.prestart[0].path: must be an absolute path, got 'x'"),
     ({"hooks": {"poststop": [{"path": "/x", "timeout": 0}]}},
      "hooks.poststop[0].timeout: 0 out of range [1, None]"),
+    ({"process__ioPriority": {"class": "IOPRIO_CLASS_X"}},
+     "process.ioPriority.class: unknown I/O priority class 'IOPRIO_CLASS_X'"),
+    ({"process__scheduler": {"policy": "SCHED_DEADLINE"}},
+     "process.scheduler.policy: unsupported scheduling policy 'SCHED_DEADLINE'"),
+    ({"process__execCPUAffinity": {"final": "3-1"}},
+     "process.execCPUAffinity.final: invalid CPU list '3-1'"),
+    ({"linux__timeOffsets": {"monotonic": {"secs": 1}}},
+     "linux.timeOffsets: needs a new time namespace"),
+    ({"linux__timeOffsets": {"realtime": {"secs": 1}}},
+     "linux.timeOffsets.realtime: only monotonic and boottime clocks can be offset"),
     ({"annotations": {"a": 1}}, "annotations.a: expected a string, got integer"),
     ({"hostname": "a\x00b"}, "hostname: contains a NUL byte"),
     ({"hostname": "h" * 65}, "hostname: longer than 64 bytes (65)"),
@@ -152,3 +162,13 @@ def test_parse_process_alone():
     assert parse_process({"args": ["ls"], "cwd": "/"}).args == ("ls",)
     with pytest.raises(SpecError, match=r"^process.cwd: required field is missing$"):
         parse_process({"args": ["ls"]})
+
+
+def test_scheduling_fields():
+    p = parse_spec(spec_with(process={
+        "args": ["x"], "cwd": "/", "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 4},
+        "scheduler": {"policy": "SCHED_BATCH", "nice": 5},
+        "execCPUAffinity": {"initial": "0", "final": "0-2,5"}})).process
+    assert (p.io_priority.io_class, p.io_priority.priority) == ("IOPRIO_CLASS_BE", 4)
+    assert (p.scheduler.policy, p.scheduler.nice) == ("SCHED_BATCH", 5)
+    assert p.exec_cpu_affinity.final == (0, 1, 2, 5) and p.exec_cpu_affinity.initial == (0,)
