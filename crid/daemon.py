@@ -6,6 +6,7 @@ import dataclasses
 import errno
 import fcntl
 import os
+import re
 import signal
 import socket
 import threading
@@ -172,7 +173,8 @@ class Daemon:
         # Daemons with a bridge of their own (tests, a second crid) get an nft table of
         # their own too: each rewrites its whole table from its own leases.
         if opts.bridge != NetworkConfig().bridge:
-            opts = dataclasses.replace(opts, nft_table=f"crid_{opts.bridge}")
+            table = re.sub(r"[^A-Za-z0-9_]", "_", opts.bridge)
+            opts = dataclasses.replace(opts, nft_table=f"crid_{table}")
         network = PodNetworkAdapter(make_pod_network(opts))
         if pod_cidrs.get():
             network.update_pod_cidrs(pod_cidrs.get())

@@ -9,6 +9,7 @@ from crid.pods.model import DNS
 from crid.store import atomic_write
 
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
+HOST_HOSTS = Path("/etc/hosts")
 
 
 def resolv_conf(dns: DNS | None, host_file: Path = HOST_RESOLV_CONF) -> bytes:
@@ -35,8 +36,12 @@ def hosts(hostname: str, ips: tuple[str, ...]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def write_pod_files(pod_dir: Path, hostname: str, dns: DNS | None, ips: tuple[str, ...]) -> None:
-    """Writes resolv.conf, hosts and hostname into pod_dir."""
+def write_pod_files(pod_dir: Path, hostname: str, dns: DNS | None, ips: tuple[str, ...],
+                    host_hosts: bool = False) -> None:
+    """Writes resolv.conf, hosts and hostname into pod_dir; a host-network pod gets a copy
+    of the host's /etc/hosts (its names are the host's)."""
     atomic_write(pod_dir / "resolv.conf", resolv_conf(dns))
-    atomic_write(pod_dir / "hosts", hosts(hostname, ips))
+    content = HOST_HOSTS.read_bytes() if host_hosts and HOST_HOSTS.exists() else \
+        hosts(hostname, ips)
+    atomic_write(pod_dir / "hosts", content)
     atomic_write(pod_dir / "hostname", f"{hostname}\n".encode())

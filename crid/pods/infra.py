@@ -1,11 +1,12 @@
-"""The pod's infra process: a pid-1 reaper in a new PID namespace, only for pods whose
-containers share one PID namespace (NamespaceMode POD for pid).
+"""The pod's infra process: pid 1 of a new PID namespace, only for pods whose containers share
+one PID namespace (NamespaceMode POD for pid).
 
-`start_infra` runs this module as a fresh, single-threaded interpreter (`python -m
-crid.pods.infra NET IPC UTS`): it joins the pod's pinned namespaces, unshares a PID namespace
-and forks; the child is pid 1 there and only reaps orphans until SIGTERM/SIGINT. The parent
-prints the child's pid and exits, so the reaper is nobody's child in the daemon and outlives
-it. The pid and its start time are recorded so a restarted daemon can tell it from a reused pid.
+No interpreter is started: `nsenter` (into the pod's pinned namespaces) execs util-linux
+`unshare --pid --fork`, whose child execs coreutils `env --ignore-signal=CHLD sleep infinity`.
+A pid 1 that ignores SIGCHLD has the kernel reap every orphan for it, so a sleeping process is
+a complete reaper. `unshare` stays as its parent (it waits for it); neither is the daemon's
+child once the daemon restarts. The pid and its start time are recorded so a restarted daemon
+can tell the infra process from a reused pid.
 """
 
 from __future__ import annotations
@@ -13,52 +14,83 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from crid.errors import Internal
 from crid.pods.model import Infra
 
-_TOP = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 10.0
 
 
 class InfraError(Internal):
     """The infra process could not be started or stopped."""
 
 
-def start_infra(ns_paths: dict[str, str]) -> Infra:
-    """Starts the reaper inside the given pinned namespaces (kind -> path; absent = host's).
+@dataclass(frozen=True)
+class InfraTools:
+    nsenter: str = "/usr/bin/nsenter"
+    unshare: str = "/usr/bin/unshare"
+    env: str = "/usr/bin/env"
+    sleep: str = "/bin/sleep"
+
+
+def start_infra(ns_paths: dict[str, str], tools: InfraTools = InfraTools()) -> Infra:
+    """Starts the infra process inside the given pinned namespaces (kind -> path; a kind
+    absent from ns_paths stays the host's).
 
     Raises:
-        InfraError: the helper failed or printed no pid.
+        InfraError: a helper failed or the process did not appear in time.
     """
-    args = [sys.executable, "-S", "-m", "crid.pods.infra",
-            *(ns_paths.get(k, "") for k in ("net", "ipc", "uts"))]
-    env = {"PYTHONPATH": str(_TOP), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    enter = [tools.nsenter, *(f"--{k}={p}" for k, p in sorted(ns_paths.items())), "--"] \
+        if ns_paths else []
+    args = [*enter, tools.unshare, "--pid", "--fork", "--", tools.env, "--ignore-signal=CHLD",
+            tools.sleep, "infinity"]
     try:
-        res = subprocess.run(args, capture_output=True, text=True, timeout=30, env=env,
-                             cwd="/", stdin=subprocess.DEVNULL, start_new_session=True)
-    except (OSError, subprocess.TimeoutExpired) as e:
+        # Not waited for: the Popen object, once dropped, is reaped by the subprocess module.
+        helper = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, close_fds=True, cwd="/",
+                                  start_new_session=True)
+    except OSError as e:
         raise InfraError(f"starting the pod infra process: {e}") from e
-    if res.returncode != 0 or not res.stdout.strip().isdigit():
-        raise InfraError(f"starting the pod infra process: exit {res.returncode}: "
-                         f"{res.stderr.strip()[-500:]}")
-    pid = int(res.stdout.strip())
+    pid = _wait_for_child(helper)
     start = process_start_time(pid)
     if start is None:
         raise InfraError(f"pod infra process {pid} died right after starting")
+    helper.stderr.close()  # type: ignore[union-attr]
     return Infra(pid=pid, start_time=start)
 
 
+def _wait_for_child(helper: subprocess.Popen) -> int:
+    children = Path(f"/proc/{helper.pid}/task/{helper.pid}/children")
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if helper.poll() is not None:
+            err = helper.stderr.read().decode(errors="replace") if helper.stderr else ""
+            raise InfraError(f"starting the pod infra process: exit {helper.returncode}: "
+                             f"{err.strip()[-500:]}")
+        try:
+            kids = children.read_text().split()
+        except OSError:
+            kids = []
+        if kids:
+            return int(kids[0])
+        time.sleep(0.0005)
+    helper.kill()
+    raise InfraError(f"pod infra process did not start within {START_TIMEOUT}s")
+
+
 def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks), None when pid is gone."""
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks), None when pid is gone or a
+    zombie (dead, waiting for whoever adopted it to reap it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ")".
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def infra_alive(infra: Infra) -> bool:
@@ -66,56 +98,21 @@ def infra_alive(infra: Infra) -> bool:
     return process_start_time(infra.pid) == infra.start_time
 
 
-def stop_infra(infra: Infra, grace: float = 2.0) -> None:
-    """Stops the reaper (SIGTERM, then SIGKILL); a process already gone is fine."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if not infra_alive(infra):
-            return
-        try:
-            os.kill(infra.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and infra_alive(infra):
-            time.sleep(0.005)
-    if infra_alive(infra):
-        raise InfraError(f"pod infra process {infra.pid} survived SIGKILL")
+def stop_infra(infra: Infra, grace: float = 5.0) -> None:
+    """Kills the infra process (SIGKILL: as pid 1 without handlers it ignores every other
+    signal, and it holds no state); a process already gone is fine.
 
-
-def _reap_forever() -> None:
-    signals = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    while True:
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-        if signal.sigwait(signals) != signal.SIGCHLD:
-            os._exit(0)
-
-
-def _main(net: str, ipc: str, uts: str) -> None:
-    from runtime import libc
-
-    for path in (net, ipc, uts):
-        if path:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            libc.setns(fd, 0)
-            os.close(fd)
-    libc.unshare(libc.CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.setsid()
-        _reap_forever()
-    print(pid, flush=True)
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    _main(*sys.argv[1:4])
+    Raises:
+        InfraError: it is still there after `grace` seconds.
+    """
+    if not infra_alive(infra):
+        return
+    try:
+        os.kill(infra.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while infra_alive(infra):
+        if time.monotonic() > deadline:
+            raise InfraError(f"pod infra process {infra.pid} survived SIGKILL")
+        time.sleep(0.001)

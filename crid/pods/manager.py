@@ -147,7 +147,7 @@ class PodManager:
         paths = self.paths(pod)
         return {k: str(paths.ns(k)) for k in namespace_kinds(pod.spec)}
 
-    def list(self, flt: PodFilter = PodFilter()) -> list[PodSandbox]:
+    def list_pods(self, flt: PodFilter = PodFilter()) -> list[PodSandbox]:
         """Sandboxes matching flt, oldest first (answered from memory)."""
         with self._index_lock:
             pods = list(self._pods.values())
@@ -180,7 +180,7 @@ class PodManager:
         """On daemon start: pods whose pins or infra are gone become NOTREADY; the leftovers
         of a RunPodSandbox that never committed are removed. Returns what it changed."""
         changed = []
-        for pod in self.list():
+        for pod in self.list_pods():
             if pod.state == PodState.READY and not self._alive(pod):
                 self._commit(pod.with_state(PodState.NOTREADY))
                 changed.append(f"notready {pod.id.value}")

@@ -83,7 +83,8 @@ def create_sandbox(pod_id: PodId, spec: PodSpec, deps: SetupDeps) -> PodSandbox:
             att = attachment(pod_id, spec, paths)
             ips = deps.network.attach(att)
             undo.callback(deps.network.detach, att)
-        files.write_pod_files(paths.dir, hostname, spec.dns, ips)
+        files.write_pod_files(paths.dir, hostname, spec.dns, ips,
+                              host_hosts=spec.namespaces.network == NODE)
         pod = PodSandbox(id=pod_id, spec=spec, state=PodState.READY, created_at=time.time_ns(),
                          ips=ips, infra=infra, cgroup=cgroup)
         undo.pop_all()

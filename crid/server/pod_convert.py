@@ -28,8 +28,8 @@ from crid.pods import (
 
 STREAM_CHUNK = 100  # sandboxes per StreamPodSandboxes message
 
-_MODES = {pb.POD: "POD", pb.CONTAINER: "CONTAINER", pb.NODE: "NODE", pb.TARGET: "TARGET"}
-_MODE_PB = {v: k for k, v in _MODES.items()}
+_MODES: dict[int, str] = {pb.POD: "POD", pb.CONTAINER: "CONTAINER", pb.NODE: "NODE",
+                          pb.TARGET: "TARGET"}
 _PROTOCOLS = {pb.TCP: "TCP", pb.UDP: "UDP", pb.SCTP: "SCTP"}
 _STATE_PB = {PodState.READY: pb.SANDBOX_READY, PodState.NOTREADY: pb.SANDBOX_NOTREADY}
 
@@ -114,8 +114,7 @@ def status_pb(pod: PodSandbox) -> pb.PodSandboxStatus:
         network=pb.PodSandboxNetworkStatus(
             ip=ips[0] if ips else "", additional_ips=[pb.PodIP(ip=i) for i in ips[1:]]),
         linux=pb.LinuxPodSandboxStatus(namespaces=pb.Namespace(options=pb.NamespaceOption(
-            network=_MODE_PB[ns.network], pid=_MODE_PB[ns.pid], ipc=_MODE_PB[ns.ipc],
-            target_id=ns.target_id))),
+            network=ns.network, pid=ns.pid, ipc=ns.ipc, target_id=ns.target_id))),
         labels=pod.spec.labels, annotations=pod.spec.annotations,
         runtime_handler=pod.spec.runtime_handler)
 
@@ -165,12 +164,12 @@ def status_rpc(pods: PodManager,
 
 def list_rpc(pods: PodManager, req: pb.ListPodSandboxRequest) -> pb.ListPodSandboxResponse:
     return pb.ListPodSandboxResponse(
-        items=[sandbox_pb(p) for p in pods.list(filter_from_pb(req.filter))])
+        items=[sandbox_pb(p) for p in pods.list_pods(filter_from_pb(req.filter))])
 
 
 def stream_rpc(pods: PodManager,
                req: pb.StreamPodSandboxesRequest) -> Iterator[pb.StreamPodSandboxesResponse]:
-    items = [sandbox_pb(p) for p in pods.list(filter_from_pb(req.filter))]
+    items = [sandbox_pb(p) for p in pods.list_pods(filter_from_pb(req.filter))]
     for i in range(0, len(items), STREAM_CHUNK):
         yield pb.StreamPodSandboxesResponse(pod_sandboxes=items[i:i + STREAM_CHUNK])
 

@@ -32,7 +32,10 @@ def rig(tmp_path: Path) -> Iterator[PodRig]:
     try:
         yield r
     finally:
-        r.remove_all()
-        assert r.daemon.stop() == 0, r.daemon.log()
-        cleanup_cgroup_parent(parent)
-        remove_test_network(bridge)
+        try:
+            r.remove_all()
+            code = r.daemon.stop()
+        finally:
+            cleanup_cgroup_parent(parent)
+            remove_test_network(bridge)
+    assert code == 0, r.daemon.log()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import grpc
@@ -108,6 +110,11 @@ def test_shared_pid_pod_has_infra_reaper(rig: PodRig) -> None:
     nspid = [ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
              if ln.startswith("NSpid:")][0].split()
     assert nspid[-1] == "1"
+    # An orphan in the pod's PID namespace is reaped by pid 1 (no zombie left).
+    subprocess.run(["nsenter", f"--target={pid}", "--pid", "--", "/bin/busybox", "sh", "-c",
+                    "/bin/busybox sleep 0.1 &"], check=True, timeout=10)
+    time.sleep(0.4)
+    assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() == []
     cg = Path(f"/proc/{pid}/cgroup").read_text()
     assert f"{rig.cgroup_parent}/crid-{pod_id}" in cg
     rig.stop(pod_id)
@@ -123,15 +130,20 @@ def test_host_network_pod(rig: PodRig) -> None:
     info = json.loads(st.info["info"])
     assert info["namespaces"] == {}
     assert st.status.network.ip == ""
+    assert Path(info["hosts"]).read_text() == Path("/etc/hosts").read_text()
     rig.remove(pod_id)
 
 
 def test_pod_survives_restart_and_stop_remove_idempotent(rig: PodRig) -> None:
-    pod_id = rig.run()
+    pod_id = rig.run(pod_config(parent=rig.cgroup_parent,
+                                namespaces=pb.NamespaceOption(pid=pb.POD)))
+    infra = json.loads(rig.status(pod_id, verbose=True).info["info"])["infra"]
     stopped = rig.run()
     rig.stop(stopped)
     rig.restart(signal.SIGKILL)
     assert rig.status(pod_id).status.state == pb.SANDBOX_READY
+    assert json.loads(rig.status(pod_id, verbose=True).info["info"])["infra"] == infra
+    assert Path(f"/proc/{infra['pid']}").exists()
     assert rig.status(stopped).status.state == pb.SANDBOX_NOTREADY
     rig.stop(stopped)
     rig.remove(stopped)
@@ -149,3 +161,27 @@ def test_unknown_ids(rig: PodRig) -> None:
     assert code_of(lambda: rig.status(unknown)) == grpc.StatusCode.NOT_FOUND
     rig.stop(unknown)
     rig.remove(unknown)
+
+
+def test_pod_cgroup_resources_and_update(rig: PodRig) -> None:
+    cfg = pod_config(parent=rig.cgroup_parent)
+    cfg.linux.resources.CopyFrom(pb.LinuxContainerResources(
+        memory_limit_in_bytes=64 << 20, cpu_shares=512))
+    pod_id = rig.run(cfg)
+    cg = Path("/sys/fs/cgroup")
+    rel = f"{rig.cgroup_parent.lstrip('/')}/crid-{pod_id}"
+    assert (cg / "memory" / rel / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+    assert (cg / "cpu" / rel / "cpu.shares").read_text().strip() == "512"
+    rig.rt.UpdatePodSandboxResources(pb.UpdatePodSandboxResourcesRequest(
+        pod_sandbox_id=pod_id,
+        overhead=pb.LinuxContainerResources(memory_limit_in_bytes=16 << 20),
+        resources=pb.LinuxContainerResources(memory_limit_in_bytes=128 << 20, cpu_shares=256)))
+    assert (cg / "memory" / rel / "memory.limit_in_bytes").read_text().strip() == \
+        str(144 << 20)
+    assert (cg / "cpu" / rel / "cpu.shares").read_text().strip() == "256"
+    rig.stop(pod_id)
+    assert code_of(lambda: rig.rt.UpdatePodSandboxResources(pb.UpdatePodSandboxResourcesRequest(
+        pod_sandbox_id=pod_id, resources=pb.LinuxContainerResources(cpu_shares=2)))) == \
+        grpc.StatusCode.FAILED_PRECONDITION
+    rig.remove(pod_id)
+    assert not (cg / "memory" / rel).exists()
