@@ -83,7 +83,8 @@ def status_pb(r: ContainerRecord) -> pb.ContainerStatus:
         log_path=r.log_path, resources=_resources_pb(r.resources),
         stop_signal=_signal_pb(r.stop_signal),
         user=pb.ContainerUser(linux=pb.LinuxContainerUser(
-            uid=r.uid, gid=r.gid, supplemental_groups=[r.gid, *r.additional_gids])))
+            uid=r.uid, gid=r.gid,
+            supplemental_groups=list(dict.fromkeys([r.gid, *r.additional_gids])))))
 
 
 def _signal_pb(name: str) -> pb.Signal:
