@@ -15,7 +15,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,7 @@ class ContainerManager:
         opts.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names = NameRegistry()
+        self._handoff: dict[str, str] = {}  # name key -> id of a create whose caller left
         for r in self._records.values():
             self._names.reserve(_name_key(r.pod_id, r.name, r.attempt), r.id)
 
@@ -111,8 +112,12 @@ class ContainerManager:
 
     # --- create ----------------------------------------------------------------------------
 
-    def create(self, pod_id: str, req: ContainerRequest) -> ContainerRecord:
+    def create(self, pod_id: str, req: ContainerRequest,
+               caller_gone: Callable[[], bool] = lambda: False) -> ContainerRecord:
         """Creates a container in a ready pod; nothing is left behind when it fails.
+
+        A create that outlived its RPC (`caller_gone()` true once done) is handed back to the
+        kubelet's retry of the same name instead of failing it with AlreadyExists.
 
         Raises:
             NotFound: the pod or image does not exist; FailedPrecondition: the pod is not
@@ -121,6 +126,10 @@ class ContainerManager:
         if not pod_id:
             raise InvalidArgument("pod sandbox id is required")
         pod = self._pods.container_context(pod_id)
+        key = _name_key(pod.context.pod_id, req.name, req.attempt)
+        handed = self._take_handoff(key)
+        if handed is not None:
+            return handed
         req = inputs.with_pod_namespaces(req, pod)
         image = self._images.status(req.image)
         if image is None:
@@ -130,7 +139,7 @@ class ContainerManager:
         cid = secrets.token_hex(32)
         cdir = self._o.root / cid
         with contextlib.ExitStack() as undo:
-            self._names.reserve(_name_key(pod.context.pod_id, req.name, req.attempt), cid)
+            self._names.reserve(key, cid)
             undo.callback(self._names.release, cid)
             cdir.mkdir(parents=True, mode=0o700)
             undo.callback(rootfs_mod.remove_container_dir, cdir)
@@ -146,7 +155,16 @@ class ContainerManager:
             self._save(rec)
             undo.pop_all()
         self._publish(rec, "CREATED")
+        if caller_gone():
+            with self._lock:
+                self._handoff[key] = rec.id
         return rec
+
+    def _take_handoff(self, key: str) -> ContainerRecord | None:
+        with self._lock:
+            cid = self._handoff.pop(key, None)
+            rec = self._records.get(cid or "")
+        return rec if rec is not None and rec.state is ContainerState.CREATED else None
 
     def _spec(self, cid: str, req: ContainerRequest, image: Any, pod: PodForContainers,
               rootfs: Path, resolved: _Resolved) -> tuple[dict[str, Any], Any, ImageConfig]:
