@@ -46,6 +46,8 @@ def test_containers_and_logs_survive_a_restart(rig: ContainerRig) -> None:
     assert (gone.state, gone.exit_code, gone.reason) == (pb.CONTAINER_EXITED, 4, "Error")
     wait_for("more log lines", lambda: len(read_log(log)) > before + 3, 5)
     assert rig.exec(cid, "/bin/echo", "hi").stdout == b"hi\n"
+    rig.restart()  # a graceful (SIGTERM) restart keeps them too
+    assert rig.status(cid).status.state == pb.CONTAINER_RUNNING and _pid(rig, cid) == pid
     rig.stop(cid)
     assert rig.status(cid).status.exit_code == 137
 
