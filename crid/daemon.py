@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import faulthandler
 import fcntl
 import gc
 import os
@@ -225,10 +226,13 @@ class Daemon:
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopped.set())
+        # SIGUSR1 dumps every thread's stack to the log, as Go daemons do on SIGQUIT.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def stop(self) -> None:
         """Stops accepting calls, lets in-flight ones finish; containers are left running."""
         self._stopped.set()
+        log.info("stopping", grace_seconds=GRACE_SECONDS)
         if self._server is not None:
             self._server.stop(GRACE_SECONDS).wait()
             self._server = None

@@ -101,7 +101,8 @@ class Unzstd:
 
     def __init__(self, src: Readable) -> None:
         dctx = zstandard.ZstdDecompressor()
-        self._r = dctx.stream_reader(src, read_size=CHUNK, read_across_frames=True)
+        self._r = dctx.stream_reader(src, read_size=CHUNK,  # type: ignore[arg-type]
+                                     read_across_frames=True)
 
     def read(self, n: int = -1) -> bytes:
         try:

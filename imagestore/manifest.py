@@ -128,8 +128,9 @@ def user_of(config: dict[str, Any]) -> tuple[int | None, str]:
 
     Only the user part of `user:group` counts, as the CRI Image message wants.
     """
-    user = (config.get("config") or {}).get("User") or ""
-    name = str(user).split(":", 1)[0]
+    runtime = config.get("config")
+    user = runtime.get("User") if isinstance(runtime, dict) else None
+    name = user.split(":", 1)[0] if isinstance(user, str) else ""
     if name.isdigit():
         return int(name), ""
     return None, name

@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 MiB = 1 << 20
 GiB = 1 << 30
 
 
-def _opt(default: object, help: str, **kw: object) -> object:
+def _opt(default: object, help: str, **kw: object) -> Any:
     if callable(default):
         return field(default_factory=default, metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -58,6 +59,9 @@ class ImageStoreOptions:
                         toml=False)
     backoff_seconds: float = _opt(0.5, "first retry delay, doubled each time", toml=False)
     max_retry_after: float = _opt(30.0, "cap on a server's Retry-After", toml=False)
+    sync_layers: bool = _opt(False, "flush unpacked layers to disk (os.sync) before an image "
+                                    "record names them: survives power loss, costs a flush",
+                             toml=False)
     connect_timeout: float = _opt(10.0, "seconds to connect to a registry", toml=False)
     read_timeout: float = _opt(60.0, "seconds without a byte before a read fails", toml=False)
 

@@ -18,6 +18,7 @@ dropped: only whiteouts may carry overlay semantics.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -33,6 +34,8 @@ from imagestore.errors import ImageStoreError, InvalidImage, VerificationFailed
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
+_PATH_MAX = 4096  # Linux's PATH_MAX: a container could not open a longer path anyway
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -61,8 +64,16 @@ def unpack_layer(chunks: Iterable[bytes], compression: str, dest: Path, diff_id:
     source = ChunkSource(chunks)
     stream = open_layer(source, compression, limits)
     with _Extractor(dest) as ex:
-        _extract_all(stream, ex)
-        stream.drain()
+        try:
+            _extract_all(stream, ex)
+            stream.drain()
+        except VerificationFailed:
+            raise
+        except InvalidImage:
+            # Corrupt data usually means a corrupt transfer: read the rest of the blob so that
+            # a wrong digest is reported as such (the stream raises VerificationFailed).
+            source.drain()
+            raise
         source.drain()
     got = Digest("sha256", stream.hasher.hexdigest())
     if got != diff_id:
@@ -114,7 +125,11 @@ class _Extractor:
         except ImageStoreError:
             raise
         except OSError as e:
+            if e.errno in _STORAGE_ERRNOS:  # our disk, not the image, is at fault
+                raise ImageStoreError(f"writing layer entry {m.name!r:.200}: {e}") from None
             raise InvalidImage(f"extracting layer entry {m.name!r:.200}: {e}") from None
+        except (OverflowError, ValueError) as e:  # ids, times or device numbers out of range
+            raise InvalidImage(f"layer entry {m.name!r:.200} has a bad field: {e}") from None
 
     def _create(self, tar: tarfile.TarFile, m: tarfile.TarInfo, parts: list[str]) -> None:
         pfd, base = self._parent(parts), parts[-1]
@@ -293,6 +308,8 @@ def _components(name: str, what: str) -> list[str]:
     """The path components of a tar name; refuses absolute names, `..` and NUL."""
     if "\0" in name:
         raise InvalidImage(f"layer {what} {name!r:.200} contains a NUL byte")
+    if len(name.encode("utf-8", "surrogateescape")) > _PATH_MAX:
+        raise InvalidImage(f"layer {what} {name!r:.200}… is longer than {_PATH_MAX} bytes")
     if name.startswith("/"):
         raise InvalidImage(f"layer {what} {name!r:.200} is an absolute path")
     parts = [p for p in name.split("/") if p not in ("", ".")]

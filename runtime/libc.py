@@ -252,6 +252,21 @@ def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int =
     _bpf(BPF_PROG_ATTACH, attr, f"bpf(PROG_ATTACH, type {attach_type})")
 
 
+# ioprio_set(2) (include/uapi/linux/ioprio.h)
+SYS_ioprio_set = 251  # x86_64
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASS_SHIFT = 13
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+def ioprio_set(io_class: int, priority: int) -> None:
+    """ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | priority) on the calling process."""
+    value = io_class << IOPRIO_CLASS_SHIFT | priority
+    _check(_libc.syscall(ctypes.c_long(SYS_ioprio_set), ctypes.c_long(IOPRIO_WHO_PROCESS),
+                         ctypes.c_long(0), ctypes.c_long(value)),
+           f"ioprio_set(class {io_class}, priority {priority})")
+
+
 # inotify(7): crid learns about container exits from exit files appearing in one directory.
 IN_CLOEXEC = 0o2000000
 IN_NONBLOCK = 0o4000
@@ -279,18 +294,3 @@ def inotify_add_watch(fd: int, path: str, mask: int) -> int:
 def inotify_rm_watch(fd: int, wd: int) -> None:
     """inotify_rm_watch(2)."""
     _check(_libc.inotify_rm_watch(fd, wd), f"inotify_rm_watch({wd})")
-
-
-# ioprio_set(2) (include/uapi/linux/ioprio.h)
-SYS_ioprio_set = 251  # x86_64
-IOPRIO_WHO_PROCESS = 1
-IOPRIO_CLASS_SHIFT = 13
-IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
-
-
-def ioprio_set(io_class: int, priority: int) -> None:
-    """ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | priority) on the calling process."""
-    value = io_class << IOPRIO_CLASS_SHIFT | priority
-    _check(_libc.syscall(ctypes.c_long(SYS_ioprio_set), ctypes.c_long(IOPRIO_WHO_PROCESS),
-                         ctypes.c_long(0), ctypes.c_long(value)),
-           f"ioprio_set(class {io_class}, priority {priority})")

@@ -96,7 +96,7 @@ class Runtime:
                               exit_file=rec.exit_file,
                               attach_socket=rec.attach_socket or None,
                               console_socket=_opt(req.console_socket), stdin=req.stdin,
-                              stdin_once=req.stdin_once)
+                              stdin_once=req.stdin_once, await_attach=req.await_attach)
         state = {"ociVersion": OCI_VERSION, "id": req.id, "status": "creating",
                  "bundle": bundle, "annotations": dict(spec.annotations)}
         params = {"kind": "init", "id": req.id, "bundle": bundle, "exec_fifo": fifo,
@@ -307,7 +307,7 @@ class Runtime:
         opts = MonitorOptions(container_id=cid, stdio_mode=mode, log_path=_opt(req.log_path),
                               exit_file=exit_file, attach_socket=attach or None,
                               console_socket=_opt(req.console_socket), stdin=req.stdin,
-                              stdin_once=req.stdin_once)
+                              stdin_once=req.stdin_once, await_attach=req.await_attach)
         params = {"kind": "exec", "id": cid, "bundle": str(d), "pid": rec.pid,
                   "process": _with_root(req.process)}
         created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,
@@ -439,11 +439,13 @@ def _quiet(fn: Any) -> Any:
 
 
 def _error_from_reply(reply: dict, cid: str) -> OCIRuntimeError:
+    """Rebuild the error the monitor reported, as the same named type where there is one."""
     from runtime import errors
 
     kind = getattr(errors, str(reply.get("type")), None)
     msg = f"creating container {cid}: {reply.get('error')}"
-    if isinstance(kind, type) and issubclass(kind, OCIRuntimeError) and kind is not \
-            errors.SpecError:
+    if kind is errors.SpecError:
+        return errors.SpecError("", msg)
+    if isinstance(kind, type) and issubclass(kind, OCIRuntimeError):
         return kind(msg)
     return InitError(msg)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests run on a loaded 2-core machine beside kernel-heavy tests: wall-clock
+# deadlines there measure the machine, not the code.
+settings.register_profile("crid", deadline=None)
+settings.load_profile("crid")
 
 pytest_plugins = ["tests.rig.fixtures"]
 

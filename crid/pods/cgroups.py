@@ -114,7 +114,7 @@ class CgroupfsPodCgroups:
     def destroy(self, path: str) -> None:
         for root, _ in self._roots:
             target = root / path
-            for _ in range(50):  # processes just killed may still be leaving the group
+            for _ in range(500):  # processes just killed may still be leaving the group
                 try:
                     target.rmdir()
                     break

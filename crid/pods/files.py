@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crid.pods.layout import write_volatile
 from crid.pods.model import DNS
-from crid.store import atomic_write
 
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 HOST_HOSTS = Path("/etc/hosts")
@@ -40,8 +40,8 @@ def write_pod_files(pod_dir: Path, hostname: str, dns: DNS | None, ips: tuple[st
                     host_hosts: bool = False) -> None:
     """Writes resolv.conf, hosts and hostname into pod_dir; a host-network pod gets a copy
     of the host's /etc/hosts (its names are the host's)."""
-    atomic_write(pod_dir / "resolv.conf", resolv_conf(dns))
+    write_volatile(pod_dir / "resolv.conf", resolv_conf(dns))
     content = HOST_HOSTS.read_bytes() if host_hosts and HOST_HOSTS.exists() else \
         hosts(hostname, ips)
-    atomic_write(pod_dir / "hosts", content)
-    atomic_write(pod_dir / "hostname", f"{hostname}\n".encode())
+    write_volatile(pod_dir / "hosts", content)
+    write_volatile(pod_dir / "hostname", f"{hostname}\n".encode())

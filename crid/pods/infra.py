@@ -116,3 +116,16 @@ def stop_infra(infra: Infra, grace: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise InfraError(f"pod infra process {infra.pid} survived SIGKILL")
         time.sleep(0.001)
+    # A zombie still counts as a task of its cgroup (rmdir gets EBUSY): give its parent
+    # (unshare, or init after a daemon restart) a moment to reap it.
+    while _is_zombie(infra) and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _is_zombie(infra: Infra) -> bool:
+    try:
+        stat = Path(f"/proc/{infra.pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0] == "Z" and int(fields[19]) == infra.start_time

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from crid.store import atomic_write
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,23 @@ class PodPaths:
     def write_intent(self, **facts: Any) -> None:
         current = self.read_intent()
         current.update(facts)
-        atomic_write(self.intent, json.dumps(current).encode(), 0o600)
+        write_volatile(self.intent, json.dumps(current).encode(), 0o600)
 
     def read_intent(self) -> dict[str, Any]:
         try:
             return json.loads(self.intent.read_text())
         except (OSError, ValueError):
             return {}
+
+
+def write_volatile(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replaces path atomically (temp file + rename) without fsync: the run root is volatile
+    (a tmpfs, gone on reboot), so only atomicity matters, not durability; a daemon crash keeps
+    the page cache."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)

@@ -137,6 +137,13 @@ class PodManager:
         """
         pod = self._find(pod_id, missing_ok=False)
         assert pod is not None
+        if pod.state == PodState.READY and pod.infra is not None and not infra_alive(pod.infra):
+            # The pod's pid 1 died (killed from outside): the shared PID namespace is gone.
+            with self._pod_lock(pod.id.value):
+                current = self._pods.get(pod.id.value)
+                if current is not None and current.state == PodState.READY:
+                    pod = current.with_state(PodState.NOTREADY)
+                    self._commit(pod)
         return pod
 
     def paths(self, pod: PodSandbox) -> PodPaths:

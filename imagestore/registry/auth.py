@@ -120,7 +120,7 @@ class Authorizer:
             resp.release_conn()
         where = realm.split("?")[0]
         if resp.status == 401:
-            raise AuthenticationRequired(f"token server {where} rejected the credentials")
+            raise AuthenticationRequired(f"token server {where} requires valid credentials")
         if resp.status == 403:
             raise AccessDenied(f"token server {where} denied access")
         if resp.status != 200:

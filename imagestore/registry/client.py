@@ -11,8 +11,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import urllib3
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CHUNK = 256 << 10
 _HUB_API = "registry-1.docker.io"
+PING_TTL = 300.0  # seconds a ping result (scheme, challenge) is trusted: registries change
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class _Live:
 
     base: str
     challenge: Challenge | None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    expires: float
 
 
 class RegistryClient:
@@ -100,7 +102,7 @@ class RegistryClient:
         """
         with self._lock:
             live = self._live.get(ep)
-        if live:
+        if live and live.expires > time.monotonic():
             return live
         bases = [ep.url]
         if ep.http_fallback and ep.url.startswith("https://"):
@@ -117,7 +119,8 @@ class RegistryClient:
             if resp.status not in (200, 401):
                 raise RegistryUnavailable(f"{ep.host} is not an OCI registry: "
                                           f"GET /v2/ answered HTTP {resp.status}")
-            live = _Live(base, parse_challenge(resp.headers.get("WWW-Authenticate")))
+            live = _Live(base, parse_challenge(resp.headers.get("WWW-Authenticate")),
+                         time.monotonic() + PING_TTL)
             with self._lock:
                 self._live[ep] = live
             return live
@@ -167,7 +170,7 @@ class Repository:
                                f"over the {limit}-byte limit")
         return b"".join(self.stream_blob(digest, size))
 
-    def stream_blob(self, digest: Digest, size: int) -> Iterator[bytes]:
+    def stream_blob(self, digest: Digest, size: int) -> Generator[bytes, None, None]:
         """Yield the blob's bytes; the digest and size are checked when the last chunk is read.
 
         A broken transfer resumes with a Range request. Consumers must read to the end (or
@@ -180,6 +183,7 @@ class Repository:
         hasher = digest.hasher()
         offset = 0
         failures = 0
+        complete = False
         try:
             while True:
                 try:
@@ -191,10 +195,11 @@ class Repository:
                         hasher.update(chunk)
                         yield chunk
                     if offset >= size:
+                        complete = True
                         break
                 except (HTTPError, OSError) as e:
                     log.debug("blob %s broken at %d: %s", digest, offset, type(e).__name__)
-                resp.close()
+                _done(resp, False)
                 failures += 1
                 if failures > self._c.options.retries:
                     raise VerificationFailed(
@@ -203,18 +208,27 @@ class Repository:
                 self._c.transport.backoff(failures - 1, None, f"broken blob {digest}")
                 resp = self._open_blob(ep, digest, size, offset)
         finally:
-            resp.close()
+            _done(resp, complete)
         if hasher.hexdigest() != digest.hex:
             raise VerificationFailed(f"blob {digest} of {self._ref.name} has digest "
                                      f"{digest.algorithm}:{hasher.hexdigest()}")
 
     def _first(self, fn: Callable[[Endpoint], T]) -> T:
+        """`fn` on each endpoint in order until one succeeds. The upstream's error is raised,
+        unless it is unreachable and a mirror gave a definite answer (e.g. not found)."""
+        mirror_error: ImageStoreError | None = None
         for ep in self._endpoints:
             try:
                 return fn(ep)
+            except RegistryUnavailable:
+                if not ep.mirror and mirror_error is not None:
+                    raise mirror_error from None
+                if not ep.mirror:
+                    raise
             except ImageStoreError as e:
                 if not ep.mirror:
                     raise
+                mirror_error = mirror_error or e
                 log.debug("mirror %s failed for %s: %s", ep.host, self._ref.name, e)
         raise AssertionError("the upstream is always the last endpoint")
 
@@ -222,6 +236,7 @@ class Repository:
         limit = self._c.options.max_manifest_bytes
         resp = self._get(ep, f"manifests/{reference}", {"Accept": ", ".join(accept)},
                          f"manifest {self._ref.name}:{reference}")
+        body = b""
         try:
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > limit:
@@ -229,7 +244,7 @@ class Repository:
                                    f"over the {limit}-byte limit")
             body = _read_limited(resp, limit, f"manifest {self._ref.name}:{reference}")
         finally:
-            resp.close()
+            _done(resp, bool(body))
         digest = Digest.of(body)
         if reference.startswith("sha") and ":" in reference and str(digest) != reference:
             raise VerificationFailed(f"manifest {self._ref.name}@{reference} from {ep.host} "
@@ -246,7 +261,7 @@ class Repository:
             if offset and resp.status == 200:  # Range ignored: skip what we already have
                 _skip(resp, offset)
         except BaseException:
-            resp.close()
+            _done(resp, False)
             raise
         return resp
 
@@ -254,17 +269,17 @@ class Repository:
              what: str) -> urllib3.BaseHTTPResponse:
         live = self._c.live(ep)
         url = f"{live.base}/v2/{self._ref.path}/{path}"
-        creds = self._creds or load_auth_file(self._c.options.auth_file, ep.host)
+        # A pull's own credentials are for the upstream only: a mirror (maybe someone else's)
+        # gets the ones auth.json holds for the mirror's host, if any.
+        creds = (self._creds if not ep.mirror else None) or load_auth_file(
+            self._c.options.auth_file, ep.host)
         auth = self._c.authorizer.header(live.challenge, self._scope, creds, ep.insecure)
         resp = self._send(url, headers, auth, ep)
         if resp.status == 401:
             challenge = parse_challenge(resp.headers.get("WWW-Authenticate")) or live.challenge
             _discard(resp)
-            if auth and creds is None:
-                auth = None  # an anonymous token was refused: nothing else to try
-            else:
-                auth = self._c.authorizer.header(challenge, self._scope, creds, ep.insecure,
-                                                 refresh=True)
+            auth = self._c.authorizer.header(challenge, self._scope, creds, ep.insecure,
+                                             refresh=True)
             if auth is None:
                 raise AuthenticationRequired(f"{ep.host} requires credentials for {what}")
             resp = self._send(url, headers, auth, ep)
@@ -329,11 +344,21 @@ def _read_limited(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> byte
 
 
 def _discard(resp: urllib3.BaseHTTPResponse) -> None:
+    """Drop an error answer: read a little of it (keeps small bodies' connections reusable)."""
     try:
         resp.read(1 << 16)
+        complete = resp.read(1) == b""
     except (HTTPError, OSError):
-        pass
-    resp.close()
+        complete = False
+    _done(resp, complete)
+
+
+def _done(resp: urllib3.BaseHTTPResponse, complete: bool) -> None:
+    """Give the connection back to the pool; close it first unless its body was read to the
+    end (unread bytes would be taken for the next answer)."""
+    if not complete:
+        resp.close()
+    resp.release_conn()
 
 
 def _mirror_endpoint(url: str, opts: ImageStoreOptions) -> Endpoint:

@@ -11,13 +11,15 @@ import email.utils
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError, SSLError
+from urllib3.exceptions import HTTPError, InsecureRequestWarning, SSLError
 
 from imagestore.errors import RegistryUnavailable
 from imagestore.options import ImageStoreOptions
@@ -53,6 +55,10 @@ class Transport:
         self._lock = threading.Lock()
         self._timeout = urllib3.Timeout(connect=options.connect_timeout,
                                         read=options.read_timeout)
+        if any(r.insecure for r in options.registries.values()):
+            # The operator chose unverified TLS for these hosts; a warning per request would
+            # only flood the log. (Filters are process-wide: this is the daemon's only client.)
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
     def send(self, req: Request, insecure: bool = False) -> urllib3.BaseHTTPResponse:
         """Send `req`, following redirects (Authorization dropped on another host).
@@ -125,10 +131,10 @@ class Transport:
                 self._pools[key] = pool
             return pool
 
-    def _tls_kwargs(self, netloc: str, insecure: bool) -> dict[str, object]:
+    def _tls_kwargs(self, netloc: str, insecure: bool) -> dict[str, Any]:
         if insecure:
             return {"cert_reqs": "CERT_NONE"}
-        kwargs: dict[str, object] = {"cert_reqs": "CERT_REQUIRED"}
+        kwargs: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED"}
         if not netloc:
             return kwargs
         folder = Path(self._opts.certs_dir) / netloc

@@ -12,11 +12,14 @@ are removed. Open removes what a crash left behind.
 
 from __future__ import annotations
 
+import builtins
+import fcntl
+import os
 import re
 import shutil
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +29,7 @@ from imagestore import manifest as mf
 from imagestore import reference
 from imagestore.decompress import BombLimits
 from imagestore.digest import Digest, chain_ids
-from imagestore.errors import ImageInUse, ImageNotFound, InvalidReference
+from imagestore.errors import ImageInUse, ImageNotFound, ImageStoreError, InvalidReference
 from imagestore.options import ImageStoreOptions
 from imagestore.reference import Reference
 from imagestore.registry.client import RegistryClient, Repository
@@ -64,23 +67,36 @@ class ImageStore:
         self._registry = registry or RegistryClient(options)
         self._in_use = in_use or (lambda: ())
         self._platform = platform
+        self._pinned = _normalise_pins(options)  # InvalidReference: a bad `pinned` option
         root = Path(options.root)
-        self._records_path = root / "images.json"
-        self._tmp = root / "tmp"
-        _clean_dir(self._tmp)
-        self._blobs = BlobStore(root / "blobs")
-        self._layers = LayerStore(root / "layers", self._tmp)
-        self._lock = threading.RLock()
-        self._pinned = _normalise_pins(options)
-        self._records = {i: self._pin(r) for i, r in rec.load(self._records_path).items()}
-        self._leases: Counter[str] = Counter()
+        self._lock_fd = _lock_root(root)
+        try:
+            self._records_path = root / "images.json"
+            self._tmp = root / "tmp"
+            _clean_dir(self._tmp)
+            self._blobs = BlobStore(root / "blobs")
+            self._layers = LayerStore(root / "layers", self._tmp)
+            self._lock = threading.RLock()
+            self._records = {i: self._pin(r) for i, r in rec.load(self._records_path).items()}
+            self._leases: Counter[str] = Counter()
+            self.gc()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self._pool = ThreadPoolExecutor(max(1, options.parallel_downloads),
                                         thread_name_prefix="imagestore-layer")
-        self.gc()
+
+    @property
+    def root(self) -> Path:
+        """The store's directory (options.root)."""
+        return Path(self._opts.root)
 
     def close(self) -> None:
-        """Stop the download threads (waits for running ones)."""
+        """Stop the download threads (waits for running ones) and unlock the root."""
         self._pool.shutdown(wait=True)
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     # --- pulling -------------------------------------------------------------------------
 
@@ -100,6 +116,8 @@ class ImageStore:
             except ImageNotFound:
                 if i + 1 == len(refs):
                     raise
+            except OSError as e:  # the store's own disk (full, read-only, I/O error)
+                raise ImageStoreError(f"pulling {candidate}: storing failed: {e}") from e
         raise AssertionError("candidates is never empty")
 
     def _pull_one(self, ref: Reference, credentials: Credentials | None) -> ImageRecord:
@@ -112,6 +130,8 @@ class ImageStore:
             infos = self._fetch_layers(repo, resolved, chains)
             for digest, body in resolved.blobs.items():
                 self._blobs.put(digest, body)
+            if self._opts.sync_layers:
+                os.sync()  # layer files are not fsynced one by one (see LayerStore)
             return self._record(ref, resolved, chains, infos)
         finally:
             with self._lock:
@@ -125,23 +145,31 @@ class ImageStore:
                             self._opts.ratio_floor)
         diff_ids = mf.diff_ids(resolved.config)
 
+        cancel = threading.Event()  # set by the first failing layer: the others stop early
+
         def fetch(i: int) -> LayerInfo:
             desc = resolved.manifest.layers[i]
 
             def unpack(dest: Path) -> Any:
                 chunks = repo.stream_blob(desc.digest, desc.size)
                 try:
-                    return unpack_layer(chunks, mf.LAYER_TYPES[desc.media_type], dest,
-                                        diff_ids[i], limits)
+                    return unpack_layer(_until(cancel, chunks), mf.LAYER_TYPES[desc.media_type],
+                                        dest, diff_ids[i], limits)
                 finally:
                     chunks.close()
-            return self._layers.ensure(chains[i], unpack)
+            if cancel.is_set():
+                raise _Cancelled("another layer of this pull failed")
+            try:
+                return self._layers.ensure(chains[i], unpack)
+            except BaseException:
+                cancel.set()
+                raise
 
         futures = [self._pool.submit(fetch, i) for i in range(len(chains))]
         errors = [f.exception() for f in futures]  # wait for all: no stray writer remains
-        first = next((e for e in errors if e is not None), None)
-        if first is not None:
-            raise first
+        real = [e for e in errors if e is not None and not isinstance(e, _Cancelled)]
+        if real:
+            raise real[0]
         return [f.result() for f in futures]
 
     def _record(self, ref: Reference, resolved: Resolved, chains: list[str],
@@ -179,7 +207,7 @@ class ImageStore:
         with self._lock:
             return self._find(name_or_id)
 
-    def list(self) -> list[ImageRecord]:
+    def list(self) -> builtins.list[ImageRecord]:
         """All images (from memory)."""
         with self._lock:
             return list(self._records.values())
@@ -194,7 +222,7 @@ class ImageStore:
         return mf.parse_config(self._blobs.get(Digest.parse(record.id)),
                                len(record.chain_ids))
 
-    def layer_dirs(self, image_id: str) -> list[Path]:
+    def layer_dirs(self, image_id: str) -> builtins.list[Path]:
         """The image's layer directories for overlayfs `lowerdir`: TOP layer FIRST.
 
         (`lowerdir=a:b:c` stacks a over b over c, so the list joins with ':' as is.)
@@ -285,6 +313,19 @@ class ImageStore:
         return record if record.pinned == pinned else replace(record, pinned=pinned)
 
 
+class _Cancelled(ImageStoreError):
+    """Internal: a layer download stopped because another layer of its pull failed. Never
+    escapes `pull` (the failure that caused it is raised instead); a concurrent pull waiting on
+    the same layer retries it itself (LayerStore.ensure)."""
+
+
+def _until(cancel: threading.Event, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        if cancel.is_set():
+            raise _Cancelled("another layer of this pull failed")
+        yield chunk
+
+
 def _untag(records: dict[str, ImageRecord], tag: str) -> None:
     for image_id, record in list(records.items()):
         if tag in record.repo_tags:
@@ -298,6 +339,19 @@ def _normalise_pins(options: ImageStoreOptions) -> set[str]:
         for ref in reference.candidates(text, options.short_name_registries or ("docker.io",)):
             out.add(str(ref.with_digest(ref.digest)) if ref.digest else f"{ref.name}:{ref.tag}")
     return out
+
+
+def _lock_root(root: Path) -> int:
+    """Hold an exclusive flock on `<root>/.lock` (released on close or process death): two
+    stores on one root would delete each other's work in progress."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ImageStoreError(f"image store {root} is in use by another process") from None
+    return fd
 
 
 def _mountpoint(path: Path) -> Path:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from imagestore.digest import Digest
 from imagestore.errors import ImageStoreError
-from imagestore.store.atomic import fsync_dir, write_atomic
 from imagestore.unpack import LayerStats
 
 
@@ -116,9 +115,11 @@ class LayerStore:
         try:
             stats = unpack(work / "diff")
             info = LayerInfo(chain_id, str(stats.diff_id), stats.size, stats.inodes)
-            write_atomic(work / "layer.json", json.dumps(asdict(info)).encode())
+            # No fsync here: a layer only matters once an image record (written atomically and
+            # fsynced) names it, and an fsync per layer would flush every layer's data on
+            # ext4 (data=ordered), serialising the parallel unpacks.
+            (work / "layer.json").write_text(json.dumps(asdict(info)))
             os.rename(work, self._root / hex_)
-            fsync_dir(self._root)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from imagestore.errors import ImageStoreError
 from imagestore.store.atomic import write_atomic
 
 _VERSION = 1
@@ -47,9 +48,12 @@ def load(path: Path) -> dict[str, ImageRecord]:
     """Records by id; an absent file is an empty store."""
     try:
         doc = json.loads(path.read_bytes())
+        return {r["id"]: _from_dict(r) for r in doc.get("images", [])}
     except FileNotFoundError:
         return {}
-    return {r["id"]: _from_dict(r) for r in doc.get("images", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        # Written atomically, so only disk corruption or an operator's edit gets here.
+        raise ImageStoreError(f"reading image records {path}: {type(e).__name__}: {e}") from e
 
 
 def save(path: Path, records: dict[str, ImageRecord]) -> None:

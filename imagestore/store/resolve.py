@@ -12,6 +12,9 @@ from imagestore.options import ImageStoreOptions
 from imagestore.reference import Reference
 from imagestore.registry.client import Fetched, Repository
 
+# overlayfs stacks at most 500 lower layers; Docker stops at 127 (a page of mount options).
+MAX_LAYERS = 127
+
 
 @dataclass(frozen=True)
 class Resolved:
@@ -59,8 +62,9 @@ def resolve(repo: Repository, ref: Reference, opts: ImageStoreOptions,
 
 def _check_layers(m: mf.Manifest, ref: Reference, fetched: Fetched,
                   opts: ImageStoreOptions) -> None:
-    if not m.layers:
-        raise InvalidImage(f"manifest {fetched.digest} of {ref.name} has no layers")
+    if not m.layers or len(m.layers) > MAX_LAYERS:
+        raise InvalidImage(f"manifest {fetched.digest} of {ref.name} has {len(m.layers)} layers "
+                           f"(1 to {MAX_LAYERS} can be stacked)")
     for layer in m.layers:
         if layer.size > opts.max_layer_bytes:
             raise InvalidImage(f"layer {layer.digest} of {ref.name} is {layer.size} bytes, over "

@@ -43,6 +43,7 @@ def exec_in(ctx: ExecContext) -> int:
     with children.supervise(f"exec in container {ctx.container_id}"):
         pid = int(children.channel.expect("pid")["pid"])
         children.stage1_exited(pid)
+        children.channel.send("go")  # only now may the child speak: its pid is known to us
         msg = children.channel.recv_or_eof()  # EOF: the close-on-exec channel closed in execve
         if msg is not None:
             raise InitError(msg.get("message", f"exec: unexpected {msg['type']!r}"))
@@ -76,6 +77,7 @@ def _join_cgroups(pid: int) -> None:
 def _exec(ctx: ExecContext, ch: Channel, console: socket.socket | None,
           seccomp: CompiledFilter | None) -> None:
     proc = ctx.process
+    ch.expect("go")
     os.setsid()
     if console is not None:
         with step("setting up the console"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -156,10 +155,3 @@ def _match(mounts: dict[str, tuple[str, str]], ctl: str) -> tuple[str, str] | No
         if key and set(key.split(",")) == want:
             return found
     return None
-
-
-def is_dir_or_missing(path: str) -> bool:
-    try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return True

@@ -150,6 +150,9 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     env = process.environment(proc)
     with step("looking up the program"):
         program = process.find_program(proc.args[0], env)
+    if fifo is not None and not os.path.exists(f"/proc/self/fd/{fifo}"):
+        raise InitError("waiting for start needs /proc mounted in the container (the exec "
+                        "fifo is reopened through /proc/self/fd)")
     drop_privileges(proc, seccomp)
     ch.send("ready")
     ch.close()

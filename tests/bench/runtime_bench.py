@@ -5,8 +5,15 @@ the same plus delete, ``crid-runtime run`` (CLI), Debian's ``crun run`` (inside 
 namespace with /sys/fs/cgroup/unified unmounted: crun 1.8.1 refuses this hybrid host otherwise)
 and ``runc run``; and a monitor's PSS from /proc/<pid>/smaps_rollup.
 
-``run(out)`` fills ``out`` (for the bench runner); ``python -m tests.bench.runtime_bench`` prints
-the JSON.
+Also ``spawn_init_only`` (runtime.init's set-up plus cgroups, forked from this process, no
+monitor or state) to split the library figure into init set-up and lifecycle overhead, and
+``unshare_sh_overhead`` (what the unshare+sh wrapper alone costs the crun figure). The cases
+take turns round by round; state roots are on tmpfs (as /run is on a real host) and the
+runtime's bytecode is compiled first (this environment sets PYTHONDONTWRITEBYTECODE).
+``RUNTIME_BENCH_ROUNDS`` sets the rounds (default 15).
+
+``run(out)`` fills ``out["runtime"]`` (for the bench runner); ``python -m
+tests.bench.runtime_bench`` prints the JSON.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +41,27 @@ ROUNDS = int(os.environ.get("RUNTIME_BENCH_ROUNDS", "15"))
 PREFIX = "crt-life-bench"
 
 
-def _median_ms(fn: Callable[[int], None], rounds: int = ROUNDS) -> float:
-    fn(-1)  # warm-up: page cache, first-use costs
-    times = []
+@dataclass
+class Case:
+    """One measured operation: ``once(i)`` runs round ``i`` (-1: warm-up); ``close`` tears down."""
+
+    name: str
+    once: Callable[[int], None]
+    close: Callable[[], None] = lambda: None
+
+
+def _interleaved(cases: list[Case], rounds: int = ROUNDS) -> dict[str, float]:
+    """Median ms of every case, the cases taking turns in each round so that a load change on
+    the machine hits all of them alike."""
+    times: dict[str, list[float]] = {c.name: [] for c in cases}
+    for case in cases:
+        case.once(-1)  # warm-up: page cache, first-use costs
     for i in range(rounds):
-        t = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - t)
-    return round(statistics.median(times) * 1000, 2)
+        for case in cases:
+            t = time.perf_counter()
+            case.once(i)
+            times[case.name].append(time.perf_counter() - t)
+    return {name: round(statistics.median(ts) * 1000, 2) for name, ts in times.items()}
 
 
 def _bundle(base: Path, args: list[str]) -> Path:
@@ -58,10 +79,9 @@ def _quiet(cmd: list[str], **kw: Any) -> None:
                    stderr=subprocess.DEVNULL, check=True, **kw)
 
 
-def _library(base: Path, bundle: Path, with_delete: bool) -> float:
+def _library(root: Path, bundle: Path, with_delete: bool) -> Case:
     z = Zygote.start()
-    rt = Runtime(base / ("lib-delete" if with_delete else "lib"), z)
-    pending: list[str] = []
+    rt = Runtime(root / ("lib-delete" if with_delete else "lib"), z)
 
     def once(i: int) -> None:
         cid = f"{PREFIX}-lib-{with_delete}-{i}"
@@ -70,19 +90,17 @@ def _library(base: Path, bundle: Path, with_delete: bool) -> float:
         rt.wait(cid, 30)
         if with_delete:
             rt.delete(cid)
-        else:
-            pending.append(cid)
 
-    try:
-        ms = _median_ms(once)
-    finally:
-        for cid in pending:
+    def close() -> None:
+        for cid in rt.store.ids():
             rt.delete(cid, force=True)
         z.close()
-    return ms
+
+    name = "library_create_start_wait" + ("_delete" if with_delete else "")
+    return Case(name, once, close)
 
 
-def _spawn_init_only(base: Path, bundle: Path) -> float:
+def _spawn_init_only(base: Path, bundle: Path) -> Case:
     """rt-init's spawn_init + cgroup set-up alone (no fifo, no monitor, no state), in a forked
     child, for the breakdown of the library figure."""
     from runtime.monitor.stdio import ChildStdio
@@ -102,34 +120,33 @@ def _spawn_init_only(base: Path, bundle: Path) -> float:
                 os._exit(code)
         os.waitpid(pid, 0)
 
-    return _median_ms(once)
+    return Case("spawn_init_only", once)
 
 
-def _cli(base: Path, bundle: Path, site: bool) -> float:
+def _cli(root: Path, bundle: Path, site: bool) -> Case:
     flags = [] if site else ["-S"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    root = base / ("cli-site" if site else "cli")
-    return _median_ms(lambda i: _quiet(
+    root = root / ("cli-site" if site else "cli")
+    return Case("cli_run" + ("_with_site" if site else ""), lambda i: _quiet(
         [sys.executable, *flags, "-m", "runtime.cli", "--root", str(root), "run", "-b",
          str(bundle), f"{PREFIX}-cli-{site}-{i}"], env=env))
 
 
-def _crun(base: Path, bundle: Path) -> float | None:
-    if not shutil.which("crun"):
-        return None
-    root = base / "crun"
-    return _median_ms(lambda i: _quiet(
+def _crun(root: Path, bundle: Path) -> Case:
+    return Case("crun_run_in_unshare", lambda i: _quiet(
         ["unshare", "-m", "sh", "-c",
          "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --root \"$0\" run -b \"$1\" \"$2\"",
-         str(root), str(bundle), f"{PREFIX}-crun-{i}"]))
+         str(root / "crun"), str(bundle), f"{PREFIX}-crun-{i}"]))
 
 
-def _runc(base: Path, bundle: Path) -> float | None:
-    if not shutil.which("runc"):
-        return None
-    root = base / "runc"
-    return _median_ms(lambda i: _quiet(
-        ["runc", "--root", str(root), "run", "-b", str(bundle), f"{PREFIX}-runc-{i}"]))
+def _unshare_overhead() -> Case:
+    return Case("unshare_sh_overhead", lambda i: _quiet(
+        ["unshare", "-m", "sh", "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec true"]))
+
+
+def _runc(root: Path, bundle: Path) -> Case:
+    return Case("runc_run", lambda i: _quiet(
+        ["runc", "--root", str(root / "runc"), "run", "-b", str(bundle), f"{PREFIX}-runc-{i}"]))
 
 
 def _monitor_pss(base: Path, bundle: Path) -> dict[str, int]:
@@ -165,18 +182,20 @@ def run(out: dict[str, Any]) -> dict[str, Any]:
     try:
         true_bundle = _bundle(base, ["/bin/true"])
         sleep_bundle = _bundle(base, ["sleep", "60"])
-        res: dict[str, Any] = {"rounds": ROUNDS, "unit": "ms (median)"}
-        res["library_create_start_wait"] = _library(state, true_bundle, with_delete=False)
-        res["library_create_start_wait_delete"] = _library(state, true_bundle, with_delete=True)
-        res["spawn_init_only"] = _spawn_init_only(state, true_bundle)
-        res["cli_run"] = _cli(state, true_bundle, site=False)
-        res["cli_run_with_site"] = _cli(state, true_bundle, site=True)
-        res["crun_run_in_unshare"] = _crun(state, true_bundle)
-        res["unshare_sh_overhead"] = _median_ms(lambda i: _quiet(
-            ["unshare", "-m", "sh", "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec true"]))
-        res["runc_run"] = _runc(state, true_bundle)
+        res: dict[str, Any] = {"rounds": ROUNDS, "unit": "ms (median)",
+                               "load_average_before": os.getloadavg()[0]}
+        cases = [_library(state, true_bundle, False), _library(state, true_bundle, True),
+                 _spawn_init_only(state, true_bundle), _cli(state, true_bundle, site=False),
+                 _cli(state, true_bundle, site=True), _unshare_overhead()]
+        cases += [_crun(state, true_bundle)] if shutil.which("crun") else []
+        cases += [_runc(state, true_bundle)] if shutil.which("runc") else []
+        try:
+            res.update(_interleaved(cases))
+        finally:
+            for case in cases:
+                case.close()
         res.update(_monitor_pss(state, sleep_bundle))
-        res["load_average"] = os.getloadavg()[0]
+        res["load_average_after"] = os.getloadavg()[0]
     finally:
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)

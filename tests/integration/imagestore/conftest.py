@@ -26,11 +26,12 @@ def store_factory(tmp_path: Path) -> Iterator[StoreFactory]:
     certs = tmp_path / "certs.d"
     certs.mkdir()
 
-    def make(**overrides: object) -> ImageStore:
+    def make(in_use: Callable[[], set[str]] | None = None, **overrides: object) -> ImageStore:
         base = ImageStoreOptions(root=tmp_path / "images", certs_dir=certs, auth_file=None,
                                  retries=2, backoff_seconds=0.01, connect_timeout=2,
                                  read_timeout=5)
-        store = ImageStore(dataclasses.replace(base, **overrides))  # type: ignore[arg-type]
+        store = ImageStore(dataclasses.replace(base, **overrides),  # type: ignore[arg-type]
+                           in_use=in_use)
         stores.append(store)
         return store
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import grpc
+
 from crid.api import api_pb2 as pb
 from crid.network.links import host_veth_name
 from tests.integration.pods.helpers import (
@@ -48,12 +50,21 @@ def test_churn_leaves_nothing(rig: PodRig) -> None:
             rig.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
         rig.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
 
+    def guarded(i: int) -> str:
+        try:
+            cycle(i)
+            return ""
+        except grpc.RpcError as e:
+            return f"cycle {i}: {e.code().name}: {e.details()}"
+
     with ThreadPoolExecutor(PARALLEL) as pool:
-        list(pool.map(cycle, range(CYCLES)))
+        errors = [e for e in pool.map(guarded, range(CYCLES)) if e]
+    assert errors == [], rig.daemon.log()[-3000:]
 
     assert len(set(ids)) == CYCLES
     links = _links()
-    assert links - before[0] - {rig.bridge} == set()
+    # Only our own names count: other sessions create links on this machine meanwhile.
+    assert {n for n in links - before[0] if n.startswith("crtp")} == {rig.bridge}
     assert not {host_veth_name(i) for i in ids} & links
     assert bridge_ports(rig.bridge) == []
     assert mounts_under(rig.daemon.run_root) == before[1] == []

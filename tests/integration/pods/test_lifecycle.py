@@ -117,8 +117,11 @@ def test_shared_pid_pod_has_infra_reaper(rig: PodRig) -> None:
     assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() == []
     cg = Path(f"/proc/{pid}/cgroup").read_text()
     assert f"{rig.cgroup_parent}/crid-{pod_id}" in cg
+    os.kill(pid, signal.SIGKILL)  # the pod's pid 1 killed from outside: the pod is not ready
+    time.sleep(0.2)
+    assert rig.status(pod_id).status.state == pb.SANDBOX_NOTREADY
     rig.stop(pod_id)
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    rig.remove(pod_id)
 
 
 def test_host_network_pod(rig: PodRig) -> None:

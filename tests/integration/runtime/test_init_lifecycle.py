@@ -210,19 +210,21 @@ def test_exec_in_joins_namespaces_user_and_cgroup(bundle):
 def test_exec_in_reports_missing_program(bundle):
     cfg = default_config(["sleep", "30"])
 
-    def do_exec(pid: int, out: int) -> str:
+    def do_exec(pid: int, out: int) -> list:
         proc = parse_spec({**cfg, "process": {**cfg["process"], "args": ["nope"]}}).process
         try:
             exec_in(ExecContext(pid=pid, process=proc, container_id="crt-init-x", stdout=out,
                                 stderr=out))
-            return "no error"
+            return ["no error"]
         except Exception as e:  # noqa: BLE001
-            return f"{type(e).__name__}: {e}"
+            time.sleep(0.1)
+            return [f"{type(e).__name__}: {e}", list(os.waitpid(-1, os.WNOHANG))]
         finally:
             os.kill(pid, 9)
 
     res = run(bundle, cfg, after_spawn=do_exec)
-    assert res.extra == ("InitError: exec in container crt-init-x: looking up the program: "
+    assert res.extra[1] == [0, 0]  # only the init is left, no zombie of the failed exec
+    assert res.extra[0] == ("InitError: exec in container crt-init-x: looking up the program: "
                          "[Errno 2] executable file 'nope' not found in $PATH of the container")
 
 
@@ -248,3 +250,16 @@ def test_idmapped_mount_is_refused_not_ignored(bundle):
                           "options": ["rbind", "idmap"]})
     res = run(bundle, cfg)
     assert res.error == "SpecError: mounts[7]: idmapped mounts are not supported"
+
+
+def test_exec_fifo_without_proc_fails_at_create(bundle, tmp_path):
+    fifo = str(tmp_path / "exec.fifo")
+    os.mkfifo(fifo, 0o622)
+    cfg = default_config(["true"])
+    cfg["mounts"] = [m for m in cfg["mounts"] if m["type"] != "proc"]
+    cfg["linux"]["maskedPaths"] = cfg["linux"]["readonlyPaths"] = []
+    res = run(bundle, cfg, exec_fifo=fifo)
+    assert res.error == ("InitError: creating container crt-init-test: waiting for start needs "
+                         "/proc mounted in the container (the exec fifo is reopened through "
+                         "/proc/self/fd)")
+    assert res.children_left is False

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import ContainerExists, ContainerNotFound, InvalidState, SpecError
+from runtime.errors import (
+    ContainerExists,
+    ContainerNotFound,
+    InitError,
+    InvalidState,
+    SpecError,
+)
 from runtime.lifecycle import CreateRequest, Runtime
 from runtime.state import Status
 from tests.integration.runtime.lifekit import (  # noqa: F401  (fixtures)
@@ -100,9 +106,17 @@ def test_bad_spec_leaves_nothing(runtime: Runtime, tmp_path: Path) -> None:
 
 def test_init_failure_is_reported_and_undone(runtime: Runtime, tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "b", ["true"], process__cwd="relative")
-    with pytest.raises(Exception) as info:
+    with pytest.raises(SpecError, match="cwd"):
         runtime.create(CreateRequest(id=PREFIX + "fail", bundle=bundle))
-    assert "cwd" in str(info.value)
+    assert runtime.store.ids() == []
+    # found inside the monitor (spawn_init), reported back as the same named type
+    bundle = write_bundle(tmp_path / "b", ["true"], linux__namespaces=[{"type": "pid"}])
+    with pytest.raises(SpecError, match="mount namespace"):
+        runtime.create(CreateRequest(id=PREFIX + "fail", bundle=bundle))
+    assert runtime.store.ids() == []
+    bundle = write_bundle(tmp_path / "b", ["/no/such/binary"])
+    with pytest.raises(InitError, match="no/such/binary"):
+        runtime.create(CreateRequest(id=PREFIX + "fail", bundle=bundle))
     assert runtime.store.ids() == []
 
 

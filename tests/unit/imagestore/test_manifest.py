@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imagestore import manifest as mf
 from imagestore.errors import InvalidImage
@@ -70,6 +72,7 @@ def test_config_diff_ids_must_match_layers() -> None:
     assert mf.user_of(json.loads(cfg)) == (1000, "")
     assert mf.user_of({"config": {"User": "www:www"}}) == (None, "www")
     assert mf.user_of({}) == (None, "")
+    assert mf.user_of({"config": [1]}) == mf.user_of({"config": {"User": 7}}) == (None, "")
 
 
 def test_platform_exact_and_compatible_variants() -> None:
@@ -90,3 +93,25 @@ def test_platform_exact_and_compatible_variants() -> None:
 
 def test_host_platform_is_linux() -> None:
     assert mf.host_platform().os == "linux"
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=12)
+_KEYS = st.sampled_from(["schemaVersion", "mediaType", "config", "layers", "manifests",
+                         "digest", "size", "platform", "annotations"])
+
+
+@given(st.dictionaries(_KEYS, _JSON | st.just(2) | st.just(D1) | st.just(mf.OCI_MANIFEST),
+                       max_size=6))
+def test_arbitrary_documents_parse_or_are_invalid(doc: dict) -> None:
+    for body in (json.dumps(doc).encode(), json.dumps({"schemaVersion": 2, **doc}).encode()):
+        try:
+            mf.parse(body)
+        except InvalidImage:
+            pass
+        try:
+            mf.parse_config(body, 1)
+        except InvalidImage:
+            pass
+        mf.user_of(doc)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imagestore.digest import Digest
 from imagestore.errors import InvalidReference
@@ -54,3 +56,27 @@ def test_short_names_search_in_order() -> None:
     assert [str(r) for r in candidates("reg.io/app", ["quay.io"])] == ["reg.io/app:latest"]
     with pytest.raises(InvalidReference):
         candidates("app", [])
+
+
+_COMPONENT = st.from_regex(r"[a-z0-9]{1,5}(?:(?:[._]|__|-+)[a-z0-9]{1,5}){0,2}", fullmatch=True)
+_DOMAIN = st.sampled_from(["docker.io", "quay.io", "localhost:5000", "127.0.0.1:5000", "a.b.c"])
+_TAGS = st.from_regex(r"[\w][\w.-]{0,20}", fullmatch=True).filter(str.isascii)
+
+
+@given(_DOMAIN, st.lists(_COMPONENT, min_size=1, max_size=3), st.one_of(st.none(), _TAGS),
+       st.one_of(st.none(), st.just(D)))
+def test_round_trip(domain: str, path: list[str], tag: str | None, digest: str | None) -> None:
+    text = f"{domain}/{'/'.join(path)}" + (f":{tag}" if tag else "") + (f"@{digest}" if digest
+                                                                       else "")
+    ref = parse(text)
+    assert parse(str(ref)) == ref
+    assert (ref.tag, str(ref.digest) if ref.digest else None) == (
+        tag or (None if digest else "latest"), digest)
+
+
+@given(st.text(max_size=60))
+def test_arbitrary_text_parses_or_is_invalid(text: str) -> None:
+    try:
+        parse(text)
+    except InvalidReference:
+        pass

@@ -86,6 +86,8 @@ def _outside_unchanged(outside: Path) -> None:
       _entry("shadow", tarfile.LNKTYPE, link="etc/shadow")], "which is a symlink"),
     ([_entry("link", tarfile.LNKTYPE, link="missing")], "not in this layer"),
     ([_entry("dir/.wh..", data=b"")], "names nothing"),
+    ([_entry("a/" * 2100 + "f", data=b"")], "longer than 4096 bytes"),
+    ([_entry("f", data=b"x", uid="99999999999")], "bad field"),
 ])
 def test_hostile_entries_refused(sandbox: tuple[Path, Path], members: list, message: str) -> None:
     layer, outside = sandbox

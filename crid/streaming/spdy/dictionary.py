@@ -1,0 +1,42 @@
+"""The zlib dictionary of SPDY/3 header compression (draft 3, section 2.6.10.1).
+
+Adler-32 0xe3c6a7c2: peers check it in the zlib stream header (DICTID).
+"""
+
+DICTIONARY = (
+    b'\x00\x00\x00\x07options\x00\x00\x00\x04head\x00\x00\x00\x04p'
+    b'ost\x00\x00\x00\x03put\x00\x00\x00\x06delete\x00\x00\x00\x05trac'
+    b'e\x00\x00\x00\x06accept\x00\x00\x00\x0eaccept-charset\x00\x00\x00'
+    b'\x0faccept-encoding\x00\x00\x00\x0faccept-language\x00\x00\x00\ra'
+    b'ccept-ranges\x00\x00\x00\x03age\x00\x00\x00\x05allow\x00\x00\x00\r'
+    b'authorization\x00\x00\x00\rcache-control\x00\x00\x00\nconnection'
+    b'\x00\x00\x00\x0ccontent-base\x00\x00\x00\x10content-encoding'
+    b'\x00\x00\x00\x10content-language\x00\x00\x00\x0econtent-leng'
+    b'th\x00\x00\x00\x10content-location\x00\x00\x00\x0bcontent-md'
+    b'5\x00\x00\x00\rcontent-range\x00\x00\x00\x0ccontent-type\x00\x00'
+    b'\x00\x04date\x00\x00\x00\x04etag\x00\x00\x00\x06expect'
+    b'\x00\x00\x00\x07expires\x00\x00\x00\x04from\x00\x00\x00\x04h'
+    b'ost\x00\x00\x00\x08if-match\x00\x00\x00\x11if-modified-since'
+    b'\x00\x00\x00\rif-none-match\x00\x00\x00\x08if-range\x00\x00\x00'
+    b'\x13if-unmodified-since\x00\x00\x00\rlast-modified\x00\x00\x00'
+    b'\x08location\x00\x00\x00\x0cmax-forwards\x00\x00\x00\x06pragma\x00'
+    b'\x00\x00\x12proxy-authenticate\x00\x00\x00\x13proxy-authorization'
+    b'\x00\x00\x00\x05range\x00\x00\x00\x07referer\x00\x00\x00\x0bretr'
+    b'y-after\x00\x00\x00\x06server\x00\x00\x00\x02te\x00\x00\x00\x07t'
+    b'railer\x00\x00\x00\x11transfer-encoding\x00\x00\x00\x07upgra'
+    b'de\x00\x00\x00\nuser-agent\x00\x00\x00\x04vary\x00\x00\x00\x03'
+    b'via\x00\x00\x00\x07warning\x00\x00\x00\x10www-authenticate\x00\x00'
+    b'\x00\x06method\x00\x00\x00\x03get\x00\x00\x00\x06statu'
+    b's\x00\x00\x00\x06200 OK\x00\x00\x00\x07version\x00\x00\x00\x08HT'
+    b'TP/1.1\x00\x00\x00\x03url\x00\x00\x00\x06public\x00\x00\x00\nset-c'
+    b'ookie\x00\x00\x00\nkeep-alive\x00\x00\x00\x06origin100101201202205'
+    b'2063003023033043053063074024054064074084094104114124134144154164'
+    b'17502504505203 Non-Authoritative Information204 No Content301 Mo'
+    b'ved Permanently400 Bad Request401 Unauthorized403 Forbidden404 N'
+    b'ot Found500 Internal Server Error501 Not Implemented503 Service '
+    b'UnavailableJan Feb Mar Apr May Jun Jul Aug Sept Oct Nov Dec 00:0'
+    b'0:00 Mon, Tue, Wed, Thu, Fri, Sat, Sun, GMTchunked,text/html,ima'
+    b'ge/png,image/jpg,image/gif,application/xml,application/xhtml+xml'
+    b',text/plain,text/javascript,publicprivatemax-age=gzip,deflate,sd'
+    b'chcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.'
+)
