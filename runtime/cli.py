@@ -172,10 +172,9 @@ def _wants_tty_proxy(args: argparse.Namespace) -> bool:
 
 
 def _run_with_tty(rt: Any, args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from runtime.cli_tty import proxy
     from runtime.monitor.attach import AttachClient
+    from runtime.records import replace
 
     req = replace(_create_request(args, False), stdio=None, stdin=True, stdin_once=True)
     created = rt.create(req)

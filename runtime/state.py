@@ -13,11 +13,11 @@ import enum
 import json
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from runtime.atomic import write_atomic
 from runtime.errors import ContainerExists, ContainerNotFound, InvalidState
+from runtime.records import asdict, dataclass, field
 
 _ID_RE = re.compile(r"^[\w+.-]{1,1024}$")
 

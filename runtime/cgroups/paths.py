@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from runtime.cgroups.errors import CgroupError
 from runtime.errors import SpecError
+from runtime.records import dataclass
 
 FIELD = "linux.cgroupsPath"
 _UNIT_PART = re.compile(r"^[A-Za-z0-9_.@-]+$")

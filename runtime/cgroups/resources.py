@@ -9,10 +9,10 @@ other than absent means unlimited ("max").
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import SpecError
+from runtime.records import dataclass, field
 
 FIELD = "linux.resources"
 I64 = (-(1 << 63), (1 << 63) - 1)

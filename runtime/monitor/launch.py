@@ -13,9 +13,9 @@ import os
 import select
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from runtime.monitor.loop import ChildSpawner, Monitor, MonitorOptions
+from runtime.records import dataclass
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class MonitorRequest:
     spawner: dict
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
+        from runtime.records import asdict
         return {"monitor": asdict(self.monitor), "spawner": self.spawner}
 
     @classmethod

@@ -19,7 +19,6 @@ import struct
 import termios
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from runtime import libc
@@ -29,6 +28,7 @@ from runtime.monitor.attach import listen_unix
 from runtime.monitor.crilog import READ_SIZE, CriLogWriter
 from runtime.monitor.exitfile import ExitStatus, rfc3339_nano, write_exit_file
 from runtime.monitor.stdio import ChildStdio, StdioPlan
+from runtime.records import dataclass
 
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 _DRAIN_GRACE = 0.5      # seconds to wait for EOF on outputs once the process is gone

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from runtime.errors import SpecError
+from runtime.records import dataclass
 
 FIELD = "linux.seccomp"
 EPERM = 1

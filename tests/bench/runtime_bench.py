@@ -38,7 +38,7 @@ from tests.integration.runtime.bundle import default_config, make_rootfs
 
 REPO = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("RUNTIME_BENCH_ROUNDS", "15"))
-PREFIX = "crt-life-bench"
+PREFIX = "crt-perf-bench"
 
 
 @dataclass
