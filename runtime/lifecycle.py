@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -80,7 +79,7 @@ class Runtime:
             raise
 
     def _create(self, req: CreateRequest, bundle: str, spec: Spec, d: Path) -> Created:
-        shutil.copyfile(os.path.join(bundle, "config.json"), d / "config.json")
+        (d / "config.json").write_bytes(Path(bundle, "config.json").read_bytes())
         fifo = str(d / "exec.fifo")
         os.mkfifo(fifo, 0o600)
         rec = ContainerRecord(id=req.id, bundle=bundle, created=rfc3339_nano(),

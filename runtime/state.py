@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import re
-import shutil
 from pathlib import Path
 
 from runtime.atomic import write_atomic
@@ -135,7 +135,28 @@ class StateStore:
             return []
 
     def remove(self, container_id: str) -> None:
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        _remove_tree(str(self.dir(container_id)))
+
+
+def _remove_tree(path: str) -> None:
+    """``shutil.rmtree(path, ignore_errors=True)`` for a state directory (a few files, maybe a
+    socket); shutil's import (bz2, lzma) costs every CLI call 4 ms."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                _remove_tree(e.path)
+            else:
+                os.unlink(e.path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def process_start_time(pid: int) -> int | None:
