@@ -125,9 +125,10 @@ def _log_error(args: argparse.Namespace, msg: str) -> None:
 
 
 def _runtime(args: argparse.Namespace) -> Any:
-    from runtime.lifecycle import Runtime
+    from runtime.lifecycle import ForkLauncher, Runtime
 
-    return Runtime(Path(args.root))
+    # The CLI exits soon after the monitor answers: it need not double-fork it.
+    return Runtime(Path(args.root), ForkLauncher(double=False))
 
 
 def _create_request(args: argparse.Namespace, wait: bool) -> Any:

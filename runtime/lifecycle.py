@@ -41,12 +41,19 @@ class MonitorLauncher(Protocol):
 
 
 class ForkLauncher:
-    """Forks the monitor from the calling process: only for single-threaded callers (CLI)."""
+    """Forks the monitor from the calling process: only for single-threaded callers (CLI).
+
+    ``double=False`` leaves the monitor a child of the caller (one fork less): for a caller
+    that exits soon, like the CLI (see ``fork_monitor``).
+    """
+
+    def __init__(self, double: bool = True) -> None:
+        self.double = double
 
     def launch(self, request: MonitorRequest, fds: MonitorFds) -> None:
         from runtime.spawners import make_spawner
 
-        fork_monitor(request, fds, make_spawner)
+        fork_monitor(request, fds, make_spawner, self.double)
 
 
 class Runtime:

@@ -9,7 +9,7 @@ crid's gRPC process is multi-threaded and must never fork. It starts one zygote
     {"op": "monitor", "request": <MonitorRequest.to_dict()>,
      "fds": {"reply": 0, "wait": 1 | null, "stdio": [2, 3, 4] | null}}
 
-where the numbers index the attached fds. The zygote double-forks a monitor for each request and
+where the numbers index the attached fds. The zygote forks a monitor for each request and
 answers nothing itself: the monitor writes its outcome to the reply fd. The zygote exits when
 the socket closes (its owner died); monitors live on.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import array
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -121,7 +122,8 @@ def _handle(raw: bytes, fds: list[int]) -> None:
     wait = fds[index["wait"]] if index.get("wait") is not None else None
     monitor_fds = MonitorFds(reply=fds[index["reply"]], wait=wait,
                              stdio=stdio)  # type: ignore[arg-type]
-    fork_monitor(MonitorRequest.from_dict(msg["request"]), monitor_fds, make_spawner)
+    fork_monitor(MonitorRequest.from_dict(msg["request"]), monitor_fds, make_spawner,
+                 double=False)
 
 
 def serve(sock: socket.socket) -> None:
@@ -133,6 +135,9 @@ def serve(sock: socket.socket) -> None:
     from runtime.monitor.launch import _set_comm
 
     _set_comm("crid-zygote")
+    # Monitors are forked directly (not double-forked: one fork less per container); the
+    # kernel reaps them when they exit because SIGCHLD is ignored here.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     gc.collect()
     gc.freeze()
     sock.send(b"ready")

@@ -47,8 +47,13 @@ class MonitorFds:
 
 
 def fork_monitor(request: MonitorRequest, fds: MonitorFds,
-                 make_spawner: Callable[[dict], ChildSpawner]) -> None:
-    """Double-fork a monitor for ``request`` and return once the intermediate child is reaped.
+                 make_spawner: Callable[[dict], ChildSpawner], double: bool = True) -> None:
+    """Fork a monitor for ``request`` in a session of its own and return.
+
+    With ``double`` (the default) it is forked from an intermediate child that is reaped here,
+    so the monitor is nobody's child. Without, it is the caller's child and one fork cheaper
+    (1-2 ms): only for callers that never wait for it and ignore SIGCHLD (the zygote) or exit
+    soon (the CLI); the monitor is re-parented when they exit.
 
     Call only from a single-threaded process. The monitor closes every fd but those in ``fds``.
     """
@@ -57,13 +62,14 @@ def fork_monitor(request: MonitorRequest, fds: MonitorFds,
         code = 1
         try:
             os.setsid()
-            if os.fork() == 0:
+            if not double or os.fork() == 0:
                 code = _monitor_main(request, fds, make_spawner)
             else:
                 code = 0
         finally:
             os._exit(code)
-    os.waitpid(pid, 0)
+    if double:
+        os.waitpid(pid, 0)
 
 
 def _monitor_main(request: MonitorRequest, fds: MonitorFds,

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from runtime import libc
+from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import OCIRuntimeError
 from runtime.monitor import framing
 from runtime.monitor.attach import listen_unix
@@ -461,6 +462,7 @@ def _spawn_in_child(make: Callable[[], ChildSpawner], stdio: ChildStdio) -> tupl
         finally:
             os._exit(0)
     os.close(w)
+    warm_up_migration()  # while the child sets up, before it places the process in a cgroup
     os.waitpid(child, 0)
     os.set_blocking(r, False)
     try:
