@@ -16,19 +16,20 @@ the socket closes (its owner died); monitors live on.
 
 from __future__ import annotations
 
+import _thread
 import array
 import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.errors import OCIRuntimeError
 from runtime.monitor.launch import MonitorFds, MonitorRequest
+
+if TYPE_CHECKING:
+    import subprocess
 
 _MAX_FDS = 8
 _MAX_MSG = 1 << 20
@@ -44,13 +45,17 @@ class Zygote:
     def __init__(self, sock: socket.socket, proc: subprocess.Popen) -> None:
         self._sock = sock
         self._proc = proc
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     @classmethod
     def start(cls, python: str = sys.executable, timeout: float = 30.0) -> Zygote:
         """Start ``python -m runtime.zygote`` and wait until it is ready. Raises ZygoteError."""
+        # Imported here, not at the top: the zygote process itself must not carry them (every
+        # monitor it forks shares, and is charged part of, its heap).
+        import subprocess
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        root = str(Path(__file__).resolve().parent.parent)
+        root = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
         env = {**os.environ, "PYTHONPATH": root}
         proc = subprocess.Popen([python, "-S", "-m", "runtime.zygote", str(theirs.fileno())],
                                 pass_fds=[theirs.fileno()], env=env, cwd="/",
@@ -90,6 +95,8 @@ class Zygote:
 
     def close(self) -> None:
         """Stop the zygote (monitors it started keep running)."""
+        import subprocess
+
         self._sock.close()
         try:
             self._proc.wait(5)
