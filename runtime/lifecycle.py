@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from runtime import hooks
 from runtime.cgroup_seam import Cgroups, is_frozen, open_cgroups
+from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError
 from runtime.exits import wait_for_file
 from runtime.features import features as _features
@@ -134,6 +135,9 @@ class Runtime:
             os.close(reply_w)
             if wait_w is not None:
                 os.close(wait_w)
+        # We only wait for the reply now: start the RCU grace period the process's cgroup
+        # placement will need while the monitor and the init are being forked.
+        warm_up_migration()
         try:
             reply = read_reply(reply_r, timeout)
         except (OSError, TimeoutError) as e:
