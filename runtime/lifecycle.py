@@ -159,6 +159,11 @@ class Runtime:
             pass
         if rec is not None and is_alive(rec.pid, rec.pid_start):
             os.kill(rec.pid, signal.SIGKILL)
+        if rec is not None and rec.monitor_pid and is_alive(rec.monitor_pid, rec.monitor_start):
+            # (The process may have been killed already, by _create.) Its monitor writes the
+            # exit file into the state directory: let it, or the directory is refilled while
+            # it is removed, and stays.
+            _quiet(lambda: wait_for_file(rec.exit_file, 2.0))
         _quiet(lambda: open_cgroups(spec, cid).destroy())
         self.store.remove(cid)
 

@@ -4,8 +4,8 @@ Why not ``dataclasses``: importing it pulls in ``inspect`` (about 7 ms here) and
 ``@dataclass`` compiles five or six generated methods (0.3-0.8 ms per class). The runtime
 declares some sixty records and ``crid-runtime`` imports most of them on every call, so the
 stdlib decorator alone cost the CLI about 40 ms. Here only ``__init__`` is generated (one
-``exec`` per class); ``__repr__``, ``__eq__``, ``__hash__`` and the frozen ``__setattr__`` are
-shared functions reading the class's field names.
+``exec`` per class, on its first instantiation); ``__repr__``, ``__eq__``, ``__hash__`` and
+the frozen ``__setattr__`` are shared functions reading the class's field names.
 
 Supported: ``@dataclass`` and ``@dataclass(frozen=True)``, fields with plain defaults or
 ``field(default=...)`` / ``field(default_factory=...)``, and ``asdict``, ``replace``,
@@ -106,7 +106,7 @@ def _make(cls: type[T], frozen: bool) -> type[T]:
     attrs: dict[str, Any] = {
         "__record_fields__": tuple(declared),
         "__match_args__": tuple(f.name for f in declared),
-        "__init__": _init_for(cls, declared, frozen),
+        "__init__": _lazy_init(cls, declared, frozen),
         "__repr__": _repr, "__eq__": _eq,
     }
     if frozen:
@@ -127,6 +127,32 @@ def _check_order(cls: type, declared: list[Field]) -> None:
         if seen_default and not has:
             raise TypeError(f"{cls.__name__}: non-default field {f.name!r} follows a default")
         seen_default = seen_default or has
+
+
+_pending: list[tuple[type, list[Field], bool]] = []
+
+
+def compile_all() -> None:
+    """Compile the ``__init__`` of every record defined so far now: a process that forks
+    workers (the zygote) calls it once, so that its children do not each compile them."""
+    while _pending:
+        cls, declared, frozen = _pending.pop()
+        if getattr(cls.__dict__["__init__"], "__lazy_record_init__", False):
+            type.__setattr__(cls, "__init__", _init_for(cls, declared, frozen))
+
+
+def _lazy_init(cls: type, declared: list[Field], frozen: bool) -> Callable[..., None]:
+    """An ``__init__`` that compiles the real one on first use and puts it in its place: most
+    records are never made in a given process (the CLI uses a few of the sixty), and the
+    compile is most of a record's definition cost."""
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        real = _init_for(cls, declared, frozen)
+        type.__setattr__(cls, "__init__", real)
+        real(self, *args, **kwargs)
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__lazy_record_init__ = True  # type: ignore[attr-defined]
+    _pending.append((cls, declared, frozen))
+    return __init__
 
 
 def _init_for(cls: type, declared: list[Field], frozen: bool) -> Callable[..., None]:

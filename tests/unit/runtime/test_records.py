@@ -77,3 +77,16 @@ def test_non_default_after_default_is_refused() -> None:
         class Bad:
             a: int = 0
             b: int  # type: ignore[misc]
+
+
+def test_compile_all_replaces_the_lazy_init() -> None:
+    from runtime.records import compile_all
+
+    @dataclass(frozen=True)
+    class Late:
+        v: int = 1
+
+    assert getattr(Late.__init__, "__lazy_record_init__", False)
+    compile_all()
+    assert not getattr(Late.__init__, "__lazy_record_init__", False)
+    assert Late(2).v == 2 and Late().v == 1
