@@ -165,7 +165,9 @@ def _monitor_pss(base: Path, bundle: Path, extra: int = 3) -> dict[str, int]:
             monitors.append(created.monitor_pid)
             if i == 0:
                 time.sleep(0.5)
-                res = {"monitor_pss_kib": _pss(created.monitor_pid), "zygote_pss_kib": _pss(z.pid)}
+                res = {"monitor_pss_kib": _pss(created.monitor_pid), "zygote_pss_kib": _pss(z.pid),
+                       # without file pages, whose share depends on what else runs python
+                       "monitor_pss_anon_kib": _pss(created.monitor_pid, "Pss_Anon:")}
         time.sleep(0.5)
         res[f"monitor_pss_kib_mean_of_{len(cids)}"] = round(
             statistics.mean(_pss(m) for m in monitors))
@@ -179,10 +181,10 @@ def _monitor_pss(base: Path, bundle: Path, extra: int = 3) -> dict[str, int]:
         z.close()
 
 
-def _pss(pid: int) -> int:
+def _pss(pid: int, field: str = "Pss:") -> int:
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
-            if line.startswith("Pss:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     return -1
 
