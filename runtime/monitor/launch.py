@@ -1,5 +1,7 @@
-"""Starting a monitor: a double fork from a single-threaded process (the zygote or the CLI),
-so the monitor is nobody's child, has its own session, and outlives whoever asked for it.
+"""Starting a monitor: a fork from a single-threaded process (the zygote or the CLI), in a
+session of its own, so that it outlives whoever asked for it. The zygote ignores SIGCHLD (the
+kernel reaps its monitors) and the CLI exits soon after; other callers double-fork, so the
+monitor is nobody's child (see ``fork_monitor``).
 
 The requester learns the outcome from a reply fd: the monitor writes one JSON line
 (``{"ok": true, "pid": ..., "monitor_pid": ...}`` or ``{"ok": false, "error": ..., "type": ...}``).
