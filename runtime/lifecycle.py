@@ -317,12 +317,13 @@ class Runtime:
         tag = f"exec-{time.monotonic_ns()}"
         terminal = bool(req.process.get("terminal"))
         mode = _stdio_mode(terminal, req.console_socket, req.stdio)
-        exit_file = str(req.exit_file or d / f"{tag}.exit")
+        exit_file = str(req.exit_file or ("" if req.brief else d / f"{tag}.exit"))
         attach = str(req.attach_socket or d / tag) if mode in ("pipes", "terminal") else ""
         opts = MonitorOptions(container_id=cid, stdio_mode=mode, log_path=_opt(req.log_path),
-                              exit_file=exit_file, attach_socket=attach or None,
+                              exit_file=exit_file or None, attach_socket=attach or None,
                               console_socket=_opt(req.console_socket), stdin=req.stdin,
-                              stdin_once=req.stdin_once, await_attach=req.await_attach)
+                              stdin_once=req.stdin_once, await_attach=req.await_attach,
+                              brief=req.brief)
         params = {"kind": "exec", "id": cid, "bundle": str(d), "pid": rec.pid,
                   "process": _with_root(req.process)}
         created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,

@@ -67,6 +67,7 @@ class ExecRequest:
     wait_fd: bool = False
     await_attach: bool = False
     timeout: float = 60.0
+    brief: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import select
 import signal
 import time
@@ -51,11 +50,12 @@ def run_exec(rt: Runtime, cid: str, process: dict[str, Any], timeout: float,
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    exit_file = rt.store.dir(cid) / f"exec-{secrets.token_hex(8)}.exit"
     try:
         try:
+            # brief: no exit file (the record comes on the wait fd) and no throwaway spawner
+            # child in the monitor: about 4 ms of the ~17 ms an exec costs.
             created = rt.exec(cid, ExecRequest(process=process, stdio=(null, out_w, err_w),
-                                               exit_file=exit_file, wait_fd=True))
+                                               wait_fd=True, brief=True))
         except InvalidState as e:
             raise FailedPrecondition(f"exec in container {cid}: {e}") from e
         except OCIRuntimeError as e:
@@ -72,7 +72,6 @@ def run_exec(rt: Runtime, cid: str, process: dict[str, Any], timeout: float,
     finally:
         os.close(out_r)
         os.close(err_r)
-        exit_file.unlink(missing_ok=True)
 
 
 def _collect(pid: int, wait_fd: int, out_r: int, err_r: int, timeout: float, limit: int,

@@ -47,6 +47,10 @@ class MonitorOptions:
     "console" (terminal whose master goes to the requester's ``console_socket``).
     ``await_attach``: the requester is about to attach; output produced before it connects is
     kept for it (bounded), and an exit before it connects waits for it a little.
+    ``brief``: the process is short-lived and its monitor with it (ExecSync): it is spawned by
+    the monitor itself rather than from a throwaway child (see ``_spawn_in_child``: the memory
+    that child saves matters only for a monitor that lives long), which saves a fork and a
+    second parse of the spec for the OOM count at the end.
     """
 
     container_id: str
@@ -58,6 +62,7 @@ class MonitorOptions:
     stdin: bool = False
     stdin_once: bool = False
     await_attach: bool = False
+    brief: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> MonitorOptions:
@@ -160,12 +165,21 @@ class Monitor:
         if o.attach_socket:
             self.listener = listen_unix(o.attach_socket)
             self.listener.setblocking(False)
-        self.pid, oom_before = _spawn_in_child(self.spawner, plan.child)
+        if o.brief:
+            self.pid, oom_before = self._spawn_here(plan.child)
+        else:
+            self.pid, oom_before = _spawn_in_child(self.spawner, plan.child)
         plan.after_spawn()
         if o.stdio_mode == "terminal":
             plan.mine.stdin = plan.mine.pty if o.stdin else None
         _detach_own_stdio()
         return oom_before
+
+    def _spawn_here(self, stdio: ChildStdio) -> tuple[int, int]:
+        spawner = self.spawner()
+        self.spawner = lambda: spawner  # _finish reuses it for the OOM count
+        oom_before = spawner.oom_kill_count()
+        return spawner.spawn(stdio), oom_before
 
     def _reply(self, msg: dict) -> None:
         if self.reply_fd is None:

@@ -145,6 +145,27 @@ def test_exec_into_running(runtime: Runtime, tmp_path: Path) -> None:
     assert not os.path.exists(res.exit_file)
 
 
+def test_brief_exec_reports_on_the_wait_fd_only(runtime: Runtime, tmp_path: Path) -> None:
+    cid = PREFIX + "execbrief"
+    runtime.create(CreateRequest(id=cid, bundle=write_bundle(tmp_path / "b", ["sleep", "300"])))
+    runtime.start(cid)
+    before = set(os.listdir(runtime.store.dir(cid)))
+    r, w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    res = runtime.exec(cid, ExecRequest(process={"args": ["sh", "-c", "echo hi; exit 3"],
+                                                 "cwd": "/", "env": ["PATH=/bin"]},
+                                        stdio=(null, w, w), wait_fd=True, brief=True))
+    os.close(w)
+    os.close(null)
+    with os.fdopen(r, "rb") as f:
+        assert f.read() == b"hi\n"
+    assert res.wait_fd is not None
+    with os.fdopen(res.wait_fd, "rb") as f:
+        assert json.loads(f.read())["exit_code"] == 3
+    assert res.exit_file == ""
+    assert set(os.listdir(runtime.store.dir(cid))) == before
+
+
 def test_exec_awaiting_attach_keeps_early_output(runtime: Runtime, tmp_path: Path) -> None:
     cid = PREFIX + "execwait"
     runtime.create(CreateRequest(id=cid, bundle=write_bundle(tmp_path / "b", ["sleep", "300"])))
