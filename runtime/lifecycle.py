@@ -81,10 +81,14 @@ class Runtime:
         self._specs.pop(req.id, None)
         self._cgroup_managers.pop(req.id, None)
         try:
-            return self._create(req, bundle, spec, d)
+            created = self._create(req, bundle, spec, d)
         except BaseException:
             self._abandon(req.id, spec)
             raise
+        # The state copy of config.json holds the same bytes: start (poststart hooks, the
+        # freezer check) needs not read and parse it again.
+        self._specs[req.id] = spec
+        return created
 
     def _create(self, req: CreateRequest, bundle: str, spec: Spec, d: Path) -> Created:
         (d / "config.json").write_bytes(Path(bundle, "config.json").read_bytes())

@@ -9,9 +9,12 @@ crid's gRPC process is multi-threaded and must never fork. It starts one zygote
     {"op": "monitor", "request": <MonitorRequest.to_dict()>,
      "fds": {"reply": 0, "wait": 1 | null, "stdio": [2, 3, 4] | null}}
 
-where the numbers index the attached fds. The zygote forks a monitor for each request and
-answers nothing itself: the monitor writes its outcome to the reply fd. The zygote exits when
-the socket closes (its owner died); monitors live on.
+where the numbers index the attached fds. Each request is taken by a *spare*: a child the
+zygote forked before the request came, blocked in ``recvmsg`` on the shared socket, which then
+becomes the request's monitor; the zygote forks the next spare meanwhile. The fork (1-2 ms
+with the zygote's heap) is thus off the path of every request. Nobody answers but the
+monitor, on the reply fd. The zygote exits when the socket closes (its owner died); monitors
+live on.
 """
 
 from __future__ import annotations
@@ -117,10 +120,8 @@ def _receive(sock: socket.socket) -> tuple[bytes, list[int]] | None:
     return msg, list(fds)
 
 
-def _handle(raw: bytes, fds: list[int]) -> None:
-    from runtime.monitor.launch import fork_monitor
-    from runtime.spawners import make_spawner
-
+def _parse(raw: bytes, fds: list[int]) -> tuple[MonitorRequest, MonitorFds]:
+    """The request and its fds. Raises ValueError/KeyError/IndexError on a malformed one."""
     msg = json.loads(raw)
     if msg.get("op") != "monitor":
         raise ValueError(f"unknown op {msg.get('op')!r}")
@@ -129,12 +130,54 @@ def _handle(raw: bytes, fds: list[int]) -> None:
     wait = fds[index["wait"]] if index.get("wait") is not None else None
     monitor_fds = MonitorFds(reply=fds[index["reply"]], wait=wait,
                              stdio=stdio)  # type: ignore[arg-type]
-    fork_monitor(MonitorRequest.from_dict(msg["request"]), monitor_fds, make_spawner,
-                 double=False)
+    return MonitorRequest.from_dict(msg["request"]), monitor_fds
+
+
+# What a spare tells the zygote on its pipe: it took a request, or the socket closed.
+_TAKEN, _CLOSED = b"t", b"c"
+_MAX_SPARE_DEATHS = 3  # spares dying before taking anything, in a row: give up
+
+
+def _spare(sock: socket.socket, tell: int) -> int:
+    """A pre-forked monitor-to-be: take one request, tell the zygote, serve it."""
+    from runtime.monitor.launch import monitor_main
+    from runtime.spawners import make_spawner
+
+    os.setsid()  # a session of its own, as fork_monitor gives a monitor
+    received = _receive(sock)
+    os.write(tell, _TAKEN if received is not None else _CLOSED)
+    if received is None:
+        return 0
+    msg, fds = received
+    try:
+        request, monitor_fds = _parse(msg, fds)
+    except Exception as e:  # a malformed request: answer it on its reply fd, if any
+        _report(fds, e)
+        return 1
+    return monitor_main(request, monitor_fds, make_spawner)
+
+
+def _next_spare(sock: socket.socket) -> bytes:
+    """Fork a spare and wait until it has taken a request; returns what it said (b"" when it
+    died first)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            code = _spare(sock, w)
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        return os.read(r, 1)
+    finally:
+        os.close(r)
 
 
 def serve(sock: socket.socket) -> None:
-    """The zygote's loop: one monitor per request until the socket closes."""
+    """The zygote's loop: one spare (monitor-to-be) at a time until the socket closes."""
     import gc
 
     import runtime.monitor.launch  # noqa: F401  (import before freezing: forks share it)
@@ -150,15 +193,12 @@ def serve(sock: socket.socket) -> None:
     gc.collect()
     gc.freeze()
     sock.send(b"ready")
-    while (received := _receive(sock)) is not None:
-        msg, fds = received
-        try:
-            _handle(msg, fds)
-        except Exception as e:  # a malformed request must not kill the zygote
-            _report(fds, e)
-        finally:
-            for fd in fds:
-                os.close(fd)
+    deaths = 0
+    while deaths < _MAX_SPARE_DEATHS:
+        said = _next_spare(sock)
+        if said == _CLOSED:
+            return
+        deaths = 0 if said == _TAKEN else deaths + 1
 
 
 def _report(fds: list[int], error: Exception) -> None:

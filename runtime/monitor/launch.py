@@ -65,7 +65,7 @@ def fork_monitor(request: MonitorRequest, fds: MonitorFds,
         try:
             os.setsid()
             if not double or os.fork() == 0:
-                code = _monitor_main(request, fds, make_spawner)
+                code = monitor_main(request, fds, make_spawner)
             else:
                 code = 0
         finally:
@@ -74,8 +74,10 @@ def fork_monitor(request: MonitorRequest, fds: MonitorFds,
         os.waitpid(pid, 0)
 
 
-def _monitor_main(request: MonitorRequest, fds: MonitorFds,
-                  make_spawner: Callable[[dict], ChildSpawner]) -> int:
+def monitor_main(request: MonitorRequest, fds: MonitorFds,
+                 make_spawner: Callable[[dict], ChildSpawner]) -> int:
+    """Become the monitor for ``request`` in the calling (freshly forked) process; returns
+    its exit code. Closes every fd but those in ``fds`` and 0-2."""
     keep = {0, 1, 2, fds.reply} | ({fds.wait} if fds.wait is not None else set())
     keep |= set(fds.stdio or ())
     _close_all_but(keep)
