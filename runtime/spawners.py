@@ -66,7 +66,7 @@ class ExecSpawner:
             raise SpecError("process", "exec needs a process")
         self.process = process
         self.seccomp = spec.linux.seccomp
-        self.cgroups = open_cgroups(spec, params["id"])
+        self.spec = spec
 
     def spawn(self, stdio: ChildStdio) -> int:
         ctx = ExecContext(pid=int(self.params["pid"]), process=self.process,
@@ -77,7 +77,8 @@ class ExecSpawner:
 
     def oom_kill_count(self) -> int:
         try:
-            return self.cgroups.oom_kill_count()
+            # Opened here, not in __init__: a brief exec (ExecSync) never counts OOM kills.
+            return open_cgroups(self.spec, self.params["id"]).oom_kill_count()
         except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
             return 0
 

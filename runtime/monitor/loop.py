@@ -36,6 +36,7 @@ _DRAIN_GRACE = 0.5      # seconds to wait for EOF on outputs once the process is
 _CLIENT_BUFFER_MAX = 4 << 20
 _BACKLOG_MAX = 64 << 10
 _FIRST_CLIENT_LINGER = 5.0  # seconds
+_NOT_COUNTED = -1  # OOM kills before the spawn, when not counted (brief processes)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class MonitorOptions:
     ``brief``: the process is short-lived and its monitor with it (ExecSync): it is spawned by
     the monitor itself rather than from a throwaway child (see ``_spawn_in_child``: the memory
     that child saves matters only for a monitor that lives long), which saves a fork and a
-    second parse of the spec for the OOM count at the end.
+    second parse of the spec for the OOM count at the end; its exit never reports an OOM kill.
     """
 
     container_id: str
@@ -176,10 +177,9 @@ class Monitor:
         return oom_before
 
     def _spawn_here(self, stdio: ChildStdio) -> tuple[int, int]:
-        spawner = self.spawner()
-        self.spawner = lambda: spawner  # _finish reuses it for the OOM count
-        oom_before = spawner.oom_kill_count()
-        return spawner.spawn(stdio), oom_before
+        # No OOM count (-1): the caller of a brief process (ExecSync) has no use for it, and
+        # reading it means finding the container's cgroup, twice.
+        return self.spawner().spawn(stdio), _NOT_COUNTED
 
     def _reply(self, msg: dict) -> None:
         if self.reply_fd is None:
@@ -389,7 +389,7 @@ class Monitor:
     def _finish(self, oom_before: int) -> None:
         assert self.status is not None
         try:
-            oom = self.spawner().oom_kill_count() > oom_before
+            oom = oom_before != _NOT_COUNTED and self.spawner().oom_kill_count() > oom_before
         except Exception:
             oom = False
         self.status = ExitStatus(self.status.pid, self.status.exit_code, self.status.signal,
