@@ -42,6 +42,17 @@ def parse_duration(text: str) -> float:
     return h * 3600 + mi * 60 + s + ms / 1000
 
 
+_SIZE = re.compile(r"^(\d+)\s*([kmgt]?)(i?b?)$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Parses a byte size ("65536", "64m", "64Mi", "1G") into bytes (binary multiples)."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"not a size: {text!r} (use e.g. \"64Mi\", \"1G\", \"65536\")")
+    return int(m.group(1)) * 1024 ** "_kmgt".index((m.group(2) or "_").lower())
+
+
 def _check_cidr(value: str, version: int) -> None:
     if value:
         net = ipaddress.ip_network(value, strict=True)
@@ -78,6 +89,12 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
+class PodsConfig:
+    shm_size: str = opt("64Mi", "size of each pod's /dev/shm tmpfs", kind="size")
+    runtime_handlers: list[str] = opt([], "runtime handlers accepted besides the default")
+
+
+@dataclass(frozen=True)
 class StreamingConfig:
     address: str = opt("127.0.0.1", "address of the exec/attach/port-forward server", kind="ip")
     port: int = opt(0, "port; 0 picks a free one", kind="port")
@@ -98,6 +115,7 @@ class Config:
     default_runtime_handler: str = opt("crid", "runtime handler used for an empty handler name")
     images: ImagesConfig = field(default_factory=ImagesConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    pods: PodsConfig = field(default_factory=PodsConfig)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
 
     @property
@@ -109,6 +127,7 @@ _KIND_CHECKS = {
     "positive": lambda v: None if v > 0 else _raise("must be greater than 0"),
     "port": lambda v: None if 0 <= v <= 65535 else _raise("must be a port number 0-65535"),
     "duration": lambda v: parse_duration(v) and None,
+    "size": lambda v: None if parse_size(v) > 0 else _raise("must be greater than 0"),
     "cidr4": lambda v: _check_cidr(v, 4),
     "cidr6": lambda v: _check_cidr(v, 6),
     "ip": lambda v: ipaddress.ip_address(v) and None,

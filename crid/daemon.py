@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import faulthandler
 import fcntl
 import os
+import re
 import signal
 import socket
 import threading
@@ -18,14 +20,30 @@ from grpc_reflection.v1alpha import reflection
 
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
-from crid.config import Config
+from crid.config import Config, NetworkConfig, parse_size
+from crid.containers.exit_watch import ExitWatchThread
+from crid.containers.manager import ContainerManager, ContainerOptions
+from crid.containers.pod_adapter import PodManagerLookup
+from crid.containers.runtime_adapter import EmbeddedRuntime, RuntimeOptions
+from crid.containers.stats import CgroupReader
+from crid.events import EventBus
 from crid.images import store_options
-from crid.runtime_info import NoNetwork, PodCidrStore
+from crid.network import make_pod_network
+from crid.network.factory import options_from_config
+from crid.pods import PodManager, PodNetworkPort, PodOptions, SetupDeps, handler_set
+from crid.pods.cgroups import CgroupfsPodCgroups
+from crid.pods.namespaces import NamespacePinner
+from crid.pods.netadapter import PodNetworkAdapter
+from crid.pods.network import ReadinessCondition
+from crid.runtime_info import PodCidrStore
+from crid.server.container_rpc import ContainerDeps
 from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
 from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps
+from crid.server.stats_rpc import StatsDeps
 from crid.store import MetadataStore
 from imagestore import ImageStore
+from runtime.zygote import Zygote
 
 log = logs.get("crid.daemon")
 GRACE_SECONDS = 10
@@ -92,6 +110,9 @@ class Daemon:
         self._server: grpc.Server | None = None
         self._store: MetadataStore | None = None
         self._images: ImageStore | None = None
+        self._zygote: Zygote | None = None
+        self._exits: ExitWatchThread | None = None
+        self._events = EventBus()
 
     def start(self) -> None:
         """Takes the root lock, opens state, and starts serving.
@@ -121,9 +142,19 @@ class Daemon:
             interceptors=[ErrorsAndLogging()],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                      ("grpc.max_send_message_length", MAX_MESSAGE)])
+        pod_cidrs = PodCidrStore(store)
+        network = self._build_pod_network(pod_cidrs)
+        containers: list[ContainerManager] = []  # bound below: images ask who uses them
+        self._images = ImageStore(
+            store_options(self.cfg.images, self.root / "images"),
+            in_use=lambda: containers[0].image_ids_in_use() if containers else ())
+        pods = self._build_pods(store, network)
+        containers.append(self._build_containers(store, pods))
         runtime = RuntimeService(RuntimeServiceDeps(
-            config=self.cfg, network=NoNetwork(), pod_cidrs=PodCidrStore(store)))
-        self._images = ImageStore(store_options(self.cfg.images, self.root / "images"))
+            config=self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
+            pods=pods, pod_network=network,
+            containers=ContainerDeps(containers[0], pods, self._events),
+            stats=StatsDeps(containers[0], pods, CgroupReader())))
         images = ImageService(ImageServiceDeps(
             store=self._images, containers_dir=self.root / "containers"))
         api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
@@ -137,6 +168,51 @@ class Daemon:
         reflection.enable_server_reflection(
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         return server
+
+    def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetworkPort:
+        opts = options_from_config(self.cfg.network, str(self.root))
+        # Daemons with a bridge of their own (tests, a second crid) get an nft table of
+        # their own too: each rewrites its whole table from its own leases.
+        if opts.bridge != NetworkConfig().bridge:
+            table = re.sub(r"[^A-Za-z0-9_]", "_", opts.bridge)
+            opts = dataclasses.replace(opts, nft_table=f"crid_{table}")
+        network = PodNetworkAdapter(make_pod_network(opts))
+        if pod_cidrs.get():
+            network.update_pod_cidrs(pod_cidrs.get())
+        return network
+
+    def _build_pods(self, store: MetadataStore, network: PodNetworkPort) -> PodManager:
+        cfg = self.cfg
+        pods = PodManager(
+            PodOptions(run_root=self.run_root,
+                       handlers=handler_set(cfg.default_runtime_handler,
+                                            cfg.pods.runtime_handlers),
+                       default_handler=cfg.default_runtime_handler),
+            store,
+            SetupDeps(pinner=NamespacePinner(), network=network, cgroups=CgroupfsPodCgroups(),
+                      run_root=self.run_root, shm_size=parse_size(cfg.pods.shm_size)))
+        for change in pods.reconcile():
+            log.info("reconciled pod", change=change)
+        return pods
+
+    def _build_containers(self, store: MetadataStore, pods: PodManager) -> ContainerManager:
+        """The container manager over the embedded runtime; exits are watched before the
+        start-up reconciliation so none is missed in between."""
+        self._zygote = Zygote.start()
+        rt = EmbeddedRuntime(RuntimeOptions(root=self.run_root / "runtime",
+                                            exits_dir=self.run_root / "exits"),
+                             launcher=self._zygote)
+        assert self._images is not None
+        manager = ContainerManager(
+            ContainerOptions(root=self.root / "containers",
+                             forbidden_roots=(self.root, self.run_root),
+                             cgroup_driver=self.cfg.cgroup_driver),
+            store, rt, self._images, PodManagerLookup(pods), self._events)
+        self._exits = ExitWatchThread(self.run_root / "exits", manager.mark_exited)
+        for change in manager.reconcile():
+            log.info("reconciled container", change=change)
+        self._exits.start()
+        return manager
 
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""
@@ -155,6 +231,13 @@ class Daemon:
         if self._server is not None:
             self._server.stop(GRACE_SECONDS).wait()
             self._server = None
+        self._events.close()
+        if self._exits is not None:
+            self._exits.stop()
+            self._exits = None
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
         if self._images is not None:
             self._images.close()
             self._images = None

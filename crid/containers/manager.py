@@ -8,30 +8,43 @@ runtime, images and pods through small Protocols (crid/containers/ports.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
 import signal
-import stat
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crid.containers import inputs
 from crid.containers import rootfs as rootfs_mod
-from crid.containers.model import ContainerRequest, ImageConfig, NsMode, ProfileKind
-from crid.containers.ports import ContainerRuntime, ExitInfo, ImageLookup, PodLookup
+from crid.containers.model import (
+    ContainerRequest,
+    ImageConfig,
+    NsMode,
+    Resources,
+)
+from crid.containers.ports import (
+    ContainerRuntime,
+    ExecResult,
+    ExitInfo,
+    ImageLookup,
+    PodForContainers,
+    PodLookup,
+)
 from crid.containers.record import ContainerRecord, ContainerState
-from crid.containers.spec import HostDevice, SpecInputs, generate_spec
-from crid.containers.users import UserDB, resolve_user
-from crid.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from crid.containers.spec import HostDevice, SpecInputs, generate_spec, resources_oci
+from crid.containers.users import resolve_user
+from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.events import ContainerEvent, EventBus
 from crid.names import NameRegistry
 from crid.store import MetadataStore, atomic_write
 
 KIND = "container"
-MAX_PROFILE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -51,12 +64,19 @@ class ListFilter:
     labels: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class _Resolved:
+    devices: tuple[HostDevice, ...]
+    seccomp: dict[str, Any] | None
+
+
 class ContainerManager:
     def __init__(self, opts: ContainerOptions, store: MetadataStore, runtime: ContainerRuntime,
                  images: ImageLookup, pods: PodLookup, events: EventBus) -> None:
         self._o, self._store, self._rt = opts, store, runtime
         self._images, self._pods, self._events = images, pods, events
         self._lock = threading.RLock()
+        opts.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names = NameRegistry()
         for r in self._records.values():
@@ -98,10 +118,15 @@ class ContainerManager:
             NotFound: the pod or image does not exist; FailedPrecondition: the pod is not
             ready; AlreadyExists: the name is taken; InvalidArgument: a bad request field.
         """
+        if not pod_id:
+            raise InvalidArgument("pod sandbox id is required")
         pod = self._pods.container_context(pod_id)
+        req = inputs.with_pod_namespaces(req, pod)
         image = self._images.status(req.image)
         if image is None:
             raise NotFound(f"image {req.image!r} is not present: pull it first")
+        resolved = self._resolve(req)
+        log_path = inputs.log_path(pod.log_directory, req.log_path)
         cid = secrets.token_hex(32)
         cdir = self._o.root / cid
         with contextlib.ExitStack() as undo:
@@ -110,9 +135,10 @@ class ContainerManager:
             cdir.mkdir(parents=True, mode=0o700)
             undo.callback(rootfs_mod.remove_container_dir, cdir)
             rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir)
-            spec, user = self._spec(cid, req, image, pod, rootfs)
+            spec, user = self._spec(cid, req, image, pod, rootfs, resolved)
             atomic_write(cdir / "config.json", json.dumps(spec).encode())
-            log_path = _log_path(pod.log_directory, req.log_path)
+            if log_path:
+                os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
             self._rt.create(cid, cdir, log_path, req.stdin, req.stdin_once, req.tty)
             undo.callback(self._rt.delete, cid, True)
             rec = self._record(cid, pod.context.pod_id, req, image, cdir, log_path, spec, user)
@@ -121,70 +147,31 @@ class ContainerManager:
         self._publish(rec, "CREATED")
         return rec
 
-    def _spec(self, cid: str, req: ContainerRequest, image: Any, pod: Any,
-              rootfs: Path) -> tuple[dict[str, Any], Any]:
+    def _spec(self, cid: str, req: ContainerRequest, image: Any, pod: PodForContainers,
+              rootfs: Path, resolved: _Resolved) -> tuple[dict[str, Any], Any]:
         img = ImageConfig.from_oci(self._images.config(image.id))
-        self._check_mount_sources(req)
         sec = req.security
-        user = resolve_user(_user_db(rootfs), run_as_user=sec.run_as_user,
+        user = resolve_user(inputs.user_db(rootfs), run_as_user=sec.run_as_user,
                             run_as_username=sec.run_as_username, run_as_group=sec.run_as_group,
                             image_user=img.user, supplemental=sec.supplemental_groups,
                             strict=sec.strict_supplemental_groups)
         target_pid = 0
         if sec.namespaces.pid == NsMode.TARGET:
             target_pid = self.get(sec.namespaces.target_id).pid
-        inputs = SpecInputs(
+        spec_inputs = SpecInputs(
             container_id=cid, request=req, image=img, image_name=req.image, image_id=image.id,
             pod=pod.context, user=user, rootfs=str(rootfs),
-            cgroups_path=_cgroups_path(pod.cgroup_parent, cid, self._o.cgroup_driver),
-            devices=tuple(self._host_device(d) for d in req.devices),
-            localhost_seccomp=self._localhost_profile(req), target_pid=target_pid,
+            cgroups_path=inputs.cgroups_path("/" + pod.cgroup_parent.strip("/"), cid,
+                                             self._o.cgroup_driver),
+            devices=resolved.devices, localhost_seccomp=resolved.seccomp, target_pid=target_pid,
             apparmor_enabled=self._o.apparmor_enabled)
-        return generate_spec(inputs), user
+        return generate_spec(spec_inputs), user
 
-    def _check_mount_sources(self, req: ContainerRequest) -> None:
-        for m in req.mounts:
-            src = Path(os.path.realpath(m.host_path))
-            if not src.exists():
-                raise NotFound(f"mount {m.container_path!r}: host path {m.host_path!r} "
-                               "does not exist")
-            if any(src == r or r in src.parents for r in self._o.forbidden_roots):
-                raise PermissionDenied(f"mount {m.container_path!r}: host path "
-                                       f"{m.host_path!r} is inside crid's own state")
-
-    def _host_device(self, d: Any) -> HostDevice:
-        try:
-            st = os.stat(d.host_path)
-        except OSError as e:
-            raise NotFound(f"device {d.host_path!r}: {e.strerror}") from e
-        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-            raise InvalidArgument(f"device {d.host_path!r} is not a device node")
-        if set(d.permissions) - set("rwm"):
-            raise InvalidArgument(f"device {d.host_path!r}: permissions {d.permissions!r}")
-        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
-        return HostDevice(d.container_path or d.host_path, kind, os.major(st.st_rdev),
-                          os.minor(st.st_rdev), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                          d.permissions)
-
-    def _localhost_profile(self, req: ContainerRequest) -> dict[str, Any] | None:
-        prof = req.security.seccomp
-        if prof.kind != ProfileKind.LOCALHOST or req.security.privileged:
-            return None
-        root = self._o.seccomp_profile_root.resolve()
-        path = Path(os.path.realpath(prof.localhost_ref))
-        if root not in path.parents:
-            raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r} is outside {root}")
-        try:
-            data = path.read_bytes()[:MAX_PROFILE_BYTES + 1]
-        except OSError as e:
-            raise NotFound(f"seccomp profile {prof.localhost_ref!r}: {e.strerror}") from e
-        try:
-            profile = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r}: {e}") from e
-        if len(data) > MAX_PROFILE_BYTES or not isinstance(profile, dict):
-            raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r} is not a profile")
-        return profile
+    def _resolve(self, req: ContainerRequest) -> _Resolved:
+        """Host-side checks that need nothing created yet."""
+        inputs.check_mount_sources(req, self._o.forbidden_roots)
+        return _Resolved(tuple(inputs.host_device(d) for d in req.devices),
+                         inputs.localhost_profile(req, self._o.seccomp_profile_root))
 
     def _record(self, cid: str, pod_id: str, req: ContainerRequest, image: Any, cdir: Path,
                 log_path: str, spec: dict[str, Any], user: Any) -> ContainerRecord:
@@ -199,33 +186,40 @@ class ContainerManager:
             mounts=[m for m in spec["mounts"] if m["type"] == "bind"],
             resources=spec["linux"]["resources"], uid=user.uid, gid=user.gid,
             additional_gids=list(user.additional_gids), tty=req.tty, stdin=req.stdin,
-            stdin_once=req.stdin_once)
+            stdin_once=req.stdin_once, cgroups_path=spec["linux"]["cgroupsPath"],
+            run_as_username=user.username if req.security.run_as_username else "")
 
     # --- start / stop / remove -------------------------------------------------------------
 
     def start(self, cid: str) -> ContainerRecord:
+        """Starts a created container.
+
+        Raises:
+            NotFound; FailedPrecondition: the container is not CREATED.
+        """
         rec = self.get(cid)
         if not rec.state.can_start():
             raise FailedPrecondition(f"container {rec.id} is {rec.state.name.lower()}, "
                                      "not created")
+        started_at = time.time_ns()  # before the release: a quick exit must not precede it
         pid = self._rt.start(rec.id)
-        rec = self._save(rec.moved_to(ContainerState.RUNNING, started_at=time.time_ns(),
-                                      pid=pid))
-        self._publish(rec, "STARTED")
+        with self._lock:
+            current = self._records.get(rec.id, rec)
+            if current.state is ContainerState.CREATED:
+                current = self._save(current.moved_to(
+                    ContainerState.RUNNING, started_at=started_at, pid=pid))
+        self._publish(current, "STARTED")
         exit_info = self._rt.exit_status(rec.id)
         if exit_info is not None:  # it already ended while we were recording the start
-            rec = self.mark_exited(rec.id, exit_info)
-        return rec
+            current = self.mark_exited(rec.id, exit_info) or current
+        return current
 
     def stop(self, cid: str, timeout: int) -> None:
         """Sends the stop signal, then SIGKILL after timeout seconds; idempotent."""
         rec = self.get(cid)
-        if rec.state is not ContainerState.RUNNING:
-            if rec.state is ContainerState.CREATED:
-                self._rt.kill(rec.id, signal.SIGKILL)
-                self.mark_exited(rec.id, self._rt.wait(rec.id, 10))
+        if rec.state is ContainerState.EXITED:
             return
-        if timeout > 0:
+        if rec.state is ContainerState.RUNNING and timeout > 0:
             self._rt.kill(rec.id, _signal_number(rec.stop_signal))
             info = self._rt.wait(rec.id, timeout)
             if info is not None:
@@ -234,7 +228,9 @@ class ContainerManager:
         self._rt.kill(rec.id, signal.SIGKILL)
         info = self._rt.wait(rec.id, 30)
         if info is None:
-            raise FailedPrecondition(f"container {rec.id} did not die after SIGKILL")
+            if self._rt.is_running(rec.id):
+                raise FailedPrecondition(f"container {rec.id} did not die after SIGKILL")
+            info = ExitInfo(137, message="process gone without an exit record")
         self.mark_exited(rec.id, info)
 
     def remove(self, cid: str) -> None:
@@ -253,12 +249,78 @@ class ContainerManager:
         self._names.release(rec.id)
         self._publish(rec, "DELETED")
 
-    def mark_exited(self, cid: str, info: ExitInfo) -> ContainerRecord:
+    def stop_pod(self, pod_id: str, timeout: int = 0) -> None:
+        """Stops every container of the pod (StopPodSandbox)."""
+        for rec in self.list(ListFilter(pod_id=pod_id)):
+            if rec.pod_id == pod_id:
+                self.stop(rec.id, timeout)
+
+    def remove_pod(self, pod_id: str) -> None:
+        """Removes every container of the pod (RemovePodSandbox)."""
+        for rec in self.list(ListFilter(pod_id=pod_id)):
+            if rec.pod_id == pod_id:
+                self.remove(rec.id)
+
+    # --- running containers ------------------------------------------------------------------
+
+    def update_resources(self, cid: str, resources: Resources) -> ContainerRecord:
+        """Applies new limits to the live cgroup and records them.
+
+        Raises:
+            NotFound; FailedPrecondition: the container has exited.
+        """
+        rec = self.get(cid)
+        if rec.state is ContainerState.EXITED:
+            raise FailedPrecondition(f"container {rec.id} has exited: cannot update resources")
+        oci = resources_oci(resources, rec.resources)
+        self._rt.update(rec.id, oci)
+        with self._lock:
+            current = self._records.get(rec.id, rec)
+            return self._save(dataclasses.replace(current, resources=oci))
+
+    def reopen_log(self, cid: str) -> None:
+        """Has the monitor reopen the log file (after the kubelet rotated it).
+
+        Raises:
+            NotFound; FailedPrecondition: the container is not running.
+        """
+        rec = self.get(cid)
+        if rec.state is not ContainerState.RUNNING:
+            raise FailedPrecondition(f"container {rec.id} is not running: cannot reopen its log")
+        self._rt.reopen_log(rec.id)
+
+    def exec_sync(self, cid: str, cmd: Sequence[str], timeout: float) -> ExecResult:
+        """Runs cmd in the container with its user, env, cwd and security settings.
+
+        Raises:
+            NotFound; InvalidArgument: empty command; FailedPrecondition: not running;
+            DeadlineExceeded: the timeout passed (the process was killed and reaped).
+        """
+        if not cmd:
+            raise InvalidArgument("exec needs a command")
+        rec = self.get(cid)
+        if not rec.state.can_exec():
+            raise FailedPrecondition(f"container {rec.id} is not running")
+        process = dict(self.spec(rec.id)["process"])
+        process.update(args=list(cmd), terminal=False)
+        return self._rt.exec_sync(rec.id, process, timeout)
+
+    def spec(self, cid: str) -> dict[str, Any]:
+        """The container's OCI config.json."""
+        rec = self.get(cid)
+        try:
+            return json.loads((Path(rec.bundle) / "config.json").read_bytes())
+        except (OSError, ValueError) as e:
+            raise NotFound(f"container {rec.id}: its spec cannot be read: {e}") from e
+
+    # --- exits and start-up ----------------------------------------------------------------------
+
+    def mark_exited(self, cid: str, info: ExitInfo) -> ContainerRecord | None:
         """Records an exit (from the exit watcher or a stop); a second report is ignored."""
         with self._lock:
             rec = self._records.get(cid)
             if rec is None or rec.state is ContainerState.EXITED:
-                return rec  # type: ignore[return-value]
+                return rec
             reason = "OOMKilled" if info.oom_killed else (
                 "Completed" if info.exit_code == 0 else "Error")
             rec = self._save(rec.moved_to(ContainerState.EXITED, exit_code=info.exit_code,
@@ -266,6 +328,27 @@ class ContainerManager:
                                           reason=reason, message=info.message))
         self._publish(rec, "STOPPED")
         return rec
+
+    def reconcile(self) -> Sequence[str]:
+        """On daemon start: containers whose process is gone are marked exited with their
+        recorded status; directories of creates that never committed are removed."""
+        changed = []
+        for rec in self.list():
+            if rec.state is ContainerState.EXITED:
+                continue
+            info = self._rt.exit_status(rec.id)
+            if info is None and not self._rt.is_running(rec.id):
+                info = ExitInfo(255, message="the container's monitor is gone; exit unknown")
+            if info is not None:
+                self.mark_exited(rec.id, info)
+                changed.append(f"exited {rec.id}")
+        if self._o.root.is_dir():
+            for d in self._o.root.iterdir():
+                if d.name not in self._records:
+                    self._rt.delete(d.name, True)
+                    rootfs_mod.remove_container_dir(d)
+                    changed.append(f"leftover {d.name}")
+        return changed
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -283,44 +366,14 @@ def _name_key(pod_id: str, name: str, attempt: int) -> str:
     return f"{name}_{pod_id}_{attempt}"
 
 
-def _log_path(log_directory: str, log_path: str) -> str:
-    if not log_path:
-        return ""
-    if not log_directory:
-        raise InvalidArgument("container log_path given but the pod has no log_directory")
-    full = os.path.normpath(os.path.join(log_directory, log_path))
-    if not full.startswith(os.path.normpath(log_directory) + os.sep):
-        raise InvalidArgument(f"log path {log_path!r} leaves the pod log directory")
-    return full
-
-
-def _cgroups_path(parent: str, cid: str, driver: str) -> str:
-    if driver == "systemd":
-        return f"{parent or 'system.slice'}:crid:{cid}"
-    return f"{parent.rstrip('/') or ''}/crid-{cid}"
-
-
 def _signal_number(name: str) -> int:
     name = name.upper()
     if name.isdigit():
         return int(name)
     try:
-        return int(signal.Signals(name if name.startswith("SIG") else "SIG" + name))
-    except ValueError:
+        return int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+    except KeyError:
         return int(signal.SIGTERM)
-
-
-def _user_db(rootfs: Path) -> UserDB:
-    from runtime.securejoin import secure_join
-
-    def read(rel: str) -> str:
-        try:
-            with open(secure_join(str(rootfs), rel), "rb") as fh:
-                return fh.read(1 << 20).decode(errors="replace")
-        except OSError:
-            return ""
-
-    return UserDB.parse(read("etc/passwd"), read("etc/group"))
 
 
 def _matches(r: ContainerRecord, f: ListFilter) -> bool:

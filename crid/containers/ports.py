@@ -18,10 +18,24 @@ class ExitInfo:
 
 
 @dataclass(frozen=True)
+class ExecResult:
+    stdout: bytes
+    stderr: bytes
+    exit_code: int
+
+
+@dataclass(frozen=True)
 class PodForContainers:
+    """What a container takes from its pod: namespaces and files (context), the pod cgroup
+    (relative path, "" for none), the log directory, and which namespaces are the host's."""
+
     context: PodContext
     cgroup_parent: str
     log_directory: str
+    host_network: bool = False
+    host_ipc: bool = False
+    host_pid: bool = False
+    shared_pid: bool = False  # the pod has one PID namespace (context.pidns_path)
 
 
 class ContainerRuntime(Protocol):
@@ -31,7 +45,12 @@ class ContainerRuntime(Protocol):
     def kill(self, cid: str, sig: int) -> None: ...
     def wait(self, cid: str, timeout: float) -> ExitInfo | None: ...
     def exit_status(self, cid: str) -> ExitInfo | None: ...
+    def is_running(self, cid: str) -> bool: ...
     def delete(self, cid: str, force: bool) -> None: ...
+    def update(self, cid: str, resources: dict[str, Any]) -> None: ...
+    def pids(self, cid: str) -> list[int]: ...
+    def reopen_log(self, cid: str) -> None: ...
+    def exec_sync(self, cid: str, process: dict[str, Any], timeout: float) -> ExecResult: ...
 
 
 class ImageLookup(Protocol):

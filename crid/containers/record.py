@@ -64,6 +64,8 @@ class ContainerRecord:
     stdin: bool = False
     stdin_once: bool = False
     pid: int = 0
+    cgroups_path: str = ""
+    run_as_username: str = ""
 
     def moved_to(self, state: ContainerState, **changes: Any) -> ContainerRecord:
         """The record in `state`; raises FailedPrecondition for a transition the machine lacks."""

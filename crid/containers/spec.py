@@ -306,7 +306,17 @@ def _resources(r: Resources, inp: SpecInputs, privileged: bool) -> dict[str, Any
                     for t, ma, mi in DEFAULT_DEVICE_RULES]
         devices += [{"allow": True, "type": d.kind, "major": d.major, "minor": d.minor,
                      "access": d.permissions} for d in inp.devices]
-    out: dict[str, Any] = {"devices": devices}
+    return {"devices": devices, **_limits(r)}
+
+
+def resources_oci(r: Resources, current: dict[str, Any]) -> dict[str, Any]:
+    """`linux.resources` for an UpdateContainerResources: the new limits, the device rules
+    of `current` (the container's resources so far)."""
+    return {"devices": current.get("devices", []), **_limits(r)}
+
+
+def _limits(r: Resources) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     cpu = {k: v for k, v in (("shares", r.cpu_shares), ("quota", r.cpu_quota),
                              ("period", r.cpu_period), ("cpus", r.cpuset_cpus),
                              ("mems", r.cpuset_mems)) if v}

@@ -11,7 +11,11 @@ import grpc
 from crid import config as configmod
 from crid.api import api_pb2 as pb
 from crid.api import api_pb2_grpc
+from crid.pods import PodManager, PodNetworkPort
 from crid.runtime_info import Condition, NetworkStatusSource, PodCidrStore, parse_pod_cidrs
+from crid.server import container_rpc, metrics_rpc, pod_convert, stats_rpc
+from crid.server.container_rpc import ContainerDeps
+from crid.server.stats_rpc import StatsDeps
 from crid.server.unimplemented import fill_unimplemented
 from crid.version import CRI_API_VERSION, KUBELET_API_VERSION, RUNTIME_NAME, __version__
 
@@ -21,7 +25,10 @@ class RuntimeServiceDeps:
     config: configmod.Config
     network: NetworkStatusSource
     pod_cidrs: PodCidrStore
-
+    pods: PodManager
+    pod_network: PodNetworkPort
+    containers: ContainerDeps
+    stats: StatsDeps
 
 
 class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
@@ -40,7 +47,7 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
                 pb.RuntimeCondition(type=c.type, status=c.status, reason=c.reason,
                                     message=c.message) for c in conditions]),
             runtime_handlers=self._handlers(),
-            features=pb.RuntimeFeatures(supplemental_groups_policy=False),
+            features=pb.RuntimeFeatures(supplemental_groups_policy=True),
         )
         if request.verbose:
             resp.info["config"] = json.dumps(configmod.to_dict(self._d.config))
@@ -48,6 +55,8 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         return resp
 
     def _handlers(self) -> list[pb.RuntimeHandler]:
+        # The embedded runtime does not apply recursive read-only (mount_setattr) and pods get
+        # no user namespaces: both are reported false, and requests for them are refused.
         features = pb.RuntimeHandlerFeatures(recursive_read_only_mounts=False,
                                              user_namespaces=False)
         # The default handler is listed under the empty name too: the kubelet and the
@@ -65,8 +74,102 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
                             context: grpc.ServicerContext) -> Any:
         cidr = request.runtime_config.network_config.pod_cidr
         if cidr:
-            self._d.pod_cidrs.set(parse_pod_cidrs(cidr))
+            cidrs = parse_pod_cidrs(cidr)
+            self._d.pod_network.update_pod_cidrs(cidrs)
+            self._d.pod_cidrs.set(cidrs)
         return pb.UpdateRuntimeConfigResponse()
+
+    # Pod sandboxes: each method is one call into pod_convert (protobuf stops there).
+
+    def RunPodSandbox(self, request: pb.RunPodSandboxRequest, context: Any) -> Any:
+        return pod_convert.run_rpc(self._d.pods, request, lambda: not context.is_active())
+
+    def StopPodSandbox(self, request: pb.StopPodSandboxRequest, context: Any) -> Any:
+        container_rpc.stop_pod_containers(self._d.containers, request.pod_sandbox_id)
+        return pod_convert.stop_rpc(self._d.pods, request)
+
+    def RemovePodSandbox(self, request: pb.RemovePodSandboxRequest, context: Any) -> Any:
+        container_rpc.remove_pod_containers(self._d.containers, request.pod_sandbox_id)
+        return pod_convert.remove_rpc(self._d.pods, request)
+
+    def PodSandboxStatus(self, request: pb.PodSandboxStatusRequest, context: Any) -> Any:
+        return pod_convert.status_rpc(self._d.pods, request)
+
+    def ListPodSandbox(self, request: pb.ListPodSandboxRequest, context: Any) -> Any:
+        return pod_convert.list_rpc(self._d.pods, request)
+
+    def StreamPodSandboxes(self, request: pb.StreamPodSandboxesRequest, context: Any) -> Any:
+        return pod_convert.stream_rpc(self._d.pods, request)
+
+    def UpdatePodSandboxResources(self, request: pb.UpdatePodSandboxResourcesRequest,
+                                  context: Any) -> Any:
+        return pod_convert.update_resources_rpc(self._d.pods, request)
+
+    # Containers: each method is one call into container_rpc (protobuf stops there).
+
+    def CreateContainer(self, request: pb.CreateContainerRequest, context: Any) -> Any:
+        return container_rpc.create_rpc(self._d.containers, request)
+
+    def StartContainer(self, request: pb.StartContainerRequest, context: Any) -> Any:
+        return container_rpc.start_rpc(self._d.containers, request)
+
+    def StopContainer(self, request: pb.StopContainerRequest, context: Any) -> Any:
+        return container_rpc.stop_rpc(self._d.containers, request)
+
+    def RemoveContainer(self, request: pb.RemoveContainerRequest, context: Any) -> Any:
+        return container_rpc.remove_rpc(self._d.containers, request)
+
+    def ContainerStatus(self, request: pb.ContainerStatusRequest, context: Any) -> Any:
+        return container_rpc.status_rpc(self._d.containers, request)
+
+    def ListContainers(self, request: pb.ListContainersRequest, context: Any) -> Any:
+        return container_rpc.list_rpc(self._d.containers, request)
+
+    def StreamContainers(self, request: pb.StreamContainersRequest, context: Any) -> Any:
+        return container_rpc.stream_rpc(self._d.containers, request)
+
+    def UpdateContainerResources(self, request: pb.UpdateContainerResourcesRequest,
+                                 context: Any) -> Any:
+        return container_rpc.update_rpc(self._d.containers, request)
+
+    def ReopenContainerLog(self, request: pb.ReopenContainerLogRequest, context: Any) -> Any:
+        return container_rpc.reopen_log_rpc(self._d.containers, request)
+
+    def ExecSync(self, request: pb.ExecSyncRequest, context: Any) -> Any:
+        return container_rpc.exec_sync_rpc(self._d.containers, request)
+
+    def GetContainerEvents(self, request: pb.GetEventsRequest, context: Any) -> Any:
+        return container_rpc.events_rpc(self._d.containers, request, context.is_active)
+
+    # Stats and metrics.
+
+    def ContainerStats(self, request: pb.ContainerStatsRequest, context: Any) -> Any:
+        return stats_rpc.container_stats_rpc(self._d.stats, request)
+
+    def ListContainerStats(self, request: pb.ListContainerStatsRequest, context: Any) -> Any:
+        return stats_rpc.list_container_stats_rpc(self._d.stats, request)
+
+    def StreamContainerStats(self, request: pb.StreamContainerStatsRequest,
+                             context: Any) -> Any:
+        return stats_rpc.stream_container_stats_rpc(self._d.stats, request)
+
+    def PodSandboxStats(self, request: pb.PodSandboxStatsRequest, context: Any) -> Any:
+        return stats_rpc.pod_stats_rpc(self._d.stats, request)
+
+    def ListPodSandboxStats(self, request: pb.ListPodSandboxStatsRequest, context: Any) -> Any:
+        return stats_rpc.list_pod_stats_rpc(self._d.stats, request)
+
+    def StreamPodSandboxStats(self, request: pb.StreamPodSandboxStatsRequest,
+                              context: Any) -> Any:
+        return stats_rpc.stream_pod_stats_rpc(self._d.stats, request)
+
+    def ListMetricDescriptors(self, request: pb.ListMetricDescriptorsRequest,
+                              context: Any) -> Any:
+        return metrics_rpc.descriptors_rpc(request)
+
+    def ListPodSandboxMetrics(self, request: pb.ListPodSandboxMetricsRequest,
+                              context: Any) -> Any:
+        return metrics_rpc.pod_metrics_rpc(self._d.stats, request)
 
 
 fill_unimplemented(RuntimeService, "RuntimeService")

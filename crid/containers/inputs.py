@@ -1,0 +1,131 @@
+"""What a create request names on the host, resolved and checked before anything is made:
+mount sources, devices, Localhost seccomp profiles, the image's users, the log path, the
+container cgroup and the namespaces the pod imposes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from crid.containers.model import ContainerRequest, DeviceRequest, Namespaces, NsMode, ProfileKind
+from crid.containers.ports import PodForContainers
+from crid.containers.spec import HostDevice
+from crid.containers.users import UserDB
+from crid.errors import InvalidArgument, NotFound
+
+MAX_PROFILE_BYTES = 1 << 20
+
+
+def check_mount_sources(req: ContainerRequest, forbidden_roots: tuple[Path, ...]) -> None:
+    """Host paths of the request's mounts exist and lie outside crid's own state.
+
+    Raises:
+        NotFound: a source does not exist; InvalidArgument: it is inside crid's state, or
+        recursive read-only is asked for (not supported).
+    """
+    for m in req.mounts:
+        if m.recursive_read_only:
+            raise InvalidArgument(f"mount {m.container_path!r}: recursive read-only mounts "
+                                  "are not supported by this runtime (see Status)")
+        src = Path(os.path.realpath(m.host_path))
+        if not src.exists():
+            raise NotFound(f"mount {m.container_path!r}: host path {m.host_path!r} "
+                           "does not exist")
+        if any(src == r or r in src.parents for r in forbidden_roots):
+            raise InvalidArgument(f"mount {m.container_path!r}: host path "
+                                   f"{m.host_path!r} is inside crid's own state")
+
+
+def host_device(d: DeviceRequest) -> HostDevice:
+    """The host device node behind a CRI device request.
+
+    Raises:
+        NotFound: no such node; InvalidArgument: not a device, or bad permissions.
+    """
+    try:
+        st = os.stat(d.host_path)
+    except OSError as e:
+        raise NotFound(f"device {d.host_path!r}: {e.strerror}") from e
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise InvalidArgument(f"device {d.host_path!r} is not a device node")
+    if set(d.permissions) - set("rwm"):
+        raise InvalidArgument(f"device {d.host_path!r}: permissions {d.permissions!r}")
+    kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+    return HostDevice(d.container_path or d.host_path, kind, os.major(st.st_rdev),
+                      os.minor(st.st_rdev), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                      d.permissions)
+
+
+def localhost_profile(req: ContainerRequest, profile_root: Path) -> dict[str, Any] | None:
+    """The Localhost seccomp profile the request names, read from under profile_root.
+
+    Raises:
+        InvalidArgument: outside the root, not JSON, too big; NotFound: unreadable.
+    """
+    prof = req.security.seccomp
+    if prof.kind != ProfileKind.LOCALHOST or req.security.privileged:
+        return None
+    root = profile_root.resolve()
+    path = Path(os.path.realpath(prof.localhost_ref))
+    if root not in path.parents:
+        raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r} is outside {root}")
+    try:
+        data = path.read_bytes()[:MAX_PROFILE_BYTES + 1]
+    except OSError as e:
+        raise NotFound(f"seccomp profile {prof.localhost_ref!r}: {e.strerror}") from e
+    try:
+        profile = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r}: {e}") from e
+    if len(data) > MAX_PROFILE_BYTES or not isinstance(profile, dict):
+        raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r} is not a profile")
+    return profile
+
+
+def log_path(log_directory: str, log_path: str) -> str:
+    if not log_path:
+        return ""
+    if not log_directory:
+        raise InvalidArgument("container log_path given but the pod has no log_directory")
+    full = os.path.normpath(os.path.join(log_directory, log_path))
+    if not full.startswith(os.path.normpath(log_directory) + os.sep):
+        raise InvalidArgument(f"log path {log_path!r} leaves the pod log directory")
+    return full
+
+
+def cgroups_path(parent: str, cid: str, driver: str) -> str:
+    if driver == "systemd":
+        return f"{parent or 'system.slice'}:crid:{cid}"
+    return f"{parent.rstrip('/') or ''}/crid-{cid}"
+
+
+def user_db(rootfs: Path) -> UserDB:
+    from runtime.securejoin import secure_join
+
+    def read(rel: str) -> str:
+        try:
+            with open(secure_join(str(rootfs), rel), "rb") as fh:
+                return fh.read(1 << 20).decode(errors="replace")
+        except OSError:
+            return ""
+
+    return UserDB.parse(read("etc/passwd"), read("etc/group"))
+
+
+def with_pod_namespaces(req: ContainerRequest, pod: PodForContainers) -> ContainerRequest:
+    """Network and IPC always follow the pod; a POD pid namespace needs the pod to have one."""
+    ns = req.security.namespaces
+    pid = ns.pid
+    if pod.host_pid:
+        pid = NsMode.NODE
+    elif pid == NsMode.POD and not pod.shared_pid:
+        pid = NsMode.CONTAINER
+    fixed = Namespaces(network=NsMode.NODE if pod.host_network else NsMode.POD,
+                       ipc=NsMode.NODE if pod.host_ipc else NsMode.POD, pid=pid,
+                       target_id=ns.target_id)
+    return dataclasses.replace(req, security=dataclasses.replace(req.security,
+                                                                 namespaces=fixed))

@@ -1,0 +1,131 @@
+"""The pod's infra process: pid 1 of a new PID namespace, only for pods whose containers share
+one PID namespace (NamespaceMode POD for pid).
+
+No interpreter is started: `nsenter` (into the pod's pinned namespaces) execs util-linux
+`unshare --pid --fork`, whose child execs coreutils `env --ignore-signal=CHLD sleep infinity`.
+A pid 1 that ignores SIGCHLD has the kernel reap every orphan for it, so a sleeping process is
+a complete reaper. `unshare` stays as its parent (it waits for it); neither is the daemon's
+child once the daemon restarts. The pid and its start time are recorded so a restarted daemon
+can tell the infra process from a reused pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from crid.errors import Internal
+from crid.pods.model import Infra
+
+START_TIMEOUT = 10.0
+
+
+class InfraError(Internal):
+    """The infra process could not be started or stopped."""
+
+
+@dataclass(frozen=True)
+class InfraTools:
+    nsenter: str = "/usr/bin/nsenter"
+    unshare: str = "/usr/bin/unshare"
+    env: str = "/usr/bin/env"
+    sleep: str = "/bin/sleep"
+
+
+def start_infra(ns_paths: dict[str, str], tools: InfraTools = InfraTools()) -> Infra:
+    """Starts the infra process inside the given pinned namespaces (kind -> path; a kind
+    absent from ns_paths stays the host's).
+
+    Raises:
+        InfraError: a helper failed or the process did not appear in time.
+    """
+    enter = [tools.nsenter, *(f"--{k}={p}" for k, p in sorted(ns_paths.items())), "--"] \
+        if ns_paths else []
+    args = [*enter, tools.unshare, "--pid", "--fork", "--", tools.env, "--ignore-signal=CHLD",
+            tools.sleep, "infinity"]
+    try:
+        # Not waited for: the Popen object, once dropped, is reaped by the subprocess module.
+        helper = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, close_fds=True, cwd="/",
+                                  start_new_session=True)
+    except OSError as e:
+        raise InfraError(f"starting the pod infra process: {e}") from e
+    pid = _wait_for_child(helper)
+    start = process_start_time(pid)
+    if start is None:
+        raise InfraError(f"pod infra process {pid} died right after starting")
+    helper.stderr.close()  # type: ignore[union-attr]
+    return Infra(pid=pid, start_time=start)
+
+
+def _wait_for_child(helper: subprocess.Popen) -> int:
+    children = Path(f"/proc/{helper.pid}/task/{helper.pid}/children")
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if helper.poll() is not None:
+            err = helper.stderr.read().decode(errors="replace") if helper.stderr else ""
+            raise InfraError(f"starting the pod infra process: exit {helper.returncode}: "
+                             f"{err.strip()[-500:]}")
+        try:
+            kids = children.read_text().split()
+        except OSError:
+            kids = []
+        if kids:
+            return int(kids[0])
+        time.sleep(0.0005)
+    helper.kill()
+    raise InfraError(f"pod infra process did not start within {START_TIMEOUT}s")
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks), None when pid is gone or a
+    zombie (dead, waiting for whoever adopted it to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ")".
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def infra_alive(infra: Infra) -> bool:
+    """Whether the recorded process still runs (same pid and same start time)."""
+    return process_start_time(infra.pid) == infra.start_time
+
+
+def stop_infra(infra: Infra, grace: float = 5.0) -> None:
+    """Kills the infra process (SIGKILL: as pid 1 without handlers it ignores every other
+    signal, and it holds no state); a process already gone is fine.
+
+    Raises:
+        InfraError: it is still there after `grace` seconds.
+    """
+    if not infra_alive(infra):
+        return
+    try:
+        os.kill(infra.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while infra_alive(infra):
+        if time.monotonic() > deadline:
+            raise InfraError(f"pod infra process {infra.pid} survived SIGKILL")
+        time.sleep(0.001)
+    # A zombie still counts as a task of its cgroup (rmdir gets EBUSY): give its parent
+    # (unshare, or init after a daemon restart) a moment to reap it.
+    while _is_zombie(infra) and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _is_zombie(infra: Infra) -> bool:
+    try:
+        stat = Path(f"/proc/{infra.pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0] == "Z" and int(fields[19]) == infra.start_time

@@ -1,0 +1,242 @@
+"""PodManager: the pod sandbox lifecycle (run, stop, remove, status, list, update, reconcile).
+
+Safe under concurrent calls: one lock per pod serialises everything done to that pod, a short
+global lock guards the index; name reservation is its own registry. Records are committed to
+the MetadataStore (kind "pod") only once every resource exists, so a pod directory without a
+record is the leftover of a crash, removed by `reconcile`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crid.errors import FailedPrecondition, InvalidArgument, NotFound
+from crid.pods import validate
+from crid.pods.cgroups import combine
+from crid.pods.ids import PodId
+from crid.pods.infra import infra_alive
+from crid.pods.layout import PodPaths
+from crid.pods.model import PodSandbox, PodSpec, Resources
+from crid.pods.names import NameRegistry
+from crid.pods.namespaces import is_pinned
+from crid.pods.setup import SetupDeps, create_sandbox, namespace_kinds
+from crid.pods.state import PodState
+from crid.pods.teardown import remove_leftovers, remove_sandbox, stop_sandbox
+from crid.store import MetadataStore
+
+KIND = "pod"
+
+
+@dataclass(frozen=True)
+class PodOptions:
+    run_root: Path
+    handlers: frozenset[str]       # runtime handler names accepted ("" is the default)
+    default_handler: str = "crid"
+    shm_size: int = 64 * 1024 * 1024
+    retry_wait: float = 30.0       # how long a retried create waits for the first one
+
+
+@dataclass(frozen=True)
+class PodFilter:
+    id_prefix: str = ""
+    state: PodState | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, pod: PodSandbox) -> bool:
+        return (pod.id.value.startswith(self.id_prefix)
+                and (self.state is None or pod.state == self.state)
+                and all(pod.spec.labels.get(k) == v for k, v in self.labels.items()))
+
+
+class PodManager:
+    """The pod sandboxes of one daemon."""
+
+    def __init__(self, opts: PodOptions, store: MetadataStore, deps: SetupDeps) -> None:
+        self._opts = opts
+        self._store = store
+        self._deps = deps
+        self._names = NameRegistry()
+        self._index_lock = threading.Lock()
+        self._pods: dict[str, PodSandbox] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        for rec in store.all(KIND):
+            pod = PodSandbox.from_record(rec)
+            self._pods[pod.id.value] = pod
+            self._names.hold(pod.spec.metadata, pod.id)
+
+    # -- RunPodSandbox -------------------------------------------------------------------
+
+    def run(self, spec: PodSpec, caller_gone: Callable[[], bool] = lambda: False) -> PodId:
+        """Creates a READY sandbox and returns its id.
+
+        `caller_gone` tells, once the sandbox exists, whether the RPC that asked for it has
+        already given up (deadline); such a sandbox is handed to the kubelet's retry.
+
+        Raises:
+            InvalidArgument: a bad field (nothing is created).
+            AlreadyExists: the name is reserved by another sandbox (its id in the message).
+            Internal subtypes / network errors: a step failed (everything done is undone).
+        """
+        validate.validate(spec, self._opts.handlers)
+        res, mine = self._names.reserve(spec.metadata, self._opts.retry_wait)
+        if not mine:
+            return res.pod_id
+        ok = False
+        try:
+            with self._pod_lock(res.pod_id.value):
+                pod = create_sandbox(res.pod_id, spec, self._deps)
+                self._commit(pod)
+            ok = True
+        finally:
+            self._names.finish(spec.metadata, res, ok, abandoned=ok and caller_gone())
+        return res.pod_id
+
+    # -- Stop / Remove -------------------------------------------------------------------
+
+    def stop(self, pod_id: str) -> None:
+        """Stops the sandbox: its processes end, its network is released. Idempotent; an
+        unknown id is not an error (the CRI asks for that)."""
+        pod = self._find(pod_id, missing_ok=True)
+        if pod is None:
+            return
+        with self._pod_lock(pod.id.value):
+            pod = self._pods.get(pod.id.value)
+            if pod is None:
+                return
+            stop_sandbox(pod, self._deps)
+            if pod.state != PodState.NOTREADY:
+                self._commit(pod.with_state(pod.state.next_on_stop))
+
+    def remove(self, pod_id: str) -> None:
+        """Stops the sandbox if needed and releases everything it holds. Idempotent."""
+        pod = self._find(pod_id, missing_ok=True)
+        if pod is None:
+            return
+        with self._pod_lock(pod.id.value):
+            pod = self._pods.get(pod.id.value)
+            if pod is None:
+                return
+            remove_sandbox(pod, self._deps)
+            self._store.delete(KIND, pod.id.value)
+            with self._index_lock:
+                self._pods.pop(pod.id.value, None)
+            self._names.release(pod.spec.metadata, pod.id)
+
+    # -- Status / List / Update ----------------------------------------------------------
+
+    def status(self, pod_id: str) -> PodSandbox:
+        """The sandbox with its current state.
+
+        Raises:
+            NotFound: no sandbox has this id (or unique id prefix).
+        """
+        pod = self._find(pod_id, missing_ok=False)
+        assert pod is not None
+        if pod.state == PodState.READY and pod.infra is not None and not infra_alive(pod.infra):
+            # The pod's pid 1 died (killed from outside): the shared PID namespace is gone.
+            with self._pod_lock(pod.id.value):
+                current = self._pods.get(pod.id.value)
+                if current is not None and current.state == PodState.READY:
+                    pod = current.with_state(PodState.NOTREADY)
+                    self._commit(pod)
+        return pod
+
+    def paths(self, pod: PodSandbox) -> PodPaths:
+        return PodPaths.of(self._opts.run_root, pod.id.value)
+
+    def namespace_paths(self, pod: PodSandbox) -> dict[str, str]:
+        """kind -> pinned path for the namespaces the pod owns (for containers to join)."""
+        paths = self.paths(pod)
+        return {k: str(paths.ns(k)) for k in namespace_kinds(pod.spec)}
+
+    def list_pods(self, flt: PodFilter = PodFilter()) -> list[PodSandbox]:
+        """Sandboxes matching flt, oldest first (answered from memory)."""
+        with self._index_lock:
+            pods = list(self._pods.values())
+        return sorted((p for p in pods if flt.matches(p)), key=lambda p: p.created_at)
+
+    def update_resources(self, pod_id: str, overhead: Resources | None,
+                         resources: Resources | None) -> None:
+        """Applies new pod-level overhead/resources to the pod cgroup (UpdatePodSandboxResources).
+
+        Raises:
+            NotFound, FailedPrecondition (the pod is not READY), InvalidArgument.
+        """
+        pod = self._find(pod_id, missing_ok=False)
+        assert pod is not None
+        with self._pod_lock(pod.id.value):
+            pod = self._pods.get(pod.id.value)
+            if pod is None:
+                raise NotFound(f"pod sandbox {pod_id} was removed")
+            if not pod.state.can("update"):
+                raise FailedPrecondition(f"pod sandbox {pod.id.short} is {pod.state.value}")
+            combined = combine(overhead, resources)
+            if combined is not None and pod.cgroup:
+                self._deps.cgroups.update(pod.cgroup, combined)
+            spec = dataclasses.replace(pod.spec, overhead=overhead, resources=resources)
+            self._commit(dataclasses.replace(pod, spec=spec))
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def reconcile(self) -> list[str]:
+        """On daemon start: pods whose pins or infra are gone become NOTREADY; the leftovers
+        of a RunPodSandbox that never committed are removed. Returns what it changed."""
+        changed = []
+        for pod in self.list_pods():
+            if pod.state == PodState.READY and not self._alive(pod):
+                self._commit(pod.with_state(PodState.NOTREADY))
+                changed.append(f"notready {pod.id.value}")
+        pods_dir = self._opts.run_root / "pods"
+        if pods_dir.is_dir():
+            for d in pods_dir.iterdir():
+                if d.name not in self._pods:
+                    remove_leftovers(PodPaths(d), self._deps)
+                    changed.append(f"leftover {d.name}")
+        released = self._deps.network.release_orphans(set(self._pods))
+        return changed + [f"network {i}" for i in released]
+
+    def _alive(self, pod: PodSandbox) -> bool:
+        paths = self.paths(pod)
+        pinned = all(is_pinned(paths.ns(k)) for k in namespace_kinds(pod.spec))
+        return pinned and (pod.infra is None or infra_alive(pod.infra))
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _commit(self, pod: PodSandbox) -> None:
+        self._store.put(KIND, pod.id.value, pod.to_record())
+        with self._index_lock:
+            self._pods[pod.id.value] = pod
+
+    def _find(self, pod_id: str, missing_ok: bool) -> PodSandbox | None:
+        if not pod_id:
+            raise InvalidArgument("pod sandbox id is required")
+        with self._index_lock:
+            pod = self._pods.get(pod_id)
+            if pod is None and len(pod_id) < 64:
+                hits = [p for i, p in self._pods.items() if i.startswith(pod_id)]
+                if len(hits) > 1:
+                    raise InvalidArgument(f"pod sandbox id prefix {pod_id!r} is ambiguous")
+                pod = hits[0] if hits else None
+        if pod is None and not missing_ok:
+            raise NotFound(f"pod sandbox {pod_id[:100]!r} not found")
+        return pod
+
+    @contextlib.contextmanager
+    def _pod_lock(self, pod_id: str) -> Iterator[None]:
+        with self._index_lock:
+            lock = self._locks.setdefault(pod_id, threading.Lock())
+        with lock:
+            yield
+        with self._index_lock:
+            if pod_id not in self._pods and not lock.locked():
+                self._locks.pop(pod_id, None)
+
+
+def handler_set(default: str, extra: Collection[str] = ()) -> frozenset[str]:
+    """The runtime handler names a pod may ask for: "", the default, and any others."""
+    return frozenset({"", default, *extra})

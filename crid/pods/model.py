@@ -1,0 +1,144 @@
+"""Pod sandbox data: the request (PodSpec) and the persisted record (PodSandbox).
+
+Plain frozen dataclasses; `crid/server/pod_convert.py` builds them from protobuf and back.
+A record round-trips through `to_record`/`from_record` as JSON in the MetadataStore (kind "pod").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from crid.pods.ids import PodId
+from crid.pods.state import PodState
+
+# NamespaceMode values, named as in the CRI.
+POD, CONTAINER, NODE, TARGET = "POD", "CONTAINER", "NODE", "TARGET"
+MODES = (POD, CONTAINER, NODE, TARGET)
+
+
+@dataclass(frozen=True)
+class Metadata:
+    name: str
+    uid: str
+    namespace: str
+    attempt: int = 0
+
+    @property
+    def reservation(self) -> str:
+        """The reserved name, in the kubelet's k8s_POD_<name>_<ns>_<uid>_<attempt> form."""
+        return f"k8s_POD_{self.name}_{self.namespace}_{self.uid}_{self.attempt}"
+
+
+@dataclass(frozen=True)
+class DNS:
+    servers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    container_port: int
+    host_port: int
+    protocol: str = "TCP"
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
+class NamespaceOptions:
+    """Which namespaces the pod shares: POD (one per pod), CONTAINER, NODE (the host's)."""
+
+    network: str = POD
+    pid: str = CONTAINER
+    ipc: str = POD
+    target_id: str = ""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The cgroup knobs of LinuxContainerResources the pod cgroup honours (0/"" = unset)."""
+
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpu_shares: int = 0
+    memory_limit_in_bytes: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    """What RunPodSandbox asks for, already converted from protobuf (not yet validated)."""
+
+    metadata: Metadata
+    runtime_handler: str = ""
+    hostname: str = ""
+    log_directory: str = ""
+    dns: DNS | None = None
+    port_mappings: tuple[PortMapping, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    cgroup_parent: str = ""
+    namespaces: NamespaceOptions = NamespaceOptions()
+    sysctls: dict[str, str] = field(default_factory=dict)
+    overhead: Resources | None = None
+    resources: Resources | None = None
+    privileged: bool = False
+
+    @property
+    def host_network(self) -> bool:
+        return self.namespaces.network == NODE
+
+
+@dataclass(frozen=True)
+class Infra:
+    """The pod's pid-1 reaper (only when the pod shares one PID namespace)."""
+
+    pid: int
+    start_time: int  # /proc/<pid>/stat field 22: tells a live process from a reused pid
+
+
+@dataclass(frozen=True)
+class PodSandbox:
+    """A pod sandbox as recorded: the spec plus what running it produced."""
+
+    id: PodId
+    spec: PodSpec
+    state: PodState
+    created_at: int  # ns since the epoch
+    ips: tuple[str, ...] = ()
+    infra: Infra | None = None
+    cgroup: str = ""  # the pod cgroup's path under each hierarchy, "" when none
+
+    def with_state(self, state: PodState) -> PodSandbox:
+        return dataclasses.replace(self, state=state)
+
+    def to_record(self) -> dict[str, Any]:
+        rec = dataclasses.asdict(self)
+        rec["id"] = self.id.value
+        rec["state"] = self.state.value
+        return rec
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> PodSandbox:
+        s = rec["spec"]
+        spec = PodSpec(
+            metadata=Metadata(**s["metadata"]),
+            runtime_handler=s["runtime_handler"], hostname=s["hostname"],
+            log_directory=s["log_directory"],
+            dns=_tuples(DNS, s["dns"]) if s["dns"] else None,
+            port_mappings=tuple(PortMapping(**p) for p in s["port_mappings"]),
+            labels=s["labels"], annotations=s["annotations"], cgroup_parent=s["cgroup_parent"],
+            namespaces=NamespaceOptions(**s["namespaces"]), sysctls=s["sysctls"],
+            overhead=Resources(**s["overhead"]) if s["overhead"] else None,
+            resources=Resources(**s["resources"]) if s["resources"] else None,
+            privileged=s["privileged"])
+        return cls(id=PodId(rec["id"]), spec=spec, state=PodState(rec["state"]),
+                   created_at=rec["created_at"], ips=tuple(rec["ips"]),
+                   infra=Infra(**rec["infra"]) if rec["infra"] else None, cgroup=rec["cgroup"])
+
+
+def _tuples(cls: type, data: dict[str, Any]) -> Any:
+    return cls(**{k: tuple(v) for k, v in data.items()})

@@ -1,0 +1,183 @@
+"""Protobuf <-> pod domain dataclasses, and the pod RPCs as functions of (manager, request).
+
+Protobuf stops here: `crid.pods` sees only dataclasses. Each `*_rpc` function is what one
+RuntimeService method does, so the servicer's methods stay one-liners.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from crid.api import api_pb2 as pb
+from crid.errors import InvalidArgument
+from crid.pods import (
+    DNS,
+    Metadata,
+    NamespaceOptions,
+    PodFilter,
+    PodManager,
+    PodSandbox,
+    PodSpec,
+    PodState,
+    PortMapping,
+    Resources,
+)
+
+STREAM_CHUNK = 100  # sandboxes per StreamPodSandboxes message
+
+_MODES: dict[int, str] = {pb.POD: "POD", pb.CONTAINER: "CONTAINER", pb.NODE: "NODE",
+                          pb.TARGET: "TARGET"}
+_PROTOCOLS = {pb.TCP: "TCP", pb.UDP: "UDP", pb.SCTP: "SCTP"}
+_STATE_PB = {PodState.READY: pb.SANDBOX_READY, PodState.NOTREADY: pb.SANDBOX_NOTREADY}
+
+
+# -- requests -> domain -----------------------------------------------------------------
+
+def spec_from_pb(req: pb.RunPodSandboxRequest) -> PodSpec:
+    """The domain request for RunPodSandbox.
+
+    Raises:
+        InvalidArgument: config or config.metadata is missing, or an enum value is unknown.
+    """
+    if not req.HasField("config") or not req.config.HasField("metadata"):
+        raise InvalidArgument("RunPodSandbox needs config.metadata (name, uid, namespace)")
+    c, md = req.config, req.config.metadata
+    linux = c.linux
+    ns = linux.security_context.namespace_options
+    dns = None
+    if c.HasField("dns_config"):
+        dns = DNS(tuple(c.dns_config.servers), tuple(c.dns_config.searches),
+                  tuple(c.dns_config.options))
+    return PodSpec(
+        metadata=Metadata(md.name, md.uid, md.namespace, md.attempt),
+        runtime_handler=req.runtime_handler, hostname=c.hostname,
+        log_directory=c.log_directory, dns=dns,
+        port_mappings=tuple(_port(p) for p in c.port_mappings),
+        labels=dict(c.labels), annotations=dict(c.annotations),
+        cgroup_parent=linux.cgroup_parent,
+        namespaces=NamespaceOptions(_mode(ns.network, "network"), _mode(ns.pid, "pid"),
+                                    _mode(ns.ipc, "ipc"), ns.target_id),
+        sysctls=dict(linux.sysctls),
+        overhead=resources_from_pb(linux.overhead) if linux.HasField("overhead") else None,
+        resources=resources_from_pb(linux.resources) if linux.HasField("resources") else None,
+        privileged=linux.security_context.privileged)
+
+
+def _mode(value: int, what: str) -> str:
+    if value not in _MODES:
+        raise InvalidArgument(f"namespace_options.{what}: unknown NamespaceMode {value}")
+    return _MODES[value]
+
+
+def _port(p: pb.PortMapping) -> PortMapping:
+    if p.protocol not in _PROTOCOLS:
+        raise InvalidArgument(f"port_mappings: unknown protocol {p.protocol}")
+    return PortMapping(p.container_port, p.host_port, _PROTOCOLS[p.protocol], p.host_ip)
+
+
+def resources_from_pb(r: pb.LinuxContainerResources) -> Resources:
+    return Resources(cpu_period=r.cpu_period, cpu_quota=r.cpu_quota, cpu_shares=r.cpu_shares,
+                     memory_limit_in_bytes=r.memory_limit_in_bytes,
+                     cpuset_cpus=r.cpuset_cpus, cpuset_mems=r.cpuset_mems)
+
+
+def filter_from_pb(f: pb.PodSandboxFilter) -> PodFilter:
+    state = None
+    if f.HasField("state"):
+        state = PodState.READY if f.state.state == pb.SANDBOX_READY else PodState.NOTREADY
+    return PodFilter(id_prefix=f.id, state=state, labels=dict(f.label_selector))
+
+
+# -- domain -> responses ----------------------------------------------------------------
+
+def metadata_pb(md: Metadata) -> pb.PodSandboxMetadata:
+    return pb.PodSandboxMetadata(name=md.name, uid=md.uid, namespace=md.namespace,
+                                 attempt=md.attempt)
+
+
+def sandbox_pb(pod: PodSandbox) -> pb.PodSandbox:
+    return pb.PodSandbox(id=pod.id.value, metadata=metadata_pb(pod.spec.metadata),
+                         state=_STATE_PB[pod.state], created_at=pod.created_at,
+                         labels=pod.spec.labels, annotations=pod.spec.annotations,
+                         runtime_handler=pod.spec.runtime_handler)
+
+
+def status_pb(pod: PodSandbox) -> pb.PodSandboxStatus:
+    ns = pod.spec.namespaces
+    ips = list(pod.ips)
+    return pb.PodSandboxStatus(
+        id=pod.id.value, metadata=metadata_pb(pod.spec.metadata), state=_STATE_PB[pod.state],
+        created_at=pod.created_at,
+        network=pb.PodSandboxNetworkStatus(
+            ip=ips[0] if ips else "", additional_ips=[pb.PodIP(ip=i) for i in ips[1:]]),
+        linux=pb.LinuxPodSandboxStatus(namespaces=pb.Namespace(options=pb.NamespaceOption(
+            network=ns.network, pid=ns.pid, ipc=ns.ipc, target_id=ns.target_id))),
+        labels=pod.spec.labels, annotations=pod.spec.annotations,
+        runtime_handler=pod.spec.runtime_handler)
+
+
+def verbose_info(pods: PodManager, pod: PodSandbox) -> dict[str, str]:
+    paths = pods.paths(pod)
+    info: dict[str, Any] = {
+        "id": pod.id.value, "state": pod.state.value, "pod_dir": str(paths.dir),
+        "namespaces": pods.namespace_paths(pod),
+        "shm": str(paths.shm) if pod.spec.namespaces.ipc != "NODE" else "/dev/shm",
+        "resolv_conf": str(paths.dir / "resolv.conf"), "hosts": str(paths.dir / "hosts"),
+        "hostname_file": str(paths.dir / "hostname"), "cgroup": pod.cgroup,
+        "infra": {"pid": pod.infra.pid, "start_time": pod.infra.start_time}
+        if pod.infra else None,
+        "runtimeSpec": pod.to_record()["spec"],
+    }
+    return {"info": json.dumps(info)}
+
+
+# -- the RPCs ---------------------------------------------------------------------------
+
+def run_rpc(pods: PodManager, req: pb.RunPodSandboxRequest,
+            caller_gone: Callable[[], bool]) -> pb.RunPodSandboxResponse:
+    pod_id = pods.run(spec_from_pb(req), caller_gone)
+    return pb.RunPodSandboxResponse(pod_sandbox_id=pod_id.value)
+
+
+def stop_rpc(pods: PodManager, req: pb.StopPodSandboxRequest) -> pb.StopPodSandboxResponse:
+    pods.stop(req.pod_sandbox_id)
+    return pb.StopPodSandboxResponse()
+
+
+def remove_rpc(pods: PodManager,
+               req: pb.RemovePodSandboxRequest) -> pb.RemovePodSandboxResponse:
+    pods.remove(req.pod_sandbox_id)
+    return pb.RemovePodSandboxResponse()
+
+
+def status_rpc(pods: PodManager,
+               req: pb.PodSandboxStatusRequest) -> pb.PodSandboxStatusResponse:
+    pod = pods.status(req.pod_sandbox_id)
+    resp = pb.PodSandboxStatusResponse(status=status_pb(pod), timestamp=time.time_ns())
+    if req.verbose:
+        resp.info.update(verbose_info(pods, pod))
+    return resp
+
+
+def list_rpc(pods: PodManager, req: pb.ListPodSandboxRequest) -> pb.ListPodSandboxResponse:
+    return pb.ListPodSandboxResponse(
+        items=[sandbox_pb(p) for p in pods.list_pods(filter_from_pb(req.filter))])
+
+
+def stream_rpc(pods: PodManager,
+               req: pb.StreamPodSandboxesRequest) -> Iterator[pb.StreamPodSandboxesResponse]:
+    items = [sandbox_pb(p) for p in pods.list_pods(filter_from_pb(req.filter))]
+    for i in range(0, len(items), STREAM_CHUNK):
+        yield pb.StreamPodSandboxesResponse(pod_sandboxes=items[i:i + STREAM_CHUNK])
+
+
+def update_resources_rpc(pods: PodManager, req: pb.UpdatePodSandboxResourcesRequest
+                         ) -> pb.UpdatePodSandboxResourcesResponse:
+    pods.update_resources(
+        req.pod_sandbox_id,
+        resources_from_pb(req.overhead) if req.HasField("overhead") else None,
+        resources_from_pb(req.resources) if req.HasField("resources") else None)
+    return pb.UpdatePodSandboxResourcesResponse()

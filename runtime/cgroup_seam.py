@@ -1,0 +1,21 @@
+"""Opening a container's cgroup from its spec (``linux.cgroupsPath``, default: the id)."""
+
+from __future__ import annotations
+
+from runtime.cgroups import CgroupManager, FreezerState, open_cgroup, parse_cgroups_path
+from runtime.spec.model import Spec
+
+Cgroups = CgroupManager
+
+
+def open_cgroups(spec: Spec, container_id: str) -> CgroupManager:
+    """The cgroup manager for a container (nothing is created). Raises SpecError/CgroupError."""
+    return open_cgroup(parse_cgroups_path(spec.linux.cgroups_path, container_id))
+
+
+def is_frozen(cg: CgroupManager) -> bool:
+    """True when the container's freezer reports FROZEN (False when the cgroup is gone)."""
+    try:
+        return cg.exists() and cg.state() is FreezerState.FROZEN
+    except OSError:
+        return False

@@ -1,0 +1,451 @@
+"""The OCI runtime lifecycle (runtime.md): create, start, state, kill, delete, plus exec,
+pause/resume, update, ps, wait and features.
+
+``Runtime(root)`` keeps runc-style state under ``root``. Containers are created through a
+``MonitorLauncher``: crid passes a ``runtime.zygote.Zygote`` (it must never fork); the CLI,
+single-threaded, uses the default ``ForkLauncher``. Every container gets a monitor that is its
+parent (see ``runtime.monitor``).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from runtime import hooks
+from runtime.cgroup_seam import Cgroups, is_frozen, open_cgroups
+from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError
+from runtime.exits import wait_for_file
+from runtime.features import features as _features
+from runtime.monitor.attach import AttachClient, reopen_log
+from runtime.monitor.exitfile import ExitStatus, read_exit_file, rfc3339_nano
+from runtime.monitor.launch import MonitorFds, MonitorRequest, fork_monitor, read_reply
+from runtime.monitor.loop import MonitorOptions
+from runtime.requests import OCI_VERSION, Created, CreateRequest, ExecRequest, State
+from runtime.spec import load_spec
+from runtime.spec.model import Spec
+from runtime.state import ContainerRecord, StateStore, Status, is_alive, process_start_time
+
+__all__ = ["OCI_VERSION", "Created", "CreateRequest", "ExecRequest", "ForkLauncher",
+           "MonitorLauncher", "Runtime", "State"]
+
+
+class MonitorLauncher(Protocol):
+    """Starts a monitor for a request (the zygote, or a direct fork in a CLI process)."""
+
+    def launch(self, request: MonitorRequest, fds: MonitorFds) -> None: ...
+
+
+class ForkLauncher:
+    """Forks the monitor from the calling process: only for single-threaded callers (CLI)."""
+
+    def launch(self, request: MonitorRequest, fds: MonitorFds) -> None:
+        from runtime.spawners import make_spawner
+
+        fork_monitor(request, fds, make_spawner)
+
+
+class Runtime:
+    """An OCI runtime with its state under ``root`` (runc's ``--root``).
+
+    All methods raise ``runtime.errors`` types: ContainerNotFound, ContainerExists,
+    InvalidState, SpecError, InitError, HookError, OCIRuntimeError.
+    """
+
+    def __init__(self, root: Path, launcher: MonitorLauncher | None = None) -> None:
+        self.store = StateStore(root)
+        self.launcher = launcher or ForkLauncher()
+        self._specs: dict[str, Spec] = {}  # config.json copies never change after create
+        self._cgroup_managers: dict[str, Cgroups] = {}
+
+    # -- create / start ---------------------------------------------------------------------
+    def create(self, req: CreateRequest) -> Created:
+        """Create the container and leave its process waiting for ``start``."""
+        bundle = os.path.abspath(req.bundle)
+        spec = load_spec(bundle)
+        if spec.process is None:
+            raise InvalidState(f"creating container {req.id}: config.json has no process")
+        d = self.store.reserve(req.id)
+        self._specs.pop(req.id, None)
+        self._cgroup_managers.pop(req.id, None)
+        try:
+            return self._create(req, bundle, spec, d)
+        except BaseException:
+            self._abandon(req.id, spec)
+            raise
+
+    def _create(self, req: CreateRequest, bundle: str, spec: Spec, d: Path) -> Created:
+        shutil.copyfile(os.path.join(bundle, "config.json"), d / "config.json")
+        fifo = str(d / "exec.fifo")
+        os.mkfifo(fifo, 0o600)
+        rec = ContainerRecord(id=req.id, bundle=bundle, created=rfc3339_nano(),
+                              annotations=dict(spec.annotations),
+                              rootfs=os.path.join(bundle, spec.root.path), exec_fifo=fifo,
+                              exit_file=str(req.exit_file or d / "exit.json"),
+                              log_path=str(req.log_path or ""))
+        terminal = bool(spec.process and spec.process.terminal)
+        mode = _stdio_mode(terminal, req.console_socket, req.stdio)
+        if mode in ("pipes", "terminal"):
+            rec.attach_socket = str(req.attach_socket or d / "attach")
+        opts = MonitorOptions(container_id=req.id, stdio_mode=mode, log_path=_opt(req.log_path),
+                              exit_file=rec.exit_file,
+                              attach_socket=rec.attach_socket or None,
+                              console_socket=_opt(req.console_socket), stdin=req.stdin,
+                              stdin_once=req.stdin_once)
+        state = {"ociVersion": OCI_VERSION, "id": req.id, "status": "creating",
+                 "bundle": bundle, "annotations": dict(spec.annotations)}
+        params = {"kind": "init", "id": req.id, "bundle": bundle, "exec_fifo": fifo,
+                  "state": state, "no_pivot": req.no_pivot}
+        created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,
+                               req.timeout, req.id)
+        try:
+            rec.pid, rec.monitor_pid = created.pid, created.monitor_pid
+            rec.pid_start = process_start_time(created.pid) or 0
+            rec.monitor_start = process_start_time(created.monitor_pid) or 0
+            self.store.save(rec)
+            if req.pid_file:
+                _write_pid_file(req.pid_file, created.pid)
+        except BaseException:
+            _quiet(lambda: os.kill(created.pid, signal.SIGKILL))  # its monitor then exits
+            if created.wait_fd is not None:
+                os.close(created.wait_fd)
+            raise
+        return Created(req.id, created.pid, created.monitor_pid, rec.exit_file,
+                       rec.attach_socket, created.wait_fd)
+
+    def _launch(self, request: MonitorRequest, stdio: tuple[int, int, int] | None,
+                want_wait: bool, timeout: float, cid: str) -> Created:
+        reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
+        wait_r, wait_w = os.pipe2(os.O_CLOEXEC) if want_wait else (None, None)
+        try:
+            self.launcher.launch(request, MonitorFds(reply_w, wait_w, stdio))
+        finally:
+            os.close(reply_w)
+            if wait_w is not None:
+                os.close(wait_w)
+        try:
+            reply = read_reply(reply_r, timeout)
+        except (OSError, TimeoutError) as e:
+            if wait_r is not None:
+                os.close(wait_r)
+            raise InitError(f"creating container {cid}: {e}") from e
+        if not reply.get("ok"):
+            if wait_r is not None:
+                os.close(wait_r)
+            raise _error_from_reply(reply, cid)
+        return Created(cid, int(reply["pid"]), int(reply["monitor_pid"]), "", "", wait_r)
+
+    def _abandon(self, cid: str, spec: Spec) -> None:
+        """Undo a half-done create: kill what was started, remove cgroup and state."""
+        rec = None
+        try:
+            rec = self.store.load(cid)
+        except OCIRuntimeError:
+            pass
+        if rec is not None and is_alive(rec.pid, rec.pid_start):
+            os.kill(rec.pid, signal.SIGKILL)
+        _quiet(lambda: open_cgroups(spec, cid).destroy())
+        self.store.remove(cid)
+
+    def start(self, cid: str, timeout: float = 10.0) -> None:
+        """Release the created process to exec its program; then run poststart hooks."""
+        rec, status = self._status(cid)
+        status.require(status.can_start, "start", cid)
+        fd = os.open(rec.exec_fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            self._await_fifo(fd, rec, timeout)
+        finally:
+            os.close(fd)
+            _quiet(lambda: os.unlink(rec.exec_fifo))
+        spec = self._spec(cid)
+        if spec is not None and spec.hooks.poststart:
+            hooks.run_hooks_best_effort(spec.hooks.poststart, self.state(cid).to_dict(),
+                                        "poststart")
+
+    def _await_fifo(self, fd: int, rec: ContainerRecord, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    if os.read(fd, 1):
+                        return
+                except BlockingIOError:
+                    continue
+            if not is_alive(rec.pid, rec.pid_start):
+                raise InvalidState(f"starting container {rec.id}: its process has exited")
+        raise InitError(f"starting container {rec.id}: no answer on the exec fifo in {timeout}s")
+
+    # -- state -------------------------------------------------------------------------------
+    def _status(self, cid: str) -> tuple[ContainerRecord, Status]:
+        rec = self.store.load(cid)
+        if rec is None:
+            raise InvalidState(f"container {cid} is still being created")
+        return rec, self._derive(rec)
+
+    def _derive(self, rec: ContainerRecord) -> Status:
+        if not is_alive(rec.pid, rec.pid_start):
+            return Status.STOPPED
+        if rec.exec_fifo and os.path.exists(rec.exec_fifo):
+            return Status.CREATED
+        cg = self._cgroups(rec.id)
+        if cg is not None and is_frozen(cg):
+            return Status.PAUSED
+        return Status.RUNNING
+
+    def state(self, cid: str) -> State:
+        """The container's runtime-spec state, its status read from the live process."""
+        rec = self.store.load(cid)
+        if rec is None:
+            return State(cid, Status.CREATING, 0, "")
+        return State(rec.id, self._derive(rec), rec.pid, rec.bundle, rec.annotations,
+                     rec.created, rec.rootfs, rec.owner)
+
+    def list_containers(self) -> list[State]:
+        """Every container under the root (those vanishing meanwhile are skipped)."""
+        out = []
+        for cid in self.store.ids():
+            try:
+                out.append(self.state(cid))
+            except ContainerNotFound:
+                continue
+        return out
+
+    def exit_status(self, cid: str) -> ExitStatus | None:
+        """The recorded exit of a stopped container (None while it runs)."""
+        rec = self.store.load(cid)
+        return read_exit_file(rec.exit_file) if rec is not None else None
+
+    def wait(self, cid: str, timeout: float | None = None) -> ExitStatus:
+        """Block until the container's exit is recorded. Raises TimeoutError."""
+        rec = self.store.load(cid)
+        if rec is None:
+            raise InvalidState(f"container {cid} is still being created")
+        if not wait_for_file(rec.exit_file, timeout):
+            raise TimeoutError(f"container {cid} still running after {timeout}s")
+        status = read_exit_file(rec.exit_file)
+        assert status is not None
+        return status
+
+    # -- signals and removal -------------------------------------------------------------------
+    def kill(self, cid: str, sig: int = signal.SIGTERM, all: bool = False) -> None:
+        """Send ``sig`` to the container's process (``all``: to every process in its cgroup)."""
+        rec, status = self._status(cid)
+        status.require(status.can_kill or all, "kill", cid)
+        if all:
+            for pid in self.ps(cid):
+                _quiet(lambda p=pid: os.kill(p, sig))
+            return
+        try:
+            os.kill(rec.pid, sig)
+        except ProcessLookupError as e:
+            raise InvalidState(f"killing container {cid}: it is stopped") from e
+
+    def delete(self, cid: str, force: bool = False) -> None:
+        """Remove a stopped (or created) container; ``force`` kills a running one first.
+
+        Removes the cgroup, runs poststop hooks, removes state and the monitor's socket.
+        """
+        rec = self.store.load(cid)
+        if rec is None:
+            if not force:
+                raise InvalidState(f"container {cid} is still being created")
+            self.store.remove(cid)
+            return
+        status = self._derive(rec)
+        if not status.can_delete and not force:
+            status.require(False, "delete", cid)
+        if status is not Status.STOPPED:
+            self._kill_and_wait(rec)
+        self._cleanup(rec)
+
+    def _kill_and_wait(self, rec: ContainerRecord) -> None:
+        cg = self._cgroups(rec.id)
+        if cg is not None:
+            _quiet(cg.thaw)  # a frozen process cannot die
+            for pid in _quiet(cg.pids) or []:
+                _quiet(lambda p=pid: os.kill(p, signal.SIGKILL))
+        _quiet(lambda: os.kill(rec.pid, signal.SIGKILL))
+        deadline = time.monotonic() + 10
+        while is_alive(rec.pid, rec.pid_start) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _cleanup(self, rec: ContainerRecord) -> None:
+        # The monitor writes the exit file right after reaping; give it a moment so the exit
+        # is recorded before state goes away (not when the monitor itself is gone).
+        if is_alive(rec.monitor_pid, rec.monitor_start):
+            wait_for_file(rec.exit_file, 2.0)
+        cg = self._cgroups(rec.id)
+        if cg is not None:
+            _quiet(cg.destroy)
+        spec = self._spec(rec.id)
+        if spec is not None and spec.hooks.poststop:
+            st = {"ociVersion": OCI_VERSION, "id": rec.id, "status": "stopped",
+                  "bundle": rec.bundle, "annotations": rec.annotations}
+            hooks.run_hooks_best_effort(spec.hooks.poststop, st, "poststop")
+        if rec.attach_socket:
+            _quiet(lambda: os.unlink(rec.attach_socket))
+        self.store.remove(rec.id)
+        self._specs.pop(rec.id, None)
+        self._cgroup_managers.pop(rec.id, None)
+
+    # -- exec, pause, update, ps --------------------------------------------------------------
+    def exec(self, cid: str, req: ExecRequest) -> Created:
+        """Start an extra process in the running container, under a monitor of its own."""
+        rec, status = self._status(cid)
+        status.require(status.can_exec, "exec in", cid)
+        d = self.store.dir(cid)
+        tag = f"exec-{time.monotonic_ns()}"
+        terminal = bool(req.process.get("terminal"))
+        mode = _stdio_mode(terminal, req.console_socket, req.stdio)
+        exit_file = str(req.exit_file or d / f"{tag}.exit")
+        attach = str(req.attach_socket or d / tag) if mode in ("pipes", "terminal") else ""
+        opts = MonitorOptions(container_id=cid, stdio_mode=mode, log_path=_opt(req.log_path),
+                              exit_file=exit_file, attach_socket=attach or None,
+                              console_socket=_opt(req.console_socket), stdin=req.stdin,
+                              stdin_once=req.stdin_once)
+        params = {"kind": "exec", "id": cid, "bundle": str(d), "pid": rec.pid,
+                  "process": _with_root(req.process)}
+        created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,
+                               req.timeout, cid)
+        if req.pid_file:
+            _write_pid_file(req.pid_file, created.pid)
+        return Created(cid, created.pid, created.monitor_pid, exit_file, attach,
+                       created.wait_fd)
+
+    def release_exec(self, result: Created) -> None:
+        """Forget a finished exec: remove its exit file (exec probes would pile them up)."""
+        for path in (result.exit_file, result.attach_socket):
+            if path:
+                _quiet(lambda p=path: os.unlink(p))
+
+    def pause(self, cid: str) -> None:
+        """Freeze every process of the container (cgroup freezer)."""
+        _, status = self._status(cid)
+        status.require(status.can_pause, "pause", cid)
+        self._require_cgroups(cid).freeze()
+
+    def resume(self, cid: str) -> None:
+        """Thaw a paused container."""
+        _, status = self._status(cid)
+        status.require(status.can_resume, "resume", cid)
+        self._require_cgroups(cid).thaw()
+
+    def update(self, cid: str, resources: dict[str, Any]) -> None:
+        """Apply new OCI ``linux.resources`` to a live container."""
+        from runtime.cgroups import Resources
+
+        _, status = self._status(cid)
+        status.require(status is not Status.STOPPED, "update", cid)
+        self._require_cgroups(cid).set(Resources.from_oci(resources))
+
+    def ps(self, cid: str) -> list[int]:
+        """Host pids of every process in the container."""
+        rec, status = self._status(cid)
+        cg = self._cgroups(cid)
+        if cg is not None:
+            return sorted(cg.pids())
+        return [rec.pid] if status is not Status.STOPPED else []
+
+    def stats(self, cid: str) -> Any:
+        """The container's cgroup statistics (``runtime.cgroups.CgroupStats``)."""
+        return self._require_cgroups(cid).stats()
+
+    def attach(self, cid: str, timeout: float | None = None) -> AttachClient:
+        """A client on the container's attach socket (stdio streams, resize, reopen).
+
+        Raises InvalidState when the container has no attach socket (inherited stdio or an
+        external console socket) or its monitor is gone.
+        """
+        rec = self.store.load(cid)
+        if rec is None or not rec.attach_socket:
+            raise InvalidState(f"container {cid} has no attach socket")
+        try:
+            return AttachClient(rec.attach_socket, timeout)
+        except OSError as e:
+            raise InvalidState(f"attaching to container {cid}: {e}") from e
+
+    def reopen_log(self, cid: str, timeout: float = 5.0) -> None:
+        """Make the monitor reopen the CRI log file (after the kubelet rotated it)."""
+        rec = self.store.load(cid)
+        if rec is None or not rec.attach_socket:
+            raise InvalidState(f"container {cid} has no monitor socket")
+        try:
+            reopen_log(rec.attach_socket, timeout)
+        except OSError as e:
+            raise InvalidState(f"reopening the log of container {cid}: {e}") from e
+
+    def features(self) -> dict[str, Any]:
+        """runtime-spec features.md document."""
+        return _features()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _spec(self, cid: str) -> Spec | None:
+        if cid not in self._specs:
+            try:
+                self._specs[cid] = load_spec(str(self.store.dir(cid)))
+            except OCIRuntimeError:
+                return None
+        return self._specs[cid]
+
+    def _cgroups(self, cid: str) -> Cgroups | None:
+        if cid not in self._cgroup_managers:
+            spec = self._spec(cid)
+            if spec is None:
+                return None
+            try:
+                self._cgroup_managers[cid] = open_cgroups(spec, cid)
+            except OCIRuntimeError:
+                return None
+        return self._cgroup_managers[cid]
+
+    def _require_cgroups(self, cid: str) -> Cgroups:
+        cg = self._cgroups(cid)
+        if cg is None:
+            raise OCIRuntimeError(f"container {cid}: cgroup support is not available")
+        return cg
+
+
+def _stdio_mode(terminal: bool, console_socket: Path | None,
+                stdio: tuple[int, int, int] | None) -> str:
+    if terminal:
+        return "console" if console_socket else "terminal"
+    return "inherit" if stdio is not None else "pipes"
+
+
+def _opt(p: Path | str | None) -> str | None:
+    return str(p) if p else None
+
+
+def _with_root(process: dict[str, Any]) -> dict[str, Any]:
+    return {"cwd": "/", **process}
+
+
+def _write_pid_file(path: Path, pid: int) -> None:
+    from runtime.atomic import write_atomic
+
+    write_atomic(os.path.abspath(path), str(pid).encode())
+
+
+def _quiet(fn: Any) -> Any:
+    try:
+        return fn()
+    except (OSError, OCIRuntimeError):
+        return None
+
+
+def _error_from_reply(reply: dict, cid: str) -> OCIRuntimeError:
+    """Rebuild the error the monitor reported, as the same named type where there is one."""
+    from runtime import errors
+
+    kind = getattr(errors, str(reply.get("type")), None)
+    msg = f"creating container {cid}: {reply.get('error')}"
+    if kind is errors.SpecError:
+        return errors.SpecError("", msg)
+    if isinstance(kind, type) and issubclass(kind, OCIRuntimeError):
+        return kind(msg)
+    return InitError(msg)

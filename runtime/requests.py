@@ -1,0 +1,85 @@
+"""Typed requests and results of ``runtime.lifecycle.Runtime`` (its boundary objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.state import Status
+
+OCI_VERSION = "1.2.0"
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """``create`` parameters. stdio: fds the container inherits (CLI); None: the monitor holds
+    pipes (or the pty) and logs them to ``log_path`` / serves them on ``attach_socket``.
+    Defaults for exit_file and attach_socket live in the container's state directory."""
+
+    id: str
+    bundle: Path
+    pid_file: Path | None = None
+    console_socket: Path | None = None
+    log_path: Path | None = None
+    exit_file: Path | None = None
+    attach_socket: Path | None = None
+    stdin: bool = False
+    stdin_once: bool = False
+    stdio: tuple[int, int, int] | None = None
+    no_pivot: bool = False
+    wait_fd: bool = False
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Created:
+    """Result of ``create``/``exec``: process and monitor pids, where the exit will be recorded,
+    and (when asked) a read fd that yields the exit record when the process ends."""
+
+    id: str
+    pid: int
+    monitor_pid: int
+    exit_file: str
+    attach_socket: str
+    wait_fd: int | None = None
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """``exec`` parameters; ``process`` is an OCI process object (config.json ``process``)."""
+
+    process: dict[str, Any]
+    stdio: tuple[int, int, int] | None = None
+    console_socket: Path | None = None
+    exit_file: Path | None = None
+    attach_socket: Path | None = None
+    log_path: Path | None = None
+    stdin: bool = False
+    stdin_once: bool = False
+    pid_file: Path | None = None
+    wait_fd: bool = False
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class State:
+    """The runtime-spec state of one container (``to_dict`` is the JSON)."""
+
+    id: str
+    status: Status
+    pid: int
+    bundle: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    rootfs: str = ""
+    owner: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"ociVersion": OCI_VERSION, "id": self.id,
+                             "status": self.status.value, "bundle": self.bundle}
+        if self.status in (Status.CREATED, Status.RUNNING, Status.PAUSED):
+            d["pid"] = self.pid
+        if self.annotations:
+            d["annotations"] = self.annotations
+        return d

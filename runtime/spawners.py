@@ -1,0 +1,93 @@
+"""What a monitor runs: the container init (``kind: init``) or a process exec'd into a running
+container (``kind: exec``), built from JSON parameters inside the monitor process.
+
+The heavy lifting is ``runtime.init`` (namespaces, mounts, process set-up) and
+``runtime.cgroups``; this module only ties them to the monitor's ``ChildSpawner`` seam.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime import hooks
+from runtime.cgroup_seam import open_cgroups
+from runtime.cgroups import Resources
+from runtime.errors import OCIRuntimeError, SpecError
+from runtime.init import ExecContext, InitContext, exec_in, spawn_init
+from runtime.monitor.loop import ChildSpawner
+from runtime.monitor.stdio import ChildStdio
+from runtime.spec import load_spec, parse_spec
+
+
+class InitSpawner:
+    """Creates the container: init via ``spawn_init``, cgroup, createRuntime/prestart hooks."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.spec = load_spec(params["bundle"])
+        self.cgroups = open_cgroups(self.spec, params["id"])
+
+    def spawn(self, stdio: ChildStdio) -> int:
+        p = self.params
+        state = dict(p.get("state") or {})
+        ctx = InitContext(spec=self.spec, bundle=p["bundle"], container_id=p["id"],
+                          stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
+                          console_socket=stdio.console_socket, exec_fifo=p.get("exec_fifo"),
+                          state=state, no_pivot=bool(p.get("no_pivot")))
+        return spawn_init(ctx, lambda pid: self._on_created(pid, state))
+
+    def _on_created(self, pid: int, state: dict[str, Any]) -> None:
+        """The init exists and waits: put it in its cgroup, then run the runtime-side hooks
+        (runtime.md: createRuntime after the environment is created, before pivot_root)."""
+        self.cgroups.create()
+        self.cgroups.apply(pid)
+        self.cgroups.set(Resources.from_oci(self.spec.linux.resources))
+        state = {**state, "pid": pid, "status": "creating"}
+        hooks.run_hooks(self.spec.hooks.prestart, state, "prestart")
+        hooks.run_hooks(self.spec.hooks.create_runtime, state, "createRuntime")
+
+    def oom_kill_count(self) -> int:
+        try:
+            return self.cgroups.oom_kill_count()
+        except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
+            return 0
+
+
+class ExecSpawner:
+    """Starts an extra process inside a running container (its namespaces and cgroup)."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        spec = load_spec(params["bundle"])
+        doc = {"ociVersion": spec.oci_version, "root": {"path": spec.root.path},
+               "process": params["process"]}
+        process = parse_spec(doc).process
+        if process is None:
+            raise SpecError("process", "exec needs a process")
+        self.process = process
+        self.seccomp = spec.linux.seccomp
+        self.cgroups = open_cgroups(spec, params["id"])
+
+    def spawn(self, stdio: ChildStdio) -> int:
+        ctx = ExecContext(pid=int(self.params["pid"]), process=self.process,
+                          container_id=self.params["id"], seccomp=self.seccomp,
+                          stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
+                          console_socket=stdio.console_socket)
+        return exec_in(ctx)
+
+    def oom_kill_count(self) -> int:
+        try:
+            return self.cgroups.oom_kill_count()
+        except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
+            return 0
+
+
+def make_spawner(params: dict[str, Any]) -> ChildSpawner:
+    """The spawner for ``params["kind"]``. Raises OCIRuntimeError (SpecError...) or KeyError."""
+    kind = params.get("kind")
+    if kind == "init":
+        return InitSpawner(params)
+    if kind == "exec":
+        return ExecSpawner(params)
+    raise ValueError(f"unknown spawner kind {kind!r}")
+

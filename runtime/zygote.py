@@ -1,0 +1,172 @@
+"""The zygote: a pre-started, single-threaded Python process that forks container monitors.
+
+crid's gRPC process is multi-threaded and must never fork. It starts one zygote
+(``Zygote.start()``), which imports everything a monitor needs, freezes the heap
+(``gc.freeze()``, so forks share it copy-on-write) and then serves requests on a
+``SOCK_SEQPACKET`` socketpair. Each request is one JSON datagram with its fds attached
+(SCM_RIGHTS)::
+
+    {"op": "monitor", "request": <MonitorRequest.to_dict()>,
+     "fds": {"reply": 0, "wait": 1 | null, "stdio": [2, 3, 4] | null}}
+
+where the numbers index the attached fds. The zygote double-forks a monitor for each request and
+answers nothing itself: the monitor writes its outcome to the reply fd. The zygote exits when
+the socket closes (its owner died); monitors live on.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import OCIRuntimeError
+from runtime.monitor.launch import MonitorFds, MonitorRequest
+
+_MAX_FDS = 8
+_MAX_MSG = 1 << 20
+
+
+class ZygoteError(OCIRuntimeError):
+    """The zygote could not be started or has died."""
+
+
+class Zygote:
+    """Client handle of a running zygote; ``launch`` is safe to call from many threads."""
+
+    def __init__(self, sock: socket.socket, proc: subprocess.Popen) -> None:
+        self._sock = sock
+        self._proc = proc
+        self._lock = threading.Lock()
+
+    @classmethod
+    def start(cls, python: str = sys.executable, timeout: float = 30.0) -> Zygote:
+        """Start ``python -m runtime.zygote`` and wait until it is ready. Raises ZygoteError."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": root}
+        proc = subprocess.Popen([python, "-S", "-m", "runtime.zygote", str(theirs.fileno())],
+                                pass_fds=[theirs.fileno()], env=env, cwd="/",
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        theirs.close()
+        ours.settimeout(timeout)
+        try:
+            ready = ours.recv(16)
+        except OSError as e:
+            ready = str(e).encode()
+        if ready != b"ready":
+            proc.kill()
+            proc.wait()
+            ours.close()
+            raise ZygoteError(f"starting the zygote: {ready.decode(errors='replace') or 'died'}")
+        ours.settimeout(None)
+        return cls(ours, proc)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def launch(self, request: MonitorRequest, fds: MonitorFds) -> None:
+        """Ask for a monitor. Raises ZygoteError when the zygote is gone."""
+        attached = [fds.reply] + ([fds.wait] if fds.wait is not None else [])
+        index: dict[str, Any] = {"reply": 0, "wait": 1 if fds.wait is not None else None,
+                                 "stdio": None}
+        if fds.stdio is not None:
+            index["stdio"] = list(range(len(attached), len(attached) + 3))
+            attached += list(fds.stdio)
+        msg = json.dumps({"op": "monitor", "request": request.to_dict(), "fds": index}).encode()
+        with self._lock:
+            try:
+                socket.send_fds(self._sock, [msg], attached)
+            except OSError as e:
+                raise ZygoteError(f"sending a request to the zygote (pid {self.pid}): {e}") from e
+
+    def close(self) -> None:
+        """Stop the zygote (monitors it started keep running)."""
+        self._sock.close()
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def _receive(sock: socket.socket) -> tuple[bytes, list[int]] | None:
+    fds = array.array("i")
+    msg, anc, _, _ = sock.recvmsg(_MAX_MSG, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize),
+                                  socket.MSG_CMSG_CLOEXEC)
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    if not msg and not fds:
+        return None
+    return msg, list(fds)
+
+
+def _handle(raw: bytes, fds: list[int]) -> None:
+    from runtime.monitor.launch import fork_monitor
+    from runtime.spawners import make_spawner
+
+    msg = json.loads(raw)
+    if msg.get("op") != "monitor":
+        raise ValueError(f"unknown op {msg.get('op')!r}")
+    index = msg["fds"]
+    stdio = tuple(fds[i] for i in index["stdio"]) if index.get("stdio") else None
+    wait = fds[index["wait"]] if index.get("wait") is not None else None
+    monitor_fds = MonitorFds(reply=fds[index["reply"]], wait=wait,
+                             stdio=stdio)  # type: ignore[arg-type]
+    fork_monitor(MonitorRequest.from_dict(msg["request"]), monitor_fds, make_spawner)
+
+
+def serve(sock: socket.socket) -> None:
+    """The zygote's loop: one monitor per request until the socket closes."""
+    import gc
+
+    import runtime.monitor.launch  # noqa: F401  (import before freezing: forks share it)
+    import runtime.spawners  # noqa: F401
+    from runtime.monitor.launch import _set_comm
+
+    _set_comm("crid-zygote")
+    gc.collect()
+    gc.freeze()
+    sock.send(b"ready")
+    while (received := _receive(sock)) is not None:
+        msg, fds = received
+        try:
+            _handle(msg, fds)
+        except Exception as e:  # a malformed request must not kill the zygote
+            _report(fds, e)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+def _report(fds: list[int], error: Exception) -> None:
+    if fds:
+        line = json.dumps({"ok": False, "error": f"zygote: {error}", "type": "ZygoteError"})
+        try:
+            os.write(fds[0], line.encode() + b"\n")
+        except OSError:
+            pass
+
+
+def main() -> None:
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    try:
+        serve(sock)
+    except Exception as e:
+        try:
+            sock.send(f"error: {e}".encode())
+        except OSError:
+            pass
+        raise SystemExit(1) from e
+
+
+if __name__ == "__main__":
+    main()

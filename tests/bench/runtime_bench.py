@@ -1,0 +1,204 @@
+"""Runtime benchmark: one busybox ``true`` bundle, medians in milliseconds.
+
+Measures, in one run: the library's create+start+wait (through the zygote, as crid uses it),
+the same plus delete, ``crid-runtime run`` (CLI), Debian's ``crun run`` (inside a mount
+namespace with /sys/fs/cgroup/unified unmounted: crun 1.8.1 refuses this hybrid host otherwise)
+and ``runc run``; and a monitor's PSS from /proc/<pid>/smaps_rollup.
+
+``run(out)`` fills ``out`` (for the bench runner); ``python -m tests.bench.runtime_bench`` prints
+the JSON.
+"""
+
+from __future__ import annotations
+
+import compileall
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.lifecycle import CreateRequest, Runtime
+from runtime.zygote import Zygote
+from tests.integration.runtime.bundle import default_config, make_rootfs
+
+REPO = Path(__file__).resolve().parents[2]
+ROUNDS = int(os.environ.get("RUNTIME_BENCH_ROUNDS", "15"))
+PREFIX = "crt-life-bench"
+
+
+@dataclass
+class Case:
+    """One measured operation: ``once(i)`` runs round ``i`` (-1: warm-up); ``close`` tears down."""
+
+    name: str
+    once: Callable[[int], None]
+    close: Callable[[], None] = lambda: None
+
+
+def _interleaved(cases: list[Case], rounds: int = ROUNDS) -> dict[str, float]:
+    """Median ms of every case, the cases taking turns in each round so that a load change on
+    the machine hits all of them alike."""
+    times: dict[str, list[float]] = {c.name: [] for c in cases}
+    for case in cases:
+        case.once(-1)  # warm-up: page cache, first-use costs
+    for i in range(rounds):
+        for case in cases:
+            t = time.perf_counter()
+            case.once(i)
+            times[case.name].append(time.perf_counter() - t)
+    return {name: round(statistics.median(ts) * 1000, 2) for name, ts in times.items()}
+
+
+def _bundle(base: Path, args: list[str]) -> Path:
+    b = base / ("bundle-" + "-".join(args).replace("/", "_"))
+    b.mkdir()
+    make_rootfs(str(b / "rootfs"))
+    config = default_config(args)
+    config["ociVersion"] = "1.0.2"  # crun 1.8.1 rejects "1.2.0" as an unknown version
+    (b / "config.json").write_text(json.dumps(config))
+    return b
+
+
+def _quiet(cmd: list[str], **kw: Any) -> None:
+    subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True, **kw)
+
+
+def _library(root: Path, bundle: Path, with_delete: bool) -> Case:
+    z = Zygote.start()
+    rt = Runtime(root / ("lib-delete" if with_delete else "lib"), z)
+
+    def once(i: int) -> None:
+        cid = f"{PREFIX}-lib-{with_delete}-{i}"
+        rt.create(CreateRequest(id=cid, bundle=bundle))
+        rt.start(cid)
+        rt.wait(cid, 30)
+        if with_delete:
+            rt.delete(cid)
+
+    def close() -> None:
+        for cid in rt.store.ids():
+            rt.delete(cid, force=True)
+        z.close()
+
+    name = "library_create_start_wait" + ("_delete" if with_delete else "")
+    return Case(name, once, close)
+
+
+def _spawn_init_only(base: Path, bundle: Path) -> Case:
+    """rt-init's spawn_init + cgroup set-up alone (no fifo, no monitor, no state), in a forked
+    child, for the breakdown of the library figure."""
+    from runtime.monitor.stdio import ChildStdio
+    from runtime.spawners import InitSpawner
+
+    def once(i: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                sp = InitSpawner({"kind": "init", "id": f"{PREFIX}-spawn-{i}",
+                                  "bundle": str(bundle), "exec_fifo": None, "state": {}})
+                os.waitpid(sp.spawn(ChildStdio()), 0)
+                sp.cgroups.destroy()
+                code = 0
+            finally:
+                os._exit(code)
+        os.waitpid(pid, 0)
+
+    return Case("spawn_init_only", once)
+
+
+def _cli(root: Path, bundle: Path, site: bool) -> Case:
+    flags = [] if site else ["-S"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    root = root / ("cli-site" if site else "cli")
+    return Case("cli_run" + ("_with_site" if site else ""), lambda i: _quiet(
+        [sys.executable, *flags, "-m", "runtime.cli", "--root", str(root), "run", "-b",
+         str(bundle), f"{PREFIX}-cli-{site}-{i}"], env=env))
+
+
+def _crun(root: Path, bundle: Path) -> Case:
+    return Case("crun_run_in_unshare", lambda i: _quiet(
+        ["unshare", "-m", "sh", "-c",
+         "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --root \"$0\" run -b \"$1\" \"$2\"",
+         str(root / "crun"), str(bundle), f"{PREFIX}-crun-{i}"]))
+
+
+def _unshare_overhead() -> Case:
+    return Case("unshare_sh_overhead", lambda i: _quiet(
+        ["unshare", "-m", "sh", "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec true"]))
+
+
+def _runc(root: Path, bundle: Path) -> Case:
+    return Case("runc_run", lambda i: _quiet(
+        ["runc", "--root", str(root / "runc"), "run", "-b", str(bundle), f"{PREFIX}-runc-{i}"]))
+
+
+def _monitor_pss(base: Path, bundle: Path) -> dict[str, int]:
+    z = Zygote.start()
+    rt = Runtime(base / "pss", z)
+    cid = f"{PREFIX}-pss"
+    try:
+        created = rt.create(CreateRequest(id=cid, bundle=bundle, log_path=base / "pss.log"))
+        rt.start(cid)
+        time.sleep(0.5)
+        return {"monitor_pss_kib": _pss(created.monitor_pid), "zygote_pss_kib": _pss(z.pid)}
+    finally:
+        rt.delete(cid, force=True)
+        z.close()
+
+
+def _pss(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return -1
+
+
+def run(out: dict[str, Any]) -> dict[str, Any]:
+    """Run every measurement; put the results under ``out["runtime"]`` and return them."""
+    # An installed package has its bytecode compiled; a work tree under
+    # PYTHONDONTWRITEBYTECODE would otherwise recompile every module on each CLI start.
+    compileall.compile_dir(str(REPO / "runtime"), quiet=1)
+    base = Path(tempfile.mkdtemp(prefix=PREFIX + "-"))
+    # State roots on tmpfs, as /run is on a real host (here /run is on disk), for every runtime.
+    state = Path(tempfile.mkdtemp(prefix=PREFIX + "-", dir="/dev/shm"))
+    try:
+        true_bundle = _bundle(base, ["/bin/true"])
+        sleep_bundle = _bundle(base, ["sleep", "60"])
+        res: dict[str, Any] = {"rounds": ROUNDS, "unit": "ms (median)",
+                               "load_average_before": os.getloadavg()[0]}
+        cases = [_library(state, true_bundle, False), _library(state, true_bundle, True),
+                 _spawn_init_only(state, true_bundle), _cli(state, true_bundle, site=False),
+                 _cli(state, true_bundle, site=True), _unshare_overhead()]
+        cases += [_crun(state, true_bundle)] if shutil.which("crun") else []
+        cases += [_runc(state, true_bundle)] if shutil.which("runc") else []
+        try:
+            res.update(_interleaved(cases))
+        finally:
+            for case in cases:
+                case.close()
+        res.update(_monitor_pss(state, sleep_bundle))
+        res["load_average_after"] = os.getloadavg()[0]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+    out["runtime"] = res
+    return res
+
+
+def main() -> None:
+    print(json.dumps(run({}), indent=2))
+
+
+if __name__ == "__main__":
+    main()

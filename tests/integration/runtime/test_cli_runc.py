@@ -1,0 +1,112 @@
+"""crid-runtime as runc's callers use it: flags, exit codes, state/list JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.runtime.lifekit import PREFIX, wait_gone, write_bundle
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+REPO = Path(__file__).resolve().parents[3]
+
+
+def cli(root: Path, *args: str, cwd: Path | None = None,
+        detached: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run crid-runtime. ``detached``: like runc, the container inherits the caller's stdio,
+    so a container that outlives the command must not get the capture pipes."""
+    out = subprocess.DEVNULL if detached else subprocess.PIPE
+    return subprocess.run([sys.executable, "-m", "runtime.cli", "--root", str(root), *args],
+                          stdout=out, stderr=out, text=True, cwd=cwd or REPO,
+                          stdin=subprocess.DEVNULL, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_create_start_state_kill_delete(tmp_path: Path) -> None:
+    root, cid = tmp_path / "root", PREFIX + "cli"
+    bundle = write_bundle(tmp_path / "b", ["sleep", "300"])
+    r = cli(root, "create", "--bundle", str(bundle), "--pid-file", str(tmp_path / "pid"), cid,
+            detached=True)
+    assert r.returncode == 0
+    pid = int((tmp_path / "pid").read_text())
+    state = json.loads(cli(root, "state", cid).stdout)
+    assert set(state) == {"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created",
+                          "owner"}
+    assert (state["id"], state["pid"], state["status"], state["bundle"]) == (
+        cid, pid, "created", str(bundle))
+    assert cli(root, "start", cid).returncode == 0
+    assert json.loads(cli(root, "state", cid).stdout)["status"] == "running"
+    listed = json.loads(cli(root, "list", "--format", "json").stdout)
+    assert [(c["id"], c["status"]) for c in listed] == [(cid, "running")]
+    assert cli(root, "list", "-q").stdout.split() == [cid]
+    r = cli(root, "delete", cid)
+    assert r.returncode == 1 and "running" in r.stderr
+    assert cli(root, "kill", cid, "KILL").returncode == 0
+    assert wait_gone(pid)
+    stopped = json.loads(cli(root, "state", cid).stdout)
+    assert (stopped["status"], stopped["pid"]) == ("stopped", 0)
+    assert cli(root, "delete", cid).returncode == 0
+    r = cli(root, "state", cid)
+    assert r.returncode == 1 and "does not exist" in r.stderr
+
+
+def test_run_foreground_exit_code_and_stdio(tmp_path: Path) -> None:
+    root, cid = tmp_path / "root", PREFIX + "clirun"
+    bundle = write_bundle(tmp_path / "b", ["sh", "-c", "echo out; echo err >&2; exit 42"])
+    r = cli(root, "run", cid, cwd=bundle)
+    assert (r.returncode, r.stdout, r.stderr) == (42, "out\n", "err\n")
+    assert cli(root, "list", "-q").stdout == "\n"
+
+
+def test_run_detached_exec_and_force_delete(tmp_path: Path) -> None:
+    root, cid = tmp_path / "root", PREFIX + "clidet"
+    bundle = write_bundle(tmp_path / "b", ["sleep", "300"])
+    assert cli(root, "run", "-d", "-b", str(bundle), cid, detached=True).returncode == 0
+    r = cli(root, "exec", cid, "sh", "-c", "echo in-$(hostname); exit 5")
+    assert (r.returncode, r.stdout) == (5, "in-crt-life-box\n")
+    proc = tmp_path / "p.json"
+    proc.write_text(json.dumps({"args": ["cat", "/etc/group"], "cwd": "/"}))
+    r = cli(root, "exec", "--process", str(proc), cid)
+    assert r.stdout.startswith("root:x:0:")
+    pids = json.loads(cli(root, "ps", "--format", "json", cid).stdout)
+    assert len(pids) >= 1
+    assert cli(root, "delete", "--force", cid).returncode == 0
+    assert all(wait_gone(p) for p in pids)
+
+
+def test_errors_and_log_json(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    log = tmp_path / "runtime.log"
+    r = cli(root, "--log", str(log), "--log-format", "json", "start", PREFIX + "missing")
+    assert r.returncode == 1
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "does not exist" in entry["msg"]
+    bundle = write_bundle(tmp_path / "b", ["true"], ociVersion="banana")
+    r = cli(root, "create", "-b", str(bundle), PREFIX + "bad")
+    assert r.returncode == 1 and "ociVersion" in r.stderr
+    assert cli(root, "kill", PREFIX + "missing", "NOSUCHSIG").returncode == 1
+
+
+def test_features_json(tmp_path: Path) -> None:
+    f = json.loads(cli(tmp_path, "features").stdout)
+    assert f["ociVersionMax"] == "1.2.0"
+
+
+def test_terminal_without_console_socket(tmp_path: Path) -> None:
+    root, cid = tmp_path / "root", PREFIX + "clitty"
+    bundle = write_bundle(tmp_path / "b", ["sh", "-c", "tty; exit 4"], process__terminal=True)
+    r = cli(root, "run", "-b", str(bundle), cid)
+    assert r.returncode == 4
+    assert r.stdout.replace("\r", "") == "/dev/pts/0\n"
+    bundle = write_bundle(tmp_path / "b2", ["sleep", "300"])
+    assert cli(root, "run", "-d", "-b", str(bundle), cid + "2", detached=True).returncode == 0
+    r = cli(root, "exec", "-t", cid + "2", "sh", "-c", "tty; exit 6")
+    assert (r.returncode, r.stdout.replace("\r", "")) == (6, "/dev/pts/0\n")
+    r = cli(root, "exec", "-t", "-d", cid + "2", "true")
+    assert r.returncode == 1 and "console-socket" in r.stderr
+    assert cli(root, "delete", "-f", cid + "2").returncode == 0

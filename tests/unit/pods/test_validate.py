@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from crid.errors import InvalidArgument
+from crid.pods import DNS, Metadata, NamespaceOptions, PodSpec, PortMapping
+from crid.pods.validate import sysctl_path, validate
+
+HANDLERS = frozenset({"", "crid"})
+
+
+def spec(**kw: object) -> PodSpec:
+    return dataclasses.replace(PodSpec(Metadata("web", "u1", "default")), **kw)
+
+
+def test_a_plain_spec_is_valid() -> None:
+    validate(spec(hostname="web-0", sysctls={"net.ipv4.ip_forward": "1", "kernel.sem": "1 2 3 4",
+                                             "fs.mqueue.msg_max": "10", "kernel.shmmax": "9",
+                                             "net/ipv4/conf/eth0.100/forwarding": "1"}),
+             HANDLERS)
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("metadata", Metadata("", "u", "ns"), "metadata.name"),
+    ("metadata", Metadata("n", "", "ns"), "metadata.uid"),
+    ("metadata", Metadata("n", "u", ""), "metadata.namespace"),
+    ("runtime_handler", "kata", "runtime handler 'kata'"),
+    ("hostname", "x" * 65, "hostname"),
+    ("hostname", "bad_host!", "hostname"),
+    ("dns", DNS(options=tuple(f"o{i}" for i in range(10_000))), "10000 options"),
+    ("dns", DNS(servers=("1.2.3",)), "not an IP"),
+    ("dns", DNS(searches=("a b",)), "not a valid search"),
+    ("sysctls", {"kernel.hostname": "x"}, "not namespaced"),
+    ("sysctls", {"vm.swappiness": "1"}, "not namespaced"),
+    ("sysctls", {"../etc": "1"}, "not a sysctl name"),
+    ("sysctls", {"net.core.somaxconn": "1\n2"}, "value"),
+    ("namespaces", NamespaceOptions(pid="TARGET", target_id="x"), "TARGET applies"),
+    ("namespaces", NamespaceOptions(network="CONTAINER"), "POD or NODE"),
+    ("port_mappings", (PortMapping(0, 80),), "out of range"),
+    ("port_mappings", (PortMapping(80, 70000),), "out of range"),
+    ("port_mappings", (PortMapping(80, 80, host_ip="nope"),), "host_ip"),
+    ("cgroup_parent", "/a/../../etc", "cgroup_parent"),
+])
+def test_bad_fields_are_named(field: str, value: object, needle: str) -> None:
+    with pytest.raises(InvalidArgument, match=needle):
+        validate(spec(**{field: value}), HANDLERS)
+
+
+def test_sysctls_that_would_change_the_host_are_refused() -> None:
+    host_net = NamespaceOptions(network="NODE")
+    with pytest.raises(InvalidArgument, match="host's net"):
+        validate(spec(namespaces=host_net, sysctls={"net.core.somaxconn": "1"}), HANDLERS)
+    host_ipc = NamespaceOptions(ipc="NODE")
+    with pytest.raises(InvalidArgument, match="host's ipc"):
+        validate(spec(namespaces=host_ipc, sysctls={"kernel.shmmax": "1"}), HANDLERS)
+
+
+def test_sysctl_paths() -> None:
+    assert sysctl_path("net.ipv4.ip_forward") == "net/ipv4/ip_forward"
+    assert sysctl_path("net/ipv4/conf/eth0.100/forwarding") == "net/ipv4/conf/eth0.100/forwarding"
