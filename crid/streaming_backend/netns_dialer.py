@@ -90,7 +90,8 @@ async def connect_local(netns_path: str | None, port: int, what: str) -> socket.
         try:
             await loop.sock_connect(sock, (host, port))
         except OSError as e:
-            errors.append(f"{host}: {e.strerror or e}")
+            # asyncio's message drops the reason: name it from errno ("Connection refused").
+            errors.append(f"{host}: {os.strerror(e.errno) if e.errno else e}")
             sock.close()
             continue
         for other in socks:
