@@ -5,6 +5,7 @@ over crid.streaming_backend."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
@@ -16,17 +17,35 @@ from crid.streaming import (
     ExecRequest,
     PortForwardRequest,
     RequestError,
-    StreamingServer,
 )
-from crid.streaming_backend import DaemonTargets
 
 register(RequestError, grpc.StatusCode.INVALID_ARGUMENT)
 
 
+class SessionTargets(Protocol):
+    """What the RPCs check before handing out a URL (crid.streaming_backend.DaemonTargets)."""
+
+    def running_id(self, container_id: str, what: str) -> str:
+        """Full id of a running container. Raises NotFound, FailedPrecondition."""
+
+    def ready_pod_id(self, pod_id: str) -> str:
+        """Full id of a ready pod. Raises NotFound, FailedPrecondition."""
+
+
+class UrlIssuer(Protocol):
+    """The streaming server's side that stores requests under tokens."""
+
+    def request_exec(self, request: ExecRequest) -> str: ...
+
+    def request_attach(self, request: AttachRequest) -> str: ...
+
+    def request_port_forward(self, request: PortForwardRequest) -> str: ...
+
+
 @dataclass
 class StreamingDeps:
-    server: StreamingServer
-    targets: DaemonTargets
+    server: UrlIssuer
+    targets: SessionTargets
 
 
 def _check_stdio(what: str, tty: bool, stdin: bool, stdout: bool, stderr: bool) -> None:
@@ -49,20 +68,20 @@ def exec_rpc(d: StreamingDeps, req: pb.ExecRequest) -> pb.ExecResponse:
     if not req.cmd:
         raise InvalidArgument(f"exec in container {cid}: the command is empty")
     _check_stdio(f"exec in container {cid}", req.tty, req.stdin, req.stdout, req.stderr)
-    rec = d.targets.running(cid, "exec in")
+    full = d.targets.running_id(cid, "exec in")
     return pb.ExecResponse(url=d.server.request_exec(ExecRequest(
-        rec.id, tuple(req.cmd), req.tty, req.stdin, req.stdout, req.stderr)))
+        full, tuple(req.cmd), req.tty, req.stdin, req.stdout, req.stderr)))
 
 
 def attach_rpc(d: StreamingDeps, req: pb.AttachRequest) -> pb.AttachResponse:
     cid = _required(req.container_id, "container id")
     _check_stdio(f"attach to container {cid}", req.tty, req.stdin, req.stdout, req.stderr)
-    rec = d.targets.running(cid, "attach to")
+    full = d.targets.running_id(cid, "attach to")
     return pb.AttachResponse(url=d.server.request_attach(AttachRequest(
-        rec.id, req.tty, req.stdin, req.stdout, req.stderr)))
+        full, req.tty, req.stdin, req.stdout, req.stderr)))
 
 
 def port_forward_rpc(d: StreamingDeps, req: pb.PortForwardRequest) -> pb.PortForwardResponse:
-    pod = d.targets.ready_pod(_required(req.pod_sandbox_id, "pod sandbox id"))
+    pod_id = d.targets.ready_pod_id(_required(req.pod_sandbox_id, "pod sandbox id"))
     return pb.PortForwardResponse(url=d.server.request_port_forward(PortForwardRequest(
-        pod.id.value, tuple(req.port))))
+        pod_id, tuple(req.port))))

@@ -6,7 +6,7 @@ from crid.containers.manager import ContainerManager
 from crid.containers.record import ContainerRecord, ContainerState
 from crid.containers.runtime_adapter import EmbeddedRuntime
 from crid.errors import FailedPrecondition, NotFound
-from crid.pods import PodManager, PodState
+from crid.pods import PodManager, PodSandbox, PodState
 from crid.streaming_backend.ports import ExecTarget
 from runtime.errors import OCIRuntimeError
 
@@ -17,6 +17,14 @@ class DaemonTargets:
     def __init__(self, containers: ContainerManager, runtime: EmbeddedRuntime,
                  pods: PodManager) -> None:
         self._containers, self._runtime, self._pods = containers, runtime, pods
+
+    def running_id(self, container_id: str, what: str) -> str:
+        """The full id of a running container (container_id may be a unique prefix).
+
+        Raises:
+            NotFound: no such container. FailedPrecondition: it is not running.
+        """
+        return self.running(container_id, what).id
 
     def running(self, container_id: str, what: str) -> ContainerRecord:
         """The record of a running container.
@@ -49,15 +57,18 @@ class DaemonTargets:
         return info.exit_code if info is not None else None
 
     def pod_netns(self, pod_id: str) -> str | None:
-        pod = self.ready_pod(pod_id)
+        pod = self._ready_pod(pod_id)
         return self._pods.namespace_paths(pod).get("net")
 
-    def ready_pod(self, pod_id: str):  # type: ignore[no-untyped-def]
-        """The pod sandbox, which must be ready.
+    def ready_pod_id(self, pod_id: str) -> str:
+        """The full id of a ready pod sandbox (pod_id may be a unique prefix).
 
         Raises:
             NotFound: no such pod. FailedPrecondition: it is not ready.
         """
+        return self._ready_pod(pod_id).id.value
+
+    def _ready_pod(self, pod_id: str) -> PodSandbox:
         pod = self._pods.status(pod_id)
         if pod.state is not PodState.READY:
             raise FailedPrecondition(f"cannot forward ports of pod {pod.id.value}: it is "

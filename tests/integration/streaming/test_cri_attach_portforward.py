@@ -12,7 +12,7 @@ import pytest
 from crid.api import api_pb2 as pb
 from crid.streaming.client import CommandIO, PortForwarder, exec_spdy
 from tests.integration.containers.helpers import code_of, wait_for
-from tests.integration.streaming.cri_rig import StreamRig, run_session, srig  # noqa: F401
+from tests.integration.streaming.cri_rig import StreamRig, run_session
 
 ECHO_PORT, HTTP_PORT = 7000, 8080
 
@@ -21,26 +21,32 @@ def attach_url(srig: StreamRig, cid: str, **kw: bool) -> str:
     return srig.rt.Attach(pb.AttachRequest(container_id=cid, **kw), timeout=30).url
 
 
+def _watch_ticks(srig: StreamRig, cid: str) -> tuple[bytes, bytes]:
+    """Attach, read until three ticks arrived, detach."""
+    out, err = bytearray(), bytearray()
+    got = asyncio.Event()
+
+    def on_out(b: bytes) -> None:
+        out.extend(b)
+        if out.count(b"tick") >= 3:
+            got.set()
+
+    async def session() -> None:
+        url = attach_url(srig, cid, stdout=True, stderr=True)
+        task = asyncio.ensure_future(exec_spdy(url, CommandIO(stdout=on_out,
+                                                              stderr=err.extend)))
+        await asyncio.wait_for(got.wait(), 10)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    asyncio.run(session())
+    return bytes(out), bytes(err)
+
+
 def test_attach_sees_output_and_detaching_keeps_the_container(srig: StreamRig) -> None:
     cid = srig.run("/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo tick$i; "
                    "echo err$i >&2; sleep 0.1; done")
     for _ in range(2):  # twice: the first detach left it running
-        out, err = bytearray(), bytearray()
-        got = asyncio.Event()
-
-        def on_out(b: bytes, out: bytearray = out) -> None:
-            out.extend(b)
-            if out.count(b"tick") >= 3:
-                got.set()
-
-        async def session() -> None:
-            url = attach_url(srig, cid, stdout=True, stderr=True)
-            task = asyncio.ensure_future(exec_spdy(url, CommandIO(stdout=on_out,
-                                                                  stderr=err.extend)))
-            await asyncio.wait_for(got.wait(), 10)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        asyncio.run(session())
+        out, err = _watch_ticks(srig, cid)
         assert out.count(b"tick") >= 3 and b"err" in err
         assert srig.state(cid) == pb.CONTAINER_RUNNING
 

@@ -16,7 +16,7 @@ from crid.api import api_pb2 as pb
 from crid.streaming import TerminalSize
 from crid.streaming.client import CommandIO, exec_spdy
 from tests.integration.containers.helpers import code_of
-from tests.integration.streaming.cri_rig import StreamRig, run_session, srig  # noqa: F401
+from tests.integration.streaming.cri_rig import StreamRig, run_session
 
 TRANSPORTS = ["spdy", "websocket"]
 
@@ -154,3 +154,22 @@ def test_url_is_single_use(srig: StreamRig) -> None:
     with pytest.raises(UpgradeRefused) as e:
         run_session(url, CommandIO(stdout=_drop, stderr=_drop))
     assert e.value.status == 404
+
+
+def test_no_exec_leftovers(srig: StreamRig) -> None:
+    """Runs last in this module: every exec above released its exit file, console socket
+    and processes."""
+    state_dir = srig.daemon.run_root / "runtime" / srig.sleeper
+
+    def leftovers() -> list[str]:
+        names = [p.name for p in state_dir.iterdir() if p.name.startswith("exec-")]
+        console = srig.daemon.run_root / "console"
+        return names + ([p.name for p in console.iterdir()] if console.is_dir() else [])
+    deadline = time.monotonic() + 5
+    while leftovers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert leftovers() == []
+    ps = [line for line in srig.exec_sync(srig.sleeper, "/bin/ps", "-o", "args")
+          .stdout.decode().splitlines() if "crid-monitor" not in line]  # ps's own monitor
+    assert sorted(ps) == sorted(["COMMAND", "/bin/sleep infinity", "/bin/sleep 3600",
+                                 "/bin/ps -o args"]), ps
