@@ -295,7 +295,7 @@ def _exec_with_tty(args: argparse.Namespace, process: dict[str, Any]) -> int:
     from runtime.monitor.attach import AttachClient
 
     created = _runtime(args).exec(args.id, ExecRequest(process=process, stdin=True,
-                                                       stdin_once=True))
+                                                       stdin_once=True, await_attach=True))
     with AttachClient(created.attach_socket) as client:
         return proxy(client)
 

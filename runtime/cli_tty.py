@@ -27,7 +27,7 @@ def proxy(client: AttachClient) -> int:
             size = os.get_terminal_size(0)
             client.resize(size.lines, size.columns)
         except OSError:
-            pass
+            pass  # not a terminal, or the monitor is already saying goodbye
 
     signal.signal(signal.SIGWINCH, resize)
     resize()
@@ -55,13 +55,19 @@ def _pump(client: AttachClient) -> int:
         ready, _, _ = select.select(fds, [], [])
         if 0 in ready:
             data = os.read(0, 4096)
-            if data:
-                client.send_stdin(data)
-            else:
+            try:
+                if data:
+                    client.send_stdin(data)
+                else:
+                    reading_stdin = False
+                    client.close_stdin()
+            except OSError:  # the process is gone; its output and exit are still to read
                 reading_stdin = False
-                client.close_stdin()
         if sock in ready:
-            frame = client.read_frame()
+            try:
+                frame = client.read_frame()
+            except ConnectionResetError:
+                frame = None
             if frame is None:
                 return 255
             kind, payload = frame

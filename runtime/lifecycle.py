@@ -96,7 +96,7 @@ class Runtime:
                               exit_file=rec.exit_file,
                               attach_socket=rec.attach_socket or None,
                               console_socket=_opt(req.console_socket), stdin=req.stdin,
-                              stdin_once=req.stdin_once)
+                              stdin_once=req.stdin_once, await_attach=req.await_attach)
         state = {"ociVersion": OCI_VERSION, "id": req.id, "status": "creating",
                  "bundle": bundle, "annotations": dict(spec.annotations)}
         params = {"kind": "init", "id": req.id, "bundle": bundle, "exec_fifo": fifo,
@@ -307,7 +307,7 @@ class Runtime:
         opts = MonitorOptions(container_id=cid, stdio_mode=mode, log_path=_opt(req.log_path),
                               exit_file=exit_file, attach_socket=attach or None,
                               console_socket=_opt(req.console_socket), stdin=req.stdin,
-                              stdin_once=req.stdin_once)
+                              stdin_once=req.stdin_once, await_attach=req.await_attach)
         params = {"kind": "exec", "id": cid, "bundle": str(d), "pid": rec.pid,
                   "process": _with_root(req.process)}
         created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,

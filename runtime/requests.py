@@ -15,7 +15,8 @@ OCI_VERSION = "1.2.0"
 class CreateRequest:
     """``create`` parameters. stdio: fds the container inherits (CLI); None: the monitor holds
     pipes (or the pty) and logs them to ``log_path`` / serves them on ``attach_socket``.
-    Defaults for exit_file and attach_socket live in the container's state directory."""
+    Defaults for exit_file and attach_socket live in the container's state directory.
+    wait_fd: also return a read fd that yields the exit record (CLI ``run``)."""
 
     id: str
     bundle: Path
@@ -29,6 +30,7 @@ class CreateRequest:
     stdio: tuple[int, int, int] | None = None
     no_pivot: bool = False
     wait_fd: bool = False
+    await_attach: bool = False
     timeout: float = 60.0
 
 
@@ -47,7 +49,11 @@ class Created:
 
 @dataclass(frozen=True)
 class ExecRequest:
-    """``exec`` parameters; ``process`` is an OCI process object (config.json ``process``)."""
+    """``exec`` parameters; ``process`` is an OCI process object (config.json ``process``).
+
+    stdio: fds the process inherits (ExecSync: pipes); None: the monitor holds pipes or the pty
+    and serves them on ``attach_socket`` (streaming exec; set ``await_attach`` so output
+    before the caller connects, and an exit before it connects, are kept for it)."""
 
     process: dict[str, Any]
     stdio: tuple[int, int, int] | None = None
@@ -59,6 +65,7 @@ class ExecRequest:
     stdin_once: bool = False
     pid_file: Path | None = None
     wait_fd: bool = False
+    await_attach: bool = False
     timeout: float = 60.0
 
 

@@ -73,12 +73,8 @@ def _monitor_main(request: MonitorRequest, fds: MonitorFds,
     _close_all_but(keep)
     os.chdir("/")
     _set_comm("crid-monitor")
-    try:
-        spawner = make_spawner(request.spawner)
-    except Exception as e:
-        os.write(fds.reply, _line({"ok": False, "error": str(e), "type": type(e).__name__}))
-        return 1
-    return Monitor(request.monitor, spawner, fds.stdio, fds.reply, fds.wait).run()
+    return Monitor(request.monitor, lambda: make_spawner(request.spawner), fds.stdio, fds.reply,
+                   fds.wait).run()
 
 
 def _set_comm(name: str) -> None:
@@ -98,10 +94,6 @@ def _close_all_but(keep: set[int]) -> None:
                 os.close(fd)
             except OSError:
                 pass
-
-
-def _line(msg: dict) -> bytes:
-    return json.dumps(msg).encode() + b"\n"
 
 
 def read_reply(fd: int, timeout: float) -> dict:

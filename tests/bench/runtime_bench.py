@@ -5,8 +5,15 @@ the same plus delete, ``crid-runtime run`` (CLI), Debian's ``crun run`` (inside 
 namespace with /sys/fs/cgroup/unified unmounted: crun 1.8.1 refuses this hybrid host otherwise)
 and ``runc run``; and a monitor's PSS from /proc/<pid>/smaps_rollup.
 
-``run(out)`` fills ``out`` (for the bench runner); ``python -m tests.bench.runtime_bench`` prints
-the JSON.
+Also ``spawn_init_only`` (runtime.init's set-up plus cgroups, forked from this process, no
+monitor or state) to split the library figure into init set-up and lifecycle overhead, and
+``unshare_sh_overhead`` (what the unshare+sh wrapper alone costs the crun figure). The cases
+take turns round by round; state roots are on tmpfs (as /run is on a real host) and the
+runtime's bytecode is compiled first (this environment sets PYTHONDONTWRITEBYTECODE).
+``RUNTIME_BENCH_ROUNDS`` sets the rounds (default 15).
+
+``run(out)`` fills ``out["runtime"]`` (for the bench runner); ``python -m
+tests.bench.runtime_bench`` prints the JSON.
 """
 
 from __future__ import annotations

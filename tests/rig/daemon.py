@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ class CridProcess:
     socket: Path
     proc: subprocess.Popen
     log_path: Path
+    bridge: str | None = None  # a test bridge of the rig's own, removed by stop()
     channel: grpc.Channel = field(init=False)
     runtime: api_pb2_grpc.RuntimeServiceStub = field(init=False)
     images: api_pb2_grpc.ImageServiceStub = field(init=False)
@@ -51,6 +53,8 @@ class CridProcess:
                 self.proc.kill()
                 self.proc.wait()
                 print(f"crid did not stop within {timeout}s; its log:\n{self.log()[-20000:]}")
+        if self.bridge:
+            remove_test_network(self.bridge)
         return self.proc.returncode
 
 
@@ -58,9 +62,31 @@ def crid_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "crid", *args]
 
 
+def remove_test_network(bridge: str) -> None:
+    """Deletes a test bridge and its nft table (the daemon names it crid_<bridge>)."""
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "inet", f"crid_{bridge}"], capture_output=True)
+
+
+def test_network_config(base: Path) -> tuple[Path, str]:
+    """A config with a bridge and pod CIDR of the test's own (never crid0 / 10.88.0.0/16)."""
+    bridge = f"crtd{secrets.token_hex(3)}"
+    cfg = base / "crid-test.toml"
+    cfg.write_text(f'[network]\nmode = "builtin"\nbridge = "{bridge}"\n'
+                   f'pod_cidr = "10.216.{secrets.randbelow(250)}.0/24"\n'
+                   f'cni_conf_dir = "{base}/cni"\n')
+    return cfg, bridge
+
+
 def start_crid(base: Path, *extra: str, config: Path | None = None,
                timeout: float = 20) -> CridProcess:
-    """Starts crid with root, run root and socket under `base`; waits until it answers."""
+    """Starts crid with root, run root and socket under `base`; waits until it answers.
+
+    Without `config`, crid gets a test network of its own (bridge, CIDR), removed by stop().
+    """
+    bridge = None
+    if config is None:
+        config, bridge = test_network_config(base)
     root, run_root = base / "root", base / "run"
     sock = run_root / "crid.sock"
     log_path = base / f"crid-{time.monotonic_ns()}.log"
@@ -72,7 +98,7 @@ def start_crid(base: Path, *extra: str, config: Path | None = None,
     with log_path.open("wb") as log:
         proc = subprocess.Popen(crid_command(*args), stdout=log, stderr=subprocess.STDOUT,
                                 env=env, cwd=TOP)
-    daemon = CridProcess(root, run_root, sock, proc, log_path)
+    daemon = CridProcess(root, run_root, sock, proc, log_path, bridge)
     _wait_ready(daemon, timeout)
     return daemon
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 from pathlib import Path
 
 from crid.api import api_pb2 as pb
-from tests.rig.daemon import TOP, crid_command, start_crid
+from tests.rig.daemon import TOP, crid_command, remove_test_network, start_crid
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -65,16 +66,20 @@ def test_restart_after_sigkill(tmp_path: Path) -> None:
 def test_config_file_and_dropins_apply(tmp_path: Path) -> None:
     cfg = tmp_path / "etc" / "crid.toml"
     (cfg.parent / "crid.d").mkdir(parents=True)
-    cfg.write_text('cgroup_driver = "systemd"\n[network]\nbridge = "br-a"\n')
-    (cfg.parent / "crid.d" / "10-net.toml").write_text('[network]\nbridge = "br-b"\n')
+    a, b = f"crtda{secrets.token_hex(2)}", f"crtdb{secrets.token_hex(2)}"
+    cfg.write_text(f'cgroup_driver = "systemd"\n[network]\nbridge = "{a}"\n'
+                   f'pod_cidr = "10.217.{secrets.randbelow(250)}.0/24"\n')
+    (cfg.parent / "crid.d" / "10-net.toml").write_text(f'[network]\nbridge = "{b}"\n')
     daemon = start_crid(tmp_path, config=cfg)
     try:
         resp = daemon.runtime.RuntimeConfig(pb.RuntimeConfigRequest())
         assert resp.linux.cgroup_driver == pb.CgroupDriver.SYSTEMD
         info = daemon.runtime.Status(pb.StatusRequest(verbose=True)).info
-        assert '"bridge": "br-b"' in info["config"]
+        assert f'"bridge": "{b}"' in info["config"]
     finally:
         assert daemon.stop() == 0
+        for bridge in (a, b):
+            remove_test_network(bridge)
 
 
 def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 
 from crid.api import api_pb2 as pb
-from tests.rig.daemon import CridProcess, start_crid
+from tests.rig.daemon import CridProcess, remove_test_network, start_crid  # noqa: F401
 
 CGROUP_ROOTS = [p for p in Path("/sys/fs/cgroup").iterdir()
                 if p.is_dir() and not p.is_symlink() and p.name not in ("unified", "systemd")]
@@ -120,7 +120,3 @@ def bridge_ports(bridge: str) -> list[str]:
                          text=True).stdout
     return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
 
-
-def remove_test_network(bridge: str) -> None:
-    subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-    subprocess.run(["nft", "delete", "table", "inet", f"crid_{bridge}"], capture_output=True)

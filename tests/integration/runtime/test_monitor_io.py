@@ -143,3 +143,18 @@ def test_exec_into_running(runtime: Runtime, tmp_path: Path) -> None:
     assert json.loads(Path(res.exit_file).read_text())["exit_code"] == 7
     runtime.release_exec(res)
     assert not os.path.exists(res.exit_file)
+
+
+def test_exec_awaiting_attach_keeps_early_output(runtime: Runtime, tmp_path: Path) -> None:
+    cid = PREFIX + "execwait"
+    runtime.create(CreateRequest(id=cid, bundle=write_bundle(tmp_path / "b", ["sleep", "300"])))
+    runtime.start(cid)
+    res = runtime.exec(cid, ExecRequest(process={"args": ["sh", "-c", "echo early; exit 2"],
+                                                 "cwd": "/", "terminal": True},
+                                        stdin=True, await_attach=True))
+    time.sleep(0.5)  # the process is long gone before the caller attaches
+    assert json.loads(Path(res.exit_file).read_text())["exit_code"] == 2
+    with AttachClient(res.attach_socket, timeout=10) as client:
+        out, _, exit_record = client.read_until_exit()
+    assert out.replace(b"\r", b"") == b"early\n"
+    assert exit_record is not None and exit_record["exit_code"] == 2

@@ -110,3 +110,32 @@ def test_malformed_request_does_not_kill_the_zygote(tmp_path: Path) -> None:
         rt.delete(cid)
     finally:
         z.close()
+
+
+def test_concurrent_creates_from_threads(tmp_path: Path) -> None:
+    """crid's gRPC threads share one Runtime and one zygote."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runtime.lifecycle import CreateRequest
+    from runtime.zygote import Zygote
+
+    bundle = write_bundle(tmp_path / "b", ["sh", "-c", "exit $(( $$ % 7 ))"])
+    z = Zygote.start()
+    rt = Runtime(tmp_path / "state", z)
+
+    def lifecycle(i: int) -> tuple[int, int]:
+        cid = f"{PREFIX}par{i}"
+        created = rt.create(CreateRequest(id=cid, bundle=bundle))
+        rt.start(cid)
+        status = rt.wait(cid, 30)
+        rt.delete(cid)
+        return created.monitor_pid, status.exit_code
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lifecycle, range(16)))
+    finally:
+        z.close()
+    assert all(code == 1 for _, code in results)  # $$ is 1 in the container's pid namespace
+    assert all(wait_gone(monitor) for monitor, _ in results)
+    assert rt.store.ids() == []
