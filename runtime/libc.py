@@ -252,35 +252,6 @@ def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int =
     _bpf(BPF_PROG_ATTACH, attr, f"bpf(PROG_ATTACH, type {attach_type})")
 
 
-# inotify(7): crid learns about container exits from exit files appearing in one directory.
-IN_CLOEXEC = 0o2000000
-IN_NONBLOCK = 0o4000
-IN_CLOSE_WRITE = 0x00000008
-IN_MOVED_TO = 0x00000080
-IN_CREATE = 0x00000100
-IN_DELETE_SELF = 0x00000400
-IN_IGNORED = 0x00008000
-IN_Q_OVERFLOW = 0x00004000
-_libc.inotify_init1.argtypes = [ctypes.c_int]
-_libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-_libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
-
-
-def inotify_init1(flags: int = IN_CLOEXEC | IN_NONBLOCK) -> int:
-    """inotify_init1(2): returns the new inotify fd."""
-    return _check(_libc.inotify_init1(flags), "inotify_init1")
-
-
-def inotify_add_watch(fd: int, path: str, mask: int) -> int:
-    """inotify_add_watch(2): returns the watch descriptor."""
-    return _check(_libc.inotify_add_watch(fd, _b(path), mask), f"inotify_add_watch({path!r})")
-
-
-def inotify_rm_watch(fd: int, wd: int) -> None:
-    """inotify_rm_watch(2)."""
-    _check(_libc.inotify_rm_watch(fd, wd), f"inotify_rm_watch({wd})")
-
-
 # ioprio_set(2) (include/uapi/linux/ioprio.h)
 SYS_ioprio_set = 251  # x86_64
 IOPRIO_WHO_PROCESS = 1

@@ -15,7 +15,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,7 @@ class ContainerManager:
         opts.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names = NameRegistry()
+        self._handoff: dict[str, str] = {}  # name key -> id of a create whose caller left
         for r in self._records.values():
             self._names.reserve(_name_key(r.pod_id, r.name, r.attempt), r.id)
 
@@ -111,8 +112,12 @@ class ContainerManager:
 
     # --- create ----------------------------------------------------------------------------
 
-    def create(self, pod_id: str, req: ContainerRequest) -> ContainerRecord:
+    def create(self, pod_id: str, req: ContainerRequest,
+               caller_gone: Callable[[], bool] = lambda: False) -> ContainerRecord:
         """Creates a container in a ready pod; nothing is left behind when it fails.
+
+        A create that outlived its RPC (`caller_gone()` true once done) is handed back to the
+        kubelet's retry of the same name instead of failing it with AlreadyExists.
 
         Raises:
             NotFound: the pod or image does not exist; FailedPrecondition: the pod is not
@@ -121,6 +126,10 @@ class ContainerManager:
         if not pod_id:
             raise InvalidArgument("pod sandbox id is required")
         pod = self._pods.container_context(pod_id)
+        key = _name_key(pod.context.pod_id, req.name, req.attempt)
+        handed = self._take_handoff(key)
+        if handed is not None:
+            return handed
         req = inputs.with_pod_namespaces(req, pod)
         image = self._images.status(req.image)
         if image is None:
@@ -130,25 +139,35 @@ class ContainerManager:
         cid = secrets.token_hex(32)
         cdir = self._o.root / cid
         with contextlib.ExitStack() as undo:
-            self._names.reserve(_name_key(pod.context.pod_id, req.name, req.attempt), cid)
+            self._names.reserve(key, cid)
             undo.callback(self._names.release, cid)
             cdir.mkdir(parents=True, mode=0o700)
             undo.callback(rootfs_mod.remove_container_dir, cdir)
             rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir)
-            spec, user = self._spec(cid, req, image, pod, rootfs, resolved)
+            spec, user, img = self._spec(cid, req, image, pod, rootfs, resolved)
             atomic_write(cdir / "config.json", json.dumps(spec).encode())
             if log_path:
                 os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
-            self._rt.create(cid, cdir, log_path, req.stdin, req.stdin_once, req.tty)
+            pid = self._rt.create(cid, cdir, log_path, req.stdin, req.stdin_once, req.tty)
             undo.callback(self._rt.delete, cid, True)
-            rec = self._record(cid, pod.context.pod_id, req, image, cdir, log_path, spec, user)
+            rec = dataclasses.replace(self._record(cid, pod.context.pod_id, req, image, cdir,
+                                                   log_path, spec, user, img), pid=pid)
             self._save(rec)
             undo.pop_all()
         self._publish(rec, "CREATED")
+        if caller_gone():
+            with self._lock:
+                self._handoff[key] = rec.id
         return rec
 
+    def _take_handoff(self, key: str) -> ContainerRecord | None:
+        with self._lock:
+            cid = self._handoff.pop(key, None)
+            rec = self._records.get(cid or "")
+        return rec if rec is not None and rec.state is ContainerState.CREATED else None
+
     def _spec(self, cid: str, req: ContainerRequest, image: Any, pod: PodForContainers,
-              rootfs: Path, resolved: _Resolved) -> tuple[dict[str, Any], Any]:
+              rootfs: Path, resolved: _Resolved) -> tuple[dict[str, Any], Any, ImageConfig]:
         img = ImageConfig.from_oci(self._images.config(image.id))
         sec = req.security
         user = resolve_user(inputs.user_db(rootfs), run_as_user=sec.run_as_user,
@@ -165,7 +184,7 @@ class ContainerManager:
                                              self._o.cgroup_driver),
             devices=resolved.devices, localhost_seccomp=resolved.seccomp, target_pid=target_pid,
             apparmor_enabled=self._o.apparmor_enabled)
-        return generate_spec(spec_inputs), user
+        return generate_spec(spec_inputs), user, img
 
     def _resolve(self, req: ContainerRequest) -> _Resolved:
         """Host-side checks that need nothing created yet."""
@@ -174,8 +193,8 @@ class ContainerManager:
                          inputs.localhost_profile(req, self._o.seccomp_profile_root))
 
     def _record(self, cid: str, pod_id: str, req: ContainerRequest, image: Any, cdir: Path,
-                log_path: str, spec: dict[str, Any], user: Any) -> ContainerRecord:
-        img = ImageConfig.from_oci(self._images.config(image.id))
+                log_path: str, spec: dict[str, Any], user: Any,
+                img: ImageConfig) -> ContainerRecord:
         return ContainerRecord(
             id=cid, pod_id=pod_id, name=req.name, attempt=req.attempt, image=req.image,
             image_id=image.id, image_ref=(image.repo_digests or (image.id,))[0],
@@ -202,12 +221,12 @@ class ContainerManager:
             raise FailedPrecondition(f"container {rec.id} is {rec.state.name.lower()}, "
                                      "not created")
         started_at = time.time_ns()  # before the release: a quick exit must not precede it
-        pid = self._rt.start(rec.id)
+        self._rt.start(rec.id)
         with self._lock:
             current = self._records.get(rec.id, rec)
             if current.state is ContainerState.CREATED:
-                current = self._save(current.moved_to(
-                    ContainerState.RUNNING, started_at=started_at, pid=pid))
+                current = self._save(current.moved_to(ContainerState.RUNNING,
+                                                      started_at=started_at))
         self._publish(current, "STARTED")
         exit_info = self._rt.exit_status(rec.id)
         if exit_info is not None:  # it already ended while we were recording the start

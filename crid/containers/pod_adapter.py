@@ -46,4 +46,4 @@ class PodManagerLookup:
                                 host_pid=opts.pid == NODE, shared_pid=shared_pid)
 
     def pod_ids(self) -> set[str]:
-        return {p.id.value for p in self._pods.list()}
+        return {p.id.value for p in self._pods.list_pods()}

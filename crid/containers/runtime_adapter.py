@@ -72,9 +72,8 @@ class EmbeddedRuntime:
                             exit_file=self.exit_file(cid), stdin=stdin, stdin_once=stdin_once)
         return _call(f"creating container {cid}", lambda: self.rt.create(req)).pid
 
-    def start(self, cid: str) -> int:
+    def start(self, cid: str) -> None:
         _call(f"starting container {cid}", lambda: self.rt.start(cid))
-        return self.rt.state(cid).pid
 
     def kill(self, cid: str, sig: int) -> None:
         try:

@@ -115,7 +115,9 @@ def resolve_user(db: UserDB, *, run_as_user: int | None, run_as_username: str,
     groups = list(supplemental)
     if not strict and name:
         groups += [g.gid for g in db.groups if name in g.members]
-    extra = tuple(dict.fromkeys(g for g in groups if g != gid))
+    # The primary group comes first, as containerd and CRI-O give it: `id -G` inside the
+    # container lists it, which the kubelet's supplemental-groups checks expect.
+    extra = tuple(dict.fromkeys([gid, *groups]))
     return ResolvedUser(uid, gid, extra, name, entry.home if entry else "/")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crid.api import api_pb2 as pb
 from crid.containers.manager import ContainerManager, ListFilter
@@ -38,6 +38,9 @@ class ContainerDeps:
     containers: ContainerManager
     pods: PodManager
     events: EventBus
+    # id -> (record, its message): records are immutable, so a message stays valid until the
+    # record is replaced. ListContainers (every second, from the kubelet) then only copies.
+    listed: dict[str, tuple[ContainerRecord, pb.Container]] = field(default_factory=dict)
 
 
 # -- records -> messages ------------------------------------------------------------------
@@ -83,7 +86,8 @@ def status_pb(r: ContainerRecord) -> pb.ContainerStatus:
         log_path=r.log_path, resources=_resources_pb(r.resources),
         stop_signal=_signal_pb(r.stop_signal),
         user=pb.ContainerUser(linux=pb.LinuxContainerUser(
-            uid=r.uid, gid=r.gid, supplemental_groups=[r.gid, *r.additional_gids])))
+            uid=r.uid, gid=r.gid,
+            supplemental_groups=list(dict.fromkeys([r.gid, *r.additional_gids])))))
 
 
 def _signal_pb(name: str) -> pb.Signal:
@@ -107,10 +111,12 @@ def _required(cid: str) -> str:
 
 # -- the RPCs -----------------------------------------------------------------------------
 
-def create_rpc(d: ContainerDeps, req: pb.CreateContainerRequest) -> pb.CreateContainerResponse:
+def create_rpc(d: ContainerDeps, req: pb.CreateContainerRequest,
+               caller_gone: Callable[[], bool]) -> pb.CreateContainerResponse:
     if not req.HasField("config"):
         raise InvalidArgument("CreateContainer needs a config")
-    rec = d.containers.create(req.pod_sandbox_id, container_convert.container_request(req.config))
+    rec = d.containers.create(req.pod_sandbox_id,
+                              container_convert.container_request(req.config), caller_gone)
     return pb.CreateContainerResponse(container_id=rec.id)
 
 
@@ -141,14 +147,27 @@ def status_rpc(d: ContainerDeps, req: pb.ContainerStatusRequest) -> pb.Container
     return resp
 
 
+def _messages(d: ContainerDeps, f: pb.ContainerFilter) -> list[pb.Container]:
+    records = d.containers.list(filter_from_pb(f))
+    out = []
+    for r in records:
+        hit = d.listed.get(r.id)
+        if hit is None or hit[0] is not r:
+            hit = d.listed[r.id] = (r, container_pb(r))
+        out.append(hit[1])
+    if len(d.listed) > 2 * len(records) + 64 and f == pb.ContainerFilter():
+        for gone in d.listed.keys() - {r.id for r in records}:
+            d.listed.pop(gone, None)
+    return out
+
+
 def list_rpc(d: ContainerDeps, req: pb.ListContainersRequest) -> pb.ListContainersResponse:
-    return pb.ListContainersResponse(
-        containers=[container_pb(r) for r in d.containers.list(filter_from_pb(req.filter))])
+    return pb.ListContainersResponse(containers=_messages(d, req.filter))
 
 
 def stream_rpc(d: ContainerDeps,
                req: pb.StreamContainersRequest) -> Iterator[pb.StreamContainersResponse]:
-    items = [container_pb(r) for r in d.containers.list(filter_from_pb(req.filter))]
+    items = _messages(d, req.filter)
     for i in range(0, len(items), STREAM_CHUNK):
         yield pb.StreamContainersResponse(containers=items[i:i + STREAM_CHUNK])
 

@@ -61,7 +61,7 @@ def descriptors_rpc(req: pb.ListMetricDescriptorsRequest) -> pb.ListMetricDescri
 def pod_metrics_rpc(d: StatsDeps,
                     req: pb.ListPodSandboxMetricsRequest) -> pb.ListPodSandboxMetricsResponse:
     out = []
-    for pod in d.pods.list():
+    for pod in d.pods.list_pods():
         st = pod_stats(d, pod)
         md = pod.spec.metadata
         ts = time.time_ns()

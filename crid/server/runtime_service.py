@@ -110,7 +110,8 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
     # Containers: each method is one call into container_rpc (protobuf stops there).
 
     def CreateContainer(self, request: pb.CreateContainerRequest, context: Any) -> Any:
-        return container_rpc.create_rpc(self._d.containers, request)
+        return container_rpc.create_rpc(self._d.containers, request,
+                                        lambda: not context.is_active())
 
     def StartContainer(self, request: pb.StartContainerRequest, context: Any) -> Any:
         return container_rpc.start_rpc(self._d.containers, request)

@@ -132,7 +132,7 @@ def pod_stats_rpc(d: StatsDeps, req: pb.PodSandboxStatsRequest) -> pb.PodSandbox
 
 
 def _pods(d: StatsDeps, f: pb.PodSandboxStatsFilter) -> list[PodSandbox]:
-    return d.pods.list(PodFilter(id_prefix=f.id, labels=dict(f.label_selector)))
+    return d.pods.list_pods(PodFilter(id_prefix=f.id, labels=dict(f.label_selector)))
 
 
 def list_pod_stats_rpc(d: StatsDeps, req: pb.ListPodSandboxStatsRequest

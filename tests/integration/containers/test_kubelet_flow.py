@@ -46,6 +46,8 @@ def test_containers_and_logs_survive_a_restart(rig: ContainerRig) -> None:
     assert (gone.state, gone.exit_code, gone.reason) == (pb.CONTAINER_EXITED, 4, "Error")
     wait_for("more log lines", lambda: len(read_log(log)) > before + 3, 5)
     assert rig.exec(cid, "/bin/echo", "hi").stdout == b"hi\n"
+    rig.restart()  # a graceful (SIGTERM) restart keeps them too
+    assert rig.status(cid).status.state == pb.CONTAINER_RUNNING and _pid(rig, cid) == pid
     rig.stop(cid)
     assert rig.status(cid).status.exit_code == 137
 
@@ -220,3 +222,17 @@ def test_remove_image_refused_while_used_and_status_features(rig: ContainerRig) 
     assert set(handlers) == {"", "crid"}
     assert not handlers[""].recursive_read_only_mounts and not handlers[""].user_namespaces
     assert st.features.supplemental_groups_policy
+
+
+def test_create_outliving_its_deadline_is_handed_to_the_retry(rig: ContainerRig) -> None:
+    pod = rig.run_pod()
+    cfg = container_config(command=("/bin/sleep", "3600"))
+    cfg.image.image = rig.image
+    req = pb.CreateContainerRequest(pod_sandbox_id=pod[0], config=cfg, sandbox_config=pod[1])
+    assert code_of(lambda: rig.rt.CreateContainer(req, timeout=0.02)) == \
+        grpc.StatusCode.DEADLINE_EXCEEDED
+    time.sleep(1)  # the first create finishes meanwhile
+    cid = rig.rt.CreateContainer(req, timeout=30).container_id
+    assert [c.id for c in rig.rt.ListContainers(pb.ListContainersRequest()).containers] == [cid]
+    assert code_of(lambda: rig.rt.CreateContainer(req, timeout=30)) == \
+        grpc.StatusCode.ALREADY_EXISTS

@@ -30,9 +30,8 @@ class FakeRuntime:
         self.running.add(cid)
         return 42
 
-    def start(self, cid: str) -> int:
+    def start(self, cid: str) -> None:
         self.calls.append(("start", cid))
-        return 43
 
     def kill(self, cid: str, sig: int) -> None:
         self.calls.append(("kill", cid, sig))
@@ -137,7 +136,8 @@ def test_reconcile_marks_vanished_containers_and_removes_leftover_dirs(parts, tm
 def test_start_only_from_created(parts) -> None:
     mgr, rt, _, _ = parts
     rec = mgr.start("c2")
-    assert (rec.state, rec.pid) == (ContainerState.RUNNING, 43) and rec.started_at > 0
+    assert rec.state is ContainerState.RUNNING and rec.started_at > 0
+    assert rt.calls == [("start", "c2")]
     with pytest.raises(FailedPrecondition):
         mgr.start("c2")
 

@@ -23,8 +23,9 @@ def test_default_is_root() -> None:
 
 
 @pytest.mark.parametrize("image_user, want", [
-    ("www", (33, 33, (50,))), ("1000", (1000, 1000, (50, 44))), ("1000:44", (1000, 44, (50,))),
-    ("app:staff", (1000, 50, (44,))), ("4242", (4242, 0, ())), ("4242:7", (4242, 7, ())),
+    ("www", (33, 33, (33, 50))), ("1000", (1000, 1000, (1000, 50, 44))),
+    ("1000:44", (1000, 44, (44, 50))), ("app:staff", (1000, 50, (50, 44))),
+    ("4242", (4242, 0, (0,))), ("4242:7", (4242, 7, (7,))),
 ])
 def test_image_user_forms(image_user: str, want: tuple) -> None:
     u = r(image_user=image_user)
@@ -39,8 +40,9 @@ def test_request_wins_over_image_and_group_overrides() -> None:
 
 
 def test_supplemental_merge_and_strict() -> None:
-    assert r(image_user="app", supplemental=(9,)).additional_gids == (9, 50, 44)
-    assert r(image_user="app", supplemental=(9,), strict=True).additional_gids == (9,)
+    # The primary group first (containerd and CRI-O do the same; `id -G` shows it).
+    assert r(image_user="app", supplemental=(9,)).additional_gids == (1000, 9, 50, 44)
+    assert r(image_user="app", supplemental=(9,), strict=True).additional_gids == (1000, 9)
 
 
 def test_unknown_names_are_not_found() -> None:
