@@ -94,7 +94,9 @@ def pf_url(srig: StreamRig, pod_id: str, *ports: int) -> str:
 @pytest.fixture(scope="module")
 def servers(srig: StreamRig) -> str:
     """An echo server and a web server listening on localhost inside the pod only."""
-    srig.run("/bin/nc", "-ll", "-p", str(ECHO_PORT), "-e", "/bin/cat")
+    # busybox nc takes its listen backlog from the number of l's: with the usual -ll (2), 50
+    # simultaneous connects overflow it and some are reset (seen without any forwarder too).
+    srig.run("/bin/nc", "-" + "l" * 64, "-p", str(ECHO_PORT), "-e", "/bin/cat")
     web = srig.run("/bin/sh", "-c", "mkdir -p /tmp/www && echo hello-from-pod > "
                    f"/tmp/www/index.html && exec /bin/busybox httpd -f -p 127.0.0.1:{HTTP_PORT} "
                    "-h /tmp/www")
