@@ -8,9 +8,9 @@ effective/permitted/inheritable sets and raise the ambient ones.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from runtime import libc
+from runtime.records import dataclass
 
 # Index is the capability number (linux/capability.h), up to CAP_CHECKPOINT_RESTORE = 40.
 CAP_NAMES: tuple[str, ...] = (

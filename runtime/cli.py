@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ class UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The global flags and the command name; the command's own flags are parsed by
+    ``_command_parser`` (runc, too, takes global flags only before the command). Two stages
+    because building the parsers of all thirteen commands cost every call several ms."""
     p = argparse.ArgumentParser(prog="crid-runtime", description="OCI runtime (runc-compatible)")
     p.add_argument("--root", default=DEFAULT_ROOT, help="state directory")
     p.add_argument("--log", default="", help="log file for errors (default stderr)")
@@ -35,29 +39,43 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--systemd-cgroup", action="store_true")
     p.add_argument("--rootless", default="auto")
     p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="command")
-    for name in ("create", "run"):
-        c = sub.add_parser(name)
-        c.add_argument("-b", "--bundle", default=".")
-        c.add_argument("--console-socket")
-        c.add_argument("--pid-file")
-        c.add_argument("--no-pivot", action="store_true")
-        c.add_argument("--no-new-keyring", action="store_true")
-        c.add_argument("--preserve-fds", type=int, default=0)
-        if name == "run":
-            c.add_argument("-d", "--detach", action="store_true")
-            c.add_argument("--keep", action="store_true")
-        c.add_argument("id")
-    for name in ("start", "state", "pause", "resume"):
-        sub.add_parser(name).add_argument("id")
-    k = sub.add_parser("kill")
+    p.add_argument("command", nargs="?", choices=sorted(_COMMANDS), metavar="command",
+                   help="one of: " + ", ".join(sorted(_COMMANDS)))
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return p
+
+
+def _command_parser(name: str) -> argparse.ArgumentParser:
+    c = argparse.ArgumentParser(prog=f"crid-runtime {name}")
+    _ARGUMENTS[name](c)
+    return c
+
+
+def _create_args(c: argparse.ArgumentParser, run: bool) -> None:
+    c.add_argument("-b", "--bundle", default=".")
+    c.add_argument("--console-socket")
+    c.add_argument("--pid-file")
+    c.add_argument("--no-pivot", action="store_true")
+    c.add_argument("--no-new-keyring", action="store_true")
+    c.add_argument("--preserve-fds", type=int, default=0)
+    if run:
+        c.add_argument("-d", "--detach", action="store_true")
+        c.add_argument("--keep", action="store_true")
+    c.add_argument("id")
+
+
+def _kill_args(k: argparse.ArgumentParser) -> None:
     k.add_argument("-a", "--all", action="store_true")
     k.add_argument("id")
     k.add_argument("signal", nargs="?", default="SIGTERM")
-    d = sub.add_parser("delete")
+
+
+def _delete_args(d: argparse.ArgumentParser) -> None:
     d.add_argument("-f", "--force", action="store_true")
     d.add_argument("id")
-    e = sub.add_parser("exec")
+
+
+def _exec_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("--console-socket")
     e.add_argument("--cwd")
     e.add_argument("-e", "--env", action="append", default=[])
@@ -70,30 +88,49 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--cap", action="append", default=[])
     e.add_argument("id")
     e.add_argument("args", nargs=argparse.REMAINDER)
-    ls = sub.add_parser("list")
+
+
+def _list_args(ls: argparse.ArgumentParser) -> None:
     ls.add_argument("-f", "--format", default="table", choices=["table", "json"])
     ls.add_argument("-q", "--quiet", action="store_true")
-    ps = sub.add_parser("ps")
+
+
+def _ps_args(ps: argparse.ArgumentParser) -> None:
     ps.add_argument("-f", "--format", default="table", choices=["table", "json"])
     ps.add_argument("id")
     ps.add_argument("ps_args", nargs=argparse.REMAINDER)
-    u = sub.add_parser("update")
+
+
+def _update_args(u: argparse.ArgumentParser) -> None:
     u.add_argument("-r", "--resources")
-    u.add_argument("--memory")
-    u.add_argument("--memory-swap")
-    u.add_argument("--cpu-shares")
-    u.add_argument("--cpu-quota")
-    u.add_argument("--cpu-period")
-    u.add_argument("--cpuset-cpus")
-    u.add_argument("--cpuset-mems")
-    u.add_argument("--pids-limit")
+    for flag in ("--memory", "--memory-swap", "--cpu-shares", "--cpu-quota", "--cpu-period",
+                 "--cpuset-cpus", "--cpuset-mems", "--pids-limit"):
+        u.add_argument(flag)
     u.add_argument("id")
-    sub.add_parser("features")
-    return p
+
+
+def _id_arg(c: argparse.ArgumentParser) -> None:
+    c.add_argument("id")
+
+
+_ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "create": lambda c: _create_args(c, False), "run": lambda c: _create_args(c, True),
+    "start": _id_arg, "state": _id_arg, "pause": _id_arg, "resume": _id_arg,
+    "kill": _kill_args, "delete": _delete_args, "exec": _exec_args, "list": _list_args,
+    "ps": _ps_args, "update": _update_args, "features": lambda c: None,
+}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    args = _parser().parse_args(argv)
+    if args.command:
+        _command_parser(args.command).parse_args(args.rest, namespace=args)
+    del args.rest
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     if args.version:
         print("crid-runtime version 0.1.0\nspec: 1.2.0")
         return 0
@@ -125,9 +162,10 @@ def _log_error(args: argparse.Namespace, msg: str) -> None:
 
 
 def _runtime(args: argparse.Namespace) -> Any:
-    from runtime.lifecycle import Runtime
+    from runtime.lifecycle import ForkLauncher, Runtime
 
-    return Runtime(Path(args.root))
+    # The CLI exits soon after the monitor answers: it need not double-fork it.
+    return Runtime(Path(args.root), ForkLauncher(double=False))
 
 
 def _create_request(args: argparse.Namespace, wait: bool) -> Any:
@@ -172,10 +210,9 @@ def _wants_tty_proxy(args: argparse.Namespace) -> bool:
 
 
 def _run_with_tty(rt: Any, args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from runtime.cli_tty import proxy
     from runtime.monitor.attach import AttachClient
+    from runtime.records import replace
 
     req = replace(_create_request(args, False), stdio=None, stdin=True, stdin_once=True)
     created = rt.create(req)

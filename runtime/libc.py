@@ -8,10 +8,20 @@ OSError with the errno and a message naming what was being done.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    # glibc's soname; find_library runs `ldconfig -p` (2 ms, and ctypes.util imports
+    # tempfile and random), so it is only the fallback (musl).
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+        return ctypes.CDLL(find_library("c") or "libc.so", use_errno=True)
+
+
+_libc = _load_libc()
 
 # clone(2) / unshare(2) / setns(2) namespace flags
 CLONE_NEWNS = 0x00020000

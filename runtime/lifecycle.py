@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 
 from runtime import hooks
 from runtime.cgroup_seam import Cgroups, is_frozen, open_cgroups
+from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError
 from runtime.exits import wait_for_file
 from runtime.features import features as _features
@@ -42,12 +42,19 @@ class MonitorLauncher(Protocol):
 
 
 class ForkLauncher:
-    """Forks the monitor from the calling process: only for single-threaded callers (CLI)."""
+    """Forks the monitor from the calling process: only for single-threaded callers (CLI).
+
+    ``double=False`` leaves the monitor a child of the caller (one fork less): for a caller
+    that exits soon, like the CLI (see ``fork_monitor``).
+    """
+
+    def __init__(self, double: bool = True) -> None:
+        self.double = double
 
     def launch(self, request: MonitorRequest, fds: MonitorFds) -> None:
         from runtime.spawners import make_spawner
 
-        fork_monitor(request, fds, make_spawner)
+        fork_monitor(request, fds, make_spawner, self.double)
 
 
 class Runtime:
@@ -80,7 +87,7 @@ class Runtime:
             raise
 
     def _create(self, req: CreateRequest, bundle: str, spec: Spec, d: Path) -> Created:
-        shutil.copyfile(os.path.join(bundle, "config.json"), d / "config.json")
+        (d / "config.json").write_bytes(Path(bundle, "config.json").read_bytes())
         fifo = str(d / "exec.fifo")
         os.mkfifo(fifo, 0o600)
         rec = ContainerRecord(id=req.id, bundle=bundle, created=rfc3339_nano(),
@@ -128,6 +135,9 @@ class Runtime:
             os.close(reply_w)
             if wait_w is not None:
                 os.close(wait_w)
+        # We only wait for the reply now: start the RCU grace period the process's cgroup
+        # placement will need while the monitor and the init are being forked.
+        warm_up_migration()
         try:
             reply = read_reply(reply_r, timeout)
         except (OSError, TimeoutError) as e:
@@ -149,6 +159,11 @@ class Runtime:
             pass
         if rec is not None and is_alive(rec.pid, rec.pid_start):
             os.kill(rec.pid, signal.SIGKILL)
+        if rec is not None and rec.monitor_pid and is_alive(rec.monitor_pid, rec.monitor_start):
+            # (The process may have been killed already, by _create.) Its monitor writes the
+            # exit file into the state directory: let it, or the directory is refilled while
+            # it is removed, and stays.
+            _quiet(lambda: wait_for_file(rec.exit_file, 2.0))
         _quiet(lambda: open_cgroups(spec, cid).destroy())
         self.store.remove(cid)
 

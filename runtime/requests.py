@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.records import dataclass, field
 from runtime.state import Status
 
 OCI_VERSION = "1.2.0"

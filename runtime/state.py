@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import re
-import shutil
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from runtime.atomic import write_atomic
 from runtime.errors import ContainerExists, ContainerNotFound, InvalidState
+from runtime.records import asdict, dataclass, field
 
-_ID_RE = re.compile(r"^[\w+.-]{1,1024}$")
+# Patterns stay strings, compiled by re on first use (and cached there): compiling
+# them at import cost every CLI call about 0.2 ms each.
+_ID_RE = r"^[\w+.-]{1,1024}$"
 
 
 class Status(enum.Enum):
@@ -64,7 +66,7 @@ class Status(enum.Enum):
 
 def validate_id(container_id: str) -> str:
     """The id itself when usable as a directory name; else raises ContainerNotFound."""
-    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+    if not re.match(_ID_RE, container_id) or container_id in (".", ".."):
         raise ContainerNotFound(f"invalid container id {container_id!r}")
     return container_id
 
@@ -135,7 +137,28 @@ class StateStore:
             return []
 
     def remove(self, container_id: str) -> None:
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        _remove_tree(str(self.dir(container_id)))
+
+
+def _remove_tree(path: str) -> None:
+    """``shutil.rmtree(path, ignore_errors=True)`` for a state directory (a few files, maybe a
+    socket); shutil's import (bz2, lzma) costs every CLI call 4 ms."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                _remove_tree(e.path)
+            else:
+                os.unlink(e.path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def process_start_time(pid: int) -> int | None:

@@ -9,25 +9,27 @@ crid's gRPC process is multi-threaded and must never fork. It starts one zygote
     {"op": "monitor", "request": <MonitorRequest.to_dict()>,
      "fds": {"reply": 0, "wait": 1 | null, "stdio": [2, 3, 4] | null}}
 
-where the numbers index the attached fds. The zygote double-forks a monitor for each request and
+where the numbers index the attached fds. The zygote forks a monitor for each request and
 answers nothing itself: the monitor writes its outcome to the reply fd. The zygote exits when
 the socket closes (its owner died); monitors live on.
 """
 
 from __future__ import annotations
 
+import _thread
 import array
 import json
 import os
+import signal
 import socket
-import subprocess
 import sys
-import threading
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.errors import OCIRuntimeError
 from runtime.monitor.launch import MonitorFds, MonitorRequest
+
+if TYPE_CHECKING:
+    import subprocess
 
 _MAX_FDS = 8
 _MAX_MSG = 1 << 20
@@ -43,13 +45,17 @@ class Zygote:
     def __init__(self, sock: socket.socket, proc: subprocess.Popen) -> None:
         self._sock = sock
         self._proc = proc
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     @classmethod
     def start(cls, python: str = sys.executable, timeout: float = 30.0) -> Zygote:
         """Start ``python -m runtime.zygote`` and wait until it is ready. Raises ZygoteError."""
+        # Imported here, not at the top: the zygote process itself must not carry them (every
+        # monitor it forks shares, and is charged part of, its heap).
+        import subprocess
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        root = str(Path(__file__).resolve().parent.parent)
+        root = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
         env = {**os.environ, "PYTHONPATH": root}
         proc = subprocess.Popen([python, "-S", "-m", "runtime.zygote", str(theirs.fileno())],
                                 pass_fds=[theirs.fileno()], env=env, cwd="/",
@@ -89,6 +95,8 @@ class Zygote:
 
     def close(self) -> None:
         """Stop the zygote (monitors it started keep running)."""
+        import subprocess
+
         self._sock.close()
         try:
             self._proc.wait(5)
@@ -121,7 +129,8 @@ def _handle(raw: bytes, fds: list[int]) -> None:
     wait = fds[index["wait"]] if index.get("wait") is not None else None
     monitor_fds = MonitorFds(reply=fds[index["reply"]], wait=wait,
                              stdio=stdio)  # type: ignore[arg-type]
-    fork_monitor(MonitorRequest.from_dict(msg["request"]), monitor_fds, make_spawner)
+    fork_monitor(MonitorRequest.from_dict(msg["request"]), monitor_fds, make_spawner,
+                 double=False)
 
 
 def serve(sock: socket.socket) -> None:
@@ -131,8 +140,13 @@ def serve(sock: socket.socket) -> None:
     import runtime.monitor.launch  # noqa: F401  (import before freezing: forks share it)
     import runtime.spawners  # noqa: F401
     from runtime.monitor.launch import _set_comm
+    from runtime.records import compile_all
 
+    compile_all()  # once here rather than in every child
     _set_comm("crid-zygote")
+    # Monitors are forked directly (not double-forked: one fork less per container); the
+    # kernel reaps them when they exit because SIGCHLD is ignored here.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     gc.collect()
     gc.freeze()
     sock.send(b"ready")

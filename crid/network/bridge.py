@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from crid.network import links, sysctl
+from crid.network import links, rtnl, sysctl
 from crid.network.api import (
     NetworkOptions,
     NetworkStatus,
@@ -31,9 +31,9 @@ from crid.network.errors import (
     PortInUse,
 )
 from crid.network.fsutil import read_json, write_json_atomic
-from crid.network.leases import Lease, LeaseStore, gateway_of
+from crid.network.leases import Lease, LeaseStore, gateway_of, parse_interface
 from crid.network.nat import NatBackend, NatSpec, NatTarget, default_backend, render_nft
-from crid.network.nsnetlink import iproute_in
+from crid.network.nsnetlink import iproute_in, rtnl_in
 from crid.network.validate import (
     Network,
     check_options,
@@ -70,6 +70,7 @@ class BridgeNetwork:
         self.store = LeaseStore(options.state_dir)
         self.nat = nat or default_backend()
         self._nat_applied = os.path.join(options.state_dir, "nat.applied")
+        self._bridge: tuple[tuple[str, ...], int] | None = None  # (gateways, index) prepared
 
     # -- configuration -------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ class BridgeNetwork:
         nets = {n for n in self.networks()}
         targets = []
         for lease in leases:
-            ifaces = [ipaddress.ip_interface(a) for a in lease.addresses]
+            ifaces = [parse_interface(a) for a in lease.addresses]
             nets.update(i.network for i in ifaces)
             ips = tuple(str(i.ip) for i in ifaces)
             targets += [NatTarget(pm, ips) for pm in lease.port_mappings]
@@ -120,17 +121,34 @@ class BridgeNetwork:
 
     # -- host side -----------------------------------------------------------------------
 
-    def _ensure_host(self) -> int:
-        with _step(f"preparing bridge {self.opts.bridge}"), iproute_in(None) as ipr:
-            idx = links.ensure_bridge(ipr, self.opts.bridge, self.gateways())
+    def _ensure_host(self, full: bool = False) -> int:
+        """The bridge's index, with its gateways, up, and the sysctls set. Once this
+        instance has prepared the bridge, a pod's setup only checks that the same bridge is
+        still there and up (one cheap lookup); ``full`` (status) re-checks everything."""
+        gws = self.gateways()
+        with _step(f"preparing bridge {self.opts.bridge}"):
+            idx = None if full else self._known_bridge(gws)
+            if idx is None:
+                with iproute_in(None) as ipr:
+                    idx = links.ensure_bridge(ipr, self.opts.bridge, gws)
+                self._bridge = (tuple(gws), idx)
         with _step("setting sysctls"):
             for key, value in sysctl.bridge_keys(self.opts.bridge, self._v6 is not None):
                 sysctl.ensure(key, value)
         return idx
 
+    def _known_bridge(self, gws: list[str]) -> int | None:
+        known = self._bridge
+        if known is None or known[0] != tuple(gws):
+            return None
+        with rtnl_in(None) as rt:
+            link = rtnl.lookup(rt, self.opts.bridge)
+        ok = link is not None and link.index == known[1] and link.flags & rtnl.IFF_UP
+        return known[1] if ok else None
+
     def _delete_veth(self, name: str) -> None:
-        with _step(f"deleting veth {name}"), iproute_in(None) as ipr:
-            links.delete_link(ipr, name)
+        with _step(f"deleting veth {name}"), rtnl_in(None) as rt:
+            links.delete_link(rt, name)
 
     # -- PodNetwork ----------------------------------------------------------------------
 
@@ -143,19 +161,20 @@ class BridgeNetwork:
             lease = self._reserve(req, host)
             undo.callback(self._release, req.pod_id)
             bridge_idx = self._ensure_host()
-            with _step(f"pod {req.pod_id}: creating veth {host}"), iproute_in(None) as ipr:
+            with _step(f"pod {req.pod_id}: creating veth {host}"), rtnl_in(None) as rt:
                 undo.callback(self._delete_veth, host)
-                links.add_veth(ipr, host, bridge_idx, req.netns_path, req.ifname,
+                links.add_veth(rt, host, bridge_idx, req.netns_path, req.ifname,
                                self.opts.mtu)
             gws = self._lease_gateways(lease)
             with _step(f"pod {req.pod_id}: configuring {req.ifname} in {req.netns_path}"), \
-                    iproute_in(req.netns_path) as nsr:
+                    rtnl_in(req.netns_path) as nsr:
                 mac = links.configure_pod_side(nsr, req.ifname, lease.addresses, gws)
             undo.pop_all()
         return self._result(lease, mac, gws)
 
     def _reserve(self, req: PodNetworkRequest, host: str) -> Lease:
-        """Under the store lock: refuse clashing hostPorts, lease addresses, load NAT."""
+        """Under the store lock (kept short: no fsync, the index in memory): refuse clashing
+        hostPorts, lease addresses, load NAT."""
         mappings = host_ports(req)
         with self.store.held():
             leases = self.store.all()
@@ -173,12 +192,19 @@ class BridgeNetwork:
             with _step(f"pod {req.pod_id}: leasing addresses"):
                 addrs = self.store.allocate(self.networks(), leases)
                 lease = Lease(req.pod_id, addrs, host, req.ifname, req.netns_path, mappings)
-                self.store.put(lease)
+                # Visible to every other allocator at once; flushed below, outside the lock,
+                # before the address is used (a crash before that leaves no user of it).
+                self.store.put(lease, durable=False)
             try:
                 self._sync_nat(leases + [lease])
             except BaseException:
                 self.store.remove(req.pod_id)
                 raise
+        try:
+            self.store.make_durable(req.pod_id)
+        except BaseException:
+            self._release(req.pod_id)
+            raise
         return lease
 
     def _release(self, pod_id: str) -> None:
@@ -227,7 +253,7 @@ class BridgeNetwork:
         """Ready when the bridge is up with its gateways, forwarding is on and the NAT table
         is loaded; (re)creates what is missing, so a flushed table heals here."""
         try:
-            self._ensure_host()
+            self._ensure_host(full=True)
             with self.store.held():
                 self._sync_nat(self.store.all(), force=not self.nat.present(self.opts.nft_table))
         except NetworkError as e:
@@ -250,16 +276,19 @@ class BridgeNetwork:
             if br is None:
                 return
             known = {lease.host_veth for lease in self.store.all()}
-            for link in ipr.get_links():
-                name = link.get_attr("IFLA_IFNAME")
-                if link.get_attr("IFLA_MASTER") == br and name not in known:
-                    links.delete_link(ipr, name)
+            stray = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
+                     if link.get_attr("IFLA_MASTER") == br]
+            with rtnl_in(None) as rt:
+                for name in stray:
+                    if name not in known:
+                        links.delete_link(rt, name)
 
     def remove_network(self) -> None:
         """Delete the bridge and the NAT table (uninstall, tests). Leases stay on disk."""
         with self.store.held():
-            with _step(f"deleting bridge {self.opts.bridge}"), iproute_in(None) as ipr:
-                links.delete_link(ipr, self.opts.bridge)
+            with _step(f"deleting bridge {self.opts.bridge}"), rtnl_in(None) as rt:
+                links.delete_link(rt, self.opts.bridge)
+            self._bridge = None
             self.nat.remove(self.opts.nft_table)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._nat_applied)

@@ -12,12 +12,40 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from crid.store.atomic import atomic_write
+from crid.store.atomic import atomic_write, fsync_dir
 
 
-def write_json_atomic(path: str, data: Any) -> None:
-    """Replace ``path`` with ``data`` as JSON so a crash leaves the old or the new file."""
-    atomic_write(Path(path), json.dumps(data, sort_keys=True).encode(), mode=0o600)
+def write_json_atomic(path: str, data: Any, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` as JSON so a crash leaves the old or the new file.
+
+    ``durable=False`` skips the fsyncs (temp file + rename only): other processes see the
+    new file at once, and the caller either calls ``make_durable`` later, outside its lock,
+    or does not need the file to survive a power loss (hints)."""
+    raw = json.dumps(data, sort_keys=True).encode()
+    if durable:
+        atomic_write(Path(path), raw, mode=0o600)
+        return
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, raw)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def make_durable(path: str) -> None:
+    """fsync a file written with ``durable=False`` and its directory; a file already
+    removed again is fine. Raises OSError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(Path(path).parent)
 
 
 def read_json(path: str) -> Any | None:
@@ -30,16 +58,28 @@ def read_json(path: str) -> Any | None:
 
 
 class DirLock:
-    """Mutual exclusion across threads and processes on one state directory.
+    """Mutual exclusion across threads and processes on one state directory, with a
+    generation token for caches of what the lock guards.
 
     flock(2) locks belong to an open file description, so each acquisition opens the lock file
     anew: two threads of one process then exclude each other just as two processes do. The
     thread lock in front only saves threads from queueing in the kernel.
+
+    The lock file holds a random token that a holder replaces before it first changes the
+    guarded state (before, so a holder killed halfway still leaves a new token), so a holder
+    whose cache was built under the token it now reads knows nobody else (thread, process,
+    other instance) has changed anything since. The token needs no fsync: after a reboot
+    every cache is gone anyway.
     """
+
+    TOKEN_BYTES = 16
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._thread_lock = threading.Lock()
+        self._owner: int | None = None
+        self._token = b""
+        self._fd = -1
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -47,6 +87,24 @@ class DirLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
+                self._token = os.pread(fd, self.TOKEN_BYTES, 0)
+                self._fd, self._owner = fd, threading.get_ident()
+                try:
+                    yield
+                finally:
+                    self._fd, self._owner = -1, None
             finally:
                 os.close(fd)  # closing drops the flock
+
+    def held_by_me(self) -> bool:
+        return self._owner == threading.get_ident()
+
+    def token(self) -> bytes:
+        """The current token (call while holding the lock)."""
+        return self._token
+
+    def mark_changing(self) -> None:
+        """Call while holding the lock, before changing the guarded state: every cache
+        built under an older token becomes stale. Raises OSError."""
+        self._token = os.urandom(self.TOKEN_BYTES)
+        os.pwrite(self._fd, self._token, 0)

@@ -1,7 +1,9 @@
 """Netlink steps of the built-in network: the bridge, a pod's veth pair, the pod's side.
 
-Functions take an open IPRoute (host or pod namespace) so each is one short step; the caller
-orders them and undoes them. Errors propagate as pyroute2's NetlinkError / OSError.
+Functions take an open socket (host or pod namespace) so each is one short step; the caller
+orders them and undoes them. The per-pod steps go through ``rtnl`` (raw rtnetlink, cheap);
+the bridge and the checks through pyroute2's IPRoute. Errors propagate as OSError (and
+pyroute2's NetlinkError from the IPRoute ones).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import os
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+
+from crid.network import rtnl
+from crid.network.rtnl import Rtnl
 
 IFA_F_NODAD = 0x02  # IPv6 addresses usable at once: pods' addresses are unique by IPAM
 
@@ -63,62 +68,47 @@ def ensure_bridge(ipr: IPRoute, name: str, gateways: list[str]) -> int:
     return idx
 
 
-def add_veth(ipr: IPRoute, host_name: str, bridge_idx: int, netns_path: str, ifname: str,
+def add_veth(rt: Rtnl, host_name: str, bridge_idx: int, netns_path: str, ifname: str,
              mtu: int = 0) -> None:
     """Create the pair with the peer born inside the pod's netns as ``ifname`` (no name
-    clash in the host namespace), enslave the host side to the bridge and bring it up."""
+    clash in the host namespace), the host side enslaved to the bridge and up: one message."""
     nsfd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        peer: dict = {"ifname": ifname, "net_ns_fd": nsfd}
-        extra: dict = {}
-        if mtu:
-            peer["mtu"] = mtu
-            extra["mtu"] = mtu
-        ipr.link("add", ifname=host_name, kind="veth", peer=peer, **extra)
+        rt.run(rtnl.add_veth(host_name, bridge_idx, ifname, nsfd, mtu))
     finally:
         os.close(nsfd)
-    idx = link_index(ipr, host_name)
-    ipr.link("set", index=idx, master=bridge_idx)
+    link = rtnl.lookup(rt, host_name)
+    if link is None:
+        raise OSError(errno.ENODEV, f"veth {host_name} vanished after creation")
     # Hairpin lets a pod reach itself through its own hostPort when frames are bridged back.
-    ipr.brport("set", index=idx, mode=1)  # IFLA_BRPORT_MODE 1: hairpin
-    ipr.link("set", index=idx, state="up")
+    rt.run(rtnl.set_hairpin(link.index))
 
 
-def delete_link(ipr: IPRoute, name: str) -> bool:
+def delete_link(rt: Rtnl, name: str) -> bool:
     """Delete a link if present; False when it was already gone."""
-    idx = link_index(ipr, name)
-    if idx is None:
-        return False
     try:
-        ipr.link("del", index=idx)
-    except NetlinkError as e:
-        if e.code != errno.ENODEV:
+        rt.run(rtnl.del_link(name))
+    except OSError as e:
+        if e.errno != errno.ENODEV:
             raise
         return False
     return True
 
 
-def configure_pod_side(ipr: IPRoute, ifname: str, addresses: list[str],
+def configure_pod_side(rt: Rtnl, ifname: str, addresses: list[str],
                        gateways: list[str]) -> str:
     """Inside the pod netns: lo up, addresses on ``ifname``, it up, default routes via the
-    gateways. Returns the interface's MAC."""
-    lo = link_index(ipr, "lo")
-    ipr.link("set", index=lo, state="up")
-    idx = link_index(ipr, ifname)
-    if idx is None:
+    gateways, all in one datagram. Returns the interface's MAC."""
+    link = rtnl.lookup(rt, ifname)
+    if link is None:
         raise OSError(errno.ENODEV, f"{ifname} missing in pod netns")
-    for a in addresses:
-        iface = ipaddress.ip_interface(a)
-        kw = {"flags": IFA_F_NODAD} if iface.version == 6 else {}
-        ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen,
-                 **kw)
-    ipr.link("set", index=idx, state="up")
-    for gw in gateways:
-        ip = ipaddress.ip_interface(gw).ip
-        dst = "0.0.0.0/0" if ip.version == 4 else "::/0"
-        ipr.route("add", dst=dst, gateway=str(ip), oif=idx)
-    mac = ipr.get_links(idx)[0].get_attr("IFLA_ADDRESS")
-    return str(mac)
+    reqs = [rtnl.set_up("lo")]
+    reqs += [rtnl.add_address(link.index, a) for a in addresses]
+    reqs.append(rtnl.set_up(ifname, link.index))
+    reqs += [rtnl.add_default_route(link.index, str(ipaddress.ip_interface(gw).ip))
+             for gw in gateways]
+    rt.run(*reqs)
+    return link.mac
 
 
 def pod_addresses(ipr: IPRoute, ifname: str) -> set[str]:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from pyroute2 import IPRoute
 
+from crid.network.rtnl import Rtnl
 from runtime import libc
 
 NETLINK_ROUTE = 0
@@ -61,3 +62,12 @@ def iproute_in(netns_path: str | None) -> Iterator[IPRoute]:
         ipr.close()
         if sock is not None:
             sock.close()
+
+
+@contextlib.contextmanager
+def rtnl_in(netns_path: str | None) -> Iterator[Rtnl]:
+    """A raw rtnetlink socket bound to ``netns_path`` (the caller's own netns when None)."""
+    sock = socket_in_netns(netns_path, socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC
+                           ) if netns_path else None
+    with Rtnl(sock) as rt:
+        yield rt

@@ -1,38 +1,30 @@
 """Pod namespaces pinned by bind mounts (`<pod_dir>/ns/{net,ipc,uts}`), so they outlive every
 process and the daemon.
 
-The gRPC process is multi-threaded and must neither fork nor setns, so the namespaces are made by
-one short-lived util-linux `unshare --net=FILE --ipc=FILE --uts=FILE` (it bind-mounts
-/proc/<child>/ns/* onto the files from the parent, in crid's own mount namespace) running a
-static busybox shell inside them that sets the hostname, brings loopback up and writes the pod's
-sysctls. Unpinning is a lazy umount from the daemon itself (no fork needed).
+The gRPC process is multi-threaded and must neither fork nor move its own threads, so the
+namespaces are made by a short-lived thread: unshare(2) of network, IPC and UTS namespaces
+moves only the calling thread (unlike mount or user namespaces, they need no single-threaded
+process), and the thread bind-mounts its `/proc/thread-self/ns/*` onto the pin files (in the
+daemon's own mount namespace, which it still shares), sets the hostname, brings loopback up and
+writes the pod's sysctls (`/proc/sys` resolves to the calling thread's namespaces), then ends.
+Nothing is spawned: this used to be `unshare` + a busybox shell + `hostname` + `ip`, four
+processes per pod. Unpinning is a lazy umount from the daemon itself.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from crid.errors import Internal, InvalidArgument
+from crid.network import rtnl
 from runtime import libc
 
 KINDS = ("net", "ipc", "uts")
-
-# Runs inside the new namespaces. Arguments: hostname, "1" to bring lo up, then (proc path,
-# value) pairs. Exit code 3 means a sysctl could not be written; its name is on stderr.
-_SETUP = r"""
-[ -n "$1" ] && { hostname "$1" || exit 2; }
-shift
-[ "$1" = 1 ] && { ip link set lo up || exit 2; }
-shift
-while [ $# -gt 1 ]; do
-  printf '%s' "$2" 2>/dev/null > "/proc/sys/$1" || { echo "$1" >&2; exit 3; }
-  shift 2
-done
-"""
+_FLAGS = {"net": libc.CLONE_NEWNET, "ipc": libc.CLONE_NEWIPC, "uts": libc.CLONE_NEWUTS}
 
 
 class NamespaceError(Internal):
@@ -49,24 +41,42 @@ class PinRequest:
     sysctls: tuple[tuple[str, str], ...] = ()  # (path under /proc/sys, value)
 
 
-@dataclass(frozen=True)
-class Tools:
-    unshare: str = "/usr/bin/unshare"
-    busybox: str = "/bin/busybox"
+class _SysctlRefused(Exception):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def _make_and_pin(req: PinRequest, paths: dict[str, str]) -> None:
+    """Runs in a thread of its own that ends right after: its namespaces are the pod's."""
+    flags = 0
+    for kind in req.kinds:
+        flags |= _FLAGS[kind]
+    libc.unshare(flags)
+    for kind, path in paths.items():
+        libc.mount(f"/proc/thread-self/ns/{kind}", path, None, libc.MS_BIND)
+    if req.hostname and "uts" in req.kinds:
+        libc.sethostname(req.hostname)
+    if "net" in req.kinds:
+        with rtnl.Rtnl() as rt:  # a socket belongs to the netns of the thread making it
+            rt.run(rtnl.set_up("lo"))
+    for path, value in req.sysctls:
+        try:
+            with open(f"/proc/sys/{path}", "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise _SysctlRefused(path) from e
 
 
 class NamespacePinner:
-    """Creates and releases pinned namespaces with short-lived non-Python processes."""
-
-    def __init__(self, tools: Tools = Tools()) -> None:
-        self._tools = tools
+    """Creates and releases pinned namespaces without spawning processes."""
 
     def pin(self, req: PinRequest) -> dict[str, str]:
         """Creates the namespaces in req.kinds, pinned at ns_dir/<kind>; returns kind -> path.
 
         Raises:
             InvalidArgument: a sysctl does not exist or refuses the value.
-            NamespaceError: unshare or the setup shell failed.
+            NamespaceError: a namespace could not be made, pinned or configured.
         """
         if not req.kinds:
             return {}
@@ -74,23 +84,20 @@ class NamespacePinner:
         paths = {k: str(req.ns_dir / k) for k in req.kinds}
         for p in paths.values():
             Path(p).touch(mode=0o444)
-        flags = [f"--{k}={p}" for k, p in paths.items()]
-        args = [self._tools.unshare, *flags, "--", self._tools.busybox, "sh", "-c", _SETUP,
-                "sh", req.hostname, "1" if "net" in req.kinds else "0"]
-        for path, value in req.sysctls:
-            args += [path, value]
-        res = subprocess.run(args, capture_output=True, text=True, timeout=30,
-                             stdin=subprocess.DEVNULL, close_fds=True)
-        if res.returncode != 0:
-            self.unpin(req.ns_dir)  # unshare pins before the setup shell runs
-        if res.returncode == 3:
-            key = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "?"
-            raise InvalidArgument(f"sysctl {key.replace('/', '.')!r}: the kernel refused it "
-                                  "(unknown in a pod namespace, or a bad value)")
-        if res.returncode != 0:
-            raise NamespaceError(f"creating {','.join(req.kinds)} namespaces in {req.ns_dir}: "
-                                 f"unshare exited {res.returncode}: {res.stderr.strip()[:500]}")
-        return paths
+        box: list[BaseException] = []
+        t = threading.Thread(target=_catching, args=(box, req, paths), name="pod-netns",
+                             daemon=True)
+        t.start()
+        t.join()
+        if not box:
+            return paths
+        self.unpin(req.ns_dir)  # whatever was pinned before the failure
+        err = box[0]
+        if isinstance(err, _SysctlRefused):
+            raise InvalidArgument(f"sysctl {err.path.replace('/', '.')!r}: the kernel refused "
+                                  "it (unknown in a pod namespace, or a bad value)") from err
+        raise NamespaceError(f"creating {','.join(req.kinds)} namespaces in {req.ns_dir}: "
+                             f"{err}") from err
 
     def unpin(self, ns_dir: Path) -> None:
         """Unmounts and removes every pin in ns_dir; absent pins are fine (idempotent).
@@ -125,3 +132,10 @@ def is_pinned(path: Path) -> bool:
         return os.stat(path).st_dev != os.stat(path.parent).st_dev
     except OSError:
         return False
+
+
+def _catching(box: list[BaseException], req: PinRequest, paths: dict[str, str]) -> None:
+    try:
+        _make_and_pin(req, paths)
+    except BaseException as e:  # handed to the caller's thread
+        box.append(e)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from crid.pods.cgroups import PodCgroups, combine
 from crid.pods.ids import PodId
 from crid.pods.infra import start_infra, stop_infra
 from crid.pods.layout import PodPaths
-from crid.pods.model import NODE, POD, PodSandbox, PodSpec
+from crid.pods.model import NODE, POD, Infra, PodSandbox, PodSpec
 from crid.pods.namespaces import NamespacePinner, PinRequest
 from crid.pods.network import Attachment, PodNetworkPort
 from crid.pods.shm import mount_shm, unmount_shm
@@ -66,18 +67,9 @@ def create_sandbox(pod_id: PodId, spec: PodSpec, deps: SetupDeps) -> PodSandbox:
         if spec.namespaces.ipc != NODE:
             mount_shm(paths.shm, deps.shm_size)
             undo.callback(unmount_shm, paths.shm)
-        cgroup = f"crid-{pod_id.value}"
-        paths.write_intent(cgroup_parent=spec.cgroup_parent, cgroup_name=cgroup)
-        cgroup = deps.cgroups.create(spec.cgroup_parent, cgroup,
-                                     combine(spec.overhead, spec.resources))
-        paths.write_intent(cgroup=cgroup)
-        undo.callback(deps.cgroups.destroy, cgroup)
-        infra = None
-        if spec.namespaces.pid == POD:
-            infra = start_infra(pins)
-            paths.write_intent(infra_pid=infra.pid, infra_start=infra.start_time)
-            undo.callback(stop_infra, infra)
-            deps.cgroups.add_process(cgroup, infra.pid)
+        paths.write_intent(cgroup_parent=spec.cgroup_parent, cgroup_name=f"crid-{pod_id.value}")
+        job = _CgroupAndInfra(pod_id, spec, pins, paths, deps)
+        undo.callback(job.undo)
         ips: tuple[str, ...] = ()
         if spec.namespaces.network != NODE:
             att = attachment(pod_id, spec, paths)
@@ -85,10 +77,62 @@ def create_sandbox(pod_id: PodId, spec: PodSpec, deps: SetupDeps) -> PodSandbox:
             undo.callback(deps.network.detach, att)
         files.write_pod_files(paths.dir, hostname, spec.dns, ips,
                               host_hosts=spec.namespaces.network == NODE)
+        cgroup, infra = job.result()
         pod = PodSandbox(id=pod_id, spec=spec, state=PodState.READY, created_at=time.time_ns(),
                          ips=ips, infra=infra, cgroup=cgroup)
         undo.pop_all()
     return pod
+
+
+class _CgroupAndInfra:
+    """Makes the pod cgroup and, for a shared PID namespace, the infra process in it, on a
+    thread of its own while the caller sets up the network: both wait mostly on the kernel
+    (cgroup_mutex across the v1 hierarchies, forks and execs, an RCU grace period on the
+    first cgroup.procs write), so overlapping them takes that wait off RunPodSandbox's path.
+
+    It records the cgroup and the infra pid in the pod's intent as soon as each exists (the
+    caller writes no intent meanwhile: `write_intent` is a read-modify-write).
+    """
+
+    def __init__(self, pod_id: PodId, spec: PodSpec, pins: dict[str, str], paths: PodPaths,
+                 deps: SetupDeps) -> None:
+        self._args = (pod_id, spec, pins, paths, deps)
+        self.cgroup: str | None = None
+        self.infra: Infra | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="pod-cgroup", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        pod_id, spec, pins, paths, deps = self._args
+        try:
+            self.cgroup = deps.cgroups.create(spec.cgroup_parent, f"crid-{pod_id.value}",
+                                              combine(spec.overhead, spec.resources))
+            paths.write_intent(cgroup=self.cgroup)
+            if spec.namespaces.pid == POD:
+                self.infra = start_infra(pins)
+                paths.write_intent(infra_pid=self.infra.pid,
+                                   infra_start=self.infra.start_time)
+                deps.cgroups.add_process(self.cgroup, self.infra.pid)
+        except BaseException as e:  # handed to the caller's thread by result()
+            self._error = e
+
+    def result(self) -> tuple[str, Infra | None]:
+        """Waits; the cgroup's path and the infra process. Raises what the thread raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self.cgroup is not None
+        return self.cgroup, self.infra
+
+    def undo(self) -> None:
+        """Waits, then removes whatever the thread made (infra first: it sits in the cgroup)."""
+        self._thread.join()
+        deps = self._args[4]
+        if self.infra is not None:
+            stop_infra(self.infra)
+        if self.cgroup is not None:
+            deps.cgroups.destroy(self.cgroup)
 
 
 def _remove_dir(path: Path) -> None:

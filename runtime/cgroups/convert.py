@@ -7,10 +7,9 @@ weight, io.max from the throttle lists, then ``unified`` keys last so they win.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from runtime.cgroups.errors import CgroupError
 from runtime.cgroups.resources import FIELD, Cpu, Resources, ThrottleDevice
+from runtime.records import dataclass
 
 DEFAULT_PERIOD_US = 100_000
 

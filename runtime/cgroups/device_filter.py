@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 
 from runtime import libc
 from runtime.cgroups.errors import CgroupError
 from runtime.cgroups.resources import DeviceRule
+from runtime.records import dataclass
 
 DEV_BLOCK, DEV_CHAR = 1, 2  # BPF_DEVCG_DEV_*
 ACC_MKNOD, ACC_READ, ACC_WRITE = 1, 2, 4  # BPF_DEVCG_ACC_*

@@ -9,17 +9,19 @@ other than absent means unlimited ("max").
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import SpecError
+from runtime.records import dataclass, field
 
 FIELD = "linux.resources"
 I64 = (-(1 << 63), (1 << 63) - 1)
 U64 = (0, (1 << 64) - 1)
-_CPU_LIST = re.compile(r"^\s*(\d+(-\d+)?)(,\d+(-\d+)?)*\s*$")
-_PAGE_SIZE = re.compile(r"^(\d+)(KB|MB|GB|TB|PB)$")
-_IFACE = re.compile(r"^[^\s/]{1,15}$")
+# Patterns stay strings, compiled by re on first use (and cached there): compiling
+# them at import cost every CLI call about 0.2 ms each.
+_CPU_LIST = r"^\s*(\d+(-\d+)?)(,\d+(-\d+)?)*\s*$"
+_PAGE_SIZE = r"^(\d+)(KB|MB|GB|TB|PB)$"
+_IFACE = r"^[^\s/]{1,15}$"
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ def _cpu_list(d: dict[str, Any], key: str, p: str) -> str | None:
     v = d.get(key)
     if v is None or v == "":
         return None
-    if not isinstance(v, str) or not _CPU_LIST.match(v):
+    if not isinstance(v, str) or not re.match(_CPU_LIST, v):
         raise SpecError(f"{p}.{key}", f"must be a list like '0-3,6', not {v!r}")
     return v.strip()
 
@@ -267,7 +269,7 @@ def _block_io(d: dict[str, Any], p: str) -> BlockIO:
 def _hugepage(v: Any, p: str) -> HugepageLimit:
     d = _obj(v, p)
     size = d.get("pageSize")
-    if not isinstance(size, str) or not _PAGE_SIZE.match(size):
+    if not isinstance(size, str) or not re.match(_PAGE_SIZE, size):
         raise SpecError(f"{p}.pageSize", f"must look like '2MB' or '1GB', not {size!r}")
     return HugepageLimit(size, _req_int(d, "limit", p, *U64))
 
@@ -278,7 +280,7 @@ def _network(d: dict[str, Any], p: str) -> Network:
         q = f"{p}.priorities[{i}]"
         x = _obj(x0, q)
         name = x.get("name")
-        if not isinstance(name, str) or not _IFACE.match(name):
+        if not isinstance(name, str) or not re.match(_IFACE, name):
             raise SpecError(f"{q}.name", f"not an interface name: {name!r}")
         prios.append((name, _req_int(x, "priority", q, 0, (1 << 32) - 1)))
     return Network(class_id=_int(d, "classID", p, 0, (1 << 32) - 1), priorities=tuple(prios))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 from runtime.cgroups import files
+from runtime.records import dataclass
 
 _V1_UNLIMITED = 1 << 62  # memory.limit_in_bytes reports PAGE_COUNTER_MAX * page size
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.records import dataclass, field
 from runtime.spec.model import Process, Spec
 
 

@@ -5,9 +5,8 @@ Pure functions (unit tested); the option table is runc's (libcontainer/specconv)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from runtime import libc
+from runtime.records import dataclass
 
 # option -> (clear?, flag)
 FLAG_OPTIONS: dict[str, tuple[bool, int]] = {

@@ -11,10 +11,10 @@ import errno
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from runtime import libc, securejoin
 from runtime.init import mountopts
+from runtime.records import dataclass
 from runtime.spec.model import Mount
 
 

@@ -8,9 +8,9 @@ the other paths are host paths (they are opened before any setns anyway).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from runtime import libc
+from runtime.records import dataclass
 from runtime.spec.model import IDMapping, Linux
 
 FLAGS = {

@@ -14,6 +14,7 @@ import termios
 
 from runtime import caps, libc
 from runtime.errors import SecurityError
+from runtime.sockpath import short_path
 from runtime.spec.model import ConsoleSize, Personality, Process
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -187,7 +188,8 @@ def connect_console(path: str) -> socket.socket:
     """Connect to the console socket (a host path: done before pivot_root)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(path)
+        with short_path(path) as reachable:
+            sock.connect(reachable)
     except OSError as e:
         sock.close()
         raise OSError(e.errno, f"connecting to console socket {path}: {e.strerror}") from e

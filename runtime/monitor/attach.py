@@ -10,25 +10,9 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from runtime.monitor import framing
-
-_SUN_PATH_MAX = 107
-
-
-@contextmanager
-def _short_path(path: str) -> Iterator[str]:
-    if len(path.encode()) <= _SUN_PATH_MAX:
-        yield path
-        return
-    directory, name = os.path.split(path)
-    fd = os.open(directory or ".", os.O_PATH | os.O_CLOEXEC)
-    try:
-        yield f"/proc/self/fd/{fd}/{name}"
-    finally:
-        os.close(fd)
+from runtime.sockpath import short_path
 
 
 def listen_unix(path: str, backlog: int = 16) -> socket.socket:
@@ -38,7 +22,7 @@ def listen_unix(path: str, backlog: int = 16) -> socket.socket:
     except FileNotFoundError:
         pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    with _short_path(path) as p:
+    with short_path(path) as p:
         sock.bind(p)
     os.chmod(path, 0o600)
     sock.listen(backlog)
@@ -50,7 +34,7 @@ def connect_unix(path: str, timeout: float | None = None) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.settimeout(timeout)
     try:
-        with _short_path(path) as p:
+        with short_path(path) as p:
             sock.connect(p)
     except OSError:
         sock.close()

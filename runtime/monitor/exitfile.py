@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
 
 from runtime.atomic import write_atomic
+from runtime.records import asdict, dataclass
 
 
 def rfc3339_nano(ns: int | None = None) -> str:

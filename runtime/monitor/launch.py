@@ -1,5 +1,7 @@
-"""Starting a monitor: a double fork from a single-threaded process (the zygote or the CLI),
-so the monitor is nobody's child, has its own session, and outlives whoever asked for it.
+"""Starting a monitor: a fork from a single-threaded process (the zygote or the CLI), in a
+session of its own, so that it outlives whoever asked for it. The zygote ignores SIGCHLD (the
+kernel reaps its monitors) and the CLI exits soon after; other callers double-fork, so the
+monitor is nobody's child (see ``fork_monitor``).
 
 The requester learns the outcome from a reply fd: the monitor writes one JSON line
 (``{"ok": true, "pid": ..., "monitor_pid": ...}`` or ``{"ok": false, "error": ..., "type": ...}``).
@@ -13,9 +15,9 @@ import os
 import select
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from runtime.monitor.loop import ChildSpawner, Monitor, MonitorOptions
+from runtime.records import dataclass
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class MonitorRequest:
     spawner: dict
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
+        from runtime.records import asdict
         return {"monitor": asdict(self.monitor), "spawner": self.spawner}
 
     @classmethod
@@ -47,8 +49,13 @@ class MonitorFds:
 
 
 def fork_monitor(request: MonitorRequest, fds: MonitorFds,
-                 make_spawner: Callable[[dict], ChildSpawner]) -> None:
-    """Double-fork a monitor for ``request`` and return once the intermediate child is reaped.
+                 make_spawner: Callable[[dict], ChildSpawner], double: bool = True) -> None:
+    """Fork a monitor for ``request`` in a session of its own and return.
+
+    With ``double`` (the default) it is forked from an intermediate child that is reaped here,
+    so the monitor is nobody's child. Without, it is the caller's child and one fork cheaper
+    (1-2 ms): only for callers that never wait for it and ignore SIGCHLD (the zygote) or exit
+    soon (the CLI); the monitor is re-parented when they exit.
 
     Call only from a single-threaded process. The monitor closes every fd but those in ``fds``.
     """
@@ -57,13 +64,14 @@ def fork_monitor(request: MonitorRequest, fds: MonitorFds,
         code = 1
         try:
             os.setsid()
-            if os.fork() == 0:
+            if not double or os.fork() == 0:
                 code = _monitor_main(request, fds, make_spawner)
             else:
                 code = 0
         finally:
             os._exit(code)
-    os.waitpid(pid, 0)
+    if double:
+        os.waitpid(pid, 0)
 
 
 def _monitor_main(request: MonitorRequest, fds: MonitorFds,

@@ -19,16 +19,17 @@ import struct
 import termios
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from runtime import libc
+from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import OCIRuntimeError
 from runtime.monitor import framing
 from runtime.monitor.attach import listen_unix
 from runtime.monitor.crilog import READ_SIZE, CriLogWriter
 from runtime.monitor.exitfile import ExitStatus, rfc3339_nano, write_exit_file
 from runtime.monitor.stdio import ChildStdio, StdioPlan
+from runtime.records import dataclass
 
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 _DRAIN_GRACE = 0.5      # seconds to wait for EOF on outputs once the process is gone
@@ -461,6 +462,7 @@ def _spawn_in_child(make: Callable[[], ChildSpawner], stdio: ChildStdio) -> tupl
         finally:
             os._exit(0)
     os.close(w)
+    warm_up_migration()  # while the child sets up, before it places the process in a cgroup
     os.waitpid(child, 0)
     os.set_blocking(r, False)
     try:

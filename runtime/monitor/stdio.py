@@ -6,9 +6,9 @@ from __future__ import annotations
 import array
 import os
 import socket
-from dataclasses import dataclass, field
 
 from runtime.monitor.attach import listen_unix
+from runtime.records import dataclass, field
 
 
 @dataclass

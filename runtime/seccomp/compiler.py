@@ -14,8 +14,7 @@ serves every architecture. Arguments are unsigned 64-bit values compared as hi/l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from runtime.records import dataclass
 from runtime.seccomp import bpf
 from runtime.seccomp.errors import SeccompError
 from runtime.seccomp.profile import (

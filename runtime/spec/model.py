@@ -6,8 +6,9 @@ Built only by ``runtime.spec.load``; every value here has been validated. ``linu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+from runtime.records import dataclass, field
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.errors import OCIRuntimeError
 from runtime.lifecycle import CreateRequest, Runtime
 from runtime.zygote import Zygote
 from tests.integration.runtime.bundle import default_config, make_rootfs
 
 REPO = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("RUNTIME_BENCH_ROUNDS", "15"))
-PREFIX = "crt-life-bench"
+PREFIX = "crt-perf-bench"
 
 
 @dataclass
@@ -149,24 +150,41 @@ def _runc(root: Path, bundle: Path) -> Case:
         ["runc", "--root", str(root / "runc"), "run", "-b", str(bundle), f"{PREFIX}-runc-{i}"]))
 
 
-def _monitor_pss(base: Path, bundle: Path) -> dict[str, int]:
+def _monitor_pss(base: Path, bundle: Path, extra: int = 3) -> dict[str, int]:
+    """PSS of one monitor (alone with its zygote), then the mean over 1 + ``extra`` monitors
+    of one zygote: the zygote's heap they share is charged to each in equal parts."""
     z = Zygote.start()
     rt = Runtime(base / "pss", z)
-    cid = f"{PREFIX}-pss"
+    cids = [f"{PREFIX}-pss{i}" for i in range(1 + extra)]
     try:
-        created = rt.create(CreateRequest(id=cid, bundle=bundle, log_path=base / "pss.log"))
-        rt.start(cid)
+        res: dict[str, int] = {}
+        monitors = []
+        for i, cid in enumerate(cids):
+            created = rt.create(CreateRequest(id=cid, bundle=bundle, log_path=base / f"{cid}.log"))
+            rt.start(cid)
+            monitors.append(created.monitor_pid)
+            if i == 0:
+                time.sleep(0.5)
+                res = {"monitor_pss_kib": _pss(created.monitor_pid), "zygote_pss_kib": _pss(z.pid),
+                       # without file pages, whose share depends on what else runs python
+                       "monitor_pss_anon_kib": _pss(created.monitor_pid, "Pss_Anon:")}
         time.sleep(0.5)
-        return {"monitor_pss_kib": _pss(created.monitor_pid), "zygote_pss_kib": _pss(z.pid)}
+        res[f"monitor_pss_kib_mean_of_{len(cids)}"] = round(
+            statistics.mean(_pss(m) for m in monitors))
+        return res
     finally:
-        rt.delete(cid, force=True)
+        for cid in cids:
+            try:
+                rt.delete(cid, force=True)
+            except OCIRuntimeError:
+                pass
         z.close()
 
 
-def _pss(pid: int) -> int:
+def _pss(pid: int, field: str = "Pss:") -> int:
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
-            if line.startswith("Pss:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     return -1
 

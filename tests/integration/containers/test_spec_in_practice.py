@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-import pytest
 
 from crid.api import api_pb2 as pb
 from tests.integration.containers.helpers import (
@@ -79,9 +78,6 @@ def test_long_lines_are_split_with_partial_tags(rig: ContainerRig) -> None:
     assert "".join(text for _, _, text in records[:-1]) == "a" * 40000
 
 
-@pytest.mark.xfail(reason="runtime.init.process.connect_console connects to the console socket "
-                   "by path; the test's run root makes it longer than sun_path (108 bytes)",
-                   strict=False)
 def test_tty_container_logs_through_its_terminal(rig: ContainerRig) -> None:
     pod = rig.run_pod()
     cfg = container_config(command=("/bin/sh", "-c", "test -t 1 && echo on-a-tty"), tty=True)

@@ -1,5 +1,6 @@
 """A container outlives the crid-like process that created it (SIGKILLed), and keeps logging;
-the zygote exits with its owner; monitors are nobody's children."""
+the zygote exits with its owner; monitors are the zygote's children (it ignores SIGCHLD, so
+the kernel reaps them), never the creator's, and are re-parented when the zygote exits."""
 
 from __future__ import annotations
 
@@ -39,6 +40,19 @@ def ppid(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
+def zombies_of(parent: int) -> list[int]:
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == parent:
+            found.append(int(name))
+    return found
+
+
 def test_container_survives_creator_sigkill(tmp_path: Path) -> None:
     cid = PREFIX + "survivor"
     bundle = write_bundle(tmp_path / "b", ["sh", "-c", "while true; do echo alive; sleep 0.05;"
@@ -51,11 +65,12 @@ def test_container_survives_creator_sigkill(tmp_path: Path) -> None:
     assert creator.stdout is not None
     pid, monitor, zygote_pid = map(int, creator.stdout.readline().split())
     try:
-        assert ppid(monitor) != creator.pid and ppid(monitor) != zygote_pid
+        assert ppid(monitor) == zygote_pid
         assert ppid(pid) == monitor
         creator.send_signal(signal.SIGKILL)
         creator.wait()
         assert wait_gone(zygote_pid), "the zygote must exit with its owner"
+        assert ppid(monitor) not in (creator.pid, zygote_pid)
         size = log.stat().st_size
         time.sleep(0.5)
         assert alive(pid) and alive(monitor)
@@ -134,6 +149,8 @@ def test_concurrent_creates_from_threads(tmp_path: Path) -> None:
     try:
         with ThreadPoolExecutor(8) as pool:
             results = list(pool.map(lifecycle, range(16)))
+        assert all(wait_gone(monitor) for monitor, _ in results)
+        assert zombies_of(z.pid) == []  # the zygote ignores SIGCHLD: exited monitors are reaped
     finally:
         z.close()
     assert all(code == 1 for _, code in results)  # $$ is 1 in the container's pid namespace

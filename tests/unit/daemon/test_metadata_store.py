@@ -82,3 +82,25 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     assert f.read_bytes() == b"new"
     assert (f.stat().st_mode & 0o777) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_concurrent_changes_are_group_committed_and_all_land(tmp_path: Path) -> None:
+    import threading
+
+    store = MetadataStore(tmp_path / "m.db")
+
+    def writer(t: int) -> None:
+        for i in range(10):
+            store.put("pod", f"t{t}-{i}", {"t": t, "i": i})
+            if i % 3 == 0:
+                store.delete("pod", f"t{t}-{i}")
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    expected = sorted(f"t{t}-{i}" for t in range(12) for i in range(10) if i % 3)
+    store.close()
+    again = MetadataStore(tmp_path / "m.db")
+    assert sorted(f"t{r['t']}-{r['i']}" for r in again.all("pod")) == expected

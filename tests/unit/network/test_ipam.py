@@ -82,3 +82,37 @@ def test_a_corrupt_lease_file_neither_blocks_others_nor_survives_removal(tmp_pat
     assert [lease.pod_id for lease in store.all()] == ["good"]
     assert store.get("bad") is None
     assert store.remove("bad")
+
+
+def test_two_stores_on_one_dir_see_each_others_changes(tmp_path):
+    """Each instance caches the leases; the lock file's token tells when the cache is stale."""
+    net = ipaddress.ip_network("10.11.0.0/29")
+    a, b = LeaseStore(str(tmp_path)), LeaseStore(str(tmp_path))
+    got = []
+    for i in range(4):
+        store = (a, b)[i % 2]
+        with store.held():
+            addrs = store.allocate([net], store.all())
+            store.put(Lease(f"p{i}", addrs), durable=False)
+        store.make_durable(f"p{i}")
+        got += addrs
+    assert got == ["10.11.0.2/29", "10.11.0.3/29", "10.11.0.4/29", "10.11.0.5/29"]
+    assert b.remove("p0")
+    with a.held():
+        assert [lease.pod_id for lease in a.all()] == ["p1", "p2", "p3"]
+        assert a.get("p0") is None
+
+
+def test_a_change_outside_the_lock_path_invalidates_the_cache(tmp_path):
+    """A holder killed after changing the disk but before finishing still left a new token:
+    the token is replaced before the change."""
+    store = LeaseStore(str(tmp_path))
+    with store.held():
+        store.put(Lease("a", ["10.9.0.2/29"]))
+    other = LeaseStore(str(tmp_path))
+    with other.held():
+        other.lock.mark_changing()
+        (tmp_path / "pods" / "b.json").write_text(
+            '{"pod_id": "b", "addresses": ["10.9.0.3/29"]}')
+    with store.held():
+        assert [lease.pod_id for lease in store.all()] == ["a", "b"]
