@@ -79,9 +79,6 @@ def test_two_clients_attached_at_once(srig: StreamRig) -> None:
     assert bytes(outs[0]) == bytes(outs[1]) == b"got:hi\n"
 
 
-@pytest.mark.xfail(strict=True, reason="runtime: a tty container's monitor console socket "
-                   "<run_root>/runtime/<id>/.console-<pid>.sock passes 108 bytes under a "
-                   "test's run root, so CreateContainer fails")
 def test_attach_tty_interactive_shell_with_resize(srig: StreamRig) -> None:
     cid = srig.run("/bin/sh", tty=True, stdin=True)
     out = bytearray()
