@@ -42,7 +42,10 @@ from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
 from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps
 from crid.server.stats_rpc import StatsDeps
+from crid.server.streaming_rpc import StreamingDeps
 from crid.store import MetadataStore
+from crid.streaming import StreamingOptions, StreamingServer
+from crid.streaming_backend import BackendOptions, CridStreamingBackend, DaemonTargets
 from imagestore import ImageStore
 from runtime.zygote import Zygote
 
@@ -113,6 +116,8 @@ class Daemon:
         self._images: ImageStore | None = None
         self._zygote: Zygote | None = None
         self._exits: ExitWatchThread | None = None
+        self._streaming: StreamingServer | None = None
+        self._runtime: EmbeddedRuntime | None = None
         self._events = EventBus()
 
     def start(self) -> None:
@@ -155,11 +160,12 @@ class Daemon:
             in_use=lambda: containers[0].image_ids_in_use() if containers else ())
         pods = self._build_pods(store, network)
         containers.append(self._build_containers(store, pods))
+        streaming = self._build_streaming(containers[0], pods)
         runtime = RuntimeService(RuntimeServiceDeps(
             config=self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
             pods=pods, pod_network=network,
             containers=ContainerDeps(containers[0], pods, self._events),
-            stats=StatsDeps(containers[0], pods, CgroupReader())))
+            stats=StatsDeps(containers[0], pods, CgroupReader()), streaming=streaming))
         images = ImageService(ImageServiceDeps(
             store=self._images, containers_dir=self.root / "containers"))
         api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
@@ -207,6 +213,7 @@ class Daemon:
         rt = EmbeddedRuntime(RuntimeOptions(root=self.run_root / "runtime",
                                             exits_dir=self.run_root / "exits"),
                              launcher=self._zygote)
+        self._runtime = rt
         assert self._images is not None
         manager = ContainerManager(
             ContainerOptions(root=self.root / "containers",
@@ -218,6 +225,22 @@ class Daemon:
             log.info("reconciled container", change=change)
         self._exits.start()
         return manager
+
+    def _build_streaming(self, containers: ContainerManager, pods: PodManager) -> StreamingDeps:
+        """The exec/attach/port-forward HTTP server, started now (it binds its port) and
+        stopped with the daemon."""
+        assert self._runtime is not None
+        cfg = self.cfg.streaming
+        targets = DaemonTargets(containers, self._runtime, pods)
+        backend = CridStreamingBackend(BackendOptions(console_dir=self.run_root / "console"),
+                                       targets, self._runtime.rt)
+        self._streaming = StreamingServer(
+            StreamingOptions(address=cfg.address, port=cfg.port, idle_timeout=cfg.idle_timeout,
+                             tls_cert=cfg.tls_cert or None, tls_key=cfg.tls_key or None),
+            backend)
+        self._streaming.start()
+        log.info("streaming server", url=self._streaming.base_url)
+        return StreamingDeps(self._streaming, targets)
 
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""
@@ -236,6 +259,9 @@ class Daemon:
         if self._server is not None:
             self._server.stop(GRACE_SECONDS).wait()
             self._server = None
+        if self._streaming is not None:
+            self._streaming.stop()  # ends every session: exec'd processes are killed
+            self._streaming = None
         self._events.close()
         if self._exits is not None:
             self._exits.stop()

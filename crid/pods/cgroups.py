@@ -84,12 +84,14 @@ class CgroupfsPodCgroups:
         path = root
         for part in rel.split("/"):
             parent, path = path, path / part
-            if path.is_dir():
-                continue
-            path.mkdir()
+            try:
+                path.mkdir()
+            except FileExistsError:
+                pass  # made earlier, or by a concurrent RunPodSandbox under the same parent
             if cpuset:  # a v1 cpuset group takes no task until cpus and mems are set
                 for f in ("cpuset.cpus", "cpuset.mems"):
-                    (path / f).write_text((parent / f).read_text())
+                    if not (path / f).read_text().strip():
+                        (path / f).write_text((parent / f).read_text())
 
     def update(self, path: str, res: Resources) -> None:
         for root, ctrls in self._roots:

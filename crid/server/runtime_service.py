@@ -13,9 +13,10 @@ from crid.api import api_pb2 as pb
 from crid.api import api_pb2_grpc
 from crid.pods import PodManager, PodNetworkPort
 from crid.runtime_info import Condition, NetworkStatusSource, PodCidrStore, parse_pod_cidrs
-from crid.server import container_rpc, metrics_rpc, pod_convert, stats_rpc
+from crid.server import container_rpc, metrics_rpc, pod_convert, stats_rpc, streaming_rpc
 from crid.server.container_rpc import ContainerDeps
 from crid.server.stats_rpc import StatsDeps
+from crid.server.streaming_rpc import StreamingDeps
 from crid.server.unimplemented import fill_unimplemented
 from crid.version import CRI_API_VERSION, KUBELET_API_VERSION, RUNTIME_NAME, __version__
 
@@ -29,6 +30,7 @@ class RuntimeServiceDeps:
     pod_network: PodNetworkPort
     containers: ContainerDeps
     stats: StatsDeps
+    streaming: StreamingDeps
 
 
 class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
@@ -141,6 +143,17 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
 
     def GetContainerEvents(self, request: pb.GetEventsRequest, context: Any) -> Any:
         return container_rpc.events_rpc(self._d.containers, request, context.is_active)
+
+    # Streaming: each returns the URL of a session on the streaming server.
+
+    def Exec(self, request: pb.ExecRequest, context: Any) -> Any:
+        return streaming_rpc.exec_rpc(self._d.streaming, request)
+
+    def Attach(self, request: pb.AttachRequest, context: Any) -> Any:
+        return streaming_rpc.attach_rpc(self._d.streaming, request)
+
+    def PortForward(self, request: pb.PortForwardRequest, context: Any) -> Any:
+        return streaming_rpc.port_forward_rpc(self._d.streaming, request)
 
     # Stats and metrics.
 

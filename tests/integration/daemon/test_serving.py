@@ -71,7 +71,8 @@ def test_update_runtime_config_rejects_bad_cidr(crid: CridProcess) -> None:
 
 
 @pytest.mark.parametrize("rpc, request_type", [
-    ("Attach", pb.AttachRequest), ("CheckpointPod", pb.CheckpointPodRequest)])
+    ("CheckpointContainer", pb.CheckpointContainerRequest),
+    ("CheckpointPod", pb.CheckpointPodRequest)])
 def test_other_rpcs_are_unimplemented_by_name(crid: CridProcess, rpc: str,
                                               request_type: type) -> None:
     with pytest.raises(grpc.RpcError) as e:

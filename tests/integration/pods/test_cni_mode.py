@@ -76,3 +76,40 @@ def test_cni_pod_lifecycle_and_del_after_restart(cni_rig: PodRig) -> None:
     leases = [p.name for p in ipam.rglob("*") if p.is_file() and p.name[0].isdigit()]
     assert leases == []
     assert mounts_under(rig.daemon.run_root) == []
+
+
+def test_cni_churn_200_cycles_10_concurrent_leave_nothing(cni_rig: PodRig) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    from tests.integration.pods.helpers import cgroups_under, pod_config
+
+    rig = cni_rig
+    ipam = rig.base / "ipam"
+
+    def leases() -> list[str]:
+        return sorted(p.name for p in ipam.rglob("*") if p.is_file() and p.name[0].isdigit())
+
+    def cycle(i: int) -> str:
+        try:
+            cfg = pod_config(parent=rig.cgroup_parent)
+            pod_id = rig.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg),
+                                          timeout=120).pod_sandbox_id
+            assert rig.status(pod_id).status.network.ip
+            if i % 2:
+                rig.stop(pod_id)
+            rig.remove(pod_id)
+            return ""
+        except grpc.RpcError as e:
+            return f"cycle {i}: {e.code().name}: {e.details()}"
+
+    with ThreadPoolExecutor(10) as pool:
+        errors = [e for e in pool.map(cycle, range(200)) if e]
+    assert errors == [], rig.daemon.log()[-3000:]
+    assert bridge_ports(rig.bridge) == []
+    assert leases() == []
+    assert mounts_under(rig.daemon.run_root) == []
+    assert cgroups_under(rig.cgroup_parent) == []
+    assert list((rig.daemon.run_root / "pods").iterdir()) == []
+    assert list(rig.rt.ListPodSandbox(pb.ListPodSandboxRequest()).items) == []

@@ -35,3 +35,7 @@ def make_server(backend: HostProcessBackend) -> Iterator[Callable[..., Streaming
 @pytest.fixture
 def server(make_server: Callable[..., StreamingServer]) -> StreamingServer:
     return make_server()
+
+
+# The CRI streaming tests' module-scoped rig: a real crid with a pod and a sleeping container.
+from tests.integration.streaming.cri_rig import srig  # noqa: E402, F401
