@@ -42,8 +42,11 @@ def exec_in(ctx: ExecContext) -> int:
     children = fork_stage1(lambda ch: _stage1(ctx, ch, seccomp))
     with children.supervise(f"exec in container {ctx.container_id}"):
         pid = int(children.channel.expect("pid")["pid"])
-        children.stage1_exited(pid)
+        children.target = pid
         children.channel.send("go")  # only now may the child speak: its pid is known to us
+        # Reaped after "go": the child sets itself up while stage1 exits (its orphan is
+        # re-parented to us, a subreaper, whenever that happens).
+        children.stage1_exited(pid)
         msg = children.channel.recv_or_eof()  # EOF: the close-on-exec channel closed in execve
         if msg is not None:
             raise InitError(msg.get("message", f"exec: unexpected {msg['type']!r}"))
