@@ -51,6 +51,7 @@ from runtime.zygote import Zygote
 
 log = logs.get("crid.daemon")
 GRACE_SECONDS = 10
+SIGNAL_POLL_SECONDS = 0.2
 MAX_MESSAGE = 16 * 1024 * 1024
 
 
@@ -244,7 +245,12 @@ class Daemon:
 
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""
-        self._stopped.wait()
+        # Python runs signal handlers only in the main thread, between bytecodes. The kernel may
+        # deliver SIGTERM to any of the daemon's threads, and then nothing interrupts a main
+        # thread blocked in an untimed wait: it would never see the signal. Waking up
+        # periodically lets the handler run whichever thread took the signal.
+        while not self._stopped.wait(SIGNAL_POLL_SECONDS):
+            pass
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -304,3 +304,11 @@ def inotify_add_watch(fd: int, path: str, mask: int) -> int:
 def inotify_rm_watch(fd: int, wd: int) -> None:
     """inotify_rm_watch(2)."""
     _check(_libc.inotify_rm_watch(fd, wd), f"inotify_rm_watch({wd})")
+
+
+SYS_tgkill = 234  # x86_64
+
+
+def tgkill(tgid: int, tid: int, sig: int) -> None:
+    """tgkill(2): send sig to one thread of a process."""
+    _check(_libc.syscall(SYS_tgkill, tgid, tid, sig), f"tgkill({tgid}, {tid}, {sig})")
