@@ -56,20 +56,30 @@ def echo_server() -> Iterator[int]:
             await writer.drain()
         writer.close()
 
+    stop: list[asyncio.Event] = []
+
     async def main() -> None:
+        stop.append(asyncio.Event())
         srv = await asyncio.start_server(echo, "127.0.0.1", 0)
         port_box.append(srv.sockets[0].getsockname()[1])
         ready.set()
-        await asyncio.Event().wait()
+        await stop[0].wait()
+        srv.close()
+        await srv.wait_closed()
+        # Let echo handlers of connections still closing finish, so none is left pending.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        await asyncio.wait(others, timeout=5) if others else None
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     task = asyncio.run_coroutine_threadsafe(main(), loop)
     ready.wait()
     yield port_box[0]
-    task.cancel()
+    loop.call_soon_threadsafe(stop[0].set)
+    task.result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
+    loop.close()
 
 
 async def _http_get(conn, path: str) -> bytes:  # type: ignore[no-untyped-def]
