@@ -113,10 +113,12 @@ def test_sigterm_delivered_to_a_worker_thread_still_stops(tmp_path: Path) -> Non
     from runtime import libc
 
     daemon = start_crid(tmp_path)
-    pid = daemon.proc.pid
-    tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
-    assert tids, "crid runs worker threads"
-    libc.tgkill(pid, tids[-1], signal.SIGTERM)
-    assert daemon.proc.wait(timeout=10) == 0  # no second signal from the fixture's stop()
-    daemon.stop()
+    try:
+        pid = daemon.proc.pid
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+        assert tids, "crid runs worker threads"
+        libc.tgkill(pid, tids[-1], signal.SIGTERM)
+        assert daemon.proc.wait(timeout=10) == 0  # no second signal from stop() below
+    finally:
+        daemon.stop()
     assert '"stopped"' in daemon.log()
