@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.records import dataclass, field
+from runtime.seccomp import CompiledFilter
 from runtime.spec.model import Process, Spec
 
 
@@ -42,15 +43,18 @@ class ExecContext:
 
     pid: host pid of the container's init. process: what to run (user, env, cwd, caps, rlimits,
     terminal, noNewPrivileges, apparmorProfile as in config.json). seccomp: raw linux.seccomp
-    object to install, or None. stdio / console_socket: as in InitContext.
+    object to install, the filter already compiled from it, or None. stdio / console_socket:
+    as in InitContext. cgroup_dirs: the init's cgroup directories (host paths, as
+    ``runtime.execprep`` keeps them per container); None: read from /proc/<pid>/cgroup.
     """
 
     pid: int
     process: Process
     container_id: str = ""
-    seccomp: dict[str, Any] | None = None
+    seccomp: dict[str, Any] | CompiledFilter | None = None
     stdin: int | None = None
     stdout: int | None = None
     stderr: int | None = None
     console_socket: str | None = None
     preserve_fds: int = 0
+    cgroup_dirs: tuple[str, ...] | None = None
