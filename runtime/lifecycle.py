@@ -20,6 +20,7 @@ from runtime import hooks
 from runtime.cgroup_seam import Cgroups, is_frozen, open_cgroups
 from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError
+from runtime.execprep import ExecPrep, prepare_exec
 from runtime.exits import wait_for_file
 from runtime.features import features as _features
 from runtime.monitor.attach import AttachClient, reopen_log
@@ -69,6 +70,7 @@ class Runtime:
         self.launcher = launcher or ForkLauncher()
         self._specs: dict[str, Spec] = {}  # config.json copies never change after create
         self._cgroup_managers: dict[str, Cgroups] = {}
+        self._exec_preps: dict[str, ExecPrep] = {}
 
     # -- create / start ---------------------------------------------------------------------
     def create(self, req: CreateRequest) -> Created:
@@ -80,6 +82,7 @@ class Runtime:
         d = self.store.reserve(req.id)
         self._specs.pop(req.id, None)
         self._cgroup_managers.pop(req.id, None)
+        self._exec_preps.pop(req.id, None)
         try:
             created = self._create(req, bundle, spec, d)
         except BaseException:
@@ -311,6 +314,7 @@ class Runtime:
         self.store.remove(rec.id)
         self._specs.pop(rec.id, None)
         self._cgroup_managers.pop(rec.id, None)
+        self._exec_preps.pop(rec.id, None)
 
     # -- exec, pause, update, ps --------------------------------------------------------------
     def exec(self, cid: str, req: ExecRequest) -> Created:
@@ -329,13 +333,25 @@ class Runtime:
                               stdin_once=req.stdin_once, await_attach=req.await_attach,
                               brief=req.brief)
         params = {"kind": "exec", "id": cid, "bundle": str(d), "pid": rec.pid,
-                  "process": _with_root(req.process)}
+                  "process": _with_root(req.process),
+                  "prepared": self._exec_prep(rec).to_params()}
         created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,
                                req.timeout, cid)
         if req.pid_file:
             _write_pid_file(req.pid_file, created.pid)
         return Created(cid, created.pid, created.monitor_pid, exit_file, attach,
                        created.wait_fd)
+
+    def _exec_prep(self, rec: ContainerRecord) -> ExecPrep:
+        """What execs into ``rec`` need, worked out at its first exec (see runtime.execprep)."""
+        prep = self._exec_preps.get(rec.id)
+        if prep is None or (prep.pid, prep.pid_start) != (rec.pid, rec.pid_start):
+            spec = self._spec(rec.id)
+            if spec is None:
+                raise InvalidState(f"exec in container {rec.id}: its config.json is unreadable")
+            prep = prepare_exec(spec, rec.pid, rec.pid_start)
+            self._exec_preps[rec.id] = prep
+        return prep
 
     def release_exec(self, result: Created) -> None:
         """Forget a finished exec: remove its exit file (exec probes would pile them up)."""

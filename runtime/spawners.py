@@ -13,10 +13,11 @@ from runtime import hooks
 from runtime.cgroup_seam import open_cgroups
 from runtime.cgroups import Resources
 from runtime.errors import OCIRuntimeError, SpecError
+from runtime.execprep import ExecPrep
 from runtime.init import ExecContext, InitContext, exec_in, spawn_init
 from runtime.monitor.loop import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
-from runtime.spec import load_spec, parse_spec
+from runtime.spec import load_spec, parse_process
 
 
 class InitSpawner:
@@ -54,31 +55,33 @@ class InitSpawner:
 
 
 class ExecSpawner:
-    """Starts an extra process inside a running container (its namespaces and cgroup)."""
+    """Starts an extra process inside a running container (its namespaces and cgroup).
+
+    ``params``: ``id``, ``bundle`` (the state directory holding config.json), ``pid`` (the
+    init), ``process`` (OCI process object) and ``prepared`` (``ExecPrep.to_params()``: what
+    the caller worked out once per container, so this fork reads no spec).
+    """
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
-        spec = load_spec(params["bundle"])
-        doc = {"ociVersion": spec.oci_version, "root": {"path": spec.root.path},
-               "process": params["process"]}
-        process = parse_spec(doc).process
-        if process is None:
-            raise SpecError("process", "exec needs a process")
-        self.process = process
-        self.seccomp = spec.linux.seccomp
-        self.spec = spec
+        self.process = parse_process(params["process"])
+        self.prep = ExecPrep.from_params(params["prepared"])
+        if self.prep.pid != int(params["pid"]):
+            raise SpecError("prepared", f"prepared for pid {self.prep.pid}, not {params['pid']}")
 
     def spawn(self, stdio: ChildStdio) -> int:
-        ctx = ExecContext(pid=int(self.params["pid"]), process=self.process,
-                          container_id=self.params["id"], seccomp=self.seccomp,
+        ctx = ExecContext(pid=self.prep.pid, process=self.process,
+                          container_id=self.params["id"], seccomp=self.prep.seccomp,
                           stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
-                          console_socket=stdio.console_socket)
+                          console_socket=stdio.console_socket,
+                          cgroup_dirs=self.prep.cgroup_dirs)
         return exec_in(ctx)
 
     def oom_kill_count(self) -> int:
         try:
-            # Opened here, not in __init__: a brief exec (ExecSync) never counts OOM kills.
-            return open_cgroups(self.spec, self.params["id"]).oom_kill_count()
+            # Read here, not in __init__: a brief exec (ExecSync) never counts OOM kills.
+            spec = load_spec(self.params["bundle"])
+            return open_cgroups(spec, self.params["id"]).oom_kill_count()
         except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
             return 0
 
