@@ -157,7 +157,8 @@ def _start_pipes(launcher: ExecLauncher, cid: str, process: dict[str, Any],
                 with contextlib.suppress(OSError):
                     fcntl.fcntl(r, F_SETPIPE_SZ, PIPE_SIZE)
         stdio = (theirs[0], theirs[1], theirs[2])
-        created = launcher.exec(cid, RuntimeExec(process=process, stdio=stdio, wait_fd=True))
+        created = launcher.exec(cid, RuntimeExec(process=process, stdio=stdio, wait_fd=True,
+                                                 brief=True))
     except BaseException:
         close_quietly(*ours)
         raise
@@ -175,7 +176,7 @@ def _start_tty(launcher: ExecLauncher, cid: str, process: dict[str, Any], req: E
     listener = listen_unix(str(path), 1)
     try:
         created = launcher.exec(cid, RuntimeExec(process=process, console_socket=path,
-                                                 wait_fd=True))
+                                                 wait_fd=True, brief=True))
         try:
             master = _receive_master(listener)
         except BaseException:
