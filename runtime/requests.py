@@ -54,9 +54,10 @@ class ExecRequest:
     stdio: fds the process inherits (ExecSync: pipes); None: the monitor holds pipes or the pty
     and serves them on ``attach_socket`` (streaming exec; set ``await_attach`` so output
     before the caller connects, and an exit before it connects, are kept for it).
-    brief: a short process (ExecSync) whose exit is read from ``wait_fd`` only: its monitor
-    spawns it directly, counts no OOM kills, and writes no exit file unless ``exit_file``
-    is given."""
+    brief: a process whose exit is read from ``wait_fd`` only (ExecSync, streaming exec): its
+    monitor spawns it directly, counts no OOM kills, and writes no exit file unless
+    ``exit_file`` is given. ~4 ms faster; the monitor keeps ~0.4 MiB more (PSS 3.8 vs 3.4 MiB)
+    for as long as the process runs."""
 
     process: dict[str, Any]
     stdio: tuple[int, int, int] | None = None
