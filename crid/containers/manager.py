@@ -80,6 +80,7 @@ class ContainerManager:
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names = NameRegistry()
         self._handoff: dict[str, str] = {}  # name key -> id of a create whose caller left
+        self._exec_templates: dict[str, dict[str, Any]] = {}  # id -> config.json process
         for r in self._records.values():
             self._names.reserve(_name_key(r.pod_id, r.name, r.attempt), r.id)
 
@@ -265,6 +266,7 @@ class ContainerManager:
         with self._lock:
             self._store.delete(KIND, rec.id)
             self._records.pop(rec.id, None)
+            self._exec_templates.pop(rec.id, None)
         self._names.release(rec.id)
         self._publish(rec, "DELETED")
 
@@ -320,9 +322,24 @@ class ContainerManager:
         rec = self.get(cid)
         if not rec.state.can_exec():
             raise FailedPrecondition(f"container {rec.id} is not running")
-        process = dict(self.spec(rec.id)["process"])
+        process = self.exec_process(rec.id)
         process.update(args=list(cmd), terminal=False)
         return self._rt.exec_sync(rec.id, process, timeout)
+
+    def exec_process(self, cid: str) -> dict[str, Any]:
+        """The container's OCI process object, the template of its execs (read once: config.json
+        never changes after create, and probes exec every few seconds). A shallow copy: set
+        keys freely, but replace nested lists and objects rather than change them.
+
+        Raises:
+            NotFound: no such container, or its spec cannot be read.
+        """
+        rec = self.get(cid)
+        template = self._exec_templates.get(rec.id)
+        if template is None:
+            template = self.spec(rec.id)["process"]
+            self._exec_templates[rec.id] = template
+        return dict(template)
 
     def spec(self, cid: str) -> dict[str, Any]:
         """The container's OCI config.json."""

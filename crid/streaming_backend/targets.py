@@ -40,7 +40,7 @@ class DaemonTargets:
 
     def exec_target(self, container_id: str) -> ExecTarget:
         rec = self.running(container_id, "exec in")
-        return ExecTarget(rec.id, dict(self._containers.spec(rec.id)["process"]))
+        return ExecTarget(rec.id, self._containers.exec_process(rec.id))
 
     def attach_socket(self, container_id: str) -> str:
         rec = self.running(container_id, "attach to")
