@@ -69,6 +69,9 @@ class CgroupManager(Protocol):
     def dirs(self) -> dict[str, str]:
         """{controller: directory}; ``""`` is the cgroup2 directory."""
 
+    def hierarchies(self) -> list[tuple[str, int, str]]:
+        """(mountpoint, cgroup version, directory) of each hierarchy, once per mount."""
+
 
 def detect_version(mounts: list[Mount]) -> int:
     """2 when a cgroup2 is mounted at /sys/fs/cgroup (a unified host), 1 when v1 controllers

@@ -47,6 +47,13 @@ class V1Manager:
     def dirs(self) -> dict[str, str]:
         return dict(self._dirs)
 
+    def hierarchies(self) -> list[tuple[str, int, str]]:
+        seen: dict[str, tuple[str, int, str]] = {}
+        for c, d in self._dirs.items():
+            m = self._mounts[c]
+            seen.setdefault(m.mountpoint, (m.mountpoint, m.version, d))
+        return list(seen.values())
+
     def _unique_dirs(self) -> list[str]:
         return sorted(set(self._dirs.values()))
 

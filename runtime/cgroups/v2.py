@@ -33,6 +33,9 @@ class V2Manager:
     def dirs(self) -> dict[str, str]:
         return {"": self._dir}
 
+    def hierarchies(self) -> list[tuple[str, int, str]]:
+        return [(self._mount.mountpoint, 2, self._dir)]
+
     def exists(self) -> bool:
         return os.path.isdir(self._dir)
 

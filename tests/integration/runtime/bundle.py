@@ -115,6 +115,21 @@ def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
                   res.get("extra"), res.get("children_left"))
 
 
+@dataclass
+class _Host:
+    """The InitHost of these tests: ``on_created(pid)`` places the init; no cgroups are
+    prepared, so the init reads its own once placed."""
+
+    on_created: Any = None
+
+    def prepare(self, pid: int) -> None:
+        return None
+
+    def place(self, pid: int) -> None:
+        if self.on_created is not None:
+            self.on_created(pid)
+
+
 def _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_created,
            after_spawn, ctx_kw):  # type: ignore[no-untyped-def]
     res: dict[str, Any] = {}
@@ -122,7 +137,7 @@ def _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_cr
         ctx = InitContext(spec=parse_spec(config), bundle=bundle, container_id="crt-init-test",
                           stdout=out_w, stderr=out_w, console_socket=console_socket,
                           exec_fifo=exec_fifo, state=state or {}, **ctx_kw)
-        pid = spawn_init(ctx, on_created or (lambda pid: None))
+        pid = spawn_init(ctx, _Host(on_created))
         res["pid"] = pid
         if after_spawn is not None:
             res["extra"] = after_spawn(pid, out_w)
