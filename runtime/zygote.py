@@ -186,6 +186,8 @@ def serve(sock: socket.socket) -> None:
     from runtime.records import compile_all
 
     compile_all()  # once here rather than in every child
+    from runtime.prewarm import prewarm
+    prewarm()
     _set_comm("crid-zygote")
     # Monitors are forked directly (not double-forked: one fork less per container); the
     # kernel reaps them when they exit because SIGCHLD is ignored here.

@@ -55,10 +55,7 @@ def create_devices(spec: Spec, root: str) -> None:
                     ("bind" in m.options or "rbind" in m.options or m.type == "bind")
                     for m in spec.mounts)
     if not dev_bound:
-        for dev in devices.DEFAULT_DEVICES:
-            devices.create_device(root, dev)
-        has_devpts = any(m.type == "devpts" for m in spec.mounts)
-        devices.create_symlinks(root, has_devpts)
+        devices.create_defaults(root, any(m.type == "devpts" for m in spec.mounts))
     for dev in spec.linux.devices:
         try:
             devices.create_device(root, dev)
