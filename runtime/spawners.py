@@ -58,6 +58,9 @@ class InitSpawner:
         except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
             return 0
 
+    def oom_counter(self) -> tuple[str, str] | None:
+        return self.cgroups.oom_counter()
+
 
 class ExecSpawner:
     """Starts an extra process inside a running container (its namespaces and cgroup)."""
@@ -87,6 +90,9 @@ class ExecSpawner:
             return open_cgroups(self.spec, self.params["id"]).oom_kill_count()
         except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
             return 0
+
+    def oom_counter(self) -> None:
+        return None  # the container's spec is read again at the end instead
 
 
 def make_spawner(params: dict[str, Any]) -> ChildSpawner:

@@ -155,8 +155,12 @@ class V1Manager:
         return v1_stats(self._dirs)
 
     def oom_kill_count(self) -> int:
+        counter = self.oom_counter()
+        return files.read_keyed(*counter).get("oom_kill", 0) if counter else 0
+
+    def oom_counter(self) -> tuple[str, str] | None:
         d = self._dirs.get("memory")
-        return files.read_keyed(d, "memory.oom_control").get("oom_kill", 0) if d else 0
+        return (d, "memory.oom_control") if d else None
 
     def destroy(self) -> None:
         for d in self._unique_dirs():
