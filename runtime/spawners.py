@@ -41,7 +41,7 @@ class InitSpawner:
 
     # InitHost: the init mounts while we place it and run the runtime-side hooks
     # (runtime.md: createRuntime after the environment is created, before pivot_root).
-    def prepare(self, pid: int) -> tuple[CgroupHierarchy, ...]:
+    def prepare(self) -> tuple[CgroupHierarchy, ...]:
         self.cgroups.create()
         return mount_hierarchies(self.cgroups)
 

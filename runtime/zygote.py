@@ -145,7 +145,10 @@ def _spare(sock: socket.socket, tell: int) -> int:
 
     os.setsid()  # a session of its own, as fork_monitor gives a monitor
     received = _receive(sock)
-    os.write(tell, _TAKEN if received is not None else _CLOSED)
+    try:
+        os.write(tell, _TAKEN if received is not None else _CLOSED)
+    except BrokenPipeError:
+        pass  # the zygote died while we waited: serve this last request all the same
     if received is None:
         return 0
     msg, fds = received

@@ -4,12 +4,12 @@ Process layout (like runc's nsexec stages): the caller forks *stage1*, which joi
 given by path, creates the user namespace (the caller writes its id maps), unshares the other
 new namespaces and forks the *init* — the extra fork puts it inside the new pid namespace.
 Stage1 reports the init's pid and exits; the init is re-parented to the caller, which spawn_init
-makes a child subreaper. The caller's ``InitHost`` makes the init's cgroups (``prepare``) and the
-init is told to "go": it makes its mounts while the caller joins it to those cgroups and runs
-the prestart/createRuntime hooks (``place``: the kernel's cgroup migration is slow on v1, so the
-two overlap). The init waits for "placed" before it needs to be in its cgroups (the cgroup
-namespace, device nodes, hooks, pivot_root), then prepares the process, reports "ready" and
-blocks on the exec FIFO.
+makes a child subreaper. Meanwhile the caller's ``InitHost`` has made the init's cgroups
+(``prepare``). The init is told to "go" and makes its mounts while the caller joins it to
+those cgroups and runs the prestart/createRuntime hooks (``place``: cgroup migration is slow
+on v1, so the two overlap). The init waits for "placed" before it needs to be in its cgroups
+(the cgroup namespace, device nodes, hooks, pivot_root), then prepares the process, reports
+"ready" and blocks on the exec FIFO.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from runtime.spec.model import Spec
 class InitHost(Protocol):
     """What the caller of spawn_init does for the init, in the caller's process."""
 
-    def prepare(self, pid: int) -> tuple[CgroupHierarchy, ...] | None:
-        """The init exists, none of its set-up is done: create its cgroups (without joining
-        them) and return their directories for the container's cgroup mount, or None (the init
-        then reads its own once placed)."""
+    def prepare(self) -> tuple[CgroupHierarchy, ...] | None:
+        """Create the init's cgroups (while stage1 makes the namespaces and forks the init)
+        and return their directories for the container's cgroup mount, or None (the init then
+        reads its own once placed)."""
 
     def place(self, pid: int) -> None:
         """Join the init to its cgroups, set resources, run the prestart and createRuntime
@@ -70,6 +70,7 @@ def spawn_init(ctx: InitContext, host: InitHost) -> int:
     children = fork_stage1(lambda ch: _stage1(ctx, ch, root, seccomp))
     parent = children.channel
     with children.supervise(f"creating container {ctx.container_id}"):
+        cgroups = host.prepare()
         msg = parent.recv()
         if msg["type"] == "userns":
             with step("writing user namespace id maps"):
@@ -79,7 +80,6 @@ def spawn_init(ctx: InitContext, host: InitHost) -> int:
         if msg["type"] == "error":
             raise InitError(msg["message"])
         init_pid = children.target = int(msg["pid"])
-        cgroups = host.prepare(init_pid)
         parent.send("go", pid=init_pid,
                     cgroups=None if cgroups is None else [[h.name, h.host_dir] for h in cgroups])
         host.place(init_pid)

@@ -122,7 +122,7 @@ class _Host:
 
     on_created: Any = None
 
-    def prepare(self, pid: int) -> None:
+    def prepare(self) -> None:
         return None
 
     def place(self, pid: int) -> None:
