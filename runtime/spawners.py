@@ -37,7 +37,8 @@ class InitSpawner:
                           console_socket=stdio.console_socket, exec_fifo=p.get("exec_fifo"),
                           state=state, no_pivot=bool(p.get("no_pivot")))
         self._state = state
-        return spawn_init(ctx, self)
+        # in place: the monitor calls this in its throwaway creator child (_spawn_in_child)
+        return spawn_init(ctx, self, in_place=True)
 
     # InitHost: the init mounts while we place it and run the runtime-side hooks
     # (runtime.md: createRuntime after the environment is created, before pivot_root).

@@ -21,10 +21,11 @@ from typing import Any, Protocol
 from runtime import hooks, libc, securejoin
 from runtime.errors import InitError, SpecError
 from runtime.init import namespaces, process, rootfs
-from runtime.init.channel import Channel
+from runtime.init.channel import Channel, pair
 from runtime.init.context import InitContext
 from runtime.init.mounts import CgroupHierarchy, host_cgroups
 from runtime.init.steps import (
+    Children,
     compile_seccomp,
     drop_privileges,
     fork_stage1,
@@ -50,13 +51,16 @@ class InitHost(Protocol):
         hooks. Runs while the init makes its mounts."""
 
 
-def spawn_init(ctx: InitContext, host: InitHost) -> int:
+def spawn_init(ctx: InitContext, host: InitHost, in_place: bool = False) -> int:
     """Create the container init; return its pid (as seen by the caller) once it is waiting
     for start (or, without exec_fifo, about to exec).
 
     Must be called from a single-threaded process; it becomes a child subreaper so that it can
     wait for the init. ``host`` is called as the module docstring says; an exception from it
-    aborts the creation.
+    aborts the creation. ``in_place``: the caller is a throwaway process that exits once this
+    returns, so it may do stage1's work itself and enter the container's new namespaces (one
+    fork less) when nothing else needs the host's: no user namespace, no mount namespace
+    joined by path, no prestart/createRuntime hooks.
 
     Raises:
         SpecError: the spec cannot be run as given (no process, terminal without socket...).
@@ -67,6 +71,8 @@ def spawn_init(ctx: InitContext, host: InitHost) -> int:
     if not os.path.isdir(root):
         raise SpecError("root.path", f"{root} is not a directory")
     seccomp = compile_seccomp(ctx.spec.linux.seccomp)
+    if in_place and _in_place_possible(ctx.spec):
+        return _spawn_in_place(ctx, host, root, seccomp)
     children = fork_stage1(lambda ch: _stage1(ctx, ch, root, seccomp))
     parent = children.channel
     with children.supervise(f"creating container {ctx.container_id}"):
@@ -79,17 +85,51 @@ def spawn_init(ctx: InitContext, host: InitHost) -> int:
             msg = parent.recv()
         if msg["type"] == "error":
             raise InitError(msg["message"])
-        init_pid = children.target = int(msg["pid"])
-        parent.send("go", pid=init_pid,
-                    cgroups=None if cgroups is None else [[h.name, h.host_dir] for h in cgroups])
-        host.place(init_pid)
-        try:
-            parent.send("placed")
-        except OSError:
-            pass  # the init failed meanwhile: its error message is read next
-        children.reap_stage1()  # not before: its exit overlaps the cgroup work
-        parent.expect("ready")
-    return init_pid
+        children.target = int(msg["pid"])
+        _see_through(children, host, cgroups)
+    return children.target
+
+
+def _in_place_possible(spec: Spec) -> bool:
+    mount = spec.linux.namespace("mount")
+    return (spec.linux.namespace("user") is None and mount is not None and not mount.path
+            and not spec.hooks.prestart and not spec.hooks.create_runtime)
+
+
+def _spawn_in_place(ctx: InitContext, host: InitHost, root: str,
+                    seccomp: CompiledFilter | None) -> int:
+    """spawn_init with the caller as its own stage1 (see ``in_place``)."""
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    parent, child = pair()
+    children = Children(0, parent)
+    with children.supervise(f"creating container {ctx.container_id}"):
+        cgroups = host.prepare()  # in the host's namespaces, before we leave them
+        plan, console, fifo = _namespaces(ctx, child)
+        pid = os.fork()
+        if pid == 0:
+            parent.close()
+            run_child(lambda: _init(ctx, child, root, plan, seccomp, console, fifo), child)
+        child.close()
+        children.target = pid
+        _see_through(children, host, cgroups)
+    return pid
+
+
+def _see_through(children: Children, host: InitHost,
+                 cgroups: tuple[CgroupHierarchy, ...] | None) -> None:
+    """From the init's pid to its "ready": go, placement overlapping its mounts, ready."""
+    parent = children.channel
+    pid = children.target
+    assert pid is not None
+    parent.send("go", pid=pid,
+                cgroups=None if cgroups is None else [[h.name, h.host_dir] for h in cgroups])
+    host.place(pid)
+    try:
+        parent.send("placed")
+    except OSError:
+        pass  # the init failed meanwhile: its error message is read next
+    children.reap_stage1()  # not before: its exit overlaps the cgroup work
+    parent.expect("ready")
 
 
 def _validate(spec: Spec, ctx: InitContext) -> None:
@@ -113,6 +153,17 @@ def _validate(spec: Spec, ctx: InitContext) -> None:
 def _stage1(ctx: InitContext, ch: Channel, root: str,
             seccomp: CompiledFilter | None) -> None:
     """Namespaces (join, then new user ns + maps, then the other new ones) and the init fork."""
+    plan, console, fifo = _namespaces(ctx, ch)
+    pid = os.fork()
+    if pid == 0:
+        run_child(lambda: _init(ctx, ch, root, plan, seccomp, console, fifo), ch)
+    ch.send("pid", pid=pid)
+
+
+def _namespaces(ctx: InitContext, ch: Channel
+                ) -> tuple[namespaces.NsPlan, socket.socket | None, int | None]:
+    """Stage1's work up to the init's fork: the namespace plan, console socket and exec fifo
+    opened in the host's namespaces, then namespaces joined and created."""
     spec = ctx.spec
     if spec.process and spec.process.exec_cpu_affinity is not None:
         with step("setting initial CPU affinity"):
@@ -145,10 +196,7 @@ def _stage1(ctx: InitContext, ch: Channel, root: str,
             libc.unshare(flags)
     with step("writing time namespace offsets"):
         namespaces.write_time_offsets(spec.linux.time_offsets)
-    pid = os.fork()
-    if pid == 0:
-        run_child(lambda: _init(ctx, ch, root, plan, seccomp, console, fifo), ch)
-    ch.send("pid", pid=pid)
+    return plan, console, fifo
 
 
 def _become_ns_root() -> None:

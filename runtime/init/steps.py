@@ -105,8 +105,9 @@ class Children:
         self.reap_stage1()
 
     def reap_stage1(self) -> None:
-        """Wait for stage1, which exits once it has reported the target."""
-        os.waitpid(self.stage1, 0)
+        """Wait for stage1, which exits once it has reported the target (none in place)."""
+        if self.stage1:
+            os.waitpid(self.stage1, 0)
         self.stage1 = 0
 
     @contextlib.contextmanager
