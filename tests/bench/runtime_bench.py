@@ -40,6 +40,7 @@ from tests.integration.runtime.bundle import default_config, make_rootfs
 REPO = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("RUNTIME_BENCH_ROUNDS", "15"))
 PREFIX = "crt-perf-bench"
+PSS_MONITORS = 4  # monitors of one zygote for the mean PSS
 
 
 @dataclass
@@ -150,7 +151,7 @@ def _runc(root: Path, bundle: Path) -> Case:
         ["runc", "--root", str(root / "runc"), "run", "-b", str(bundle), f"{PREFIX}-runc-{i}"]))
 
 
-def _monitor_pss(base: Path, bundle: Path, extra: int = 3) -> dict[str, int]:
+def _monitor_pss(base: Path, bundle: Path, extra: int = PSS_MONITORS - 1) -> dict[str, int]:
     """PSS of one monitor (alone with its zygote), then the mean over 1 + ``extra`` monitors
     of one zygote: the zygote's heap they share is charged to each in equal parts."""
     z = Zygote.start()
