@@ -26,7 +26,6 @@ from crid.containers.model import (
     ContainerRequest,
     ImageConfig,
     NsMode,
-    Resources,
 )
 from crid.containers.ports import (
     ContainerRuntime,
@@ -42,6 +41,7 @@ from crid.containers.users import resolve_user
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.events import ContainerEvent, EventBus
 from crid.names import NameRegistry
+from crid.resources import Resources
 from crid.store import MetadataStore
 from runtime.atomic import write_atomic
 

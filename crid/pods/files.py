@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crid.pods.model import DNS
+from crid.network.api import DNSConfig
 from runtime.atomic import write_atomic
 
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 HOST_HOSTS = Path("/etc/hosts")
 
 
-def resolv_conf(dns: DNS | None, host_file: Path = HOST_RESOLV_CONF) -> bytes:
+def resolv_conf(dns: DNSConfig | None, host_file: Path = HOST_RESOLV_CONF) -> bytes:
     """resolv.conf content: from the pod's DNSConfig, else a copy of the host's."""
     if dns is None or not (dns.servers or dns.searches or dns.options):
         try:
@@ -36,7 +36,7 @@ def hosts(hostname: str, ips: tuple[str, ...]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def write_pod_files(pod_dir: Path, hostname: str, dns: DNS | None, ips: tuple[str, ...],
+def write_pod_files(pod_dir: Path, hostname: str, dns: DNSConfig | None, ips: tuple[str, ...],
                     host_hosts: bool = False) -> None:
     """Writes resolv.conf, hosts and hostname into pod_dir; a host-network pod gets a copy
     of the host's /etc/hosts (its names are the host's)."""
