@@ -49,7 +49,7 @@ def spec_from_pb(req: pb.RunPodSandboxRequest) -> PodSpec:
     dns = None
     if c.HasField("dns_config"):
         dns = DNSConfig(tuple(c.dns_config.servers), tuple(c.dns_config.searches),
-                  tuple(c.dns_config.options))
+                        tuple(c.dns_config.options))
     return PodSpec(
         metadata=Metadata(md.name, md.uid, md.namespace, md.attempt),
         runtime_handler=req.runtime_handler, hostname=c.hostname,
