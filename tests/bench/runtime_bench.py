@@ -5,9 +5,7 @@ the same plus delete, ``crid-runtime run`` (CLI), Debian's ``crun run`` (inside 
 namespace with /sys/fs/cgroup/unified unmounted: crun 1.8.1 refuses this hybrid host otherwise)
 and ``runc run``; and a monitor's PSS from /proc/<pid>/smaps_rollup.
 
-Also ``spawn_init_only`` (runtime.init's set-up plus cgroups, forked from this process, no
-monitor or state) to split the library figure into init set-up and lifecycle overhead, and
-``unshare_sh_overhead`` (what the unshare+sh wrapper alone costs the crun figure). The cases
+Also ``unshare_sh_overhead`` (what the unshare+sh wrapper alone costs the crun figure). The cases
 take turns round by round; state roots are on tmpfs (as /run is on a real host) and the
 runtime's bytecode is compiled first (this environment sets PYTHONDONTWRITEBYTECODE).
 ``RUNTIME_BENCH_ROUNDS`` sets the rounds (default 15).
@@ -102,29 +100,6 @@ def _library(root: Path, bundle: Path, with_delete: bool) -> Case:
     return Case(name, once, close)
 
 
-def _spawn_init_only(base: Path, bundle: Path) -> Case:
-    """rt-init's spawn_init + cgroup set-up alone (no fifo, no monitor, no state), in a forked
-    child, for the breakdown of the library figure."""
-    from runtime.monitor.stdio import ChildStdio
-    from runtime.spawners import InitSpawner
-
-    def once(i: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                sp = InitSpawner({"kind": "init", "id": f"{PREFIX}-spawn-{i}",
-                                  "bundle": str(bundle), "exec_fifo": None, "state": {}})
-                os.waitpid(sp.spawn(ChildStdio()), 0)
-                sp.cgroups.destroy()
-                code = 0
-            finally:
-                os._exit(code)
-        os.waitpid(pid, 0)
-
-    return Case("spawn_init_only", once)
-
-
 def _cli(root: Path, bundle: Path, site: bool) -> Case:
     flags = [] if site else ["-S"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -204,7 +179,7 @@ def run(out: dict[str, Any]) -> dict[str, Any]:
         res: dict[str, Any] = {"rounds": ROUNDS, "unit": "ms (median)",
                                "load_average_before": os.getloadavg()[0]}
         cases = [_library(state, true_bundle, False), _library(state, true_bundle, True),
-                 _spawn_init_only(state, true_bundle), _cli(state, true_bundle, site=False),
+                 _cli(state, true_bundle, site=False),
                  _cli(state, true_bundle, site=True), _unshare_overhead()]
         cases += [_crun(state, true_bundle)] if shutil.which("crun") else []
         cases += [_runc(state, true_bundle)] if shutil.which("runc") else []
