@@ -87,8 +87,12 @@ def masks(bounding: Iterable[str], effective: Iterable[str], permitted: Iterable
 def apply_bounding(m: CapMasks) -> None:
     """Drop every capability not in the bounding set (needs CAP_SETPCAP, so before setuid)."""
     for n in range(last_cap() + 1):
-        if not m.bounding >> n & 1 and libc.prctl(libc.PR_CAPBSET_READ, n) == 1:
-            libc.prctl(libc.PR_CAPBSET_DROP, n)
+        if not m.bounding >> n & 1:
+            try:  # dropping one already gone is a no-op: no PR_CAPBSET_READ per capability
+                libc.prctl(libc.PR_CAPBSET_DROP, n)
+            except PermissionError:  # no CAP_SETPCAP: fine only if it is not there anyway
+                if libc.prctl(libc.PR_CAPBSET_READ, n) == 1:
+                    raise
 
 
 def keep_caps(on: bool) -> None:

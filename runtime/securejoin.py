@@ -64,6 +64,13 @@ def within(root: str, path: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def _inside(root: str, real: str) -> bool:
+    """within(realpath(root), real) for a canonical ``real``; realpath (an lstat per component)
+    only when root is not canonical itself (a canonical path lexically below root proves it
+    is)."""
+    return within(root, real) or within(os.path.realpath(root), real)
+
+
 def mkdir_all(root: str, unsafe: str, mode: int = 0o755) -> str:
     """Create the directory unsafe inside root (like mkdir -p) and return its safe path.
 
@@ -117,7 +124,7 @@ def _mkdir_all_in_kernel(root: str, unsafe: str, mode: int) -> str | None:
         return None
     finally:
         os.close(fd)
-    if not within(os.path.realpath(root), path):
+    if not _inside(root, path):
         raise SecurityError(f"{unsafe} resolves to {path}, outside the container root {root}")
     return path
 
@@ -160,7 +167,7 @@ def open_in_root(root: str, path: str) -> int:
     """
     fd = os.open(path, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
     real = os.readlink(f"/proc/self/fd/{fd}")
-    if not within(os.path.realpath(root), real):
+    if not _inside(root, real):
         os.close(fd)
         raise SecurityError(f"{path} resolves to {real}, outside the container root {root}")
     return fd

@@ -18,6 +18,7 @@ from runtime.init import ExecContext, InitContext, exec_in, spawn_init
 from runtime.init.mounts import CgroupHierarchy
 from runtime.monitor.loop import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
+from runtime.seccomp.cache import from_wire as filter_from_wire
 from runtime.spec import load_spec, parse_process
 
 
@@ -36,7 +37,9 @@ class InitSpawner:
         ctx = InitContext(spec=self.spec, bundle=p["bundle"], container_id=p["id"],
                           stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
                           console_socket=stdio.console_socket, exec_fifo=p.get("exec_fifo"),
-                          state=state, no_pivot=bool(p.get("no_pivot")))
+                          state=state, no_pivot=bool(p.get("no_pivot")),
+                          compiled_seccomp=filter_from_wire(p["seccomp"]) if p.get("seccomp")
+                          else None)
         self._state = state
         # in place: the monitor calls this in its throwaway creator child (_spawn_in_child)
         return spawn_init(ctx, self, in_place=True)
@@ -81,7 +84,7 @@ class ExecSpawner:
 
     def spawn(self, stdio: ChildStdio) -> int:
         ctx = ExecContext(pid=self.prep.pid, process=self.process,
-                          container_id=self.params["id"], seccomp=self.prep.seccomp,
+                          container_id=self.params["id"], compiled_seccomp=self.prep.seccomp,
                           stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
                           console_socket=stdio.console_socket,
                           cgroup_dirs=self.prep.cgroup_dirs)

@@ -22,6 +22,7 @@ class InitContext:
     state: OCI state dict given on stdin to createContainer/startContainer hooks ("pid" and
     "status" are filled in by the init). preserve_fds: extra fds 3..3+n-1 kept open across exec.
     no_pivot: use MS_MOVE+chroot instead of pivot_root (forced automatically on an initramfs).
+    compiled_seccomp: linux.seccomp already compiled by the caller (None: compiled here).
     """
 
     spec: Spec
@@ -35,6 +36,7 @@ class InitContext:
     state: dict[str, Any] = field(default_factory=dict)
     preserve_fds: int = 0
     no_pivot: bool = False
+    compiled_seccomp: CompiledFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -43,18 +45,19 @@ class ExecContext:
 
     pid: host pid of the container's init. process: what to run (user, env, cwd, caps, rlimits,
     terminal, noNewPrivileges, apparmorProfile as in config.json). seccomp: raw linux.seccomp
-    object to install, the filter already compiled from it, or None. stdio / console_socket:
-    as in InitContext. cgroup_dirs: the init's cgroup directories (host paths, as
-    ``runtime.execprep`` keeps them per container); None: read from /proc/<pid>/cgroup.
+    object to install, or None. stdio / console_socket / compiled_seccomp: as in InitContext.
+    cgroup_dirs: the init's cgroup directories (host paths, as ``runtime.execprep`` keeps them
+    per container); None: read from /proc/<pid>/cgroup.
     """
 
     pid: int
     process: Process
     container_id: str = ""
-    seccomp: dict[str, Any] | CompiledFilter | None = None
+    seccomp: dict[str, Any] | None = None
     stdin: int | None = None
     stdout: int | None = None
     stderr: int | None = None
     console_socket: str | None = None
     preserve_fds: int = 0
     cgroup_dirs: tuple[str, ...] | None = None
+    compiled_seccomp: CompiledFilter | None = None

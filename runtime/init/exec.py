@@ -54,8 +54,7 @@ def exec_in(ctx: ExecContext) -> int:
         raise SpecError("process.terminal", "a terminal needs a console socket")
     process.check_apparmor(ctx.process.apparmor_profile)
     what = f"exec in container {ctx.container_id}"
-    seccomp = ctx.seccomp if isinstance(ctx.seccomp, CompiledFilter) else \
-        compile_seccomp(ctx.seccomp)
+    seccomp = ctx.compiled_seccomp or compile_seccomp(ctx.seccomp)
     joins = _open_namespaces(ctx.pid, what)
     try:
         cgroups = ctx.cgroup_dirs

@@ -70,7 +70,7 @@ def test_a_filter_compiled_beforehand_is_loaded(bundle):
     def do_exec(pid: int, out: int) -> int:
         proc = _process(cfg, ["sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/d; "
                                           "echo $?"])
-        epid = exec_in(ExecContext(pid=pid, process=proc, seccomp=handed, stdout=out,
+        epid = exec_in(ExecContext(pid=pid, process=proc, compiled_seccomp=handed, stdout=out,
                                    stderr=out))
         _, st = os.waitpid(epid, 0)
         os.kill(pid, 9)

@@ -30,8 +30,9 @@ def test_round_trip_without_seccomp() -> None:
 
 
 @pytest.mark.parametrize("change", [
-    {"seccomp_bpf": "not base64!"},
-    {"seccomp_bpf": "AAAA"},  # 3 bytes: not whole 8-byte instructions
+    {"seccomp": {"bpf": "not base64!", "flags": 0}},
+    {"seccomp": {"bpf": "AAAA", "flags": 0}},  # 3 bytes: not whole 8-byte instructions
+    {"seccomp": {"flags": 0}},
     {"cgroup_dirs": None},
     {"pid": "x"},
 ])
