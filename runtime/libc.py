@@ -312,3 +312,16 @@ SYS_tgkill = 234  # x86_64
 def tgkill(tgid: int, tid: int, sig: int) -> None:
     """tgkill(2): send sig to one thread of a process."""
     _check(_libc.syscall(SYS_tgkill, tgid, tid, sig), f"tgkill({tgid}, {tid}, {sig})")
+
+
+# The monitor's one prctl, with its argument types set once, here (in the zygote, before it
+# forks): ``prctl`` above sets them on every call, and a monitor pays a private copy of every
+# page it touches after the fork.
+_prctl_subreaper = _libc["prctl"]
+_prctl_subreaper.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                             ctypes.c_ulong]
+
+
+def set_child_subreaper() -> None:
+    """prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are re-parented to the caller."""
+    _check(_prctl_subreaper(36, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
