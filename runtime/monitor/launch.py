@@ -168,8 +168,9 @@ def _options_from(handoff: dict[bytes, bytes]) -> MonitorOptions:
     opts: dict[str, Any] = {}
     for key, value in handoff.items():
         if key[:4] == b"opt.":
-            opts[key[4:].decode()] = value[1:] == b"1" if value[:1] == b"b" else os.fsdecode(
-                value[1:])
+            # bytes.decode as os.fsdecode does, without its Python code
+            opts[key[4:].decode()] = (value[1:] == b"1" if value[:1] == b"b"
+                                      else value[1:].decode(errors="surrogateescape"))
     return MonitorOptions(**opts)
 
 

@@ -91,7 +91,7 @@ class ChildSpawner(Protocol):
 
 
 class _Client:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.reader = framing.FrameReader()
         self.out = bytearray()
@@ -112,7 +112,9 @@ class Monitor:
         self.pid = 0
         self.status: ExitStatus | None = None
         self.log: CriLogWriter | None = None
-        self.listener: socket.socket | None = None
+        # _socket's type, not socket's: its Python wrappers (and their enum conversions) would
+        # be more code run, and pages copied, in the monitor.
+        self.listener: _socket.socket | None = None
         self.clients: dict[int, _Client] = {}
         self.stdin_buf = bytearray()
         self.stdin_closing = False
@@ -251,10 +253,12 @@ class Monitor:
         if b"log" in kept:
             self.log = CriLogWriter(self.opts.log_path or "", kept[b"log"])
         if b"listen" in kept:
-            self.listener = socket.socket(fileno=kept[b"listen"])
+            self.listener = _socket.socket(fileno=kept[b"listen"])
             self.listener.setblocking(False)
-        self._reply_started()
+        # The container's process is the monitor's child once the set-up child is gone:
+        # only then may the requester see it.
         os.waitpid(child, 0)
+        self._reply_started()
         return int(handoff[b"oom"])
 
     def _reply_started(self) -> None:
@@ -350,9 +354,10 @@ class Monitor:
     def _accept(self) -> None:
         assert self.listener is not None
         try:
-            sock, _ = self.listener.accept()
+            fd, _ = self.listener._accept()  # type: ignore[attr-defined]  # socket.accept wraps it
         except BlockingIOError:
             return
+        sock = _socket.socket(fileno=fd)
         sock.setblocking(False)
         client = _Client(sock)
         self.clients[sock.fileno()] = client
@@ -596,7 +601,7 @@ def decode_handoff(msg: bytes) -> dict[bytes, bytes] | None:
 
 
 def _handoff(pid: int, oom_before: int, mine: MonitorSide, log: CriLogWriter | None,
-             listener: socket.socket | None) -> tuple[list[bytes], list[int]]:
+             listener: _socket.socket | None) -> tuple[list[bytes], list[int]]:
     """What the set-up child sends the monitor: NUL-separated words ``ok``, ``pid=<pid>``,
     ``oom=<n>`` and ``<role>=<index>`` where each index points into the attached fds (roles:
     out1, out2, stdin, pty, log, listen; a terminal's pty is out1 and maybe stdin too)."""
