@@ -14,10 +14,9 @@ has the monitor parse the request in its set-up child (``monitor_from_wire``).
 
 Each request is taken by a *spare*: a child the zygote forked before the request came,
 blocked in ``recvmsg`` on the shared socket, which then becomes the request's monitor; the
-zygote forks the next spare meanwhile. The fork (1-2 ms
-with the zygote's heap) is thus off the path of every request. Nobody answers but the
-monitor, on the reply fd. The zygote exits when the socket closes (its owner died); monitors
-live on.
+zygote forks the next spare meanwhile. The fork (1-2 ms with the zygote's heap) is thus off
+the path of every request. Nobody answers but the monitor, on the reply fd. The zygote exits
+when the socket closes (its owner died); monitors live on.
 """
 
 from __future__ import annotations
@@ -164,7 +163,10 @@ def _spare(sock: socket.socket, tell: int) -> int:
 
     os.setsid()  # a session of its own, as fork_monitor gives a monitor
     received = _receive(sock)
-    os.write(tell, _TAKEN if received is not None else _CLOSED)
+    try:
+        os.write(tell, _TAKEN if received is not None else _CLOSED)
+    except BrokenPipeError:
+        pass  # the zygote died while we waited: serve this last request all the same
     if received is None:
         return 0
     msg, fds = received
@@ -207,6 +209,8 @@ def serve(sock: socket.socket) -> None:
     from runtime.records import compile_all
 
     compile_all()  # once here rather than in every child
+    from runtime.prewarm import prewarm
+    prewarm()
     _set_comm("crid-zygote")
     # Monitors are forked directly (not double-forked: one fork less per container); the
     # kernel reaps them when they exit because SIGCHLD is ignored here.

@@ -21,9 +21,9 @@ from runtime.monitor.loop import (
     ChildSpawner,
     Monitor,
     MonitorOptions,
-    decode_handoff,
     install_signals,
     set_up_in_child,
+    take_handoff,
 )
 from runtime.records import dataclass, fields
 
@@ -115,7 +115,7 @@ def monitor_from_wire(raw: bytes, fds: list[int],
     wake_r = install_signals()
     child, msg, got = set_up_in_child(
         lambda sock: _set_up_from_wire(sock, raw, fds, parse, report, make_spawner))
-    handoff = decode_handoff(msg)
+    handoff = take_handoff(msg)
     if handoff is None:
         for fd in got:
             os.close(fd)
@@ -130,7 +130,7 @@ def monitor_from_wire(raw: bytes, fds: list[int],
     monitor = Monitor(_options_from(handoff), lambda: make_spawner(parse(raw, fds)[0].spawner),
                       None, reply, wait)
     monitor.wake_r = wake_r
-    return monitor.serve(monitor.adopt(child, msg, got))
+    return monitor.serve(monitor.adopt(child, handoff, True, got))
 
 
 def _set_up_from_wire(sock: Any, raw: bytes, fds: list[int],

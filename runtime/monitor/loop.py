@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from runtime import libc
+from runtime.cgroups.files import read_keyed
 from runtime.cgroups.warmup import warm_up_migration
 from runtime.monitor import framing
 from runtime.monitor.attach import listen_unix
@@ -57,7 +58,7 @@ class MonitorOptions:
     ``await_attach``: the requester is about to attach; output produced before it connects is
     kept for it (bounded), and an exit before it connects waits for it a little.
     ``brief``: the process is short-lived and its monitor with it (ExecSync): it is spawned by
-    the monitor itself rather than from a throwaway child (see ``_spawn_in_child``: the memory
+    the monitor itself rather than from a throwaway child (see ``set_up_in_child``: the memory
     that child saves matters only for a monitor that lives long), which saves a fork and a
     second parse of the spec for the OOM count at the end; its exit never reports an OOM kill.
     """
@@ -89,6 +90,11 @@ class ChildSpawner(Protocol):
         """The OOM kills counted so far in the process's cgroup (0 when unknown)."""
         ...
 
+    def oom_counter(self) -> tuple[str, str] | None:
+        """(directory, keyed file) whose ``oom_kill`` the monitor may read at the end itself,
+        rather than building the spawner again for ``oom_kill_count``; None: it builds it."""
+        ...
+
 
 class _Client:
     def __init__(self, sock: _socket.socket) -> None:
@@ -110,6 +116,7 @@ class Monitor:
         self.reply_fd = reply_fd
         self.wait_fd = wait_fd
         self.pid = 0
+        self.oom_counter: tuple[str, str] | None = None
         self.status: ExitStatus | None = None
         self.log: CriLogWriter | None = None
         # _socket's type, not socket's: its Python wrappers (and their enum conversions) would
@@ -131,10 +138,10 @@ class Monitor:
         self.wake_r = install_signals()
         if self.opts.brief:
             return self.serve(self._start_here())
-        child, handoff, fds = set_up_in_child(self._set_up_for_monitor)
+        child, msg, fds = set_up_in_child(self._set_up_for_monitor)
         for fd in set(self.inherited or ()) - {0, 1, 2}:  # the child had its own copies
             os.close(fd)
-        return self.serve(self.adopt(child, handoff, fds))
+        return self.serve(self.adopt(child, take_handoff(msg), bool(msg), fds))
 
     def serve(self, oom_before: int | None) -> int:
         """The loop and the end, once set up (``oom_before`` None: the set-up failed, and the
@@ -193,35 +200,48 @@ class Monitor:
             self.listener = listen_unix(o.attach_socket)
             self.listener.setblocking(False)
 
-    def _after_spawn(self, plan: StdioPlan) -> None:
-        plan.after_spawn()
+    def _after_spawn(self, plan: StdioPlan, unlink: bool = True) -> None:
+        plan.after_spawn(unlink=unlink)
         if self.opts.stdio_mode == "terminal":
             plan.mine.stdin = plan.mine.pty if self.opts.stdin else None
 
-    def _fail(self, plan: StdioPlan, e: BaseException) -> None:
+    def _fail(self, plan: StdioPlan, e: BaseException, unlink: bool = True) -> None:
+        """Undo the set-up and answer the requester; ``unlink``: remove the attach socket's
+        file too (else the caller's job)."""
         if self.pid:  # spawned, but the set-up around it failed: take it down
             _kill_and_reap(self.pid)
         plan.abort()
         kind = getattr(e, "kind", type(e).__name__)
         self._reply({"ok": False, "error": str(e), "type": kind})
-        self._remove_socket()
+        if unlink:
+            self._remove_socket()
+        elif self.listener is not None:
+            self.listener.close()
 
     def set_up_for_monitor(self, sock: _socket.socket, extra: list[bytes]) -> int:
         """In the throwaway set-up child (see ``set_up_in_child``): set up, spawn, and send the
         monitor the handoff (``extra``: more words for it); on failure, answer the requester
-        and tell the monitor. Returns the child's exit code."""
+        and tell the monitor. Returns the child's exit code.
+
+        The spawn may have taken this process into the container's namespaces (spawn_init's
+        ``in_place``), where the host's paths are not what they were: afterwards it uses fds
+        only, and leaves the files to remove (``unlink.*``) to the monitor."""
         plan = StdioPlan()
         try:
             self._prepare(plan)
             spawner = self.spawner()
             oom_before = spawner.oom_kill_count()
             self.pid = spawner.spawn(plan.child)
-            self._after_spawn(plan)
+            counter = spawner.oom_counter()
+            self._after_spawn(plan, unlink=False)
         except BaseException as e:
-            self._fail(plan, e)
-            sock.send(b"failed")
+            self._fail(plan, e, unlink=False)
+            sock.send(b"\0".join([b"failed", *_to_unlink(plan, self.opts.attach_socket)]))
             return 1
         words, fds = _handoff(self.pid, oom_before, plan.mine, self.log, self.listener)
+        words += _to_unlink(plan, None)
+        if counter is not None:  # where the monitor reads the OOM kills at the end
+            words += [b"oomdir=" + os.fsencode(counter[0]), b"oomfile=" + os.fsencode(counter[1])]
         sock.sendmsg([b"\0".join(words + extra)],
                      [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         return 0
@@ -229,16 +249,17 @@ class Monitor:
     def _set_up_for_monitor(self, sock: _socket.socket) -> int:
         return self.set_up_for_monitor(sock, [])
 
-    def adopt(self, child: int, msg: bytes, fds: list[int]) -> int | None:
-        """In the monitor: take over what the set-up child sent (``set_up_in_child``), answer
-        the requester, reap the child. Returns the OOM kills before the spawn, or None when the
-        set-up failed (the requester has the error)."""
-        handoff = decode_handoff(msg)
+    def adopt(self, child: int, handoff: dict[bytes, bytes] | None, answered: bool,
+              fds: list[int]) -> int | None:
+        """In the monitor: take over what the set-up child sent (``set_up_in_child``,
+        ``take_handoff``), answer the requester, reap the child. ``answered``: the child
+        answered the requester itself (it failed). Returns the OOM kills before the spawn, or
+        None when the set-up failed (the requester has the error)."""
         if handoff is None:
             for fd in fds:
                 os.close(fd)
             os.waitpid(child, 0)
-            if msg:  # the child answered the requester
+            if answered:
                 self._drop_reply()
             else:  # it died without a word (killed?)
                 self._reply({"ok": False, "error": "the container's creator process died",
@@ -247,6 +268,9 @@ class Monitor:
             return None
         kept = {role: fds[int(i)] for role, i in handoff.items() if role in _FD_ROLES}
         self.pid = int(handoff[b"pid"])
+        if b"oomdir" in handoff:
+            self.oom_counter = (handoff[b"oomdir"].decode(errors="surrogateescape"),
+                                handoff[b"oomfile"].decode(errors="surrogateescape"))
         self.mine = MonitorSide(outputs={s: kept[r] for s, r in ((1, b"out1"), (2, b"out2"))
                                          if r in kept},
                                 stdin=kept.get(b"stdin"), pty=kept.get(b"pty"))
@@ -483,7 +507,7 @@ class Monitor:
     def _finish(self, oom_before: int) -> None:
         assert self.status is not None
         try:
-            oom = oom_before != _NOT_COUNTED and self.spawner().oom_kill_count() > oom_before
+            oom = oom_before != _NOT_COUNTED and self._oom_kills() > oom_before
         except Exception:
             oom = False
         self.status = ExitStatus(self.status.pid, self.status.exit_code, self.status.signal,
@@ -502,6 +526,11 @@ class Monitor:
             except OSError:
                 pass
             os.close(self.wait_fd)
+
+    def _oom_kills(self) -> int:
+        if self.oom_counter is None:
+            return self.spawner().oom_kill_count()
+        return read_keyed(*self.oom_counter).get("oom_kill", 0)
 
     def _await_first_client(self) -> None:
         """The awaited client has not connected yet (an exec whose process finished before its
@@ -591,20 +620,34 @@ def set_up_in_child(set_up: Callable[[_socket.socket], int]) -> tuple[int, bytes
     return child, msg, list(fds)
 
 
-def decode_handoff(msg: bytes) -> dict[bytes, bytes] | None:
-    """The handoff's words as a dict (see ``_handoff``); None for a failure (b"failed") or
-    nothing (the child died)."""
-    words = msg.split(b"\0")
-    if words[0] != b"ok":
-        return None
-    return dict(w.split(b"=", 1) for w in words[1:])
+def take_handoff(msg: bytes) -> dict[bytes, bytes] | None:
+    """The handoff's words as a dict (see ``_handoff``), once the files it names for removal
+    (``unlink.*``) are removed; None for a failure (``failed``) or nothing (the child died)."""
+    status, *rest = msg.split(b"\0")
+    words = dict(w.split(b"=", 1) for w in rest)
+    for key in (b"unlink.console", b"unlink.attach"):
+        if key in words:
+            _unlink(words[key].decode(errors="surrogateescape"))
+    return words if status == b"ok" else None
+
+
+def _to_unlink(plan: StdioPlan, attach_socket: str | None) -> list[bytes]:
+    """The handoff's words naming the files the monitor removes for the set-up child."""
+    words = []
+    if plan.console_path:
+        words.append(b"unlink.console=" + os.fsencode(plan.console_path))
+    if attach_socket:
+        words.append(b"unlink.attach=" + os.fsencode(attach_socket))
+    return words
 
 
 def _handoff(pid: int, oom_before: int, mine: MonitorSide, log: CriLogWriter | None,
              listener: _socket.socket | None) -> tuple[list[bytes], list[int]]:
     """What the set-up child sends the monitor: NUL-separated words ``ok``, ``pid=<pid>``,
     ``oom=<n>`` and ``<role>=<index>`` where each index points into the attached fds (roles:
-    out1, out2, stdin, pty, log, listen; a terminal's pty is out1 and maybe stdin too)."""
+    out1, out2, stdin, pty, log, listen; a terminal's pty is out1 and maybe stdin too).
+    Callers append more: ``oomdir``/``oomfile`` (the spawner's ``oom_counter``),
+    ``unlink.console``, and ``monitor_from_wire``'s ``opt.<field>``, ``reply``, ``wait``."""
     fds: list[int] = []
     words = [b"ok", b"pid=%d" % pid, b"oom=%d" % oom_before]
     roles = [(b"out1", mine.outputs.get(1)), (b"out2", mine.outputs.get(2)),

@@ -10,7 +10,7 @@ import socket
 
 from runtime.monitor.crilog import CriLogWriter
 from runtime.monitor.launch import _close_all_but, _options_from, _options_words
-from runtime.monitor.loop import MonitorOptions, _handoff, decode_handoff, set_up_in_child
+from runtime.monitor.loop import MonitorOptions, _handoff, set_up_in_child, take_handoff
 from runtime.monitor.stdio import MonitorSide
 
 
@@ -20,7 +20,7 @@ def test_options_roundtrip_with_odd_paths() -> None:
                           attach_socket="/run/x/attach", stdin=True, stdin_once=False,
                           await_attach=True)
     words = [b"ok", b"pid=1", b"oom=0", *_options_words(opts)]
-    handoff = decode_handoff(b"\0".join(words))
+    handoff = take_handoff(b"\0".join(words))
     assert handoff is not None
     assert _options_from(handoff) == opts
 
@@ -28,15 +28,30 @@ def test_options_roundtrip_with_odd_paths() -> None:
 def test_handoff_names_each_fd_once() -> None:
     mine = MonitorSide(outputs={1: 7}, stdin=7, pty=7)  # a terminal: the pty is all three
     words, fds = _handoff(42, 3, mine, None, None)
-    handoff = decode_handoff(b"\0".join(words))
+    handoff = take_handoff(b"\0".join(words))
     assert fds == [7]
     assert handoff == {b"pid": b"42", b"oom": b"3", b"out1": b"0", b"stdin": b"0",
                        b"pty": b"0"}
 
 
 def test_failure_and_silence_are_not_handoffs() -> None:
-    assert decode_handoff(b"failed") is None
-    assert decode_handoff(b"") is None
+    assert take_handoff(b"failed") is None
+    assert take_handoff(b"") is None
+
+
+def test_files_named_for_removal_are_removed_even_on_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The set-up child may be in the container's mount namespace by then: the monitor
+    removes the console and attach sockets' files for it."""
+    console, attach = tmp_path / ".console-1.sock", tmp_path / "attach"
+    console.touch()
+    attach.touch()
+    assert take_handoff(b"failed\0unlink.console=%s\0unlink.attach=%s"
+                        % (bytes(console), bytes(attach))) is None
+    assert not console.exists() and not attach.exists()
+    console.touch()
+    assert take_handoff(b"ok\0pid=5\0oom=0\0unlink.console=%s" % bytes(console)) == {
+        b"pid": b"5", b"oom": b"0", b"unlink.console": bytes(console)}
+    assert not console.exists()
 
 
 def test_set_up_in_child_passes_fds(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -58,7 +73,7 @@ def test_set_up_in_child_passes_fds(tmp_path) -> None:  # type: ignore[no-untype
         code = 1
         try:
             child, msg, fds = set_up_in_child(set_up)
-            handoff = decode_handoff(msg)
+            handoff = take_handoff(msg)
             assert handoff is not None and int(handoff[b"pid"]) == child
             assert os.read(fds[int(handoff[b"out1"])], 100) == b"from the child"
             CriLogWriter(log_path, fds[int(handoff[b"log"])]).write(1, b"line\n")
