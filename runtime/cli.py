@@ -29,8 +29,6 @@ each way and then one more from the server:
               pipe attached) | b"local"
 """
 
-from __future__ import annotations
-
 import _signal
 import _socket
 import posix
@@ -59,7 +57,8 @@ class ServerDied(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one ``crid-runtime`` command; its exit code."""
+    """Run one ``crid-runtime`` command; its exit code. (No ``from __future__ import
+    annotations`` in this module: importing it costs the client 0.3 ms.)"""
     argv = sys.argv[1:] if argv is None else list(argv)
     if posix.environ.get(b"CRID_RUNTIME_SERVER") == b"0":
         return _local(argv)

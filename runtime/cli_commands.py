@@ -158,6 +158,13 @@ _ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 }
 
 
+def build_parsers() -> None:
+    """Build (and cache) every parser now: for a process that parses many command lines."""
+    _parser()
+    for name in _ARGUMENTS:
+        _command_parser(name)
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = _parser().parse_args(argv)
     if args.command:
@@ -285,10 +292,12 @@ def cmd_run(args: argparse.Namespace) -> int | Foreground:
 def _wants_tty_proxy(args: argparse.Namespace) -> bool:
     """A terminal container run in the foreground without a console socket: runc allocates
     the pty itself and proxies it; so do we (through the monitor)."""
-    from runtime.spec import load_spec
-
-    process = load_spec(os.path.abspath(args.bundle)).process
-    if process is None or not process.terminal or args.console_socket:
+    try:  # only a peek: create loads and validates the spec, and reports what is wrong
+        with open(os.path.join(args.bundle, "config.json"), "rb") as f:
+            terminal = json.load(f)["process"]["terminal"] is True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if not terminal or args.console_socket:
         return False
     if args.detach:
         raise UsageError("cannot allocate a tty when detaching without --console-socket")

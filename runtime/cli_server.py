@@ -1,97 +1,167 @@
-"""The runtime server of one ``--root``: runs the ``crid-runtime`` commands its clients send.
+"""The runtime server of one ``--root``: serves the ``crid-runtime`` calls of its clients.
 
 ``python -m runtime.cli_server ROOT READY_FD`` (started by ``runtime.cli`` on first use, in a
 session of its own, stdio on /dev/null). It takes ``<root>/.crid-runtime.lock`` (flock; the
-file holds its pid), listens on ``<root>/.crid-runtime.sock`` (mode 0600) and says ``ready`` on
-READY_FD, or ``busy`` when another server holds the lock. Then, single-threaded, it takes one
-connection at a time: the command runs with the client's stdio on fds 0-2 and its working
-directory (``runtime.cli_commands.execute``); monitors come from a zygote it started, so no
-container waits for an interpreter. The wire format is in ``runtime.cli``.
+file holds its pid), listens on ``<root>/.crid-runtime.sock`` (mode 0600), says ``ready`` on
+READY_FD (``busy`` when another server holds the lock), imports the runtime and starts a
+zygote (so no container waits for an interpreter), then freezes its heap.
 
-It holds nothing that matters: containers are on disk, each with its own monitor. It exits
-after ``CRID_RUNTIME_SERVER_IDLE`` seconds (default 60) without a request, on SIGTERM, when its
-socket is removed or replaced (its root was deleted), or when its own code changed on disk;
-the next call starts a fresh one.
+Requests are served like the zygote serves monitors: a *spare*, forked before the request
+comes, is blocked in ``accept``; it takes one connection, tells the server, serves it
+(``runtime.cli_worker``) and exits, while the server forks the next spare. So calls run
+concurrently, as runc's would, a slow one (a hook, a start that times out) holds up no other,
+and the fork is off every request's path.
+
+The server holds nothing that matters: containers are on disk, each with its own monitor. It
+exits after ``CRID_RUNTIME_SERVER_IDLE`` seconds (default 60) without a request, on SIGTERM,
+when its socket is removed or replaced (its root was deleted), or when its own code changed on
+disk; workers finish what they took; the next call starts a fresh server.
 """
 
 from __future__ import annotations
 
-import array
 import fcntl
-import io
+import gc
 import os
 import select
 import signal
 import socket
-import struct
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from runtime import cli_commands
-from runtime.cli import LOCK_NAME, MAGIC, MAX_FDS, namespace_ids, socket_path
-from runtime.cli_commands import Foreground, Host, NeedsTerminal
+from runtime import cli_commands, libc
+from runtime.cli import LOCK_NAME, namespace_ids, socket_path
+from runtime.cli_worker import serve_connection
 from runtime.errors import OCIRuntimeError
-from runtime.monitor.launch import MonitorFds, MonitorRequest
 from runtime.state import process_start_time
 from runtime.zygote import Zygote
 
 IDLE_DEFAULT = 60.0
 _TICK = 1.0
-_RECV_TIMEOUT = 5.0
+# What a spare tells the server on its pipe: it took a connection.
+_TAKEN = b"t"
+_MAX_SPARE_DEATHS = 5  # spares dying before taking anything, in a row: give up
 
 
 class _Stop(Exception):
-    """SIGTERM arrived between requests."""
+    """SIGTERM."""
 
 
 class Server:
-    """The accept loop of one root; ``serve`` returns when the server should exit."""
+    """The spare-forking loop of one root; ``serve`` returns when the server should exit."""
 
-    def __init__(self, root: str, listener: socket.socket, idle: float) -> None:
+    def __init__(self, root: str, listener: socket.socket, lock: int, idle: float) -> None:
         self.root = root
         self.listener = listener
+        self.lock = lock
         self.idle = idle
         self.sock_id = _inode(root)
         self.namespaces = namespace_ids()
-        self.launcher = ZygoteLauncher()
-        self.busy = False
-        self.stopping = False
+        self.zygote: Zygote | None = None
         self.code = CodeWatch()
-        self.null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self.workers: set[int] = set()  # spares and workers, to reap
+        self.spare: tuple[int, int] | None = None  # pid, read end of its pipe
 
     def serve(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
-        last = time.monotonic()
+        last, deaths = time.monotonic(), 0
         try:
-            try:
-                self.launcher.ensure()  # now, rather than in the first request
-            except OCIRuntimeError:
-                pass  # tried again by the first command that needs it, which reports it
-            while not self.stopping:
-                if select.select([self.listener], [], [], _TICK)[0]:
-                    self._take_one()
-                    last = time.monotonic()
+            while deaths < _MAX_SPARE_DEATHS:
+                if self.spare is None:
+                    self.spare = self._fork_spare()
+                _, pipe = self.spare
+                if select.select([pipe], [], [], _TICK)[0]:
+                    said = os.read(pipe, 1)
+                    os.close(pipe)
+                    self.spare = None
+                    last, deaths = (time.monotonic(), 0) if said == _TAKEN else (last, deaths + 1)
                 elif self._should_exit(time.monotonic() - last):
                     return
+                self._reap()
         except _Stop:
             return
         finally:
             self._close()
 
     def _on_term(self, *_: Any) -> None:
-        self.stopping = True
-        if not self.busy:
-            raise _Stop
+        raise _Stop
 
     def _should_exit(self, idle_for: float) -> bool:
         return (idle_for >= self.idle or _inode(self.root) != self.sock_id
                 or self.code.changed())
 
+    def _zygote(self) -> Zygote | None:
+        """The live zygote, started (again) when needed; None when it cannot be (workers then
+        fork monitors themselves)."""
+        if self.zygote is not None and process_start_time(self.zygote.pid) is None:
+            self.zygote.close()
+            self.zygote = None
+        if self.zygote is None:
+            try:
+                self.zygote = Zygote.start()
+            except OCIRuntimeError:
+                return None
+        return self.zygote
+
+    def _fork_spare(self) -> tuple[int, int]:
+        zygote = self._zygote()
+        r, w = os.pipe2(os.O_CLOEXEC)
+        # SIGTERM waits until the spare is recorded, so that _close always finds it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    os.close(r)
+                    self._spare(w, zygote)
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(w)
+            self.workers.add(pid)
+            return pid, r
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+    def _spare(self, tell: int, zygote: Zygote | None) -> None:
+        """In the forked spare: take one connection, tell the server, serve it."""
+        taken = False
+
+        def on_term(*_: Any) -> None:
+            if not taken:  # still waiting: the server is going; once taken, finish the job
+                raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        server = os.getppid()
+        # A server killed outright cannot stop its spare: the kernel does.
+        libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        if os.getppid() != server:
+            return
+        _set_comm("crid-runtime-w")
+        os.close(self.lock)  # a worker outliving the server must not keep the root locked
+        conn, _ = self.listener.accept()
+        taken = True
+        self.listener.close()
+        os.write(tell, _TAKEN)
+        os.close(tell)
+        serve_connection(conn, zygote, self.namespaces)
+
+    def _reap(self) -> None:
+        for pid in list(self.workers):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.workers.discard(pid)
+
     def _close(self) -> None:
-        if _inode(self.root) == self.sock_id:  # still ours: nobody else's to remove
+        """Stop taking connections: remove the socket (if still ours), stop the spare."""
+        if _inode(self.root) == self.sock_id:
             path, dirfd = socket_path(self.root)
             try:
                 os.unlink(path)
@@ -100,110 +170,16 @@ class Server:
             finally:
                 if dirfd is not None:
                     os.close(dirfd)
+        if self.spare is not None:
+            pid, pipe = self.spare
+            os.close(pipe)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         self.listener.close()
-        self.launcher.close()
-
-    # -- one connection ------------------------------------------------------------------------
-    def _take_one(self) -> None:
-        try:
-            conn, _ = self.listener.accept()
-        except OSError:
-            return
-        self.busy = True
-        fds: list[int] = []
-        try:
-            conn.settimeout(_RECV_TIMEOUT)
-            data, fds = _recv(conn)
-            fields = data.split(b"\0")
-            if not _trusted(conn) or len(fields) < 4 or fields[0] != MAGIC or len(fds) != 4:
-                return  # not ours to serve: closing it tells the client nothing was done
-            conn.sendall(b"ack")
-            answer, extra = self._answer(fields, fds)
-            try:
-                socket.send_fds(conn, [answer], extra)
-            finally:
-                for fd in extra:
-                    os.close(fd)
-        except OSError:
-            pass  # the client went away; what it asked for is done or undone on disk anyway
-        finally:
-            for fd in fds:
-                os.close(fd)
-            conn.close()
-            self.busy = False
-            if self.stopping:
-                raise _Stop
-
-    def _answer(self, fields: list[bytes], fds: list[int]) -> tuple[bytes, list[int]]:
-        kind, namespaces, record = fields[1], fields[2], fields[3]
-        argv = [f.decode("utf-8", "surrogateescape") for f in fields[4:]]
-        if namespaces != self.namespaces:
-            return b"local", []  # its paths, pids and cgroups would mean other things here
-        with self._client(fds):
-            try:
-                if kind == b"finish":
-                    return b"exit %d" % cli_commands.finish_command(argv, record, self._host()), []
-                _, result = cli_commands.execute(argv, self._host())
-            except NeedsTerminal:
-                return b"local", []
-            except Exception as e:  # noqa: BLE001 - a bug must not take the server down
-                print(f"crid-runtime: internal error in the runtime server: "
-                      f"{type(e).__name__}: {e}", file=sys.stderr)
-                return b"exit 1", []
-        if isinstance(result, Foreground):
-            return b"wait %d" % result.pid, [result.wait_fd]
-        return b"exit %d" % result, []
-
-    def _host(self) -> Host:
-        return Host(launcher=self.launcher, proxy_tty=False)
-
-    @contextmanager
-    def _client(self, fds: list[int]) -> Iterator[None]:
-        """The client's stdio on fds 0-2 (and sys.std*), its cwd as ours, for one command."""
-        for target, fd in enumerate(fds[:3]):
-            os.dup2(fd, target)
-        os.fchdir(fds[3])
-        saved = sys.stdin, sys.stdout, sys.stderr
-        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
-        try:
-            yield
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except OSError:
-                    pass
-            sys.stdin, sys.stdout, sys.stderr = saved
-            for target in (0, 1, 2):  # hold none of the client's files after the command
-                os.dup2(self.null, target)
-            os.chdir("/")
-
-
-class ZygoteLauncher:
-    """``runtime.lifecycle.MonitorLauncher`` over a zygote that is started on first need and
-    again after it died (the monitors it forked live on regardless)."""
-
-    def __init__(self) -> None:
-        self.zygote: Zygote | None = None
-
-    def ensure(self) -> Zygote:
-        """The live zygote. Raises ZygoteError when none can be started."""
-        if self.zygote is not None and process_start_time(self.zygote.pid) is None:
-            self.zygote.close()
-            self.zygote = None
-        if self.zygote is None:
-            self.zygote = Zygote.start()
-        return self.zygote
-
-    def launch(self, request: MonitorRequest, fds: MonitorFds) -> None:
-        self.ensure().launch(request, fds)
-
-    def close(self) -> None:
-        if self.zygote is not None:
-            self.zygote.close()
-            self.zygote = None
+        # The zygote is left to exit by itself when its socket closes, that is when this
+        # process and the workers still using it are gone (Zygote.close would wait for them).
 
 
 class CodeWatch:
@@ -226,22 +202,6 @@ class CodeWatch:
             if self.seen.setdefault(path, mtime) != mtime:
                 return True
         return False
-
-
-def _recv(conn: socket.socket) -> tuple[bytes, list[int]]:
-    fds = array.array("i")
-    data, anc, _, _ = conn.recvmsg(1 << 20, socket.CMSG_SPACE(MAX_FDS * fds.itemsize),
-                                   socket.MSG_CMSG_CLOEXEC)
-    for level, kind, raw in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(raw[: len(raw) - len(raw) % fds.itemsize])
-    return data, list(fds)
-
-
-def _trusted(conn: socket.socket) -> bool:
-    """Only the server's own user may drive it (the socket is 0600 too)."""
-    _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-    return uid == os.geteuid()
 
 
 def _inode(root: str) -> tuple[int, int] | None:
@@ -314,7 +274,10 @@ def run(root: str, ready_fd: int, idle: float) -> int:
     _tell(ready_fd, b"ready")
     os.chdir("/")
     preload()
-    Server(root, listener, idle).serve()
+    server = Server(root, listener, lock, idle)
+    gc.collect()
+    gc.freeze()  # spares share the heap copy-on-write; their collections skip it
+    server.serve()
     os.close(lock)
     return 0
 
@@ -328,9 +291,7 @@ def preload() -> None:
     import runtime.lifecycle  # noqa: F401
     from runtime.cgroups import Resources  # noqa: F401
 
-    cli_commands.execute(["--version"], Host(proxy_tty=False))
-    for name in cli_commands._ARGUMENTS:
-        cli_commands._command_parser(name)
+    cli_commands.build_parsers()
 
 
 def _tell(fd: int, what: bytes) -> None:

@@ -50,6 +50,7 @@ def _until(check, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def
 
 
 def _servers_of(root: Path) -> list[int]:
+    """Server processes of ``root`` (not their spares and workers, named crid-runtime-w)."""
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -58,7 +59,8 @@ def _servers_of(root: Path) -> list[int]:
                     args = f.read().split(b"\0")
             except OSError:
                 continue
-            if b"runtime.cli_server" in args and str(root).encode() in args:
+            if b"runtime.cli_server" in args and str(root).encode() in args and \
+                    Path(f"/proc/{entry}/comm").read_text() == "crid-runtime-s\n":
                 out.append(int(entry))
     return out
 
@@ -200,3 +202,32 @@ def test_caller_in_another_mount_namespace_runs_locally(root: Path, tmp_path: Pa
                         "run", "-b", str(bundle), PREFIX + "otherns"],
                        capture_output=True, text=True, env=cli_env(), timeout=60)
     assert (r.returncode, r.stdout) == (6, "elsewhere\n")
+
+
+def _slow_start_bundle(tmp_path: Path) -> Path:
+    """A container whose ``start`` takes 3 s: a poststart hook sleeps."""
+    return write_bundle(tmp_path / "b", ["sleep", "300"],
+                        hooks={"poststart": [{"path": "/bin/sleep", "args": ["sleep", "3"]}]})
+
+
+def test_a_slow_call_holds_up_no_other(root: Path, tmp_path: Path) -> None:
+    cid = PREFIX + "slow"
+    assert cli(root, "create", "-b", str(_slow_start_bundle(tmp_path)), cid,
+               detached=True).returncode == 0
+    slow = _popen(root, "start", cid)
+    assert _until(lambda: _status(root, cid) == "running")
+    assert slow.poll() is None  # still in its hook, while state was answered
+    assert slow.wait(30) == 0
+
+
+def test_a_stopped_server_finishes_what_it_took(root: Path, tmp_path: Path) -> None:
+    cid = PREFIX + "stopmid"
+    assert cli(root, "create", "-b", str(_slow_start_bundle(tmp_path)), cid,
+               detached=True).returncode == 0
+    slow = _popen(root, "start", cid)
+    assert _until(lambda: _status(root, cid) == "running")
+    first = stop_server(root)
+    assert first is not None and slow.poll() is None
+    assert slow.wait(30) == 0
+    assert _status(root, cid) == "running"
+    assert server_pid(root) not in (None, first)
