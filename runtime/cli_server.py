@@ -6,11 +6,13 @@ file holds its pid), listens on ``<root>/.crid-runtime.sock`` (mode 0600), says 
 READY_FD (``busy`` when another server holds the lock), imports the runtime and starts a
 zygote (so no container waits for an interpreter), then freezes its heap.
 
-Requests are served like the zygote serves monitors: a *spare*, forked before the request
-comes, is blocked in ``accept``; it takes one connection, tells the server, serves it
-(``runtime.cli_worker``) and exits, while the server forks the next spare. So calls run
-concurrently, as runc's would, a slow one (a hook, a start that times out) holds up no other,
-and the fork is off every request's path.
+Requests are served by *workers*: forks of the server, each blocked in ``accept`` on the
+shared socket, serving one connection at a time (``runtime.cli_worker``) and reporting on a
+pipe when it takes one and when it is done. The server keeps one worker idle: when the last
+idle one takes a connection it forks another (off that request's path), and idle extras
+beyond two exit after a while. So calls run side by side, as runc's would, a slow one (a hook,
+a start that times out) holds up no other, and a worker stays warm (its copy-on-write pages
+are copied once, not per call: a fresh fork per call cost about 8 ms here).
 
 The server holds nothing that matters: containers are on disk, each with its own monitor. It
 exits after ``CRID_RUNTIME_SERVER_IDLE`` seconds (default 60) without a request, on SIGTERM,
@@ -34,22 +36,40 @@ from runtime import cli_commands, libc
 from runtime.cli import LOCK_NAME, namespace_ids, socket_path
 from runtime.cli_worker import serve_connection
 from runtime.errors import OCIRuntimeError
+from runtime.records import dataclass
 from runtime.state import process_start_time
 from runtime.zygote import Zygote
 
 IDLE_DEFAULT = 60.0
 _TICK = 1.0
-# What a spare tells the server on its pipe: it took a connection.
-_TAKEN = b"t"
-_MAX_SPARE_DEATHS = 5  # spares dying before taking anything, in a row: give up
+_TAKEN, _DONE = b"t", b"d"  # what a worker tells the server
+_MAX_WORKERS = 32
+# Most calls take a few ms: when the last idle worker takes one, another is forked only if
+# none is idle again this much later (or sequential calls would grow the pool).
+_FORK_DELAY = 0.005
+_SPARE_LINGER = 30.0  # seconds an idle worker beyond the second one lives on
+_MAX_REQUESTS = 1000  # per worker, then it exits (the server forks a fresh one)
+_MAX_STILLBORN = 5  # workers dying before taking anything, in a row: give up
 
 
 class _Stop(Exception):
     """SIGTERM."""
 
 
+@dataclass
+class Worker:
+    """The server's view of one worker."""
+
+    pid: int
+    pipe: int
+    busy: bool = False
+    served: int = 0
+    idle_since: float = 0.0
+    stopping: bool = False  # told to exit
+
+
 class Server:
-    """The spare-forking loop of one root; ``serve`` returns when the server should exit."""
+    """The worker pool of one root; ``serve`` returns when the server should exit."""
 
     def __init__(self, root: str, listener: socket.socket, lock: int, idle: float) -> None:
         self.root = root
@@ -60,25 +80,20 @@ class Server:
         self.namespaces = namespace_ids()
         self.zygote: Zygote | None = None
         self.code = CodeWatch()
-        self.workers: set[int] = set()  # spares and workers, to reap
-        self.spare: tuple[int, int] | None = None  # pid, read end of its pipe
+        self.workers: dict[int, Worker] = {}  # by pipe fd
+        self.dead: set[int] = set()  # exited workers to reap
+        self.last = time.monotonic()
+        self.stillborn = 0
 
     def serve(self) -> None:
         signal.signal(signal.SIGTERM, self._on_term)
-        last, deaths = time.monotonic(), 0
         try:
-            while deaths < _MAX_SPARE_DEATHS:
-                if self.spare is None:
-                    self.spare = self._fork_spare()
-                _, pipe = self.spare
-                if select.select([pipe], [], [], _TICK)[0]:
-                    said = os.read(pipe, 1)
-                    os.close(pipe)
-                    self.spare = None
-                    last, deaths = (time.monotonic(), 0) if said == _TAKEN else (last, deaths + 1)
-                elif self._should_exit(time.monotonic() - last):
+            while self.stillborn < _MAX_STILLBORN:
+                if self._needs_worker() and not self._reports(_FORK_DELAY):
+                    self._fork_worker()
+                if not self._reports(_TICK) and self._should_exit():
                     return
-                self._reap()
+                self._tend()
         except _Stop:
             return
         finally:
@@ -87,16 +102,74 @@ class Server:
     def _on_term(self, *_: Any) -> None:
         raise _Stop
 
-    def _should_exit(self, idle_for: float) -> bool:
-        return (idle_for >= self.idle or _inode(self.root) != self.sock_id
-                or self.code.changed())
+    def _needs_worker(self) -> bool:
+        """No worker waits for a connection (and more may be forked)."""
+        return len(self.workers) < _MAX_WORKERS and all(
+            w.busy or w.stopping for w in self.workers.values())
 
-    def _zygote(self) -> Zygote | None:
-        """The live zygote, started (again) when needed; None when it cannot be (workers then
-        fork monitors themselves)."""
+    def _reports(self, timeout: float) -> bool:
+        """Read what workers tell, waiting up to ``timeout`` s for something; whether any did.
+        (With no worker at all, there is nothing to wait for.)"""
+        if not self.workers and timeout == _FORK_DELAY:
+            return False
+        ready = select.select(list(self.workers), [], [], timeout)[0]
+        for pipe in ready:
+            self._on_report(self.workers[pipe])
+        return bool(ready)
+
+    def _on_report(self, w: Worker) -> None:
+        said = os.read(w.pipe, 64)
+        self.last = time.monotonic()
+        if not said:  # it exited (a request limit, SIGTERM, a crash)
+            if not (w.served or w.stopping):
+                self.stillborn += 1
+            os.close(w.pipe)
+            del self.workers[w.pipe]
+            self.dead.add(w.pid)
+            return
+        self.stillborn = 0
+        w.served += said.count(_TAKEN)
+        w.busy = said[-1:] == _TAKEN
+        w.idle_since = self.last
+
+    def _should_exit(self) -> bool:
+        if any(w.busy for w in self.workers.values()):
+            return False
+        return (time.monotonic() - self.last >= self.idle
+                or _inode(self.root) != self.sock_id or self.code.changed())
+
+    def _tend(self) -> None:
+        """Reap exited workers, stop idle extras, and renew the pool if the zygote died."""
+        for pid in list(self.dead):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    self.dead.discard(pid)
+            except ChildProcessError:
+                self.dead.discard(pid)
         if self.zygote is not None and process_start_time(self.zygote.pid) is None:
             self.zygote.close()
-            self.zygote = None
+            self.zygote = None  # workers hold its handle: replace them all
+            self._stop_workers()
+            return
+        idle = sorted((w for w in self.workers.values() if not w.busy),
+                      key=lambda w: w.idle_since)
+        now = time.monotonic()
+        for w in idle[:-2]:
+            if now - w.idle_since > _SPARE_LINGER and not w.stopping:
+                self._stop(w)
+
+    def _stop_workers(self) -> None:
+        """Idle workers exit now, busy ones after their request (see ``_worker``)."""
+        for w in self.workers.values():
+            self._stop(w)
+
+    def _stop(self, w: Worker) -> None:
+        w.stopping = True
+        _signal(w.pid, signal.SIGTERM)
+
+    def _zygote(self) -> Zygote | None:
+        """The live zygote, started when needed; None when it cannot be (workers then fork
+        monitors themselves)."""
         if self.zygote is None:
             try:
                 self.zygote = Zygote.start()
@@ -104,10 +177,10 @@ class Server:
                 return None
         return self.zygote
 
-    def _fork_spare(self) -> tuple[int, int]:
+    def _fork_worker(self) -> None:
         zygote = self._zygote()
         r, w = os.pipe2(os.O_CLOEXEC)
-        # SIGTERM waits until the spare is recorded, so that _close always finds it.
+        # SIGTERM waits until the worker is recorded, so that _close always finds it.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         try:
             pid = os.fork()
@@ -115,52 +188,53 @@ class Server:
                 code = 1
                 try:
                     os.close(r)
-                    self._spare(w, zygote)
+                    self._worker(w, zygote)
                     code = 0
                 finally:
                     os._exit(code)
             os.close(w)
-            self.workers.add(pid)
-            return pid, r
+            self.workers[r] = Worker(pid, r, idle_since=time.monotonic())
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
-    def _spare(self, tell: int, zygote: Zygote | None) -> None:
-        """In the forked spare: take one connection, tell the server, serve it."""
-        taken = False
+    def _worker(self, tell: int, zygote: Zygote | None) -> None:
+        """In the forked worker: take connections one at a time and serve them, telling the
+        server; SIGTERM ends it at once when idle, after its request when busy."""
+        state = {"taken": False, "stop": False}
 
         def on_term(*_: Any) -> None:
-            if not taken:  # still waiting: the server is going; once taken, finish the job
+            if not state["taken"]:
                 raise SystemExit(0)
+            state["stop"] = True
 
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         server = os.getppid()
-        # A server killed outright cannot stop its spare: the kernel does.
+        # A server killed outright cannot stop its workers: the kernel does.
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGTERM)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         if os.getppid() != server:
             return
         _set_comm("crid-runtime-w")
         os.close(self.lock)  # a worker outliving the server must not keep the root locked
-        conn, _ = self.listener.accept()
-        taken = True
-        self.listener.close()
-        os.write(tell, _TAKEN)
-        os.close(tell)
-        serve_connection(conn, zygote, self.namespaces)
-
-    def _reap(self) -> None:
-        for pid in list(self.workers):
+        for _ in range(_MAX_REQUESTS):
+            conn, _ = self.listener.accept()
+            state["taken"] = True
             try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self.workers.discard(pid)
+                os.write(tell, _TAKEN)
+            except OSError:
+                state["stop"] = True  # the server is gone: serve this one, then go
+            serve_connection(conn, zygote, self.namespaces)
+            try:
+                os.write(tell, _DONE)
+            except OSError:
+                return
+            state["taken"] = False
+            if state["stop"]:
+                return
 
     def _close(self) -> None:
-        """Stop taking connections: remove the socket (if still ours), stop the spare."""
+        """Stop taking connections: remove the socket (if still ours), stop the workers."""
         if _inode(self.root) == self.sock_id:
             path, dirfd = socket_path(self.root)
             try:
@@ -170,16 +244,17 @@ class Server:
             finally:
                 if dirfd is not None:
                     os.close(dirfd)
-        if self.spare is not None:
-            pid, pipe = self.spare
-            os.close(pipe)
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        self._stop_workers()
         self.listener.close()
         # The zygote is left to exit by itself when its socket closes, that is when this
         # process and the workers still using it are gone (Zygote.close would wait for them).
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 class CodeWatch:
@@ -276,7 +351,7 @@ def run(root: str, ready_fd: int, idle: float) -> int:
     preload()
     server = Server(root, listener, lock, idle)
     gc.collect()
-    gc.freeze()  # spares share the heap copy-on-write; their collections skip it
+    gc.freeze()  # workers share the heap copy-on-write; their collections skip it
     server.serve()
     os.close(lock)
     return 0

@@ -1,9 +1,8 @@
-"""One request to the runtime server, served by a worker: a fork of the server that took the
-connection (see ``runtime.cli_server``) and exits when it has answered.
+"""One request to the runtime server, served by one of its workers (``runtime.cli_server``).
 
 The command runs with the client's stdio on fds 0-2 and the client's working directory
-(``runtime.cli_commands.execute``), its monitors launched by the server's zygote. The wire
-format is in ``runtime.cli``.
+(``runtime.cli_commands.execute``), its monitors launched by the server's zygote; afterwards
+the worker holds none of the client's files. The wire format is in ``runtime.cli``.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ import os
 import socket
 import struct
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from runtime import cli_commands
 from runtime.cli import MAGIC, MAX_FDS
@@ -72,40 +73,47 @@ def _answer(fields: list[bytes], fds: list[int], host: Host,
     argv = [f.decode("utf-8", "surrogateescape") for f in fields[4:]]
     if their_namespaces != namespaces:
         return b"local", []  # its paths, pids and cgroups would mean other things here
-    _adopt_client(fds)
-    try:
-        if kind == b"finish":
-            return b"exit %d" % cli_commands.finish_command(argv, record, host), []
-        _, result = cli_commands.execute(argv, host)
-    except NeedsTerminal:
-        return b"local", []
-    except Exception as e:  # noqa: BLE001 - a bug is reported, never a traceback
-        print(f"crid-runtime: internal error in the runtime server: {type(e).__name__}: {e}",
-              file=sys.stderr)
-        return b"exit 1", []
-    finally:
-        _flush()
+    with _as_client(fds):
+        try:
+            if kind == b"finish":
+                return b"exit %d" % cli_commands.finish_command(argv, record, host), []
+            _, result = cli_commands.execute(argv, host)
+        except NeedsTerminal:
+            return b"local", []
+        except Exception as e:  # noqa: BLE001 - a bug is reported, never a traceback
+            print(f"crid-runtime: internal error in the runtime server: "
+                  f"{type(e).__name__}: {e}", file=sys.stderr)
+            return b"exit 1", []
     if isinstance(result, Foreground):
         return b"wait %d" % result.pid, [result.wait_fd]
     return b"exit %d" % result, []
 
 
-def _adopt_client(fds: list[int]) -> None:
-    """The client's stdio on our fds 0-2 and sys.std*, its working directory as ours."""
+@contextmanager
+def _as_client(fds: list[int]) -> Iterator[None]:
+    """The client's stdio on our fds 0-2 (and sys.std*), its working directory as ours, for
+    one command; then /dev/null and / again."""
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)
     os.fchdir(fds[3])
+    saved = sys.stdin, sys.stdout, sys.stderr
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
-
-
-def _flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except OSError:
-            pass
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except OSError:
+                pass
+        sys.stdin, sys.stdout, sys.stderr = saved
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        for target in (0, 1, 2):
+            os.dup2(null, target)
+        os.close(null)
+        os.chdir("/")
 
 
 def _recv(conn: socket.socket) -> tuple[bytes, list[int]]:
