@@ -231,3 +231,46 @@ def test_a_stopped_server_finishes_what_it_took(root: Path, tmp_path: Path) -> N
     assert slow.wait(30) == 0
     assert _status(root, cid) == "running"
     assert server_pid(root) not in (None, first)
+
+
+def test_sequential_calls_keep_the_pool_small(root: Path) -> None:
+    for _ in range(10):
+        assert cli(root, "list", "-q").returncode == 0
+    server = server_pid(root)
+    workers = [p for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == server]
+    assert 1 <= len(workers) <= 2
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return 0
+
+
+def test_relative_console_socket_and_pid_file(root: Path, tmp_path: Path) -> None:
+    """They mean the caller's cwd, whatever the server's: the pty master arrives on the
+    caller's socket, the pid file in the caller's directory."""
+    cid = PREFIX + "console"
+    bundle = write_bundle(tmp_path / "b", ["sh", "-c", "tty; sleep 300"],
+                          process__terminal=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(tmp_path / "console.sock"))
+        listener.listen(1)
+        r = cli(root, "run", "-d", "--console-socket", "console.sock", "--pid-file", "pid",
+                "-b", str(bundle), cid, cwd=tmp_path, detached=True)
+        assert r.returncode == 0
+        listener.settimeout(10)
+        conn, _ = listener.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+    master = fds[0]
+    try:
+        out = b""
+        while b"\n" not in out:
+            out += os.read(master, 1024)
+    finally:
+        os.close(master)
+    assert out.replace(b"\r", b"") == b"/dev/pts/0\n"
+    assert int((tmp_path / "pid").read_text()) == json.loads(cli(root, "state", cid).stdout)["pid"]
