@@ -36,6 +36,7 @@ from runtime import cli_commands, libc
 from runtime.cli import LOCK_NAME, namespace_ids, socket_path
 from runtime.cli_worker import serve_connection
 from runtime.errors import OCIRuntimeError
+from runtime.monitor.launch import _set_comm
 from runtime.records import dataclass
 from runtime.state import process_start_time
 from runtime.zygote import Zygote
@@ -374,14 +375,6 @@ def _tell(fd: int, what: bytes) -> None:
         os.write(fd, what)
     finally:
         os.close(fd)
-
-
-def _set_comm(name: str) -> None:
-    try:
-        with open("/proc/self/comm", "w") as f:
-            f.write(name)
-    except OSError:
-        pass
 
 
 def main() -> None:

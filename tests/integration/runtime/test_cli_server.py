@@ -204,28 +204,26 @@ def test_caller_in_another_mount_namespace_runs_locally(root: Path, tmp_path: Pa
     assert (r.returncode, r.stdout) == (6, "elsewhere\n")
 
 
-def _slow_start_bundle(tmp_path: Path) -> Path:
-    """A container whose ``start`` takes 3 s: a poststart hook sleeps."""
-    return write_bundle(tmp_path / "b", ["sleep", "300"],
-                        hooks={"poststart": [{"path": "/bin/sleep", "args": ["sleep", "3"]}]})
+def _slow_start(root: Path, tmp_path: Path, cid: str) -> subprocess.Popen[str]:
+    """Create a container whose ``start`` takes 3 s and start it; returns once it runs (and
+    the start is still in its hook)."""
+    bundle = write_bundle(tmp_path / "b", ["sleep", "300"],
+                          hooks={"poststart": [{"path": "/bin/sleep", "args": ["sleep", "3"]}]})
+    assert cli(root, "create", "-b", str(bundle), cid, detached=True).returncode == 0
+    slow = _popen(root, "start", cid)
+    assert _until(lambda: _status(root, cid) == "running")
+    return slow
 
 
 def test_a_slow_call_holds_up_no_other(root: Path, tmp_path: Path) -> None:
-    cid = PREFIX + "slow"
-    assert cli(root, "create", "-b", str(_slow_start_bundle(tmp_path)), cid,
-               detached=True).returncode == 0
-    slow = _popen(root, "start", cid)
-    assert _until(lambda: _status(root, cid) == "running")
+    slow = _slow_start(root, tmp_path, PREFIX + "slow")
     assert slow.poll() is None  # still in its hook, while state was answered
     assert slow.wait(30) == 0
 
 
 def test_a_stopped_server_finishes_what_it_took(root: Path, tmp_path: Path) -> None:
     cid = PREFIX + "stopmid"
-    assert cli(root, "create", "-b", str(_slow_start_bundle(tmp_path)), cid,
-               detached=True).returncode == 0
-    slow = _popen(root, "start", cid)
-    assert _until(lambda: _status(root, cid) == "running")
+    slow = _slow_start(root, tmp_path, cid)
     first = stop_server(root)
     assert first is not None and slow.poll() is None
     assert slow.wait(30) == 0
