@@ -140,23 +140,17 @@ def request(root: str, kind: bytes, argv: list[str],
     fields = [MAGIC, kind, namespace_ids(), record]
     fields += [a.encode("utf-8", "surrogateescape") for a in argv]
     data = b"\0".join(fields)
-    cwd = posix.open(".", posix.O_PATH | posix.O_CLOEXEC)
+    try:
+        cwd = posix.open(".", posix.O_PATH | posix.O_CLOEXEC)
+    except OSError as e:
+        raise ServerUnavailable(f"the working directory: {e}") from e
     stdio = [_usable(fd) for fd in (0, 1, 2)]
     try:
         for _ in range(4):  # a server between its last answer and its exit takes nothing
             sock = _connect(root) or _start_and_connect(root)
             try:
-                _send(sock, data, [*stdio, cwd])
-                answer, fds = _recv(sock)
-                if answer != b"ack":
-                    _close_all(fds)
-                    continue
-                answer, fds = _recv(sock)
-                if not answer:
-                    raise ServerDied
-                return answer, fds
-            except (BrokenPipeError, ConnectionResetError):
-                continue
+                if _handed_over(sock, data, [*stdio, cwd]):
+                    return _answer(sock)
             finally:
                 sock.close()
         raise ServerUnavailable
@@ -165,6 +159,28 @@ def request(root: str, kind: bytes, argv: list[str],
         for mine, fd in zip(stdio, (0, 1, 2), strict=True):
             if mine != fd:
                 posix.close(mine)
+
+
+def _handed_over(sock: _socket.socket, data: bytes, fds: list[int]) -> bool:
+    """Send the request; whether the server acknowledged it (taken: it will be done)."""
+    try:
+        _send(sock, data, fds)
+        answer, extra = _recv(sock)
+    except OSError:  # reset, refused, too large: not taken
+        return False
+    _close_all(extra)
+    return answer == b"ack"
+
+
+def _answer(sock: _socket.socket) -> tuple[bytes, list[int]]:
+    """The answer to a taken request. Raises ServerDied."""
+    try:
+        answer, fds = _recv(sock)
+    except OSError as e:
+        raise ServerDied from e
+    if not answer:
+        raise ServerDied
+    return answer, fds
 
 
 def namespace_ids() -> bytes:
@@ -198,7 +214,7 @@ def _connect(root: str) -> _socket.socket | None:
         path, dirfd = socket_path(root)
         sock.connect(path)
         return sock
-    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+    except OSError:  # none listens (or the root is unusable: starting one says why)
         sock.close()
         return None
     finally:
