@@ -105,6 +105,18 @@ def _died() -> int:
     return 1
 
 
+def exit_now(code: int) -> None:
+    """Exit with ``code`` without the interpreter's finalisation (1.5 ms of a 10 ms client):
+    stdout and stderr are flushed, and nothing else is left to clean up (the runtime
+    registers no atexit handlers)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    posix._exit(code & 0xFF if code >= 0 else 1)
+
+
 def _local(argv: list[str]) -> int:
     from runtime.cli_commands import main as run_here
 
@@ -357,4 +369,4 @@ class _Forwarder:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
