@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if forwarder is not None:
             forwarder.restore()
+    if forwarder is not None and forwarder.pending:
+        return 128 + forwarder.pending[0]  # a signal came before there was a process to take it
     if answer.startswith(b"exit "):
         return int(answer[5:])
     return _local(argv)
@@ -279,6 +281,10 @@ def _exec_server(root: str, r: int, w: int, env: dict[bytes, bytes]) -> None:
         null = posix.open("/dev/null", posix.O_RDWR)
         for fd in (0, 1, 2):
             posix.dup2(null, fd)
+        # Nothing the caller left open (its pipes: a caller waiting for their EOF) may live
+        # on in the server, only the pipe it reports on.
+        posix.closerange(3, w)
+        posix.closerange(w + 1, 1 << 20)
         posix.set_inheritable(w, True)
         posix.execve(sys.executable, [sys.executable, "-m", "runtime.cli_server", root, str(w)],
                      env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import stat
@@ -280,3 +281,20 @@ def test_relative_console_socket_and_pid_file(root: Path, tmp_path: Path) -> Non
         os.close(master)
     assert out.replace(b"\r", b"") == b"/dev/pts/0\n"
     assert int((tmp_path / "pid").read_text()) == json.loads(cli(root, "state", cid).stdout)["pid"]
+
+
+def test_the_server_keeps_none_of_the_first_callers_files(root: Path) -> None:
+    """A pipe the caller left open (inherited) must reach EOF when the call is over."""
+    r, w = os.pipe()
+    try:
+        subprocess.run([sys.executable, str(SCRIPT), "--root", str(root), "list"],
+                       pass_fds=[w], env=cli_env(), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60, check=True)
+        os.close(w)
+        w = -1
+        assert server_pid(root) is not None
+        assert select.select([r], [], [], 10)[0] and os.read(r, 1) == b""
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
