@@ -44,7 +44,6 @@ SUN_PATH_MAX = 107
 MAX_FDS = 4
 FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT,
                      _signal.SIGUSR1, _signal.SIGUSR2)
-_START_TIMEOUT = 30.0
 _GLOBAL_VALUE_FLAGS = ("--root", "--log", "--log-format", "--rootless")
 
 
@@ -66,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     forwarder = _Forwarder() if command in ("run", "exec") else None
     try:
         answer, fds = request(root, b"cmd", argv)
-        if answer.startswith(b"wait ") and forwarder is not None and len(fds) == 1:
+        if answer.startswith(b"wait ") and len(fds) == 1:
+            forwarder = forwarder or _Forwarder()
             forwarder.target(int(answer[5:]))
             return _finish(root, argv, _read_all(fds[0]))
         _close_all(fds)

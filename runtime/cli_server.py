@@ -90,7 +90,7 @@ class Server:
         signal.signal(signal.SIGTERM, self._on_term)
         try:
             while self.stillborn < _MAX_STILLBORN:
-                if self._needs_worker() and not self._reports(_FORK_DELAY):
+                if self._needs_worker() and not (self.workers and self._reports(_FORK_DELAY)):
                     self._fork_worker()
                 if not self._reports(_TICK) and self._should_exit():
                     return
@@ -109,10 +109,7 @@ class Server:
             w.busy or w.stopping for w in self.workers.values())
 
     def _reports(self, timeout: float) -> bool:
-        """Read what workers tell, waiting up to ``timeout`` s for something; whether any did.
-        (With no worker at all, there is nothing to wait for.)"""
-        if not self.workers and timeout == _FORK_DELAY:
-            return False
+        """Read what workers tell, waiting up to ``timeout`` s for something; whether any did."""
         ready = select.select(list(self.workers), [], [], timeout)[0]
         for pipe in ready:
             self._on_report(self.workers[pipe])
