@@ -16,14 +16,16 @@ All state is on disk and every container has its own monitor, so a server may di
 without losing a container; the next call starts another.
 
 The command runs in this process instead (``runtime.cli_commands.main``) when the server
-answers ``local`` (a terminal to proxy; a caller in other namespaces than the server's), when
+answers ``local`` (a terminal to proxy; a caller in other namespaces than the server's, or
+running other code than the server's, from another installation or work tree), when
 no server can be started, or with ``CRID_RUNTIME_SERVER=0`` in the environment.
 
 Wire format (``SOCK_SEQPACKET`` on ``<root>/.crid-runtime.sock``, root-only), one datagram
 each way and then one more from the server:
 
-    request:  b"CRT1" NUL kind NUL namespaces NUL record NUL arg NUL arg ...
+    request:  b"CRT1" NUL kind NUL context NUL record NUL arg NUL arg ...
               kind b"cmd" (record empty) or b"finish" (record: the exit record read);
+              context: ``caller_context()``, the server's own or the answer is b"local";
               fds 0, 1, 2 and the working directory attached
     answers:  b"ack" (the request was taken), then b"exit <code>" | b"wait <pid>" (the exit
               pipe attached) | b"local"
@@ -151,7 +153,7 @@ def request(root: str, kind: bytes, argv: list[str],
     Raises ServerUnavailable when no server took the request, ServerDied when one took it
     and vanished.
     """
-    fields = [MAGIC, kind, namespace_ids(), record]
+    fields = [MAGIC, kind, caller_context(), record]
     fields += [a.encode("utf-8", "surrogateescape") for a in argv]
     data = b"\0".join(fields)
     try:
@@ -197,9 +199,11 @@ def _answer(sock: _socket.socket) -> tuple[bytes, list[int]]:
     return answer, fds
 
 
-def namespace_ids() -> bytes:
-    """The caller's namespaces (the server runs a command only in the same ones)."""
-    return ",".join(posix.readlink(f"/proc/self/ns/{ns}") for ns in NAMESPACES).encode()
+def caller_context() -> bytes:
+    """The caller's namespaces and the code it runs (where ``runtime`` is): the server runs a
+    command only for a caller with the same."""
+    namespaces = ",".join(posix.readlink(f"/proc/self/ns/{ns}") for ns in NAMESPACES)
+    return f"{namespaces};{_package_parent()}".encode("utf-8", "surrogateescape")
 
 
 def _usable(fd: int) -> int:

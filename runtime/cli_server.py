@@ -33,7 +33,7 @@ import time
 from typing import Any
 
 from runtime import cli_commands, libc
-from runtime.cli import LOCK_NAME, namespace_ids, socket_path
+from runtime.cli import LOCK_NAME, caller_context, socket_path
 from runtime.cli_worker import serve_connection
 from runtime.errors import OCIRuntimeError
 from runtime.monitor.launch import _set_comm
@@ -78,7 +78,7 @@ class Server:
         self.lock = lock
         self.idle = idle
         self.sock_id = _inode(root)
-        self.namespaces = namespace_ids()
+        self.context = caller_context()
         self.zygote: Zygote | None = None
         self.code = CodeWatch()
         self.workers: dict[int, Worker] = {}  # by pipe fd
@@ -215,6 +215,8 @@ class Server:
             return
         _set_comm("crid-runtime-w")
         os.close(self.lock)  # a worker outliving the server must not keep the root locked
+        for pipe in self.workers:  # the server's ends of its siblings' pipes
+            os.close(pipe)
         for _ in range(_MAX_REQUESTS):
             conn, _ = self.listener.accept()
             state["taken"] = True
@@ -222,7 +224,7 @@ class Server:
                 os.write(tell, _TAKEN)
             except OSError:
                 state["stop"] = True  # the server is gone: serve this one, then go
-            serve_connection(conn, zygote, self.namespaces)
+            serve_connection(conn, zygote, self.context)
             try:
                 os.write(tell, _DONE)
             except OSError:

@@ -44,7 +44,7 @@ class WorkerLauncher:
         ForkLauncher(double=True).launch(request, fds)
 
 
-def serve_connection(conn: socket.socket, zygote: Zygote | None, namespaces: bytes) -> None:
+def serve_connection(conn: socket.socket, zygote: Zygote | None, context: bytes) -> None:
     """Read the request on ``conn``, acknowledge it, run it and send the answer. A request
     that is not well-formed, or not from our own user, is dropped unacknowledged."""
     fds: list[int] = []
@@ -57,8 +57,12 @@ def serve_connection(conn: socket.socket, zygote: Zygote | None, namespaces: byt
         conn.sendall(b"ack")
         conn.settimeout(None)
         answer, extra = _answer(fields, fds, Host(WorkerLauncher(zygote), proxy_tty=False),
-                                namespaces)
-        socket.send_fds(conn, [answer], extra)
+                                context)
+        try:
+            socket.send_fds(conn, [answer], extra)
+        finally:
+            for fd in extra:  # the client's now
+                os.close(fd)
     except OSError:
         pass  # the client went away; what it asked for is done or undone on disk anyway
     finally:
@@ -68,11 +72,12 @@ def serve_connection(conn: socket.socket, zygote: Zygote | None, namespaces: byt
 
 
 def _answer(fields: list[bytes], fds: list[int], host: Host,
-            namespaces: bytes) -> tuple[bytes, list[int]]:
-    kind, their_namespaces, record = fields[1], fields[2], fields[3]
+            context: bytes) -> tuple[bytes, list[int]]:
+    kind, theirs, record = fields[1], fields[2], fields[3]
     argv = [f.decode("utf-8", "surrogateescape") for f in fields[4:]]
-    if their_namespaces != namespaces:
-        return b"local", []  # its paths, pids and cgroups would mean other things here
+    if theirs != context:
+        # Its paths, pids and cgroups would mean other things here, or it runs other code.
+        return b"local", []
     with _as_client(fds):
         try:
             if kind == b"finish":

@@ -298,3 +298,15 @@ def test_the_server_keeps_none_of_the_first_callers_files(root: Path) -> None:
         os.close(r)
         if w >= 0:
             os.close(w)
+
+
+def test_workers_hold_no_exit_pipes(root: Path, tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "b", ["true"])
+    for i in range(3):
+        assert cli(root, "run", "-b", str(bundle), f"{PREFIX}pipes{i}").returncode == 0
+    server = server_pid(root)
+    for pid in [p for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == server
+                and _comm(int(p)) == "crid-runtime-w"]:
+        fds = os.listdir(f"/proc/{pid}/fd")
+        pipes = [fd for fd in fds if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:")]
+        assert len(pipes) == 1  # its own report pipe to the server
