@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import stat
@@ -310,3 +311,18 @@ def test_workers_hold_no_exit_pipes(root: Path, tmp_path: Path) -> None:
         fds = os.listdir(f"/proc/{pid}/fd")
         pipes = [fd for fd in fds if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:")]
         assert len(pipes) == 1  # its own report pipe to the server
+
+
+def test_a_caller_running_other_code_runs_locally(root: Path, tmp_path: Path) -> None:
+    """Another installation or work tree on the same root: never served by this server."""
+    assert cli(root, "list").returncode == 0
+    server = server_pid(root)
+    other = tmp_path / "other"
+    shutil.copytree(REPO / "runtime", other / "runtime",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    bundle = write_bundle(tmp_path / "b", ["sh", "-c", "echo other; exit 4"])
+    r = subprocess.run([sys.executable, str(SCRIPT), "--root", str(root), "run", "-b",
+                        str(bundle), PREFIX + "othercode"], capture_output=True, text=True,
+                       env=cli_env(PYTHONPATH=str(other)), timeout=60)
+    assert (r.returncode, r.stdout) == (4, "other\n")
+    assert server_pid(root) == server
