@@ -29,12 +29,11 @@ from crid.containers.runtime_adapter import EmbeddedRuntime, RuntimeOptions
 from crid.containers.stats import CgroupReader
 from crid.events import EventBus
 from crid.images import store_options
-from crid.network import make_pod_network
+from crid.network import PodNetwork, make_pod_network
 from crid.network.factory import options_from_config
-from crid.pods import PodManager, PodNetworkPort, PodOptions, SetupDeps, handler_set
-from crid.pods.cgroups import CgroupfsPodCgroups
+from crid.pods import PodManager, PodOptions, SetupDeps, handler_set
+from crid.pods.cgroups import RuntimePodCgroups
 from crid.pods.namespaces import NamespacePinner
-from crid.pods.netadapter import PodNetworkAdapter
 from crid.pods.network import ReadinessCondition
 from crid.runtime_info import PodCidrStore
 from crid.server.container_rpc import ContainerDeps
@@ -181,19 +180,19 @@ class Daemon:
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         return server
 
-    def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetworkPort:
+    def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetwork:
         opts = options_from_config(self.cfg.network, str(self.root))
         # Daemons with a bridge of their own (tests, a second crid) get an nft table of
         # their own too: each rewrites its whole table from its own leases.
         if opts.bridge != NetworkConfig().bridge:
             table = re.sub(r"[^A-Za-z0-9_]", "_", opts.bridge)
             opts = dataclasses.replace(opts, nft_table=f"crid_{table}")
-        network = PodNetworkAdapter(make_pod_network(opts))
+        network = make_pod_network(opts)
         if pod_cidrs.get():
-            network.update_pod_cidrs(pod_cidrs.get())
+            network.update_pod_cidr(",".join(pod_cidrs.get()))
         return network
 
-    def _build_pods(self, store: MetadataStore, network: PodNetworkPort) -> PodManager:
+    def _build_pods(self, store: MetadataStore, network: PodNetwork) -> PodManager:
         cfg = self.cfg
         pods = PodManager(
             PodOptions(run_root=self.run_root,
@@ -201,7 +200,7 @@ class Daemon:
                                             cfg.pods.runtime_handlers),
                        default_handler=cfg.default_runtime_handler),
             store,
-            SetupDeps(pinner=NamespacePinner(), network=network, cgroups=CgroupfsPodCgroups(),
+            SetupDeps(pinner=NamespacePinner(), network=network, cgroups=RuntimePodCgroups(),
                       run_root=self.run_root, shm_size=parse_size(cfg.pods.shm_size)))
         for change in pods.reconcile():
             log.info("reconciled pod", change=change)

@@ -312,3 +312,21 @@ SYS_tgkill = 234  # x86_64
 def tgkill(tgid: int, tid: int, sig: int) -> None:
     """tgkill(2): send sig to one thread of a process."""
     _check(_libc.syscall(SYS_tgkill, tgid, tid, sig), f"tgkill({tgid}, {tid}, {sig})")
+
+
+SYS_openat2 = 437  # the same number on every architecture
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2) (Linux ≥ 5.6): returns the new fd. ENOSYS on older kernels."""
+    how = _OpenHow(flags, mode, resolve)
+    return _check(_libc.syscall(SYS_openat2, dirfd, _b(path), ctypes.byref(how),
+                                ctypes.c_size_t(ctypes.sizeof(how))),
+                  f"openat2({path!r})")

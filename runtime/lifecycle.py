@@ -448,7 +448,7 @@ def _with_root(process: dict[str, Any]) -> dict[str, Any]:
 def _write_pid_file(path: Path, pid: int) -> None:
     from runtime.atomic import write_atomic
 
-    write_atomic(os.path.abspath(path), str(pid).encode())
+    write_atomic(os.path.abspath(path), str(pid).encode(), durable=False)  # as runc
 
 
 def _quiet(fn: Any) -> Any:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from runtime import hooks
-from runtime.cgroup_seam import open_cgroups
+from runtime.cgroup_seam import mount_hierarchies, open_cgroups
 from runtime.cgroups import Resources
 from runtime.errors import OCIRuntimeError, SpecError
 from runtime.init import ExecContext, InitContext, exec_in, spawn_init
+from runtime.init.mounts import CgroupHierarchy
 from runtime.monitor.loop import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
 from runtime.spec import load_spec, parse_spec
@@ -26,6 +27,7 @@ class InitSpawner:
         self.params = params
         self.spec = load_spec(params["bundle"])
         self.cgroups = open_cgroups(self.spec, params["id"])
+        self._state: dict[str, Any] = {}
 
     def spawn(self, stdio: ChildStdio) -> int:
         p = self.params
@@ -34,15 +36,20 @@ class InitSpawner:
                           stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
                           console_socket=stdio.console_socket, exec_fifo=p.get("exec_fifo"),
                           state=state, no_pivot=bool(p.get("no_pivot")))
-        return spawn_init(ctx, lambda pid: self._on_created(pid, state))
+        self._state = state
+        # in place: the monitor calls this in its throwaway creator child (_spawn_in_child)
+        return spawn_init(ctx, self, in_place=True)
 
-    def _on_created(self, pid: int, state: dict[str, Any]) -> None:
-        """The init exists and waits: put it in its cgroup, then run the runtime-side hooks
-        (runtime.md: createRuntime after the environment is created, before pivot_root)."""
+    # InitHost: the init mounts while we place it and run the runtime-side hooks
+    # (runtime.md: createRuntime after the environment is created, before pivot_root).
+    def prepare(self) -> tuple[CgroupHierarchy, ...]:
         self.cgroups.create()
+        return mount_hierarchies(self.cgroups)
+
+    def place(self, pid: int) -> None:
         self.cgroups.apply(pid)
         self.cgroups.set(Resources.from_oci(self.spec.linux.resources))
-        state = {**state, "pid": pid, "status": "creating"}
+        state = {**self._state, "pid": pid, "status": "creating"}
         hooks.run_hooks(self.spec.hooks.prestart, state, "prestart")
         hooks.run_hooks(self.spec.hooks.create_runtime, state, "createRuntime")
 
@@ -51,6 +58,9 @@ class InitSpawner:
             return self.cgroups.oom_kill_count()
         except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
             return 0
+
+    def oom_counter(self) -> tuple[str, str] | None:
+        return self.cgroups.oom_counter()
 
 
 class ExecSpawner:
@@ -81,6 +91,9 @@ class ExecSpawner:
             return open_cgroups(self.spec, self.params["id"]).oom_kill_count()
         except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
             return 0
+
+    def oom_counter(self) -> None:
+        return None  # the container's spec is read again at the end instead
 
 
 def make_spawner(params: dict[str, Any]) -> ChildSpawner:

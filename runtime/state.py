@@ -118,7 +118,10 @@ class StateStore:
         return d
 
     def save(self, record: ContainerRecord) -> None:
-        write_atomic(str(self.dir(record.id) / "state.json"), record.to_json(), 0o600)
+        # Not durable (no fsyncs): the state describes processes, which a power loss or reboot
+        # ends anyway; the root is a run directory (tmpfs on a normal host), as runc's is.
+        write_atomic(str(self.dir(record.id) / "state.json"), record.to_json(), 0o600,
+                     durable=False)
 
     def load(self, container_id: str) -> ContainerRecord | None:
         """The record, None while still being created. Raises ContainerNotFound."""

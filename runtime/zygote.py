@@ -145,7 +145,10 @@ def _spare(sock: socket.socket, tell: int) -> int:
 
     os.setsid()  # a session of its own, as fork_monitor gives a monitor
     received = _receive(sock)
-    os.write(tell, _TAKEN if received is not None else _CLOSED)
+    try:
+        os.write(tell, _TAKEN if received is not None else _CLOSED)
+    except BrokenPipeError:
+        pass  # the zygote died while we waited: serve this last request all the same
     if received is None:
         return 0
     msg, fds = received
@@ -186,6 +189,8 @@ def serve(sock: socket.socket) -> None:
     from runtime.records import compile_all
 
     compile_all()  # once here rather than in every child
+    from runtime.prewarm import prewarm
+    prewarm()
     _set_comm("crid-zygote")
     # Monitors are forked directly (not double-forked: one fork less per container); the
     # kernel reaps them when they exit because SIGCHLD is ignored here.

@@ -26,7 +26,6 @@ from crid.containers.model import (
     ContainerRequest,
     ImageConfig,
     NsMode,
-    Resources,
 )
 from crid.containers.ports import (
     ContainerRuntime,
@@ -42,7 +41,9 @@ from crid.containers.users import resolve_user
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.events import ContainerEvent, EventBus
 from crid.names import NameRegistry
-from crid.store import MetadataStore, atomic_write
+from crid.resources import Resources
+from crid.store import MetadataStore
+from runtime.atomic import write_atomic
 
 KIND = "container"
 
@@ -145,7 +146,7 @@ class ContainerManager:
             undo.callback(rootfs_mod.remove_container_dir, cdir)
             rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir)
             spec, user, img = self._spec(cid, req, image, pod, rootfs, resolved)
-            atomic_write(cdir / "config.json", json.dumps(spec).encode())
+            write_atomic(cdir / "config.json", json.dumps(spec).encode())
             if log_path:
                 os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
             pid = self._rt.create(cid, cdir, log_path, req.stdin, req.stdin_once, req.tty)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from crid.resources import Resources
+
 
 class NsMode(Enum):
     POD = "pod"
@@ -50,20 +52,6 @@ class DeviceRequest:
     container_path: str
     host_path: str
     permissions: str = "rwm"
-
-
-@dataclass(frozen=True)
-class Resources:
-    cpu_period: int = 0
-    cpu_quota: int = 0
-    cpu_shares: int = 0
-    memory_limit: int = 0
-    memory_swap_limit: int = 0
-    oom_score_adj: int = 0
-    cpuset_cpus: str = ""
-    cpuset_mems: str = ""
-    hugepages: tuple[tuple[str, int], ...] = ()
-    unified: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

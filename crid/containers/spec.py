@@ -18,11 +18,11 @@ from crid.containers.model import (
     NsMode,
     ProfileKind,
     Propagation,
-    Resources,
 )
 from crid.containers.seccomp_default import default_profile
 from crid.containers.users import ResolvedUser
 from crid.errors import InvalidArgument
+from crid.resources import Resources
 
 OCI_VERSION = "1.2.0"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

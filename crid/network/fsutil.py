@@ -1,4 +1,4 @@
-"""JSON state files (written through ``crid.store.atomic``) and a cross-process lock for the
+"""JSON state files (written through ``runtime.atomic``) and a cross-process lock for the
 network's state directory."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from crid.store.atomic import atomic_write, fsync_dir
+from runtime.atomic import fsync_dir, write_atomic
 
 
 def write_json_atomic(path: str, data: Any, durable: bool = True) -> None:
@@ -21,17 +21,7 @@ def write_json_atomic(path: str, data: Any, durable: bool = True) -> None:
     ``durable=False`` skips the fsyncs (temp file + rename only): other processes see the
     new file at once, and the caller either calls ``make_durable`` later, outside its lock,
     or does not need the file to survive a power loss (hints)."""
-    raw = json.dumps(data, sort_keys=True).encode()
-    if durable:
-        atomic_write(Path(path), raw, mode=0o600)
-        return
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, raw)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+    write_atomic(path, json.dumps(data, sort_keys=True).encode(), 0o600, durable=durable)
 
 
 def make_durable(path: str) -> None:

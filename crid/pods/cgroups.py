@@ -1,23 +1,35 @@
-"""The pod's cgroup: `<cgroup_parent>/crid-<id>` in every hierarchy, with its resources.
+"""The pod's cgroup: `<cgroup_parent>/crid-<id>` in every hierarchy, with the pod's limits.
 
-`PodCgroups` is the seam the manager uses. `CgroupfsPodCgroups` is a small cgroupfs
-implementation (v1 hierarchies and a v2 unified tree) for the pod level only; container cgroups
-belong to `runtime.cgroups`, which should replace it once its CgroupManager lands.
+`PodCgroups` is the seam the pod lifecycle uses; `RuntimePodCgroups` implements it with the
+runtime's cgroup managers (`runtime.cgroups`), the code that also makes the containers' cgroups
+below it: the same hierarchies, the same resource writes, the same bottom-up removal.
 """
 
 from __future__ import annotations
 
 import errno
 import time
-from pathlib import Path
 from typing import Protocol
 
 from crid.errors import Internal, InvalidArgument
-from crid.pods.model import Resources
+from crid.resources import Resources
+from runtime.cgroups import CgroupError as RuntimeCgroupError
+from runtime.cgroups import (
+    CgroupManager,
+    CgroupPath,
+    Cpu,
+    Memory,
+    Mount,
+    expand_slice,
+    open_cgroup,
+    read_mounts,
+)
+from runtime.cgroups import Resources as CgroupLimits
+from runtime.errors import SpecError
 
 DEFAULT_PARENT = "/crid"
-_SKIP = {"name=systemd", "systemd", "rdma", "misc", "net_cls", "net_prio", "perf_event",
-         "hugetlb"}
+# A just-killed infra process (a zombie until reaped) keeps a v1 cgroup busy for a while.
+REMOVE_WAIT = 5.0
 
 
 class CgroupError(Internal):
@@ -26,7 +38,7 @@ class CgroupError(Internal):
 
 class PodCgroups(Protocol):
     def create(self, parent: str, name: str, res: Resources | None) -> str:
-        """Creates <parent>/<name> and applies res; returns the relative path."""
+        """Creates <parent>/<name> and applies res; returns the path `pod_cgroup_path` gives."""
         ...
 
     def update(self, path: str, res: Resources) -> None: ...
@@ -34,129 +46,125 @@ class PodCgroups(Protocol):
     def add_process(self, path: str, pid: int) -> None: ...
 
     def destroy(self, path: str) -> None:
-        """Removes the cgroup (and nothing above it); an absent one is fine."""
+        """Removes the cgroup and any sub-cgroups left in it (nothing above it); an absent
+        one is fine."""
         ...
 
 
-def _hierarchies(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[Path, set[str]]]:
-    found: dict[Path, set[str]] = {}
-    for line in Path(mountinfo).read_text().splitlines():
-        left, right = line.split(" - ", 1)
-        fstype, _, opts = right.split()[:3]
-        mnt = Path(left.split()[4])
-        if fstype == "cgroup":
-            ctrls = {o for o in opts.split(",") if o not in ("rw", "ro") and "=" not in o}
-            ctrls |= {o for o in opts.split(",") if o.startswith("name=")}
-            if ctrls and not ctrls <= _SKIP:
-                found.setdefault(mnt, ctrls)
-        elif fstype == "cgroup2":
-            ctl = mnt / "cgroup.controllers"
-            if ctl.exists() and ctl.read_text().split():
-                found.setdefault(mnt, {"unified"})
-    if any(c != {"unified"} for c in found.values()):  # hybrid: the v1 hierarchies rule
-        found = {m: c for m, c in found.items() if c != {"unified"}}
-    return sorted(found.items())
+def pod_cgroup_path(parent: str, name: str) -> str:
+    """The pod cgroup's path below every hierarchy's root, without a leading "/" (the form
+    `PodSandbox.cgroup` records).
+
+    `parent` is a cgroupfs path (`/kubepods/burstable/pod<uid>`; "" means /crid) or, from a
+    kubelet on the systemd cgroup driver, a slice name (`kubepods-burstable-pod<uid>.slice`),
+    nested the way systemd nests slices (`/kubepods.slice/kubepods-burstable.slice/...`).
+
+    Raises:
+        InvalidArgument: an invalid slice name.
+    """
+    parent = parent or DEFAULT_PARENT
+    if parent.endswith(".slice") and "/" not in parent:
+        try:
+            parent = expand_slice(parent)
+        except SpecError as e:
+            raise InvalidArgument(f"cgroup_parent {parent!r}: {e}") from e
+    return f"{parent.strip('/')}/{name}".lstrip("/")
 
 
-class CgroupfsPodCgroups:
-    """Pod cgroups written straight to cgroupfs."""
+def cgroup_limits(res: Resources) -> CgroupLimits:
+    """The knobs of `res` a pod cgroup honours (CPU, cpuset and memory), as the runtime's
+    cgroup limits; unset values stay None, so they leave the cgroup as it is."""
+    cpu = Cpu(shares=res.cpu_shares or None, quota=res.cpu_quota or None,
+              period=res.cpu_period or None, cpus=res.cpuset_cpus or None,
+              mems=res.cpuset_mems or None)
+    return CgroupLimits(cpu=cpu if cpu != Cpu() else None,
+                        memory=Memory(limit=res.memory_limit) if res.memory_limit else None)
 
-    def __init__(self) -> None:
-        self._roots = _hierarchies()
+
+class RuntimePodCgroups:
+    """Pod cgroups through `runtime.cgroups` (cgroup v1, hybrid and v2 hosts)."""
+
+    def __init__(self, mounts: list[Mount] | None = None) -> None:
+        """`mounts`: the cgroup filesystems to work in (default: this host's, read now).
+
+        Raises:
+            CgroupError: /proc/self/mountinfo cannot be read.
+        """
+        try:
+            self._mounts = read_mounts() if mounts is None else mounts
+        except RuntimeCgroupError as e:
+            raise CgroupError(f"finding the cgroup hierarchies: {e}") from e
+
+    def _open(self, path: str) -> CgroupManager:
+        # Absolute below each hierarchy's root: the daemon's own cgroup does not matter.
+        try:
+            return open_cgroup(CgroupPath("/" + path), self._mounts, own={})
+        except RuntimeCgroupError as e:
+            raise CgroupError(f"pod cgroup {path}: {e}") from e
 
     def create(self, parent: str, name: str, res: Resources | None) -> str:
-        rel = f"{(parent or DEFAULT_PARENT).rstrip('/')}/{name}".lstrip("/")
-        for root, ctrls in self._roots:
-            try:
-                self._mkdirs(root, rel, "cpuset" in ctrls)
-            except OSError as e:
-                self.destroy(rel)
-                raise CgroupError(f"creating pod cgroup {rel} under {root}: {e}") from e
-        if res is not None:
-            try:
-                self.update(rel, res)
-            except BaseException:
-                self.destroy(rel)
-                raise
-        return rel
+        """mkdir in every hierarchy, safe against concurrent creates under the same new
+        parent (they share its directories), then the limits. All or nothing.
 
-    def _mkdirs(self, root: Path, rel: str, cpuset: bool) -> None:
-        path = root
-        for part in rel.split("/"):
-            parent, path = path, path / part
-            try:
-                path.mkdir()
-            except FileExistsError:
-                pass  # made earlier, or by a concurrent RunPodSandbox under the same parent
-            if cpuset:  # a v1 cpuset group takes no task until cpus and mems are set
-                for f in ("cpuset.cpus", "cpuset.mems"):
-                    if not (path / f).read_text().strip():
-                        (path / f).write_text((parent / f).read_text())
+        Raises:
+            InvalidArgument: a bad parent, or limits the kernel refuses. CgroupError: the rest.
+        """
+        path = pod_cgroup_path(parent, name)
+        cg = self._open(path)
+        try:
+            cg.create()
+            if res is not None:
+                cg.set(cgroup_limits(res))
+        except RuntimeCgroupError as e:
+            self.destroy(path)
+            raise _mapped(f"creating pod cgroup {path}", e) from e
+        except BaseException:
+            self.destroy(path)
+            raise
+        return path
 
     def update(self, path: str, res: Resources) -> None:
-        for root, ctrls in self._roots:
-            for fname, value in _writes(res, ctrls):
-                try:
-                    (root / path / fname).write_text(value)
-                except OSError as e:
-                    if e.errno == errno.EINVAL:
-                        raise InvalidArgument(f"pod resources: {fname}={value} refused by "
-                                              f"the kernel") from e
-                    raise CgroupError(f"writing {fname}={value} for pod cgroup {path}: {e}") \
-                        from e
+        """Raises InvalidArgument (limits the kernel refuses) or CgroupError."""
+        try:
+            self._open(path).set(cgroup_limits(res))
+        except RuntimeCgroupError as e:
+            raise _mapped(f"setting the limits of pod cgroup {path}", e) from e
 
     def add_process(self, path: str, pid: int) -> None:
-        for root, _ in self._roots:
-            target = root / path / "cgroup.procs"
-            try:
-                target.write_text(str(pid))
-            except OSError as e:
-                raise CgroupError(f"moving pid {pid} into {target}: {e}") from e
+        """Raises CgroupError."""
+        try:
+            self._open(path).apply(pid)
+        except RuntimeCgroupError as e:
+            raise CgroupError(f"moving pid {pid} into pod cgroup {path}: {e}") from e
 
     def destroy(self, path: str) -> None:
-        for root, _ in self._roots:
-            target = root / path
-            for _ in range(500):  # processes just killed may still be leaving the group
-                try:
-                    target.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as e:
-                    if e.errno != errno.EBUSY:
-                        raise CgroupError(f"removing pod cgroup {target}: {e}") from e
-                    time.sleep(0.01)
-            else:
-                raise CgroupError(f"removing pod cgroup {target}: still busy")
+        """Removes the cgroup bottom-up in every hierarchy (with whatever empty sub-cgroups
+        containers left), waiting up to REMOVE_WAIT while it is busy.
 
-    def exists(self, path: str) -> bool:
-        return any((root / path).is_dir() for root, _ in self._roots)
+        Raises:
+            CgroupError: still busy after REMOVE_WAIT, or the kernel refused.
+        """
+        cg = self._open(path)
+        deadline = time.monotonic() + REMOVE_WAIT
+        while True:
+            try:
+                cg.destroy()
+                return
+            except RuntimeCgroupError as e:
+                if _errno(e) != errno.EBUSY or time.monotonic() > deadline:
+                    raise CgroupError(f"removing pod cgroup {path}: {e}") from e
+            time.sleep(0.05)
 
 
-def _writes(res: Resources, ctrls: set[str]) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    if "unified" in ctrls:
-        if res.memory_limit_in_bytes:
-            out.append(("memory.max", str(res.memory_limit_in_bytes)))
-        if res.cpu_quota or res.cpu_period:
-            quota = str(res.cpu_quota) if res.cpu_quota > 0 else "max"
-            out.append(("cpu.max", f"{quota} {res.cpu_period or 100000}"))
-        if res.cpu_shares:  # the kubelet's shares -> weight conversion
-            out.append(("cpu.weight", str(1 + ((res.cpu_shares - 2) * 9999) // 262142)))
-        return out
-    if "memory" in ctrls and res.memory_limit_in_bytes:
-        out.append(("memory.limit_in_bytes", str(res.memory_limit_in_bytes)))
-    if "cpu" in ctrls:
-        if res.cpu_shares:
-            out.append(("cpu.shares", str(res.cpu_shares)))
-        if res.cpu_period:
-            out.append(("cpu.cfs_period_us", str(res.cpu_period)))
-        if res.cpu_quota:
-            out.append(("cpu.cfs_quota_us", str(res.cpu_quota)))
-    if "cpuset" in ctrls:
-        out += [(f, v) for f, v in (("cpuset.cpus", res.cpuset_cpus),
-                                    ("cpuset.mems", res.cpuset_mems)) if v]
-    return out
+def _errno(e: RuntimeCgroupError) -> int | None:
+    cause = e.__cause__
+    return cause.errno if isinstance(cause, OSError) else None
+
+
+def _mapped(what: str, e: RuntimeCgroupError) -> Exception:
+    if _errno(e) == errno.EINVAL:
+        return InvalidArgument(f"pod resources: {e} (refused by the kernel)")
+    return CgroupError(f"{what}: {e}")
 
 
 def combine(overhead: Resources | None, resources: Resources | None) -> Resources | None:
@@ -170,8 +178,6 @@ def combine(overhead: Resources | None, resources: Resources | None) -> Resource
                    if resources.cpu_quota > 0 and overhead.cpu_quota >= 0 else
                    resources.cpu_quota),
         cpu_shares=resources.cpu_shares + overhead.cpu_shares,
-        memory_limit_in_bytes=(resources.memory_limit_in_bytes + overhead.memory_limit_in_bytes
-                               if resources.memory_limit_in_bytes else 0),
+        memory_limit=(resources.memory_limit + overhead.memory_limit
+                      if resources.memory_limit else 0),
         cpuset_cpus=resources.cpuset_cpus, cpuset_mems=resources.cpuset_mems)
-
-

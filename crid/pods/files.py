@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crid.pods.layout import write_volatile
-from crid.pods.model import DNS
+from crid.network.api import DNSConfig
+from runtime.atomic import write_atomic
 
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 HOST_HOSTS = Path("/etc/hosts")
 
 
-def resolv_conf(dns: DNS | None, host_file: Path = HOST_RESOLV_CONF) -> bytes:
+def resolv_conf(dns: DNSConfig | None, host_file: Path = HOST_RESOLV_CONF) -> bytes:
     """resolv.conf content: from the pod's DNSConfig, else a copy of the host's."""
     if dns is None or not (dns.servers or dns.searches or dns.options):
         try:
@@ -36,12 +36,13 @@ def hosts(hostname: str, ips: tuple[str, ...]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def write_pod_files(pod_dir: Path, hostname: str, dns: DNS | None, ips: tuple[str, ...],
+def write_pod_files(pod_dir: Path, hostname: str, dns: DNSConfig | None, ips: tuple[str, ...],
                     host_hosts: bool = False) -> None:
     """Writes resolv.conf, hosts and hostname into pod_dir; a host-network pod gets a copy
     of the host's /etc/hosts (its names are the host's)."""
-    write_volatile(pod_dir / "resolv.conf", resolv_conf(dns))
+    # The pod directory is volatile (the run root): atomic for readers, no fsync needed.
+    write_atomic(pod_dir / "resolv.conf", resolv_conf(dns), durable=False)
     content = HOST_HOSTS.read_bytes() if host_hosts and HOST_HOSTS.exists() else \
         hosts(hostname, ips)
-    write_volatile(pod_dir / "hosts", content)
-    write_volatile(pod_dir / "hostname", f"{hostname}\n".encode())
+    write_atomic(pod_dir / "hosts", content, durable=False)
+    write_atomic(pod_dir / "hostname", f"{hostname}\n".encode(), durable=False)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from runtime.atomic import write_atomic
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class PodPaths:
     def write_intent(self, **facts: Any) -> None:
         current = self.read_intent()
         current.update(facts)
-        write_volatile(self.intent, json.dumps(current).encode(), 0o600)
+        # The run root is volatile (gone on reboot): atomicity matters, durability does not,
+        # and a daemon crash keeps the page cache.
+        write_atomic(self.intent, json.dumps(current).encode(), 0o600, durable=False)
 
     def read_intent(self) -> dict[str, Any]:
         try:
@@ -44,15 +47,3 @@ class PodPaths:
         except (OSError, ValueError):
             return {}
 
-
-def write_volatile(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replaces path atomically (temp file + rename) without fsync: the run root is volatile
-    (a tmpfs, gone on reboot), so only atomicity matters, not durability; a daemon crash keeps
-    the page cache."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)

@@ -21,12 +21,13 @@ from crid.pods.cgroups import combine
 from crid.pods.ids import PodId
 from crid.pods.infra import infra_alive
 from crid.pods.layout import PodPaths
-from crid.pods.model import PodSandbox, PodSpec, Resources
+from crid.pods.model import PodSandbox, PodSpec
 from crid.pods.names import NameRegistry
 from crid.pods.namespaces import is_pinned
 from crid.pods.setup import SetupDeps, create_sandbox, namespace_kinds
 from crid.pods.state import PodState
 from crid.pods.teardown import remove_leftovers, remove_sandbox, stop_sandbox
+from crid.resources import Resources
 from crid.store import MetadataStore
 
 KIND = "pod"

@@ -1,7 +1,9 @@
 """Pod sandbox data: the request (PodSpec) and the persisted record (PodSandbox).
 
 Plain frozen dataclasses; `crid/server/pod_convert.py` builds them from protobuf and back.
-A record round-trips through `to_record`/`from_record` as JSON in the MetadataStore (kind "pod").
+Port mappings and DNS are the pod network's types (`crid.network.api`), resources the type
+containers share (`crid.resources`). A record round-trips through `to_record`/`from_record`
+as JSON in the MetadataStore (kind "pod").
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from crid.network.api import DNSConfig, PortMapping
 from crid.pods.ids import PodId
 from crid.pods.state import PodState
+from crid.resources import Resources
 
 # NamespaceMode values, named as in the CRI.
 POD, CONTAINER, NODE, TARGET = "POD", "CONTAINER", "NODE", "TARGET"
@@ -32,21 +36,6 @@ class Metadata:
 
 
 @dataclass(frozen=True)
-class DNS:
-    servers: tuple[str, ...] = ()
-    searches: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PortMapping:
-    container_port: int
-    host_port: int
-    protocol: str = "TCP"
-    host_ip: str = ""
-
-
-@dataclass(frozen=True)
 class NamespaceOptions:
     """Which namespaces the pod shares: POD (one per pod), CONTAINER, NODE (the host's)."""
 
@@ -57,18 +46,6 @@ class NamespaceOptions:
 
 
 @dataclass(frozen=True)
-class Resources:
-    """The cgroup knobs of LinuxContainerResources the pod cgroup honours (0/"" = unset)."""
-
-    cpu_period: int = 0
-    cpu_quota: int = 0
-    cpu_shares: int = 0
-    memory_limit_in_bytes: int = 0
-    cpuset_cpus: str = ""
-    cpuset_mems: str = ""
-
-
-@dataclass(frozen=True)
 class PodSpec:
     """What RunPodSandbox asks for, already converted from protobuf (not yet validated)."""
 
@@ -76,7 +53,7 @@ class PodSpec:
     runtime_handler: str = ""
     hostname: str = ""
     log_directory: str = ""
-    dns: DNS | None = None
+    dns: DNSConfig | None = None
     port_mappings: tuple[PortMapping, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
@@ -128,12 +105,12 @@ class PodSandbox:
             metadata=Metadata(**s["metadata"]),
             runtime_handler=s["runtime_handler"], hostname=s["hostname"],
             log_directory=s["log_directory"],
-            dns=_tuples(DNS, s["dns"]) if s["dns"] else None,
+            dns=_tuples(DNSConfig, s["dns"]) if s["dns"] else None,
             port_mappings=tuple(PortMapping(**p) for p in s["port_mappings"]),
             labels=s["labels"], annotations=s["annotations"], cgroup_parent=s["cgroup_parent"],
             namespaces=NamespaceOptions(**s["namespaces"]), sysctls=s["sysctls"],
-            overhead=Resources(**s["overhead"]) if s["overhead"] else None,
-            resources=Resources(**s["resources"]) if s["resources"] else None,
+            overhead=Resources.from_record(s["overhead"]) if s["overhead"] else None,
+            resources=Resources.from_record(s["resources"]) if s["resources"] else None,
             privileged=s["privileged"])
         return cls(id=PodId(rec["id"]), spec=spec, state=PodState(rec["state"]),
                    created_at=rec["created_at"], ips=tuple(rec["ips"]),

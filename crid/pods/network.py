@@ -1,84 +1,36 @@
-"""The seam between pods and the pod network: the few calls the lifecycle makes.
-
-`crid.network` (built-in bridge or CNI) implements the full PodNetwork; `PodNetworkPort` is the
-part pods need, so pods can be built and tested before and independently of it.
-`NoPodNetwork` stands in when no network is wired: pods get loopback only and no address.
-"""
+"""What pods give the pod network (`crid.network.PodNetwork`, built-in bridge or CNI): the
+request naming a pod, and the CRI NetworkReady condition read from the network's status."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
-from crid.pods.model import DNS, PortMapping
+from crid.network.api import PodNetwork, PodNetworkRequest
+from crid.pods.ids import PodId
+from crid.pods.layout import PodPaths
+from crid.pods.model import PodSpec
 from crid.runtime_info import Condition
 
 
-@dataclass(frozen=True)
-class Attachment:
-    """One pod's network identity, as the network needs it for setup and teardown."""
-
-    pod_id: str
-    netns_path: str
-    name: str = ""
-    namespace: str = ""
-    uid: str = ""
-    hostname: str = ""
-    port_mappings: tuple[PortMapping, ...] = ()
-    dns: DNS | None = None
+def network_request(pod_id: PodId, spec: PodSpec, paths: PodPaths) -> PodNetworkRequest:
+    """The pod's network identity for setup and teardown; mappings without a host port map
+    nothing and are left out."""
+    md = spec.metadata
+    return PodNetworkRequest(
+        pod_id=pod_id.value, netns_path=str(paths.ns("net")), pod_name=md.name,
+        pod_namespace=md.namespace, pod_uid=md.uid, hostname=spec.hostname, dns=spec.dns,
+        port_mappings=tuple(p for p in spec.port_mappings if p.host_port))
 
 
-@dataclass(frozen=True)
-class Readiness:
-    ready: bool
-    reason: str = ""
-    message: str = ""
-
-
-class PodNetworkPort(Protocol):
-    def attach(self, att: Attachment) -> tuple[str, ...]:
-        """Connects the pod's netns; returns its IPs, primary first. All or nothing."""
-        ...
-
-    def detach(self, att: Attachment) -> None:
-        """Releases the pod's addresses, veth and port mappings. Idempotent, also after a
-        restart and with the netns already gone."""
-        ...
-
-    def readiness(self) -> Readiness: ...
-
-    def update_pod_cidrs(self, cidrs: list[str]) -> None:
-        """Uses cidrs (UpdateRuntimeConfig's, at most one per family) for new pods."""
-        ...
-
-    def release_orphans(self, live_pod_ids: set[str]) -> list[str]: ...
-
-
-class NoPodNetwork:
-    """No pod network: loopback only, NetworkReady false (truthfully)."""
-
-    def attach(self, att: Attachment) -> tuple[str, ...]:
-        return ()
-
-    def detach(self, att: Attachment) -> None:
-        return None
-
-    def readiness(self) -> Readiness:
-        return Readiness(False, "NetworkPluginNotReady", "crid: no pod network is configured")
-
-    def update_pod_cidrs(self, cidrs: list[str]) -> None:
-        return None
-
-    def release_orphans(self, live_pod_ids: set[str]) -> list[str]:
-        return []
+def leftover_request(paths: PodPaths) -> PodNetworkRequest:
+    """Enough to tear down the network of a pod known only by its directory (after a crash)."""
+    return PodNetworkRequest(pod_id=paths.dir.name, netns_path=str(paths.ns("net")))
 
 
 class ReadinessCondition:
-    """The CRI NetworkReady condition from a pod network's readiness (for Status)."""
+    """The CRI NetworkReady condition from a pod network's status (for Status)."""
 
-    def __init__(self, network: PodNetworkPort) -> None:
+    def __init__(self, network: PodNetwork) -> None:
         self._network = network
 
     def network_condition(self) -> Condition:
-        r = self._network.readiness()
-        return Condition("NetworkReady", r.ready, r.reason, r.message)
+        s = self._network.status()
+        return Condition("NetworkReady", s.ready, s.reason, s.message)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from crid.network.api import PodNetwork
 from crid.pods import files
 from crid.pods.cgroups import PodCgroups, combine
 from crid.pods.ids import PodId
@@ -20,7 +21,7 @@ from crid.pods.infra import start_infra, stop_infra
 from crid.pods.layout import PodPaths
 from crid.pods.model import NODE, POD, Infra, PodSandbox, PodSpec
 from crid.pods.namespaces import NamespacePinner, PinRequest
-from crid.pods.network import Attachment, PodNetworkPort
+from crid.pods.network import network_request
 from crid.pods.shm import mount_shm, unmount_shm
 from crid.pods.state import PodState
 from crid.pods.validate import sysctl_path
@@ -29,17 +30,10 @@ from crid.pods.validate import sysctl_path
 @dataclass(frozen=True)
 class SetupDeps:
     pinner: NamespacePinner
-    network: PodNetworkPort
+    network: PodNetwork
     cgroups: PodCgroups
     run_root: Path
     shm_size: int
-
-
-def attachment(pod_id: PodId, spec: PodSpec, paths: PodPaths) -> Attachment:
-    md = spec.metadata
-    return Attachment(pod_id=pod_id.value, netns_path=str(paths.ns("net")), name=md.name,
-                      namespace=md.namespace, uid=md.uid, hostname=spec.hostname,
-                      port_mappings=spec.port_mappings, dns=spec.dns)
 
 
 def namespace_kinds(spec: PodSpec) -> tuple[str, ...]:
@@ -72,9 +66,9 @@ def create_sandbox(pod_id: PodId, spec: PodSpec, deps: SetupDeps) -> PodSandbox:
         undo.callback(job.undo)
         ips: tuple[str, ...] = ()
         if spec.namespaces.network != NODE:
-            att = attachment(pod_id, spec, paths)
-            ips = deps.network.attach(att)
-            undo.callback(deps.network.detach, att)
+            req = network_request(pod_id, spec, paths)
+            ips = tuple(deps.network.setup(req).ips)
+            undo.callback(deps.network.teardown, req)
         files.write_pod_files(paths.dir, hostname, spec.dns, ips,
                               host_hosts=spec.namespaces.network == NODE)
         cgroup, infra = job.result()

@@ -3,11 +3,12 @@ any number of times, before or after a daemon restart, and on the leftovers of a
 
 from __future__ import annotations
 
+from crid.pods.cgroups import pod_cgroup_path
 from crid.pods.infra import stop_infra
 from crid.pods.layout import PodPaths
 from crid.pods.model import Infra, PodSandbox
-from crid.pods.network import Attachment
-from crid.pods.setup import SetupDeps, _remove_dir, attachment
+from crid.pods.network import leftover_request, network_request
+from crid.pods.setup import SetupDeps, _remove_dir
 from crid.pods.shm import unmount_shm
 
 
@@ -17,7 +18,7 @@ def stop_sandbox(pod: PodSandbox, deps: SetupDeps) -> None:
         stop_infra(pod.infra)
     if not pod.spec.host_network:
         paths = PodPaths.of(deps.run_root, pod.id.value)
-        deps.network.detach(attachment(pod.id, pod.spec, paths))
+        deps.network.teardown(network_request(pod.id, pod.spec, paths))
 
 
 def remove_sandbox(pod: PodSandbox, deps: SetupDeps) -> None:
@@ -32,16 +33,11 @@ def remove_leftovers(paths: PodPaths, deps: SetupDeps) -> None:
     intent = paths.read_intent()
     if "infra_pid" in intent:
         stop_infra(Infra(intent["infra_pid"], intent["infra_start"]))
-    deps.network.detach(attachment_for_leftover(paths))
+    deps.network.teardown(leftover_request(paths))
     cgroup = intent.get("cgroup", "")
     if not cgroup and "cgroup_name" in intent:
-        parent = (intent.get("cgroup_parent") or "/crid").rstrip("/")
-        cgroup = f"{parent}/{intent['cgroup_name']}".lstrip("/")
+        cgroup = pod_cgroup_path(intent.get("cgroup_parent", ""), intent["cgroup_name"])
     _release_local(paths, cgroup, deps)
-
-
-def attachment_for_leftover(paths: PodPaths) -> Attachment:
-    return Attachment(pod_id=paths.dir.name, netns_path=str(paths.ns("net")))
 
 
 def _release_local(paths: PodPaths, cgroup: str, deps: SetupDeps) -> None:

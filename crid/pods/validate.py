@@ -8,6 +8,7 @@ import re
 from collections.abc import Collection
 
 from crid.errors import InvalidArgument
+from crid.pods.cgroups import pod_cgroup_path
 from crid.pods.model import CONTAINER, NODE, POD, TARGET, PodSpec
 
 # Limits of glibc's resolver (resolv.h MAXNS/MAXDNSRCH are lower, but newer glibc and musl
@@ -51,6 +52,7 @@ def validate(spec: PodSpec, handlers: Collection[str]) -> None:
     _ports(spec)
     if not _CGROUP.match(spec.cgroup_parent) or ".." in spec.cgroup_parent.split("/"):
         raise InvalidArgument(f"cgroup_parent {spec.cgroup_parent[:200]!r}: not a cgroup path")
+    pod_cgroup_path(spec.cgroup_parent, "crid")  # a systemd slice name must be a valid one
     for key, value in spec.sysctls.items():
         sysctl(key, value, spec)
 

@@ -12,10 +12,10 @@ from crid.containers.model import (
     Profile,
     ProfileKind,
     Propagation,
-    Resources,
     Security,
 )
 from crid.errors import InvalidArgument
+from crid.resources import Resources
 
 _NS = {pb.NamespaceMode.POD: NsMode.POD, pb.NamespaceMode.CONTAINER: NsMode.CONTAINER,
        pb.NamespaceMode.NODE: NsMode.NODE, pb.NamespaceMode.TARGET: NsMode.TARGET}

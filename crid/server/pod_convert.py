@@ -13,8 +13,8 @@ from typing import Any
 
 from crid.api import api_pb2 as pb
 from crid.errors import InvalidArgument
+from crid.network.api import DNSConfig, PortMapping, Protocol_
 from crid.pods import (
-    DNS,
     Metadata,
     NamespaceOptions,
     PodFilter,
@@ -22,15 +22,14 @@ from crid.pods import (
     PodSandbox,
     PodSpec,
     PodState,
-    PortMapping,
-    Resources,
 )
+from crid.server.container_convert import resources as resources_from_pb
 
 STREAM_CHUNK = 100  # sandboxes per StreamPodSandboxes message
 
 _MODES: dict[int, str] = {pb.POD: "POD", pb.CONTAINER: "CONTAINER", pb.NODE: "NODE",
                           pb.TARGET: "TARGET"}
-_PROTOCOLS = {pb.TCP: "TCP", pb.UDP: "UDP", pb.SCTP: "SCTP"}
+_PROTOCOLS: dict[int, Protocol_] = {pb.TCP: "TCP", pb.UDP: "UDP", pb.SCTP: "SCTP"}
 _STATE_PB = {PodState.READY: pb.SANDBOX_READY, PodState.NOTREADY: pb.SANDBOX_NOTREADY}
 
 
@@ -49,8 +48,8 @@ def spec_from_pb(req: pb.RunPodSandboxRequest) -> PodSpec:
     ns = linux.security_context.namespace_options
     dns = None
     if c.HasField("dns_config"):
-        dns = DNS(tuple(c.dns_config.servers), tuple(c.dns_config.searches),
-                  tuple(c.dns_config.options))
+        dns = DNSConfig(tuple(c.dns_config.servers), tuple(c.dns_config.searches),
+                        tuple(c.dns_config.options))
     return PodSpec(
         metadata=Metadata(md.name, md.uid, md.namespace, md.attempt),
         runtime_handler=req.runtime_handler, hostname=c.hostname,
@@ -76,12 +75,6 @@ def _port(p: pb.PortMapping) -> PortMapping:
     if p.protocol not in _PROTOCOLS:
         raise InvalidArgument(f"port_mappings: unknown protocol {p.protocol}")
     return PortMapping(p.container_port, p.host_port, _PROTOCOLS[p.protocol], p.host_ip)
-
-
-def resources_from_pb(r: pb.LinuxContainerResources) -> Resources:
-    return Resources(cpu_period=r.cpu_period, cpu_quota=r.cpu_quota, cpu_shares=r.cpu_shares,
-                     memory_limit_in_bytes=r.memory_limit_in_bytes,
-                     cpuset_cpus=r.cpuset_cpus, cpuset_mems=r.cpuset_mems)
 
 
 def filter_from_pb(f: pb.PodSandboxFilter) -> PodFilter:

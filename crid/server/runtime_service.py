@@ -11,7 +11,8 @@ import grpc
 from crid import config as configmod
 from crid.api import api_pb2 as pb
 from crid.api import api_pb2_grpc
-from crid.pods import PodManager, PodNetworkPort
+from crid.network.api import PodNetwork
+from crid.pods import PodManager
 from crid.runtime_info import Condition, NetworkStatusSource, PodCidrStore, parse_pod_cidrs
 from crid.server import container_rpc, metrics_rpc, pod_convert, stats_rpc, streaming_rpc
 from crid.server.container_rpc import ContainerDeps
@@ -27,7 +28,7 @@ class RuntimeServiceDeps:
     network: NetworkStatusSource
     pod_cidrs: PodCidrStore
     pods: PodManager
-    pod_network: PodNetworkPort
+    pod_network: PodNetwork
     containers: ContainerDeps
     stats: StatsDeps
     streaming: StreamingDeps
@@ -77,7 +78,7 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         cidr = request.runtime_config.network_config.pod_cidr
         if cidr:
             cidrs = parse_pod_cidrs(cidr)
-            self._d.pod_network.update_pod_cidrs(cidrs)
+            self._d.pod_network.update_pod_cidr(",".join(cidrs))
             self._d.pod_cidrs.set(cidrs)
         return pb.UpdateRuntimeConfigResponse()
 

@@ -95,8 +95,13 @@ def remove_tree(directory: str, attempts: int = 8) -> None:
     Raises:
         CgroupError: a directory is still busy (processes left) after the retries.
     """
-    if not os.path.isdir(directory):
+    try:
+        os.rmdir(directory)  # the usual case, no sub-cgroups: no walk over the interface files
         return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass  # sub-cgroups or processes (EBUSY), or not a directory: the walk sorts it out
     delay = 0.01
     for attempt in range(attempts):
         try:

@@ -60,6 +60,10 @@ class CgroupManager(Protocol):
     def oom_kill_count(self) -> int:
         """Processes the OOM killer killed in this cgroup (memory.oom_control / memory.events)."""
 
+    def oom_counter(self) -> tuple[str, str] | None:
+        """(directory, keyed file) whose ``oom_kill`` is ``oom_kill_count``, for a reader
+        without the manager; None without a memory controller."""
+
     def exists(self) -> bool: ...
 
     def destroy(self) -> None:
@@ -68,6 +72,9 @@ class CgroupManager(Protocol):
 
     def dirs(self) -> dict[str, str]:
         """{controller: directory}; ``""`` is the cgroup2 directory."""
+
+    def hierarchies(self) -> list[tuple[str, int, str]]:
+        """(mountpoint, cgroup version, directory) of each hierarchy, once per mount."""
 
 
 def detect_version(mounts: list[Mount]) -> int:

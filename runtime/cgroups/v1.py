@@ -47,6 +47,13 @@ class V1Manager:
     def dirs(self) -> dict[str, str]:
         return dict(self._dirs)
 
+    def hierarchies(self) -> list[tuple[str, int, str]]:
+        seen: dict[str, tuple[str, int, str]] = {}
+        for c, d in self._dirs.items():
+            m = self._mounts[c]
+            seen.setdefault(m.mountpoint, (m.mountpoint, m.version, d))
+        return list(seen.values())
+
     def _unique_dirs(self) -> list[str]:
         return sorted(set(self._dirs.values()))
 
@@ -148,8 +155,12 @@ class V1Manager:
         return v1_stats(self._dirs)
 
     def oom_kill_count(self) -> int:
+        counter = self.oom_counter()
+        return files.read_keyed(*counter).get("oom_kill", 0) if counter else 0
+
+    def oom_counter(self) -> tuple[str, str] | None:
         d = self._dirs.get("memory")
-        return files.read_keyed(d, "memory.oom_control").get("oom_kill", 0) if d else 0
+        return (d, "memory.oom_control") if d else None
 
     def destroy(self) -> None:
         for d in self._unique_dirs():

@@ -33,6 +33,9 @@ class V2Manager:
     def dirs(self) -> dict[str, str]:
         return {"": self._dir}
 
+    def hierarchies(self) -> list[tuple[str, int, str]]:
+        return [(self._mount.mountpoint, 2, self._dir)]
+
     def exists(self) -> bool:
         return os.path.isdir(self._dir)
 
@@ -104,7 +107,10 @@ class V2Manager:
         return v2_stats(self._dir)
 
     def oom_kill_count(self) -> int:
-        return files.read_keyed(self._dir, "memory.events").get("oom_kill", 0)
+        return files.read_keyed(*self.oom_counter()).get("oom_kill", 0)
+
+    def oom_counter(self) -> tuple[str, str]:
+        return (self._dir, "memory.events")
 
     def destroy(self) -> None:
         files.remove_tree(self._dir)

@@ -26,11 +26,13 @@ class CgroupHierarchy:
     host_dir: str
 
 
-def mount_entry(root: str, bundle: str, m: Mount, cgroups: tuple[CgroupHierarchy, ...]) -> None:
-    """Make one OCI mount under root. Raises OSError/SecurityError naming the destination."""
+def mount_entry(root: str, bundle: str, m: Mount,
+                cgroups: Callable[[], tuple[CgroupHierarchy, ...]]) -> None:
+    """Make one OCI mount under root; ``cgroups()`` gives the container's cgroups to a cgroup
+    mount. Raises OSError/SecurityError naming the destination."""
     opts = mountopts.parse(m.options, m.type)
     if m.type in ("cgroup", "cgroup2") and not opts.is_bind:
-        _mount_cgroups(root, m, opts, cgroups)
+        _mount_cgroups(root, m, opts, cgroups())
         return
     if opts.is_bind:
         source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)

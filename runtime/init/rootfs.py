@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 
 from runtime import libc, securejoin
 from runtime.init import devices, mounts
@@ -38,22 +39,23 @@ def _make_parent_private(root: str) -> None:
 
 
 def mount_all(spec: Spec, root: str, bundle: str,
-              cgroups: tuple[mounts.CgroupHierarchy, ...]) -> None:
-    """Every spec mount, then /dev contents unless /dev is bound from the host."""
+              cgroups: Callable[[], tuple[mounts.CgroupHierarchy, ...]]) -> None:
+    """Every spec mount; ``cgroups()`` is asked for only by a cgroup mount."""
     for m in spec.mounts:
         try:
             mounts.mount_entry(root, bundle, m, cgroups)
         except OSError as e:
             raise OSError(e.errno, f"mounting {m.type or 'bind'} {m.source!r} on "
                           f"{m.destination}: {e.strerror or e}") from e
+
+
+def create_devices(spec: Spec, root: str) -> None:
+    """/dev contents unless /dev is bound from the host, then ``linux.devices``."""
     dev_bound = any(os.path.normpath(m.destination) == "/dev" and
                     ("bind" in m.options or "rbind" in m.options or m.type == "bind")
                     for m in spec.mounts)
     if not dev_bound:
-        for dev in devices.DEFAULT_DEVICES:
-            devices.create_device(root, dev)
-        has_devpts = any(m.type == "devpts" for m in spec.mounts)
-        devices.create_symlinks(root, has_devpts)
+        devices.create_defaults(root, any(m.type == "devpts" for m in spec.mounts))
     for dev in spec.linux.devices:
         try:
             devices.create_device(root, dev)

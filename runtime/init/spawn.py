@@ -4,25 +4,28 @@ Process layout (like runc's nsexec stages): the caller forks *stage1*, which joi
 given by path, creates the user namespace (the caller writes its id maps), unshares the other
 new namespaces and forks the *init* — the extra fork puts it inside the new pid namespace.
 Stage1 reports the init's pid and exits; the init is re-parented to the caller, which spawn_init
-makes a child subreaper. The caller's ``on_created(pid)`` runs (cgroup placement, createRuntime
-hooks) before the init is told to go on; the init then builds the rootfs, prepares the process,
-reports "ready" and blocks on the exec FIFO.
+makes a child subreaper. Meanwhile the caller's ``InitHost`` has made the init's cgroups
+(``prepare``). The init is told to "go" and makes its mounts while the caller joins it to
+those cgroups and runs the prestart/createRuntime hooks (``place``: cgroup migration is slow
+on v1, so the two overlap). The init waits for "placed" before it needs to be in its cgroups
+(the cgroup namespace, device nodes, hooks, pivot_root), then prepares the process, reports
+"ready" and blocks on the exec FIFO.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from runtime import hooks, libc, securejoin
 from runtime.errors import InitError, SpecError
 from runtime.init import namespaces, process, rootfs
-from runtime.init.channel import Channel
+from runtime.init.channel import Channel, pair
 from runtime.init.context import InitContext
 from runtime.init.mounts import CgroupHierarchy, host_cgroups
 from runtime.init.steps import (
+    Children,
     compile_seccomp,
     drop_privileges,
     fork_stage1,
@@ -35,13 +38,29 @@ from runtime.seccomp import CompiledFilter
 from runtime.spec.model import Spec
 
 
-def spawn_init(ctx: InitContext, on_created: Callable[[int], None]) -> int:
+class InitHost(Protocol):
+    """What the caller of spawn_init does for the init, in the caller's process."""
+
+    def prepare(self) -> tuple[CgroupHierarchy, ...] | None:
+        """Create the init's cgroups (while stage1 makes the namespaces and forks the init)
+        and return their directories for the container's cgroup mount, or None (the init then
+        reads its own once placed)."""
+
+    def place(self, pid: int) -> None:
+        """Join the init to its cgroups, set resources, run the prestart and createRuntime
+        hooks. Runs while the init makes its mounts."""
+
+
+def spawn_init(ctx: InitContext, host: InitHost, in_place: bool = False) -> int:
     """Create the container init; return its pid (as seen by the caller) once it is waiting
     for start (or, without exec_fifo, about to exec).
 
     Must be called from a single-threaded process; it becomes a child subreaper so that it can
-    wait for the init. ``on_created(pid)`` is called in the caller after the init exists and
-    before any of its set-up; an exception from it aborts the creation.
+    wait for the init. ``host`` is called as the module docstring says; an exception from it
+    aborts the creation. ``in_place``: the caller is a throwaway process that exits once this
+    returns, so it may do stage1's work itself and enter the container's new namespaces (one
+    fork less) when nothing else needs the host's: no user namespace, no mount namespace
+    joined by path, no prestart/createRuntime hooks.
 
     Raises:
         SpecError: the spec cannot be run as given (no process, terminal without socket...).
@@ -52,9 +71,12 @@ def spawn_init(ctx: InitContext, on_created: Callable[[int], None]) -> int:
     if not os.path.isdir(root):
         raise SpecError("root.path", f"{root} is not a directory")
     seccomp = compile_seccomp(ctx.spec.linux.seccomp)
+    if in_place and _in_place_possible(ctx.spec):
+        return _spawn_in_place(ctx, host, root, seccomp)
     children = fork_stage1(lambda ch: _stage1(ctx, ch, root, seccomp))
     parent = children.channel
     with children.supervise(f"creating container {ctx.container_id}"):
+        cgroups = host.prepare()
         msg = parent.recv()
         if msg["type"] == "userns":
             with step("writing user namespace id maps"):
@@ -63,12 +85,51 @@ def spawn_init(ctx: InitContext, on_created: Callable[[int], None]) -> int:
             msg = parent.recv()
         if msg["type"] == "error":
             raise InitError(msg["message"])
-        init_pid = int(msg["pid"])
-        children.stage1_exited(init_pid)
-        on_created(init_pid)
-        parent.send("go", pid=init_pid)
-        parent.expect("ready")
-    return init_pid
+        children.target = int(msg["pid"])
+        _see_through(children, host, cgroups)
+    return children.target
+
+
+def _in_place_possible(spec: Spec) -> bool:
+    mount = spec.linux.namespace("mount")
+    return (spec.linux.namespace("user") is None and mount is not None and not mount.path
+            and not spec.hooks.prestart and not spec.hooks.create_runtime)
+
+
+def _spawn_in_place(ctx: InitContext, host: InitHost, root: str,
+                    seccomp: CompiledFilter | None) -> int:
+    """spawn_init with the caller as its own stage1 (see ``in_place``)."""
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    parent, child = pair()
+    children = Children(0, parent)
+    with children.supervise(f"creating container {ctx.container_id}"):
+        cgroups = host.prepare()  # in the host's namespaces, before we leave them
+        plan, console, fifo = _namespaces(ctx, child)
+        pid = os.fork()
+        if pid == 0:
+            parent.close()
+            run_child(lambda: _init(ctx, child, root, plan, seccomp, console, fifo), child)
+        child.close()
+        children.target = pid
+        _see_through(children, host, cgroups)
+    return pid
+
+
+def _see_through(children: Children, host: InitHost,
+                 cgroups: tuple[CgroupHierarchy, ...] | None) -> None:
+    """From the init's pid to its "ready": go, placement overlapping its mounts, ready."""
+    parent = children.channel
+    pid = children.target
+    assert pid is not None
+    parent.send("go", pid=pid,
+                cgroups=None if cgroups is None else [[h.name, h.host_dir] for h in cgroups])
+    host.place(pid)
+    try:
+        parent.send("placed")
+    except OSError:
+        pass  # the init failed meanwhile: its error message is read next
+    children.reap_stage1()  # not before: its exit overlaps the cgroup work
+    parent.expect("ready")
 
 
 def _validate(spec: Spec, ctx: InitContext) -> None:
@@ -92,6 +153,17 @@ def _validate(spec: Spec, ctx: InitContext) -> None:
 def _stage1(ctx: InitContext, ch: Channel, root: str,
             seccomp: CompiledFilter | None) -> None:
     """Namespaces (join, then new user ns + maps, then the other new ones) and the init fork."""
+    plan, console, fifo = _namespaces(ctx, ch)
+    pid = os.fork()
+    if pid == 0:
+        run_child(lambda: _init(ctx, ch, root, plan, seccomp, console, fifo), ch)
+    ch.send("pid", pid=pid)
+
+
+def _namespaces(ctx: InitContext, ch: Channel
+                ) -> tuple[namespaces.NsPlan, socket.socket | None, int | None]:
+    """Stage1's work up to the init's fork: the namespace plan, console socket and exec fifo
+    opened in the host's namespaces, then namespaces joined and created."""
     spec = ctx.spec
     if spec.process and spec.process.exec_cpu_affinity is not None:
         with step("setting initial CPU affinity"):
@@ -124,10 +196,7 @@ def _stage1(ctx: InitContext, ch: Channel, root: str,
             libc.unshare(flags)
     with step("writing time namespace offsets"):
         namespaces.write_time_offsets(spec.linux.time_offsets)
-    pid = os.fork()
-    if pid == 0:
-        run_child(lambda: _init(ctx, ch, root, plan, seccomp, console, fifo), ch)
-    ch.send("pid", pid=pid)
+    return plan, console, fifo
 
 
 def _become_ns_root() -> None:
@@ -142,10 +211,11 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     """The container init, from "go" to "ready", then the wait for start and the exec."""
     proc = ctx.spec.process
     assert proc is not None
-    host_pid = int(ch.expect("go")["pid"])
-    state = {**ctx.state, "pid": host_pid, "status": "creating"}
-    cgroups = _enter(ctx, plan)
-    _build_rootfs(ctx, root, cgroups, state)
+    go = ch.expect("go")
+    state = {**ctx.state, "pid": int(go["pid"]), "status": "creating"}
+    _enter(ctx)
+    placement = _Placement(ch, plan, go.get("cgroups"))
+    _build_rootfs(ctx, root, placement, state)
     _prepare_process(ctx, console)
     env = process.environment(proc)
     with step("looking up the program"):
@@ -159,9 +229,8 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     _wait_and_exec(ctx, fifo, state, program, env, seccomp)
 
 
-def _enter(ctx: InitContext, plan: namespaces.NsPlan) -> tuple[CgroupHierarchy, ...]:
-    """Session, stdio, OOM score; the cgroup namespace once the caller has placed us in our
-    cgroup (on_created ran before "go"). Returns our cgroups as seen from the host."""
+def _enter(ctx: InitContext) -> None:
+    """Session, stdio, OOM score."""
     proc = ctx.spec.process
     assert proc is not None
     os.setsid()
@@ -170,25 +239,53 @@ def _enter(ctx: InitContext, plan: namespaces.NsPlan) -> tuple[CgroupHierarchy, 
             process.dup_stdio(ctx.stdin, ctx.stdout, ctx.stderr)
     with step("setting oom_score_adj"):
         process.set_oom_score_adj(proc.oom_score_adj)
-    with step("reading cgroups"):
-        cgroups = host_cgroups()
-    if plan.new_cgroup:
-        with step("creating cgroup namespace"):
-            libc.unshare(libc.CLONE_NEWCGROUP)
-    return cgroups
 
 
-def _build_rootfs(ctx: InitContext, root: str, cgroups: tuple[CgroupHierarchy, ...],
+class _Placement:
+    """The init's side of the caller's ``InitHost.place``, which runs while the init mounts."""
+
+    def __init__(self, ch: Channel, plan: namespaces.NsPlan, known: list | None) -> None:
+        self._ch = ch
+        self._plan = plan
+        self._cgroups = None if known is None else tuple(CgroupHierarchy(n, d) for n, d in known)
+        self._placed = False
+
+    def cgroups(self) -> tuple[CgroupHierarchy, ...]:
+        """Our cgroups as seen from the host (for the cgroup mount)."""
+        if self._cgroups is None:
+            self.wait()
+        assert self._cgroups is not None
+        return self._cgroups
+
+    def wait(self) -> None:
+        """Until the caller has placed us; then the cgroup namespace, rooted at our cgroup."""
+        if self._placed:
+            return
+        self._ch.expect("placed")
+        self._placed = True
+        if self._cgroups is None:
+            with step("reading cgroups"):
+                self._cgroups = host_cgroups()
+        if self._plan.new_cgroup:
+            with step("creating cgroup namespace"):
+                libc.unshare(libc.CLONE_NEWCGROUP)
+
+
+def _build_rootfs(ctx: InitContext, root: str, placement: _Placement,
                   state: dict[str, Any]) -> None:
-    """Mounts, devices, createContainer hooks (before pivot_root, runtime.md), pivot_root,
-    then what needs the container's /proc: sysctls, masks, read-only paths; hostname."""
+    """Mounts; once placed in our cgroups: devices, createContainer hooks (before pivot_root,
+    runtime.md), pivot_root, then what needs the container's /proc: sysctls, masks, read-only
+    paths; hostname."""
     spec = ctx.spec
     assert spec.process is not None
     os.umask(0)
     with step(f"preparing rootfs {root}"):
         rootfs.prepare(root, spec.linux.rootfs_propagation)
     with step("mounts"):
-        rootfs.mount_all(spec, root, ctx.bundle, cgroups)
+        rootfs.mount_all(spec, root, ctx.bundle, placement.cgroups)
+    placement.wait()
+    with step("devices"):
+        rootfs.create_devices(spec, root)
     with step(f"creating cwd {spec.process.cwd}"):
         securejoin.mkdir_all(root, spec.process.cwd)
     with step("createContainer hooks"):

@@ -102,7 +102,12 @@ class Children:
     def stage1_exited(self, target: int) -> None:
         """Stage1 reported the target pid and exits: reap it (the target is re-parented)."""
         self.target = target
-        os.waitpid(self.stage1, 0)
+        self.reap_stage1()
+
+    def reap_stage1(self) -> None:
+        """Wait for stage1, which exits once it has reported the target (none in place)."""
+        if self.stage1:
+            os.waitpid(self.stage1, 0)
         self.stage1 = 0
 
     @contextlib.contextmanager

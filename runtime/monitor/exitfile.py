@@ -65,8 +65,9 @@ class ExitStatus:
 
 
 def write_exit_file(path: str, status: ExitStatus) -> None:
-    """Write the exit record atomically (temp + fsync + rename)."""
-    write_atomic(path, status.to_json())
+    """Write the exit record atomically (temp + rename; no fsyncs: like the state it is about
+    a process, which a reboot ends anyway)."""
+    write_atomic(path, status.to_json(), durable=False)
 
 
 def read_exit_file(path: str) -> ExitStatus | None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from runtime import libc
+from runtime.cgroups.files import read_keyed
 from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import OCIRuntimeError
 from runtime.monitor import framing
@@ -81,6 +82,11 @@ class ChildSpawner(Protocol):
         """The OOM kills counted so far in the process's cgroup (0 when unknown)."""
         ...
 
+    def oom_counter(self) -> tuple[str, str] | None:
+        """(directory, keyed file) whose ``oom_kill`` the monitor may read at the end itself,
+        rather than building the spawner again for ``oom_kill_count``; None: it builds it."""
+        ...
+
 
 class _Client:
     def __init__(self, sock: socket.socket) -> None:
@@ -102,6 +108,7 @@ class Monitor:
         self.reply_fd = reply_fd
         self.wait_fd = wait_fd
         self.pid = 0
+        self.oom_counter: tuple[str, str] | None = None
         self.status: ExitStatus | None = None
         self.log: CriLogWriter | None = None
         self.listener: socket.socket | None = None
@@ -169,7 +176,7 @@ class Monitor:
         if o.brief:
             self.pid, oom_before = self._spawn_here(plan.child)
         else:
-            self.pid, oom_before = _spawn_in_child(self.spawner, plan.child)
+            self.pid, oom_before, self.oom_counter = _spawn_in_child(self.spawner, plan.child)
         plan.after_spawn()
         if o.stdio_mode == "terminal":
             plan.mine.stdin = plan.mine.pty if o.stdin else None
@@ -389,7 +396,7 @@ class Monitor:
     def _finish(self, oom_before: int) -> None:
         assert self.status is not None
         try:
-            oom = oom_before != _NOT_COUNTED and self.spawner().oom_kill_count() > oom_before
+            oom = oom_before != _NOT_COUNTED and self._oom_kills() > oom_before
         except Exception:
             oom = False
         self.status = ExitStatus(self.status.pid, self.status.exit_code, self.status.signal,
@@ -408,6 +415,11 @@ class Monitor:
             except OSError:
                 pass
             os.close(self.wait_fd)
+
+    def _oom_kills(self) -> int:
+        if self.oom_counter is None:
+            return self.spawner().oom_kill_count()
+        return read_keyed(*self.oom_counter).get("oom_kill", 0)
 
     def _await_first_client(self) -> None:
         """The awaited client has not connected yet (an exec whose process finished before its
@@ -452,14 +464,17 @@ class SpawnFailed(OCIRuntimeError):
         self.kind = kind
 
 
-def _spawn_in_child(make: Callable[[], ChildSpawner], stdio: ChildStdio) -> tuple[int, int]:
-    """Build the spawner and spawn in a short-lived child; return (pid, OOM kills before).
+def _spawn_in_child(make: Callable[[], ChildSpawner],
+                    stdio: ChildStdio) -> tuple[int, int, tuple[str, str] | None]:
+    """Build the spawner and spawn in a short-lived child; return (pid, OOM kills before, the
+    spawner's ``oom_counter``).
 
     Why: parsing the spec, reading cgroup mounts and setting up the container allocate and
     touch many objects, and each page they touch becomes a private copy (copy-on-write) in
     the long-lived monitor. A throwaway child keeps the monitor's own memory small (measured:
     about 1.7 MiB less). The child is a subreaper (spawn_init makes it one); when it exits, the
     spawned process is re-parented to the monitor, itself a subreaper, which then reaps it.
+    The child's exit (tearing down its address space) is not waited for: the loop reaps it.
     """
     r, w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
@@ -468,27 +483,37 @@ def _spawn_in_child(make: Callable[[], ChildSpawner], stdio: ChildStdio) -> tupl
         try:
             spawner = make()
             oom_before = spawner.oom_kill_count()
-            msg: dict = {"pid": spawner.spawn(stdio), "oom_before": oom_before}
+            msg: dict = {"pid": spawner.spawn(stdio), "oom_before": oom_before,
+                         "oom_counter": spawner.oom_counter()}
         except BaseException as e:
             msg = {"error": str(e), "type": getattr(e, "kind", type(e).__name__)}
         try:
-            os.write(w, json.dumps(msg).encode())
+            os.write(w, json.dumps(msg).encode() + b"\n")
         finally:
             os._exit(0)
     os.close(w)
     warm_up_migration()  # while the child sets up, before it places the process in a cgroup
-    os.waitpid(child, 0)
-    os.set_blocking(r, False)
     try:
-        data = os.read(r, 1 << 16)
-    except BlockingIOError:
-        data = b""
-    os.close(r)
+        data = _read_line(r)
+    finally:
+        os.close(r)
     msg = json.loads(data) if data else {"error": "the creator process died",
                                          "type": "InitError"}
     if "pid" not in msg:
         raise SpawnFailed(msg["error"], msg["type"])
-    return int(msg["pid"]), int(msg["oom_before"])
+    counter = msg.get("oom_counter")
+    return int(msg["pid"]), int(msg["oom_before"]), tuple(counter) if counter else None
+
+
+def _read_line(fd: int) -> bytes:
+    """What a child writes up to its first newline (all of it when it dies first)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _sibling(path: str, name: str) -> str:

@@ -28,9 +28,8 @@ from typing import Any
 from crid.api import api_pb2 as pb
 from crid.network import NetworkOptions, make_pod_network
 from crid.pods import PodManager, PodOptions, SetupDeps, handler_set
-from crid.pods.cgroups import CgroupfsPodCgroups
+from crid.pods.cgroups import RuntimePodCgroups
 from crid.pods.namespaces import NamespacePinner
-from crid.pods.netadapter import PodNetworkAdapter
 from crid.server.pod_convert import spec_from_pb
 from crid.store import MetadataStore
 from tests.bench.cgroups import remove_cgroup_dirs
@@ -92,8 +91,8 @@ def profile(parallel: int, runs: int) -> str:
     t = Timings()
     deps = SetupDeps(
         pinner=TimedProxy(NamespacePinner(), "pin", t),  # type: ignore[arg-type]
-        network=TimedProxy(PodNetworkAdapter(net), "net", t),  # type: ignore[arg-type]
-        cgroups=TimedProxy(CgroupfsPodCgroups(), "cgroup", t),  # type: ignore[arg-type]
+        network=TimedProxy(net, "net", t),  # type: ignore[arg-type]
+        cgroups=TimedProxy(RuntimePodCgroups(), "cgroup", t),  # type: ignore[arg-type]
         run_root=base / "run", shm_size=64 << 20)
     store = TimedProxy(MetadataStore(base / "metadata.db"), "store", t)
     pods = PodManager(PodOptions(run_root=base / "run", handlers=handler_set("crid")),

@@ -5,9 +5,7 @@ the same plus delete, ``crid-runtime run`` (CLI), Debian's ``crun run`` (inside 
 namespace with /sys/fs/cgroup/unified unmounted: crun 1.8.1 refuses this hybrid host otherwise)
 and ``runc run``; and a monitor's PSS from /proc/<pid>/smaps_rollup.
 
-Also ``spawn_init_only`` (runtime.init's set-up plus cgroups, forked from this process, no
-monitor or state) to split the library figure into init set-up and lifecycle overhead, and
-``unshare_sh_overhead`` (what the unshare+sh wrapper alone costs the crun figure). The cases
+Also ``unshare_sh_overhead`` (what the unshare+sh wrapper alone costs the crun figure). The cases
 take turns round by round; state roots are on tmpfs (as /run is on a real host) and the
 runtime's bytecode is compiled first (this environment sets PYTHONDONTWRITEBYTECODE).
 ``RUNTIME_BENCH_ROUNDS`` sets the rounds (default 15).
@@ -40,6 +38,7 @@ from tests.integration.runtime.bundle import default_config, make_rootfs
 REPO = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("RUNTIME_BENCH_ROUNDS", "15"))
 PREFIX = "crt-perf-bench"
+PSS_MONITORS = 4  # monitors of one zygote for the mean PSS
 
 
 @dataclass
@@ -101,29 +100,6 @@ def _library(root: Path, bundle: Path, with_delete: bool) -> Case:
     return Case(name, once, close)
 
 
-def _spawn_init_only(base: Path, bundle: Path) -> Case:
-    """rt-init's spawn_init + cgroup set-up alone (no fifo, no monitor, no state), in a forked
-    child, for the breakdown of the library figure."""
-    from runtime.monitor.stdio import ChildStdio
-    from runtime.spawners import InitSpawner
-
-    def once(i: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                sp = InitSpawner({"kind": "init", "id": f"{PREFIX}-spawn-{i}",
-                                  "bundle": str(bundle), "exec_fifo": None, "state": {}})
-                os.waitpid(sp.spawn(ChildStdio()), 0)
-                sp.cgroups.destroy()
-                code = 0
-            finally:
-                os._exit(code)
-        os.waitpid(pid, 0)
-
-    return Case("spawn_init_only", once)
-
-
 def _cli(root: Path, bundle: Path, site: bool) -> Case:
     """``crid-runtime run`` as installed: the bin/crid-runtime script (pip only rewrites its
     #! line), not ``-m runtime.cli`` (runpy's imports add 6 ms). Its runtime server, started
@@ -153,7 +129,7 @@ def _runc(root: Path, bundle: Path) -> Case:
         ["runc", "--root", str(root / "runc"), "run", "-b", str(bundle), f"{PREFIX}-runc-{i}"]))
 
 
-def _monitor_pss(base: Path, bundle: Path, extra: int = 3) -> dict[str, int]:
+def _monitor_pss(base: Path, bundle: Path, extra: int = PSS_MONITORS - 1) -> dict[str, int]:
     """PSS of one monitor (alone with its zygote), then the mean over 1 + ``extra`` monitors
     of one zygote: the zygote's heap they share is charged to each in equal parts."""
     z = Zygote.start()
@@ -206,7 +182,7 @@ def run(out: dict[str, Any]) -> dict[str, Any]:
         res: dict[str, Any] = {"rounds": ROUNDS, "unit": "ms (median)",
                                "load_average_before": os.getloadavg()[0]}
         cases = [_library(state, true_bundle, False), _library(state, true_bundle, True),
-                 _spawn_init_only(state, true_bundle), _cli(state, true_bundle, site=False),
+                 _cli(state, true_bundle, site=False),
                  _cli(state, true_bundle, site=True), _unshare_overhead()]
         cases += [_crun(state, true_bundle)] if shutil.which("crun") else []
         cases += [_runc(state, true_bundle)] if shutil.which("runc") else []

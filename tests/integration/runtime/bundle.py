@@ -88,7 +88,7 @@ class Result:
 
 def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
         console_socket: str | None = None, state: dict[str, Any] | None = None,
-        on_created=None, after_spawn=None, **ctx_kw) -> Result:  # type: ignore[no-untyped-def]
+        on_created=None, after_spawn=None, in_place=False, **ctx_kw) -> Result:  # type: ignore[no-untyped-def]
     """Write config.json, spawn the container from a forked child, wait for it to exit.
 
     after_spawn(init_pid, out_fd), if given, runs in the child right after spawn_init (e.g. to
@@ -103,7 +103,7 @@ def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
         os.close(out_r)
         os.close(res_r)
         _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_created,
-               after_spawn, ctx_kw)
+               after_spawn, in_place, ctx_kw)
     os.close(out_w)
     os.close(res_w)
     with os.fdopen(out_r, "rb") as f:
@@ -115,14 +115,29 @@ def run(bundle: str, config: dict[str, Any], *, exec_fifo: str | None = None,
                   res.get("extra"), res.get("children_left"))
 
 
+@dataclass
+class _Host:
+    """The InitHost of these tests: ``on_created(pid)`` places the init; no cgroups are
+    prepared, so the init reads its own once placed."""
+
+    on_created: Any = None
+
+    def prepare(self) -> None:
+        return None
+
+    def place(self, pid: int) -> None:
+        if self.on_created is not None:
+            self.on_created(pid)
+
+
 def _child(bundle, config, out_w, res_w, exec_fifo, console_socket, state, on_created,
-           after_spawn, ctx_kw):  # type: ignore[no-untyped-def]
+           after_spawn, in_place, ctx_kw):  # type: ignore[no-untyped-def]
     res: dict[str, Any] = {}
     try:
         ctx = InitContext(spec=parse_spec(config), bundle=bundle, container_id="crt-init-test",
                           stdout=out_w, stderr=out_w, console_socket=console_socket,
                           exec_fifo=exec_fifo, state=state or {}, **ctx_kw)
-        pid = spawn_init(ctx, on_created or (lambda pid: None))
+        pid = spawn_init(ctx, _Host(on_created), in_place=in_place)
         res["pid"] = pid
         if after_spawn is not None:
             res["extra"] = after_spawn(pid, out_w)

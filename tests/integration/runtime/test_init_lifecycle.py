@@ -8,6 +8,8 @@ import os
 import socket
 import time
 
+import pytest
+
 from runtime.errors import HookError
 from runtime.init import ExecContext, exec_in
 from runtime.spec import parse_spec
@@ -263,3 +265,29 @@ def test_exec_fifo_without_proc_fails_at_create(bundle, tmp_path):
                          "/proc mounted in the container (the exec fifo is reopened through "
                          "/proc/self/fd)")
     assert res.children_left is False
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_in_place_spawn_is_the_same_container(bundle, in_place):
+    """The caller doing stage1's work itself (a throwaway creator) gives the same container:
+    pid 1 in a new pid namespace, its own hostname and network namespace, the exit code."""
+    res = run(bundle, default_config(["sh", "-c", "echo $$; hostname; ls /sys/class/net; "
+                                                  "exit 3"]), in_place=in_place)
+    assert res.error == ""
+    assert res.output.split() == ["1", "crt-init-box", "lo"]
+    assert res.status == 3
+
+
+def test_in_place_spawn_falls_back_to_stage1_for_hooks(bundle, tmp_path):
+    """With createRuntime hooks the host's placement runs in the runtime's namespaces (where
+    hooks belong): no in-place stage1 then."""
+    out = tmp_path / "place-net"
+    cfg = default_config(["true"])
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/true"}]}
+
+    def on_created(pid: int) -> None:
+        out.write_text(os.readlink("/proc/self/ns/net"))
+
+    res = run(bundle, cfg, in_place=True, on_created=on_created)
+    assert res.error == ""
+    assert out.read_text() == os.readlink("/proc/self/ns/net")

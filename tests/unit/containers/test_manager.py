@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from crid.containers.manager import ContainerManager, ContainerOptions, ListFilter
-from crid.containers.model import Resources
 from crid.containers.ports import ExecResult, ExitInfo
 from crid.containers.record import ContainerRecord, ContainerState
 from crid.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
 from crid.events import EventBus
+from crid.resources import Resources
 from crid.store import MetadataStore
 
 

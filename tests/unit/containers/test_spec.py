@@ -15,7 +15,6 @@ from crid.containers.model import (
     Profile,
     ProfileKind,
     Propagation,
-    Resources,
     Security,
 )
 from crid.containers.spec import (
@@ -29,6 +28,7 @@ from crid.containers.spec import (
 )
 from crid.containers.users import ResolvedUser
 from crid.errors import InvalidArgument
+from crid.resources import Resources
 
 POD = PodContext(pod_id="p1", name="web", namespace="default", uid="u1", hostname="web-0",
                  netns_path="/run/crid/pods/p1/ns/net", ipcns_path="/run/crid/pods/p1/ns/ipc",

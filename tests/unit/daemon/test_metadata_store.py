@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from crid.store import MetadataStore, atomic_write
+from crid.store import MetadataStore
 from tests.rig.daemon import TOP
 
 WRITER = r"""
@@ -73,15 +73,6 @@ def test_sigkill_at_many_points_never_tears(tmp_path: Path) -> None:
             last_acked = acked[-1]
         json.dumps(store.all("container"))
         store.close()
-
-
-def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
-    f = tmp_path / "state.json"
-    atomic_write(f, b"old")
-    atomic_write(f, b"new", mode=0o600)
-    assert f.read_bytes() == b"new"
-    assert (f.stat().st_mode & 0o777) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
 
 
 def test_concurrent_changes_are_group_committed_and_all_land(tmp_path: Path) -> None:

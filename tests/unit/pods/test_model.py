@@ -5,31 +5,34 @@ import threading
 import pytest
 
 from crid.errors import AlreadyExists, InvalidArgument
+from crid.network.api import DNSConfig, PortMapping
 from crid.pods import (
-    DNS,
     Metadata,
     NamespaceOptions,
     PodId,
     PodSandbox,
     PodSpec,
     PodState,
-    PortMapping,
-    Resources,
 )
-from crid.pods.cgroups import _writes, combine
+from crid.pods.cgroups import cgroup_limits, combine, pod_cgroup_path
 from crid.pods.files import hosts, resolv_conf
 from crid.pods.model import Infra
 from crid.pods.names import NameRegistry
+from crid.resources import Resources
+from runtime.cgroups.convert import v1_writes, v2_writes
 
 MD = Metadata("web", "u1", "default", 1)
 
 
 def test_record_round_trip() -> None:
-    spec = PodSpec(MD, runtime_handler="crid", hostname="h", dns=DNS(("1.1.1.1",), ("a",), ()),
+    spec = PodSpec(MD, runtime_handler="crid", hostname="h",
+                   dns=DNSConfig(("1.1.1.1",), ("a",), ()),
                    port_mappings=(PortMapping(80, 8080, "UDP", "127.0.0.1"),),
                    labels={"a": "b"}, annotations={"c": "d"}, cgroup_parent="/kubepods/x",
                    namespaces=NamespaceOptions(pid="POD"), sysctls={"net.x": "1"},
-                   overhead=Resources(cpu_shares=2), resources=Resources(memory_limit_in_bytes=9))
+                   overhead=Resources(cpu_shares=2),
+                   resources=Resources(memory_limit=9, hugepages=(("2MB", 4),),
+                                       unified=(("memory.high", "5"),)))
     pod = PodSandbox(PodId.new(), spec, PodState.READY, 123, ("10.0.0.2", "fd00::2"),
                      Infra(42, 99), "x/crid-1")
     assert PodSandbox.from_record(pod.to_record()) == pod
@@ -48,7 +51,7 @@ def test_state_machine() -> None:
 
 
 def test_resolv_conf_from_dns_or_host(tmp_path) -> None:  # noqa: ANN001
-    assert resolv_conf(DNS(("10.0.0.10",), ("svc.local", "local"), ("ndots:5",))) == (
+    assert resolv_conf(DNSConfig(("10.0.0.10",), ("svc.local", "local"), ("ndots:5",))) == (
         b"nameserver 10.0.0.10\nsearch svc.local local\noptions ndots:5\n")
     host = tmp_path / "resolv.conf"
     host.write_text("nameserver 9.9.9.9\n")
@@ -87,12 +90,59 @@ def test_failed_create_frees_the_name() -> None:
     assert names.reserve(MD, wait=0)[1]
 
 
+def test_records_written_before_resources_were_shared_still_load() -> None:
+    spec = PodSpec(MD, resources=Resources(cpu_shares=2, memory_limit=9))
+    rec = PodSandbox(PodId.new(), spec, PodState.READY, 1).to_record()
+    old = dict(rec["spec"]["resources"])
+    old["memory_limit_in_bytes"] = old.pop("memory_limit")
+    for key in ("memory_swap_limit", "oom_score_adj", "hugepages", "unified"):
+        del old[key]
+    rec["spec"] = dict(rec["spec"], resources=old)
+    assert PodSandbox.from_record(rec).spec == spec
+
+
+def _files(writes) -> list[tuple[str, str]]:  # noqa: ANN001
+    return [(w.file, w.value) for w in writes]
+
+
 def test_cgroup_writes_and_combine() -> None:
-    res = combine(Resources(cpu_shares=2, memory_limit_in_bytes=10),
+    res = combine(Resources(cpu_shares=2, memory_limit=10),
                   Resources(cpu_period=100000, cpu_quota=50000, cpu_shares=1024,
-                            memory_limit_in_bytes=100))
+                            memory_limit=100))
     assert res == Resources(100000, 50000, 1026, 110)
-    assert _writes(res, {"memory"}) == [("memory.limit_in_bytes", "110")]
-    assert _writes(res, {"cpu"}) == [("cpu.shares", "1026"), ("cpu.cfs_period_us", "100000"),
-                                     ("cpu.cfs_quota_us", "50000")]
-    assert ("cpu.max", "50000 100000") in _writes(res, {"unified"})
+    limits = cgroup_limits(res)
+    assert _files(v1_writes(limits, 0, False, None)) == [
+        ("cpu.shares", "1026"), ("cpu.cfs_period_us", "100000"), ("cpu.cfs_quota_us", "50000"),
+        ("memory.limit_in_bytes", "110")]
+    assert ("cpu.max", "50000 100000") in _files(v2_writes(limits))
+    assert ("memory.max", "110") in _files(v2_writes(limits))
+
+
+def test_cgroup_limits_leave_unset_knobs_alone() -> None:
+    assert _files(v1_writes(cgroup_limits(Resources()), 0, False, None)) == []
+    only_cpuset = cgroup_limits(Resources(cpuset_cpus="0-1", cpuset_mems="0"))
+    assert _files(v1_writes(only_cpuset, 0, False, None)) == [("cpuset.cpus", "0-1"),
+                                                              ("cpuset.mems", "0")]
+    # Swap, hugepages and unified keys are the containers' business, not the pod cgroup's.
+    assert _files(v1_writes(cgroup_limits(Resources(
+        memory_swap_limit=5, hugepages=(("2MB", 1),), unified=(("memory.high", "1"),))),
+        0, False, None)) == []
+
+
+@pytest.mark.parametrize(("parent", "path"), [
+    ("", "crid/crid-1"),
+    ("/", "crid-1"),
+    ("/kubepods/burstable/pod9/", "kubepods/burstable/pod9/crid-1"),
+    ("kubepods", "kubepods/crid-1"),
+    ("kubepods-burstable-pod9.slice",
+     "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod9.slice/crid-1"),
+    ("-.slice", "crid-1"),
+])
+def test_pod_cgroup_path(parent: str, path: str) -> None:
+    assert pod_cgroup_path(parent, "crid-1") == path
+
+
+@pytest.mark.parametrize("parent", ["a--b.slice", ".slice", "-a.slice"])
+def test_pod_cgroup_path_refuses_invalid_slices(parent: str) -> None:
+    with pytest.raises(InvalidArgument, match="cgroup_parent"):
+        pod_cgroup_path(parent, "crid-1")

@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 
 from crid.errors import InvalidArgument
-from crid.pods import DNS, Metadata, NamespaceOptions, PodSpec, PortMapping
+from crid.network.api import DNSConfig, PortMapping
+from crid.pods import Metadata, NamespaceOptions, PodSpec
 from crid.pods.validate import sysctl_path, validate
 
 HANDLERS = frozenset({"", "crid"})
@@ -29,9 +30,9 @@ def test_a_plain_spec_is_valid() -> None:
     ("runtime_handler", "kata", "runtime handler 'kata'"),
     ("hostname", "x" * 65, "hostname"),
     ("hostname", "bad_host!", "hostname"),
-    ("dns", DNS(options=tuple(f"o{i}" for i in range(10_000))), "10000 options"),
-    ("dns", DNS(servers=("1.2.3",)), "not an IP"),
-    ("dns", DNS(searches=("a b",)), "not a valid search"),
+    ("dns", DNSConfig(options=tuple(f"o{i}" for i in range(10_000))), "10000 options"),
+    ("dns", DNSConfig(servers=("1.2.3",)), "not an IP"),
+    ("dns", DNSConfig(searches=("a b",)), "not a valid search"),
     ("sysctls", {"kernel.hostname": "x"}, "not namespaced"),
     ("sysctls", {"vm.swappiness": "1"}, "not namespaced"),
     ("sysctls", {"../etc": "1"}, "not a sysctl name"),
@@ -42,6 +43,7 @@ def test_a_plain_spec_is_valid() -> None:
     ("port_mappings", (PortMapping(80, 70000),), "out of range"),
     ("port_mappings", (PortMapping(80, 80, host_ip="nope"),), "host_ip"),
     ("cgroup_parent", "/a/../../etc", "cgroup_parent"),
+    ("cgroup_parent", "kubepods--pod1.slice", "invalid systemd slice"),
 ])
 def test_bad_fields_are_named(field: str, value: object, needle: str) -> None:
     with pytest.raises(InvalidArgument, match=needle):

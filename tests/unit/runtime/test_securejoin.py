@@ -67,3 +67,24 @@ def test_create_file_through_dangling_symlink(root):
     os.symlink("/run/resolve/stub.conf", os.path.join(root, "usr/resolv.conf"))
     path = securejoin.create_file(root, "/usr/resolv.conf")
     assert path == os.path.join(root, "run/resolve/stub.conf") and os.path.isfile(path)
+
+
+@pytest.mark.parametrize("unsafe, want", [
+    ("/usr/lib/new/deeper", "usr/lib/new/deeper"), ("/lib/new2", "usr/lib/new2"),
+    ("/etc/etc/x", "x"), ("/usr/lib/up/up/y", "up/y"), ("usr", "usr"), ("/", ""),
+])
+def test_mkdir_all_stays_in_root(root, unsafe, want):
+    path = securejoin.mkdir_all(root, unsafe)
+    assert path == os.path.join(root, want).rstrip("/") and os.path.isdir(path)
+
+
+def test_mkdir_all_through_a_file_fails(root):
+    open(os.path.join(root, "usr/file"), "w").close()
+    with pytest.raises(OSError):  # (the slow path's own error: FileExistsError)
+        securejoin.mkdir_all(root, "/usr/file/x")
+
+
+def test_mkdir_all_dangling_symlink_made_inside(root):
+    os.symlink("/made/here", os.path.join(root, "dangling"))
+    path = securejoin.mkdir_all(root, "/dangling/sub")
+    assert path == os.path.join(root, "made/here/sub") and os.path.isdir(path)
