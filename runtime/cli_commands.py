@@ -24,10 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from runtime.cli import DEFAULT_ROOT
 from runtime.errors import OCIRuntimeError
 from runtime.records import dataclass
-
-DEFAULT_ROOT = "/run/crid-runtime"
 
 
 class UsageError(Exception):
