@@ -110,7 +110,8 @@ class Config:
     listen: str = opt("", "CRI socket path; empty means <run_root>/crid.sock")
     log_level: str = opt("info", "log level", choices=("debug", "info", "warning", "error"))
     log_format: str = opt("auto", "text on a terminal, else JSON", choices=("auto", "text", "json"))
-    cgroup_driver: str = opt("cgroupfs", "cgroup driver reported to the kubelet",
+    cgroup_driver: str = opt("cgroupfs", "cgroup driver: reported to the kubelet, lays out pod and "
+                             "container cgroups (docs/containers.md)",
                              choices=("cgroupfs", "systemd"))
     default_runtime_handler: str = opt("crid", "runtime handler used for an empty handler name")
     images: ImagesConfig = field(default_factory=ImagesConfig)

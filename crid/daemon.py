@@ -201,7 +201,8 @@ class Daemon:
                        default_handler=cfg.default_runtime_handler),
             store,
             SetupDeps(pinner=NamespacePinner(), network=network, cgroups=RuntimePodCgroups(),
-                      run_root=self.run_root, shm_size=parse_size(cfg.pods.shm_size)))
+                      run_root=self.run_root, shm_size=parse_size(cfg.pods.shm_size),
+                      cgroup_driver=cfg.cgroup_driver))
         for change in pods.reconcile():
             log.info("reconciled pod", change=change)
         return pods

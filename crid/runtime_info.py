@@ -22,14 +22,6 @@ class NetworkStatusSource(Protocol):
     def network_condition(self) -> Condition: ...
 
 
-class NoNetwork:
-    """Stands in until pod networking is wired in: NetworkReady is false, truthfully."""
-
-    def network_condition(self) -> Condition:
-        return Condition("NetworkReady", False, "NetworkPluginNotReady",
-                         "crid: pod networking is not available yet")
-
-
 def parse_pod_cidrs(text: str) -> list[str]:
     """Parses the kubelet's pod CIDR ("10.244.1.0/24" or a comma-separated dual-stack pair).
 

@@ -27,6 +27,9 @@ from runtime.monitor.exitfile import ExitStatus, read_exit_file, rfc3339_nano
 from runtime.monitor.launch import MonitorFds, MonitorRequest, fork_monitor, read_reply
 from runtime.monitor.loop import MonitorOptions
 from runtime.requests import OCI_VERSION, Created, CreateRequest, ExecRequest, State
+from runtime.seccomp import CompiledFilter
+from runtime.seccomp.cache import FilterCache
+from runtime.seccomp.cache import to_wire as filter_to_wire
 from runtime.spec import load_spec
 from runtime.spec.model import Spec
 from runtime.state import ContainerRecord, StateStore, Status, is_alive, process_start_time
@@ -68,6 +71,7 @@ class Runtime:
         self.store = StateStore(root)
         self.launcher = launcher or ForkLauncher()
         self._specs: dict[str, Spec] = {}  # config.json copies never change after create
+        self._filters = FilterCache()
         self._cgroup_managers: dict[str, Cgroups] = {}
 
     # -- create / start ---------------------------------------------------------------------
@@ -77,11 +81,13 @@ class Runtime:
         spec = load_spec(bundle)
         if spec.process is None:
             raise InvalidState(f"creating container {req.id}: config.json has no process")
+        # compiled here, once per profile, and before anything is made: a bad one is refused
+        seccomp = self._filters.get(spec.linux.seccomp) if spec.linux.seccomp else None
         d = self.store.reserve(req.id)
         self._specs.pop(req.id, None)
         self._cgroup_managers.pop(req.id, None)
         try:
-            created = self._create(req, bundle, spec, d)
+            created = self._create(req, bundle, spec, d, seccomp)
         except BaseException:
             self._abandon(req.id, spec)
             raise
@@ -90,7 +96,8 @@ class Runtime:
         self._specs[req.id] = spec
         return created
 
-    def _create(self, req: CreateRequest, bundle: str, spec: Spec, d: Path) -> Created:
+    def _create(self, req: CreateRequest, bundle: str, spec: Spec, d: Path,
+                seccomp: CompiledFilter | None) -> Created:
         (d / "config.json").write_bytes(Path(bundle, "config.json").read_bytes())
         fifo = str(d / "exec.fifo")
         os.mkfifo(fifo, 0o600)
@@ -111,7 +118,8 @@ class Runtime:
         state = {"ociVersion": OCI_VERSION, "id": req.id, "status": "creating",
                  "bundle": bundle, "annotations": dict(spec.annotations)}
         params = {"kind": "init", "id": req.id, "bundle": bundle, "exec_fifo": fifo,
-                  "state": state, "no_pivot": req.no_pivot}
+                  "state": state, "no_pivot": req.no_pivot,
+                  "seccomp": None if seccomp is None else filter_to_wire(seccomp)}
         created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,
                                req.timeout, req.id)
         try:

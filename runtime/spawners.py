@@ -17,6 +17,7 @@ from runtime.init import ExecContext, InitContext, exec_in, spawn_init
 from runtime.init.mounts import CgroupHierarchy
 from runtime.monitor.loop import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
+from runtime.seccomp.cache import from_wire as filter_from_wire
 from runtime.spec import load_spec, parse_spec
 
 
@@ -35,7 +36,9 @@ class InitSpawner:
         ctx = InitContext(spec=self.spec, bundle=p["bundle"], container_id=p["id"],
                           stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
                           console_socket=stdio.console_socket, exec_fifo=p.get("exec_fifo"),
-                          state=state, no_pivot=bool(p.get("no_pivot")))
+                          state=state, no_pivot=bool(p.get("no_pivot")),
+                          compiled_seccomp=filter_from_wire(p["seccomp"]) if p.get("seccomp")
+                          else None)
         self._state = state
         # in place: the monitor calls this in its throwaway creator child (_spawn_in_child)
         return spawn_init(ctx, self, in_place=True)

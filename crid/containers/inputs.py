@@ -16,6 +16,8 @@ from crid.containers.ports import PodForContainers
 from crid.containers.spec import HostDevice
 from crid.containers.users import UserDB
 from crid.errors import InvalidArgument, NotFound
+from runtime.cgroups import expand_slice
+from runtime.errors import SpecError
 
 MAX_PROFILE_BYTES = 1 << 20
 
@@ -97,10 +99,28 @@ def log_path(log_directory: str, log_path: str) -> str:
     return full
 
 
-def cgroups_path(parent: str, cid: str, driver: str) -> str:
-    if driver == "systemd":
-        return f"{parent or 'system.slice'}:crid:{cid}"
-    return f"{parent.rstrip('/') or ''}/crid-{cid}"
+def cgroups_path(pod_cgroup: str, cid: str, driver: str) -> str:
+    """The OCI `linux.cgroupsPath` of container `cid` in the pod whose cgroup is `pod_cgroup`
+    (its path below the hierarchy roots, as `PodSandbox.cgroup` records it).
+
+    systemd driver, with the pod cgroup a slice (as the pods' systemd layout makes it):
+    `<pod slice>:crid:<cid>`, as CRI-O and containerd write it (`...-pod<uid>.slice:crio:<id>`);
+    the runtime expands it to `<pod cgroup>/crid-<cid>.scope` on cgroupfs. Otherwise (cgroupfs
+    driver, or a pod made under the other driver before a restart) `/<pod cgroup>/crid-<cid>`.
+    Either way the container's cgroup lies inside its pod's.
+    """
+    pod_cgroup = "/" + pod_cgroup.strip("/")
+    unit = os.path.basename(pod_cgroup)
+    if driver == "systemd" and unit.endswith(".slice") and _slice_path(unit) == pod_cgroup:
+        return f"{unit}:crid:{cid}"
+    return f"{pod_cgroup.rstrip('/')}/crid-{cid}"
+
+
+def _slice_path(unit: str) -> str | None:
+    try:
+        return expand_slice(unit)
+    except SpecError:
+        return None
 
 
 def user_db(rootfs: Path) -> UserDB:

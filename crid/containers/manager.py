@@ -181,8 +181,7 @@ class ContainerManager:
         spec_inputs = SpecInputs(
             container_id=cid, request=req, image=img, image_name=req.image, image_id=image.id,
             pod=pod.context, user=user, rootfs=str(rootfs),
-            cgroups_path=inputs.cgroups_path("/" + pod.cgroup_parent.strip("/"), cid,
-                                             self._o.cgroup_driver),
+            cgroups_path=inputs.cgroups_path(pod.cgroup_parent, cid, self._o.cgroup_driver),
             devices=resolved.devices, localhost_seccomp=resolved.seccomp, target_pid=target_pid,
             apparmor_enabled=self._o.apparmor_enabled)
         return generate_spec(spec_inputs), user, img

@@ -1,4 +1,5 @@
-"""The pod's cgroup: `<cgroup_parent>/crid-<id>` in every hierarchy, with the pod's limits.
+"""The pod's cgroup: `<cgroup_parent>/crid-<id>` in every hierarchy (with the systemd driver, a
+slice of the pod's own inside the cgroup_parent slice), with the pod's limits.
 
 `PodCgroups` is the seam the pod lifecycle uses; `RuntimePodCgroups` implements it with the
 runtime's cgroup managers (`runtime.cgroups`), the code that also makes the containers' cgroups
@@ -8,6 +9,7 @@ below it: the same hierarchies, the same resource writes, the same bottom-up rem
 from __future__ import annotations
 
 import errno
+import re
 import time
 from typing import Protocol
 
@@ -27,7 +29,13 @@ from runtime.cgroups import (
 from runtime.cgroups import Resources as CgroupLimits
 from runtime.errors import SpecError
 
+CGROUPFS, SYSTEMD = "cgroupfs", "systemd"
 DEFAULT_PARENT = "/crid"
+DEFAULT_SLICE = "system.slice"  # the systemd driver's parent for an empty cgroup_parent
+UNIT_NAME_MAX = 255  # systemd's longest unit name
+# Slice names as systemd accepts them (no template "@", no ":" that would split an OCI
+# "slice:prefix:name" cgroupsPath, no escapes).
+_SLICE = re.compile(r"^[A-Za-z0-9_.-]+\.slice$")
 # A just-killed infra process (a zombie until reaped) keeps a v1 cgroup busy for a while.
 REMOVE_WAIT = 5.0
 
@@ -37,8 +45,8 @@ class CgroupError(Internal):
 
 
 class PodCgroups(Protocol):
-    def create(self, parent: str, name: str, res: Resources | None) -> str:
-        """Creates <parent>/<name> and applies res; returns the path `pod_cgroup_path` gives."""
+    def create(self, path: str, res: Resources | None) -> None:
+        """Creates the cgroup at `path` (what `pod_cgroup_path` gives) and applies res."""
         ...
 
     def update(self, path: str, res: Resources) -> None: ...
@@ -51,24 +59,56 @@ class PodCgroups(Protocol):
         ...
 
 
-def pod_cgroup_path(parent: str, name: str) -> str:
+def pod_cgroup_path(parent: str, name: str, driver: str = CGROUPFS) -> str:
     """The pod cgroup's path below every hierarchy's root, without a leading "/" (the form
     `PodSandbox.cgroup` records).
 
-    `parent` is a cgroupfs path (`/kubepods/burstable/pod<uid>`; "" means /crid) or, from a
-    kubelet on the systemd cgroup driver, a slice name (`kubepods-burstable-pod<uid>.slice`),
-    nested the way systemd nests slices (`/kubepods.slice/kubepods-burstable.slice/...`).
+    cgroupfs driver: `<parent>/<name>`. `parent` is a cgroupfs path (`/kubepods/burstable/pod<uid>`;
+    "" means /crid) or a slice name, nested the way systemd nests slices
+    (`kubepods-burstable-pod<uid>.slice` -> `/kubepods.slice/kubepods-burstable.slice/...`).
+
+    systemd driver: the pod gets a slice of its own inside `parent` (which must be a slice name;
+    "" means system.slice), named as systemd names a child slice: `crid-<id>` under
+    `kubepods-burstable-pod<uid>.slice` is `kubepods-burstable-pod<uid>-crid_<id>.slice`, at
+    `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice/<that>`. Its
+    containers are `<that>:crid:<cid>` scopes inside it (see `containers.inputs.cgroups_path`).
 
     Raises:
-        InvalidArgument: an invalid slice name.
+        InvalidArgument: an invalid slice name, or (systemd) a parent that is no slice name.
     """
+    if driver == SYSTEMD:
+        return _expand(pod_slice(parent, name)).lstrip("/")
     parent = parent or DEFAULT_PARENT
     if parent.endswith(".slice") and "/" not in parent:
-        try:
-            parent = expand_slice(parent)
-        except SpecError as e:
-            raise InvalidArgument(f"cgroup_parent {parent!r}: {e}") from e
+        parent = _expand(parent)
     return f"{parent.strip('/')}/{name}".lstrip("/")
+
+
+def pod_slice(parent: str, name: str) -> str:
+    """The systemd driver's slice for the pod `name` inside the slice `parent`.
+
+    Raises:
+        InvalidArgument: `parent` is no valid slice name, or the result is too long a unit name.
+    """
+    parent = parent or DEFAULT_SLICE
+    if not _SLICE.match(parent):
+        raise InvalidArgument(f"cgroup_parent {parent[:200]!r}: with the systemd cgroup driver "
+                              "it must be a slice name such as kubepods-burstable-pod<uid>.slice")
+    _expand(parent)
+    base = parent[: -len(".slice")]
+    unit = f"{base}-{name.replace('-', '_')}.slice" if base != "-" else \
+        f"{name.replace('-', '_')}.slice"
+    if len(unit) > UNIT_NAME_MAX:
+        raise InvalidArgument(f"cgroup_parent {parent[:200]!r}: the pod's slice name would be "
+                              f"{len(unit)} characters, over systemd's {UNIT_NAME_MAX}")
+    return unit
+
+
+def _expand(slice_name: str) -> str:
+    try:
+        return expand_slice(slice_name)
+    except SpecError as e:
+        raise InvalidArgument(f"cgroup_parent {slice_name[:200]!r}: {e}") from e
 
 
 def cgroup_limits(res: Resources) -> CgroupLimits:
@@ -102,14 +142,13 @@ class RuntimePodCgroups:
         except RuntimeCgroupError as e:
             raise CgroupError(f"pod cgroup {path}: {e}") from e
 
-    def create(self, parent: str, name: str, res: Resources | None) -> str:
+    def create(self, path: str, res: Resources | None) -> None:
         """mkdir in every hierarchy, safe against concurrent creates under the same new
         parent (they share its directories), then the limits. All or nothing.
 
         Raises:
-            InvalidArgument: a bad parent, or limits the kernel refuses. CgroupError: the rest.
+            InvalidArgument: limits the kernel refuses. CgroupError: the rest.
         """
-        path = pod_cgroup_path(parent, name)
         cg = self._open(path)
         try:
             cg.create()
@@ -121,7 +160,6 @@ class RuntimePodCgroups:
         except BaseException:
             self.destroy(path)
             raise
-        return path
 
     def update(self, path: str, res: Resources) -> None:
         """Raises InvalidArgument (limits the kernel refuses) or CgroupError."""

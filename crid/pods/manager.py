@@ -83,7 +83,7 @@ class PodManager:
             AlreadyExists: the name is reserved by another sandbox (its id in the message).
             Internal subtypes / network errors: a step failed (everything done is undone).
         """
-        validate.validate(spec, self._opts.handlers)
+        validate.validate(spec, self._opts.handlers, self._deps.cgroup_driver)
         res, mine = self._names.reserve(spec.metadata, self._opts.retry_wait)
         if not mine:
             return res.pod_id

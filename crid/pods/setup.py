@@ -15,7 +15,7 @@ from pathlib import Path
 
 from crid.network.api import PodNetwork
 from crid.pods import files
-from crid.pods.cgroups import PodCgroups, combine
+from crid.pods.cgroups import CGROUPFS, PodCgroups, combine, pod_cgroup_path
 from crid.pods.ids import PodId
 from crid.pods.infra import start_infra, stop_infra
 from crid.pods.layout import PodPaths
@@ -34,6 +34,7 @@ class SetupDeps:
     cgroups: PodCgroups
     run_root: Path
     shm_size: int
+    cgroup_driver: str = CGROUPFS  # "cgroupfs" or "systemd": how the pod cgroup is laid out
 
 
 def namespace_kinds(spec: PodSpec) -> tuple[str, ...]:
@@ -61,8 +62,12 @@ def create_sandbox(pod_id: PodId, spec: PodSpec, deps: SetupDeps) -> PodSandbox:
         if spec.namespaces.ipc != NODE:
             mount_shm(paths.shm, deps.shm_size)
             undo.callback(unmount_shm, paths.shm)
-        paths.write_intent(cgroup_parent=spec.cgroup_parent, cgroup_name=f"crid-{pod_id.value}")
-        job = _CgroupAndInfra(pod_id, spec, pins, paths, deps)
+        # The path is recorded before the cgroup exists, so a crash in between leaves an
+        # intent that names it (whatever driver a restarted daemon runs with).
+        cgroup_path = pod_cgroup_path(spec.cgroup_parent, f"crid-{pod_id.value}",
+                                      deps.cgroup_driver)
+        paths.write_intent(cgroup=cgroup_path)
+        job = _CgroupAndInfra(cgroup_path, spec, pins, paths, deps)
         undo.callback(job.undo)
         ips: tuple[str, ...] = ()
         if spec.namespaces.network != NODE:
@@ -84,13 +89,14 @@ class _CgroupAndInfra:
     (cgroup_mutex across the v1 hierarchies, forks and execs, an RCU grace period on the
     first cgroup.procs write), so overlapping them takes that wait off RunPodSandbox's path.
 
-    It records the cgroup and the infra pid in the pod's intent as soon as each exists (the
-    caller writes no intent meanwhile: `write_intent` is a read-modify-write).
+    It records the infra pid in the pod's intent as soon as it exists (the caller wrote the
+    cgroup's path before, and writes no intent meanwhile: `write_intent` is a
+    read-modify-write).
     """
 
-    def __init__(self, pod_id: PodId, spec: PodSpec, pins: dict[str, str], paths: PodPaths,
+    def __init__(self, path: str, spec: PodSpec, pins: dict[str, str], paths: PodPaths,
                  deps: SetupDeps) -> None:
-        self._args = (pod_id, spec, pins, paths, deps)
+        self._args = (path, spec, pins, paths, deps)
         self.cgroup: str | None = None
         self.infra: Infra | None = None
         self._error: BaseException | None = None
@@ -98,11 +104,10 @@ class _CgroupAndInfra:
         self._thread.start()
 
     def _run(self) -> None:
-        pod_id, spec, pins, paths, deps = self._args
+        path, spec, pins, paths, deps = self._args
         try:
-            self.cgroup = deps.cgroups.create(spec.cgroup_parent, f"crid-{pod_id.value}",
-                                              combine(spec.overhead, spec.resources))
-            paths.write_intent(cgroup=self.cgroup)
+            deps.cgroups.create(path, combine(spec.overhead, spec.resources))
+            self.cgroup = path
             if spec.namespaces.pid == POD:
                 self.infra = start_infra(pins)
                 paths.write_intent(infra_pid=self.infra.pid,

@@ -35,7 +35,7 @@ def remove_leftovers(paths: PodPaths, deps: SetupDeps) -> None:
         stop_infra(Infra(intent["infra_pid"], intent["infra_start"]))
     deps.network.teardown(leftover_request(paths))
     cgroup = intent.get("cgroup", "")
-    if not cgroup and "cgroup_name" in intent:
+    if not cgroup and "cgroup_name" in intent:  # an intent from before paths were recorded
         cgroup = pod_cgroup_path(intent.get("cgroup_parent", ""), intent["cgroup_name"])
     _release_local(paths, cgroup, deps)
 

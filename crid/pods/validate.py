@@ -8,7 +8,7 @@ import re
 from collections.abc import Collection
 
 from crid.errors import InvalidArgument
-from crid.pods.cgroups import pod_cgroup_path
+from crid.pods.cgroups import CGROUPFS, pod_cgroup_path
 from crid.pods.model import CONTAINER, NODE, POD, TARGET, PodSpec
 
 # Limits of glibc's resolver (resolv.h MAXNS/MAXDNSRCH are lower, but newer glibc and musl
@@ -34,8 +34,8 @@ _SAFE_PREFIXES = (("net.", "net"), ("kernel.shm", "ipc"), ("kernel.msg", "ipc"),
 _SAFE_EXACT = {"kernel.sem": "ipc"}
 
 
-def validate(spec: PodSpec, handlers: Collection[str]) -> None:
-    """Checks every field of spec.
+def validate(spec: PodSpec, handlers: Collection[str], cgroup_driver: str = CGROUPFS) -> None:
+    """Checks every field of spec (cgroup_parent as `cgroup_driver` reads it).
 
     Raises:
         InvalidArgument: naming the first bad field.
@@ -52,7 +52,7 @@ def validate(spec: PodSpec, handlers: Collection[str]) -> None:
     _ports(spec)
     if not _CGROUP.match(spec.cgroup_parent) or ".." in spec.cgroup_parent.split("/"):
         raise InvalidArgument(f"cgroup_parent {spec.cgroup_parent[:200]!r}: not a cgroup path")
-    pod_cgroup_path(spec.cgroup_parent, "crid")  # a systemd slice name must be a valid one
+    pod_cgroup_path(spec.cgroup_parent, "crid", cgroup_driver)  # a slice must be a valid one
     for key, value in spec.sysctls.items():
         sysctl(key, value, spec)
 

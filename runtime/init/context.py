@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.records import dataclass, field
+from runtime.seccomp import CompiledFilter
 from runtime.spec.model import Process, Spec
 
 
@@ -21,6 +22,7 @@ class InitContext:
     state: OCI state dict given on stdin to createContainer/startContainer hooks ("pid" and
     "status" are filled in by the init). preserve_fds: extra fds 3..3+n-1 kept open across exec.
     no_pivot: use MS_MOVE+chroot instead of pivot_root (forced automatically on an initramfs).
+    compiled_seccomp: linux.seccomp already compiled by the caller (None: compiled here).
     """
 
     spec: Spec
@@ -34,6 +36,7 @@ class InitContext:
     state: dict[str, Any] = field(default_factory=dict)
     preserve_fds: int = 0
     no_pivot: bool = False
+    compiled_seccomp: CompiledFilter | None = None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ Every destination is resolved with securejoin and the resulting inode re-checked
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import functools
 import os
 from collections.abc import Callable
 
@@ -110,14 +110,21 @@ def _mount_cgroups(root: str, m: Mount, opts: mountopts.MountOptions,
         return
     _with_target(root, target, lambda t: libc.mount(
         "tmpfs", t, "tmpfs", flags & ~libc.MS_RDONLY, "mode=755"))
-    for h in v1:
-        sub = securejoin.mkdir_all(root, os.path.join(m.destination, h.name))
-        _with_target(root, sub, functools.partial(_bind, h.host_dir))
-        remount(sub, flags & mountopts.FLAGS_KEPT_ON_REMOUNT)
-        for alias in h.name.split(","):  # "cpu,cpuacct" is also reachable as cpu and cpuacct
-            link = os.path.join(target, alias)
-            if alias != h.name and not os.path.lexists(link):
-                os.symlink(h.name, link)
+    # The tmpfs is new and ours: each hierarchy's directory is made in it and bound through
+    # the checked fd of its root, with no path walk (nor symlink) in between.
+    fd = securejoin.open_in_root(root, target)
+    try:
+        for h in v1:
+            os.mkdir(h.name, 0o755, dir_fd=fd)
+            sub = f"/proc/self/fd/{fd}/{h.name}"
+            _bind(h.host_dir, sub)
+            remount(sub, flags & mountopts.FLAGS_KEPT_ON_REMOUNT)
+            for alias in h.name.split(","):  # "cpu,cpuacct" is also reachable as cpu, cpuacct
+                if alias != h.name:
+                    with contextlib.suppress(FileExistsError):
+                        os.symlink(h.name, alias, dir_fd=fd)
+    finally:
+        os.close(fd)
     if flags & libc.MS_RDONLY:
         remount(target, flags & mountopts.FLAGS_KEPT_ON_REMOUNT)
 

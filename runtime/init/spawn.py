@@ -70,7 +70,7 @@ def spawn_init(ctx: InitContext, host: InitHost, in_place: bool = False) -> int:
     root = os.path.realpath(os.path.join(ctx.bundle, ctx.spec.root.path))
     if not os.path.isdir(root):
         raise SpecError("root.path", f"{root} is not a directory")
-    seccomp = compile_seccomp(ctx.spec.linux.seccomp)
+    seccomp = ctx.compiled_seccomp or compile_seccomp(ctx.spec.linux.seccomp)
     if in_place and _in_place_possible(ctx.spec):
         return _spawn_in_place(ctx, host, root, seccomp)
     children = fork_stage1(lambda ch: _stage1(ctx, ch, root, seccomp))

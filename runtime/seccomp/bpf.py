@@ -143,6 +143,10 @@ def assemble(items: list[Item]) -> list[SockFilter]:
     return prog
 
 
+_INSN = struct.Struct("=HBBI")
+INSN_SIZE = _INSN.size
+
+
 def encode(prog: list[SockFilter]) -> bytes:
     """The bytes of a ``struct sock_filter[]`` (native byte order, as the kernel reads it)."""
-    return b"".join(struct.pack("=HBBI", *insn) for insn in prog)
+    return b"".join(_INSN.pack(*insn) for insn in prog)

@@ -13,11 +13,17 @@ import pytest
 
 from crid.containers.stats import CgroupReader
 from crid.errors import InvalidArgument
-from crid.pods.cgroups import RuntimePodCgroups
+from crid.pods.cgroups import RuntimePodCgroups, pod_cgroup_path
 from crid.resources import Resources
 from tests.integration.pods.helpers import CGROUP_ROOTS, cleanup_cgroup_parent
 
 PREFIX = "crt-cln"
+
+
+def _create(cgroups: RuntimePodCgroups, parent: str, name: str, res: Resources | None) -> str:
+    path = pod_cgroup_path(parent, name)
+    cgroups.create(path, res)
+    return path
 
 
 def _dirs(path: str) -> list[Path]:
@@ -37,7 +43,7 @@ def parent() -> Iterator[str]:
 
 def test_pod_cgroup_everywhere_with_limits_stats_and_removal(parent: str) -> None:
     cgroups = RuntimePodCgroups()
-    path = cgroups.create(parent, "crid-p1", Resources(
+    path = _create(cgroups, parent, "crid-p1", Resources(
         memory_limit=64 << 20, cpu_shares=512, cpu_period=100000, cpu_quota=50000))
     assert path == f"{parent[1:]}/crid-p1"
     assert _dirs(path) == [r / path for r in CGROUP_ROOTS]
@@ -68,7 +74,7 @@ def test_pod_cgroup_everywhere_with_limits_stats_and_removal(parent: str) -> Non
 
 def test_destroy_removes_what_containers_left_inside(parent: str) -> None:
     cgroups = RuntimePodCgroups()
-    path = cgroups.create(parent, "crid-p2", None)
+    path = _create(cgroups, parent, "crid-p2", None)
     for d in _dirs(path):
         (d / "crid-c1" / "sub").mkdir(parents=True)
         (d / "crid-c2").mkdir()
@@ -81,7 +87,7 @@ def test_concurrent_creates_under_a_new_parent(parent: str) -> None:
     cgroups = RuntimePodCgroups()
     with ThreadPoolExecutor(10) as pool:  # map re-raises a thread's error here
         paths = list(pool.map(
-            lambda i: cgroups.create(parent, f"crid-r{i}", Resources(cpu_shares=100 + i)),
+            lambda i: _create(cgroups, parent, f"crid-r{i}", Resources(cpu_shares=100 + i)),
             range(10)))
     assert sorted(paths) == sorted(f"{parent[1:]}/crid-r{i}" for i in range(10))
     cpuset = Path("/sys/fs/cgroup/cpuset") / parent[1:] / "crid-r3"
@@ -94,5 +100,5 @@ def test_concurrent_creates_under_a_new_parent(parent: str) -> None:
 def test_limits_the_kernel_refuses_leave_nothing(parent: str) -> None:
     cgroups = RuntimePodCgroups()
     with pytest.raises(InvalidArgument, match="refused by the kernel"):
-        cgroups.create(parent, "crid-p3", Resources(cpu_period=100000, cpu_quota=500))
+        _create(cgroups, parent, "crid-p3", Resources(cpu_period=100000, cpu_quota=500))
     assert _dirs(f"{parent[1:]}/crid-p3") == []

@@ -4,6 +4,7 @@ that force-deletes whatever a test left behind, and leak checks."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,9 @@ from runtime.lifecycle import Runtime
 from runtime.zygote import Zygote
 from tests.integration.runtime.bundle import default_config, make_rootfs
 
-PREFIX = "crt-life-"
+# Unique per test process: container ids name cgroups, and two runs of these tests at once
+# (several work trees on one machine) must neither share cgroups nor see each other's leaks.
+PREFIX = f"crt-life-{os.getpid()}-"
 
 
 def write_bundle(path: Path, args: list[str], **changes: Any) -> Path:

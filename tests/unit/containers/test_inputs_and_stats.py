@@ -27,7 +27,7 @@ from crid.containers.spec import PodContext
 from crid.containers.stats import CgroupReader, net_usage
 from crid.errors import InvalidArgument, NotFound
 from crid.server import container_rpc, metrics_rpc
-from runtime.cgroups import CgroupStats, CpuStats, MemoryStats, PidsStats
+from runtime.cgroups import CgroupStats, CpuStats, MemoryStats, PidsStats, parse_cgroups_path
 from runtime.monitor.exitfile import ExitStatus
 
 POD = PodContext("p", "n", "ns", "u", "h")
@@ -85,7 +85,29 @@ def test_log_and_cgroup_paths() -> None:
     with pytest.raises(InvalidArgument):
         inputs.log_path("", "0.log")
     assert inputs.cgroups_path("/kubepods/pod1", "abc", "cgroupfs") == "/kubepods/pod1/crid-abc"
-    assert inputs.cgroups_path("kubepods.slice", "abc", "systemd") == "kubepods.slice:crid:abc"
+    assert inputs.cgroups_path("kubepods/pod1", "abc", "cgroupfs") == "/kubepods/pod1/crid-abc"
+    assert inputs.cgroups_path("", "abc", "cgroupfs") == "/crid-abc"
+
+
+@pytest.mark.parametrize(("pod_cgroup", "driver", "want"), [
+    # The pods' systemd layout: the pod's own slice; its containers are scopes inside it.
+    ("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/"
+     "kubepods-burstable-pod1-crid_p.slice", "systemd",
+     "kubepods-burstable-pod1-crid_p.slice:crid:abc"),
+    ("system.slice/system-crid_p.slice", "systemd", "system-crid_p.slice:crid:abc"),
+    ("crid_p.slice", "systemd", "crid_p.slice:crid:abc"),
+    # A pod made by the cgroupfs driver (before a restart): its containers stay inside it.
+    ("crid/crid-p", "systemd", "/crid/crid-p/crid-abc"),
+    ("kubepods.slice/kubepods-burstable.slice/crid-p", "systemd",
+     "/kubepods.slice/kubepods-burstable.slice/crid-p/crid-abc"),
+    ("a/b.slice", "systemd", "/a/b.slice/crid-abc"),  # not where systemd would nest b.slice
+    # A pod made by the systemd driver, containers under the cgroupfs driver.
+    ("system.slice/system-crid_p.slice", "cgroupfs", "/system.slice/system-crid_p.slice/crid-abc"),
+])
+def test_container_cgroup_lies_inside_its_pods(pod_cgroup: str, driver: str, want: str) -> None:
+    got = inputs.cgroups_path(pod_cgroup, "abc", driver)
+    assert got == want
+    assert parse_cgroups_path(got, "abc").path.startswith(f"/{pod_cgroup}/crid-abc")
 
 
 @pytest.mark.parametrize("pod, asked, want", [

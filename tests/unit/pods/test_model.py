@@ -146,3 +146,25 @@ def test_pod_cgroup_path(parent: str, path: str) -> None:
 def test_pod_cgroup_path_refuses_invalid_slices(parent: str) -> None:
     with pytest.raises(InvalidArgument, match="cgroup_parent"):
         pod_cgroup_path(parent, "crid-1")
+
+
+@pytest.mark.parametrize(("parent", "path"), [
+    ("kubepods-burstable-pod9.slice",
+     "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod9.slice/"
+     "kubepods-burstable-pod9-crid_1.slice"),
+    ("kubepods.slice", "kubepods.slice/kubepods-crid_1.slice"),
+    ("", "system.slice/system-crid_1.slice"),
+    ("-.slice", "crid_1.slice"),
+])
+def test_pod_cgroup_path_systemd_gives_the_pod_a_slice_inside_its_parent(
+        parent: str, path: str) -> None:
+    assert pod_cgroup_path(parent, "crid-1", "systemd") == path
+
+
+@pytest.mark.parametrize("parent", [
+    "a--b.slice", ".slice", "-a.slice", "a-.slice", "/kubepods/burstable", "kubepods",
+    "/kubepods.slice", "kube:pods.slice", "kube@pods.slice", "kube/pods.slice",
+    "a" * 200 + ".slice"])
+def test_pod_cgroup_path_systemd_refuses_what_is_no_slice(parent: str) -> None:
+    with pytest.raises(InvalidArgument, match="cgroup_parent"):
+        pod_cgroup_path(parent, "crid-" + "f" * 64, "systemd")

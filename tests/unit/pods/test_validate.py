@@ -62,3 +62,12 @@ def test_sysctls_that_would_change_the_host_are_refused() -> None:
 def test_sysctl_paths() -> None:
     assert sysctl_path("net.ipv4.ip_forward") == "net/ipv4/ip_forward"
     assert sysctl_path("net/ipv4/conf/eth0.100/forwarding") == "net/ipv4/conf/eth0.100/forwarding"
+
+
+@pytest.mark.parametrize("parent", ["/kubepods/burstable/pod1", "kubepods",
+                                    "kubepods--pod1.slice", "kube:pods.slice"])
+def test_systemd_driver_wants_a_slice_name_as_cgroup_parent(parent: str) -> None:
+    validate(spec(cgroup_parent="kubepods-burstable-pod1.slice"), HANDLERS, "systemd")
+    validate(spec(cgroup_parent=""), HANDLERS, "systemd")
+    with pytest.raises(InvalidArgument, match="cgroup_parent"):
+        validate(spec(cgroup_parent=parent), HANDLERS, "systemd")
