@@ -252,9 +252,9 @@ class Monitor:
     def adopt(self, child: int, handoff: dict[bytes, bytes] | None, answered: bool,
               fds: list[int]) -> int | None:
         """In the monitor: take over what the set-up child sent (``set_up_in_child``,
-        ``take_handoff``), answer the requester, reap the child. ``answered``: the child
-        answered the requester itself (it failed). Returns the OOM kills before the spawn, or
-        None when the set-up failed (the requester has the error)."""
+        ``take_handoff``) and answer the requester (the loop reaps the child). ``answered``:
+        the child answered the requester itself (it failed). Returns the OOM kills before the
+        spawn, or None when the set-up failed (the requester has the error)."""
         if handoff is None:
             for fd in fds:
                 os.close(fd)
@@ -279,9 +279,9 @@ class Monitor:
         if b"listen" in kept:
             self.listener = _socket.socket(fileno=kept[b"listen"])
             self.listener.setblocking(False)
-        # The container's process is the monitor's child once the set-up child is gone:
-        # only then may the requester see it.
-        os.waitpid(child, 0)
+        # Not waiting for the set-up child's exit (tearing down its address space takes a
+        # millisecond or more): the loop reaps it, and its exit re-parents the container's
+        # process to this monitor (a subreaper) a moment after the requester has its pid.
         self._reply_started()
         return int(handoff[b"oom"])
 
