@@ -330,3 +330,16 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     return _check(_libc.syscall(SYS_openat2, dirfd, _b(path), ctypes.byref(how),
                                 ctypes.c_size_t(ctypes.sizeof(how))),
                   f"openat2({path!r})")
+
+
+# The monitor's one prctl, with its argument types set once, here (in the zygote, before it
+# forks): ``prctl`` above sets them on every call, and a monitor pays a private copy of every
+# page it touches after the fork.
+_prctl_subreaper = _libc["prctl"]
+_prctl_subreaper.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                             ctypes.c_ulong]
+
+
+def set_child_subreaper() -> None:
+    """prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are re-parented to the caller."""
+    _check(_prctl_subreaper(36, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")

@@ -41,7 +41,8 @@ def _once(raw: str) -> None:
     for m in spec.mounts:
         mountopts.parse(m.options, m.type)
     Resources.from_oci(spec.linux.resources)
-    prepare_filter(spec.linux.seccomp)
+    if spec.linux.seccomp is not None:
+        prepare_filter(spec.linux.seccomp)
     mount_hierarchies(open_cgroups(spec, "crid-prewarm"))
     json.loads(json.dumps({"type": "go", "pid": 1, "cgroups": [["cpu", "/x"]]}))
 

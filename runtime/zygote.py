@@ -6,15 +6,17 @@ crid's gRPC process is multi-threaded and must never fork. It starts one zygote
 ``SOCK_SEQPACKET`` socketpair. Each request is one JSON datagram with its fds attached
 (SCM_RIGHTS)::
 
-    {"op": "monitor", "request": <MonitorRequest.to_dict()>,
+    {"deferred": true, "op": "monitor", "request": <MonitorRequest.to_dict()>,
      "fds": {"reply": 0, "wait": 1 | null, "stdio": [2, 3, 4] | null}}
 
-where the numbers index the attached fds. Each request is taken by a *spare*: a child the
-zygote forked before the request came, blocked in ``recvmsg`` on the shared socket, which then
-becomes the request's monitor; the zygote forks the next spare meanwhile. The fork (1-2 ms
-with the zygote's heap) is thus off the path of every request. Nobody answers but the
-monitor, on the reply fd. The zygote exits when the socket closes (its owner died); monitors
-live on.
+where the numbers index the attached fds; ``deferred`` (first, absent for a brief request)
+has the monitor parse the request in its set-up child (``monitor_from_wire``).
+
+Each request is taken by a *spare*: a child the zygote forked before the request came,
+blocked in ``recvmsg`` on the shared socket, which then becomes the request's monitor; the
+zygote forks the next spare meanwhile. The fork (1-2 ms with the zygote's heap) is thus off
+the path of every request. Nobody answers but the monitor, on the reply fd. The zygote exits
+when the socket closes (its owner died); monitors live on.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ if TYPE_CHECKING:
 
 _MAX_FDS = 8
 _MAX_MSG = 1 << 20
+# Plain ints, combined once here: or-ing socket's IntFlag members runs enum code, in the spare.
+_PEEK_LENGTH = int(socket.MSG_PEEK | socket.MSG_TRUNC)
+# A request that starts so is parsed, like all its set-up, in the monitor's throwaway set-up
+# child (``monitor_from_wire``): every page the long-lived monitor touches is a private copy.
+# Brief ones (ExecSync) are parsed and set up by the monitor itself: one fork less.
+_DEFERRED = json.dumps({"deferred": True})[:-1].encode() + b","
 
 
 class ZygoteError(OCIRuntimeError):
@@ -89,7 +97,10 @@ class Zygote:
         if fds.stdio is not None:
             index["stdio"] = list(range(len(attached), len(attached) + 3))
             attached += list(fds.stdio)
-        msg = json.dumps({"op": "monitor", "request": request.to_dict(), "fds": index}).encode()
+        # "deferred" first, so the spare sees it without parsing (see _DEFERRED).
+        head = {} if request.monitor.brief else {"deferred": True}
+        msg = json.dumps({**head, "op": "monitor", "request": request.to_dict(),
+                          "fds": index}).encode()
         with self._lock:
             try:
                 socket.send_fds(self._sock, [msg], attached)
@@ -109,8 +120,15 @@ class Zygote:
 
 
 def _receive(sock: socket.socket) -> tuple[bytes, list[int]] | None:
+    """The next request and its fds; None when the socket closed.
+
+    The datagram's length is peeked first (MSG_TRUNC gives the whole length) so the buffer is
+    as large as the request: a ``_MAX_MSG`` buffer, in the spare that becomes the monitor,
+    costs the monitor pages of its own."""
     fds = array.array("i")
-    msg, anc, _, _ = sock.recvmsg(_MAX_MSG, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize),
+    size = sock.recv_into(bytearray(1), 1, _PEEK_LENGTH)
+    msg, anc, _, _ = sock.recvmsg(min(max(size, 1), _MAX_MSG),
+                                  socket.CMSG_SPACE(_MAX_FDS * fds.itemsize),
                                   socket.MSG_CMSG_CLOEXEC)
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -140,7 +158,7 @@ _MAX_SPARE_DEATHS = 3  # spares dying before taking anything, in a row: give up
 
 def _spare(sock: socket.socket, tell: int) -> int:
     """A pre-forked monitor-to-be: take one request, tell the zygote, serve it."""
-    from runtime.monitor.launch import monitor_main
+    from runtime.monitor.launch import monitor_from_wire, monitor_main
     from runtime.spawners import make_spawner
 
     os.setsid()  # a session of its own, as fork_monitor gives a monitor
@@ -152,6 +170,8 @@ def _spare(sock: socket.socket, tell: int) -> int:
     if received is None:
         return 0
     msg, fds = received
+    if msg.startswith(_DEFERRED):  # parsed in the monitor's set-up child
+        return monitor_from_wire(msg, fds, _parse, _report, make_spawner)
     try:
         request, monitor_fds = _parse(msg, fds)
     except Exception as e:  # a malformed request: answer it on its reply fd, if any

@@ -28,14 +28,20 @@ def format_records(stream: int, chunk: bytes, timestamp: str) -> bytes:
 
 
 class CriLogWriter:
-    """Appends records to the CRI log file; ``reopen`` after the kubelet rotated it."""
+    """Appends records to the CRI log file; ``reopen`` after the kubelet rotated it.
 
-    def __init__(self, path: str) -> None:
+    ``fd``: the file already opened (by the monitor's set-up child), else it is opened here.
+    """
+
+    def __init__(self, path: str, fd: int | None = None) -> None:
         self.path = path
-        self._fd = self._open()
+        self._fd = self._open() if fd is None else fd
 
     def _open(self) -> int:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    def fileno(self) -> int:
+        return self._fd
 
     def write(self, stream: int, chunk: bytes) -> None:
         """Log one chunk of output. A full disk drops the records rather than the container."""

@@ -15,9 +15,17 @@ import os
 import select
 import time
 from collections.abc import Callable
+from typing import Any
 
-from runtime.monitor.loop import ChildSpawner, Monitor, MonitorOptions
-from runtime.records import dataclass
+from runtime.monitor.loop import (
+    ChildSpawner,
+    Monitor,
+    MonitorOptions,
+    install_signals,
+    set_up_in_child,
+    take_handoff,
+)
+from runtime.records import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -87,23 +95,117 @@ def monitor_main(request: MonitorRequest, fds: MonitorFds,
                    fds.wait).run()
 
 
-def _set_comm(name: str) -> None:
-    """Name the process in ps/top (the cmdline still reads like the zygote's)."""
+def monitor_from_wire(raw: bytes, fds: list[int],
+                      parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],
+                      report: Callable[[list[int], Exception], None],
+                      make_spawner: Callable[[dict], ChildSpawner]) -> int:
+    """Become the monitor for a request still in wire form (``raw``, with ``fds`` attached)
+    in the calling, freshly forked process (the zygote's spare); returns its exit code.
+
+    Unlike ``monitor_main``, the request is parsed in the throwaway set-up child too (json's
+    and the records' code would cost the monitor pages of its own, see ``set_up_in_child``),
+    which sends the monitor the options it runs by with the handoff. ``parse`` turns the
+    wire form into the request (raising ValueError, KeyError, IndexError); ``report``
+    answers a malformed one on its reply fd. Closes every fd but 0-2 and those ``fds`` the
+    request names.
+    """
+    _close_all_but({0, 1, 2, *fds})
+    os.chdir("/")
+    _set_comm("crid-monitor")
+    wake_r = install_signals()
+    child, msg, got = set_up_in_child(
+        lambda sock: _set_up_from_wire(sock, raw, fds, parse, report, make_spawner))
+    handoff = take_handoff(msg)
+    if handoff is None:
+        for fd in got:
+            os.close(fd)
+        os.waitpid(child, 0)
+        if not msg:  # the child died without a word (killed?)
+            report(fds, OSError("the container's creator process died"))
+        return 1
+    reply = fds[int(handoff[b"reply"])]
+    wait = fds[int(handoff[b"wait"])] if b"wait" in handoff else None
+    for fd in set(fds) - {0, 1, 2, reply, wait}:  # the requester's stdio: the child had copies
+        os.close(fd)
+    monitor = Monitor(_options_from(handoff), lambda: make_spawner(parse(raw, fds)[0].spawner),
+                      None, reply, wait)
+    monitor.wake_r = wake_r
+    return monitor.serve(monitor.adopt(child, handoff, True, got))
+
+
+def _set_up_from_wire(sock: Any, raw: bytes, fds: list[int],
+                      parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],
+                      report: Callable[[list[int], Exception], None],
+                      make_spawner: Callable[[dict], ChildSpawner]) -> int:
+    """The set-up child of ``monitor_from_wire``: parse, then as ``Monitor.run``'s."""
     try:
-        with open("/proc/self/comm", "w") as f:
-            f.write(name)
+        request, mfds = parse(raw, fds)
+    except Exception as e:  # a malformed request: answer it on its reply fd, if any
+        report(fds, e)
+        sock.send(b"failed")
+        return 1
+    monitor = Monitor(request.monitor, lambda: make_spawner(request.spawner), mfds.stdio,
+                      mfds.reply, mfds.wait)
+    extra = _options_words(request.monitor) + [b"reply=%d" % fds.index(mfds.reply)]
+    if mfds.wait is not None:
+        extra.append(b"wait=%d" % fds.index(mfds.wait))
+    return monitor.set_up_for_monitor(sock, extra)
+
+
+def _options_words(opts: MonitorOptions) -> list[bytes]:
+    """``opt.<field>=s<text>`` or ``=b0``/``=b1`` per field that is not None."""
+    words = []
+    for f in fields(opts):
+        value = getattr(opts, f.name)
+        if isinstance(value, bool):
+            words.append(b"opt.%s=b%d" % (f.name.encode(), value))
+        elif value is not None:
+            words.append(b"opt.%s=s%s" % (f.name.encode(), os.fsencode(value)))
+    return words
+
+
+def _options_from(handoff: dict[bytes, bytes]) -> MonitorOptions:
+    opts: dict[str, Any] = {}
+    for key, value in handoff.items():
+        if key[:4] == b"opt.":
+            # bytes.decode as os.fsdecode does, without its Python code
+            opts[key[4:].decode()] = (value[1:] == b"1" if value[:1] == b"b"
+                                      else value[1:].decode(errors="surrogateescape"))
+    return MonitorOptions(**opts)
+
+
+def _set_comm(name: str) -> None:
+    """Name the process in ps/top (the cmdline still reads like the zygote's).
+
+    Plain fd calls: a text-mode ``open`` runs through io's and codecs' objects, and every page
+    the monitor touches becomes its own copy (see ``set_up_in_child``)."""
+    try:
+        fd = os.open("/proc/self/comm", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, name.encode())
     except OSError:
         pass
+    finally:
+        os.close(fd)
 
 
 def _close_all_but(keep: set[int]) -> None:
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    """Close every fd but ``keep`` (closerange over the gaps: no directory listing)."""
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:  # never an empty range: closerange(a, b) with a >= b may close from a up
+            os.closerange(low, fd)
+        low = max(low, fd + 1)
+    os.closerange(low, max(low + 1, _fd_limit()))
+
+
+def _fd_limit() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        return 1 << 20
 
 
 def read_reply(fd: int, timeout: float) -> dict:

@@ -8,6 +8,9 @@ tells clients, removes its socket and exits. It never depends on the process tha
 
 from __future__ import annotations
 
+import _signal
+import _socket
+import array
 import errno
 import fcntl
 import json
@@ -24,12 +27,11 @@ from typing import Protocol
 from runtime import libc
 from runtime.cgroups.files import read_keyed
 from runtime.cgroups.warmup import warm_up_migration
-from runtime.errors import OCIRuntimeError
 from runtime.monitor import framing
 from runtime.monitor.attach import listen_unix
 from runtime.monitor.crilog import READ_SIZE, CriLogWriter
 from runtime.monitor.exitfile import ExitStatus, rfc3339_nano, write_exit_file
-from runtime.monitor.stdio import ChildStdio, StdioPlan
+from runtime.monitor.stdio import ChildStdio, MonitorSide, StdioPlan
 from runtime.records import dataclass
 
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -38,6 +40,12 @@ _CLIENT_BUFFER_MAX = 4 << 20
 _BACKLOG_MAX = 64 << 10
 _FIRST_CLIENT_LINGER = 5.0  # seconds
 _NOT_COUNTED = -1  # OOM kills before the spawn, when not counted (brief processes)
+# Plain ints, combined once at import (in the zygote): or-ing socket's IntFlag members, or
+# signal's enum conversions, run enum code, and every page the monitor touches is its own.
+_PAIR_TYPE = int(socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+_RECV_FLAGS = int(socket.MSG_CMSG_CLOEXEC)
+_HANDOFF_MAX = 1 << 16
+_HANDOFF_ANC = socket.CMSG_SPACE(8 * array.array("i").itemsize)
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,7 @@ class MonitorOptions:
     ``await_attach``: the requester is about to attach; output produced before it connects is
     kept for it (bounded), and an exit before it connects waits for it a little.
     ``brief``: the process is short-lived and its monitor with it (ExecSync): it is spawned by
-    the monitor itself rather than from a throwaway child (see ``_spawn_in_child``: the memory
+    the monitor itself rather than from a throwaway child (see ``set_up_in_child``: the memory
     that child saves matters only for a monitor that lives long), which saves a fork and a
     second parse of the spec for the OOM count at the end; its exit never reports an OOM kill.
     """
@@ -89,7 +97,7 @@ class ChildSpawner(Protocol):
 
 
 class _Client:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.reader = framing.FrameReader()
         self.out = bytearray()
@@ -111,7 +119,9 @@ class Monitor:
         self.oom_counter: tuple[str, str] | None = None
         self.status: ExitStatus | None = None
         self.log: CriLogWriter | None = None
-        self.listener: socket.socket | None = None
+        # _socket's type, not socket's: its Python wrappers (and their enum conversions) would
+        # be more code run, and pages copied, in the monitor.
+        self.listener: _socket.socket | None = None
         self.clients: dict[int, _Client] = {}
         self.stdin_buf = bytearray()
         self.stdin_closing = False
@@ -123,24 +133,21 @@ class Monitor:
 
     # -- set-up -----------------------------------------------------------------------------
     def run(self) -> int:
-        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        self._wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.set_wakeup_fd(wake_w)
-        plan = StdioPlan()
-        try:
-            oom_before = self._start(plan)
-        except Exception as e:  # reported to the requester, who raises it
-            if self.pid:  # spawned, but the set-up around it failed: take it down
-                _kill_and_reap(self.pid)
-            plan.abort()
-            kind = getattr(e, "kind", type(e).__name__)
-            self._reply({"ok": False, "error": str(e), "type": kind})
-            self._remove_socket()
+        """Set up (here for a brief process, else in a throwaway child), serve, finish;
+        returns the monitor's exit code."""
+        self.wake_r = install_signals()
+        if self.opts.brief:
+            return self.serve(self._start_here())
+        child, msg, fds = set_up_in_child(self._set_up_for_monitor)
+        for fd in set(self.inherited or ()) - {0, 1, 2}:  # the child had its own copies
+            os.close(fd)
+        return self.serve(self.adopt(child, take_handoff(msg), bool(msg), fds))
+
+    def serve(self, oom_before: int | None) -> int:
+        """The loop and the end, once set up (``oom_before`` None: the set-up failed, and the
+        requester has the error); returns the monitor's exit code."""
+        if oom_before is None:
             return 1
-        self.mine = plan.mine
-        self._reply({"ok": True, "pid": self.pid, "monitor_pid": os.getpid()})
         try:
             self._loop()
         except Exception:  # a bug in the I/O must not lose the exit status: just reap
@@ -158,7 +165,26 @@ class Monitor:
             if pid == self.pid:
                 self.status = ExitStatus.from_wait_status(pid, status, False)
 
-    def _start(self, plan: StdioPlan) -> int:
+    def _start_here(self) -> int | None:
+        """Set up and spawn in this process (a brief process, see ``MonitorOptions``): the OOM
+        kills before it, or None when it failed (the requester has the error)."""
+        plan = StdioPlan()
+        try:
+            self._prepare(plan)
+            self.pid = self.spawner().spawn(plan.child)
+            self._after_spawn(plan)
+        except Exception as e:
+            self._fail(plan, e)
+            return None
+        self.mine = plan.mine
+        _detach_own_stdio()
+        self._reply_started()
+        # No OOM count: the caller of a brief process (ExecSync) has no use for it, and
+        # reading it means finding the container's cgroup, twice.
+        return _NOT_COUNTED
+
+    def _prepare(self, plan: StdioPlan) -> None:
+        """The stdio plan, the log file and the attach socket. Raises OSError."""
         o = self.opts
         if o.stdio_mode == "inherit":
             plan.inherit(self.inherited or (0, 1, 2))
@@ -173,26 +199,110 @@ class Monitor:
         if o.attach_socket:
             self.listener = listen_unix(o.attach_socket)
             self.listener.setblocking(False)
-        if o.brief:
-            self.pid, oom_before = self._spawn_here(plan.child)
-        else:
-            self.pid, oom_before, self.oom_counter = _spawn_in_child(self.spawner, plan.child)
-        plan.after_spawn()
-        if o.stdio_mode == "terminal":
-            plan.mine.stdin = plan.mine.pty if o.stdin else None
-        _detach_own_stdio()
-        return oom_before
 
-    def _spawn_here(self, stdio: ChildStdio) -> tuple[int, int]:
-        # No OOM count (-1): the caller of a brief process (ExecSync) has no use for it, and
-        # reading it means finding the container's cgroup, twice.
-        return self.spawner().spawn(stdio), _NOT_COUNTED
+    def _after_spawn(self, plan: StdioPlan, unlink: bool = True) -> None:
+        plan.after_spawn(unlink=unlink)
+        if self.opts.stdio_mode == "terminal":
+            plan.mine.stdin = plan.mine.pty if self.opts.stdin else None
+
+    def _fail(self, plan: StdioPlan, e: BaseException, unlink: bool = True) -> None:
+        """Undo the set-up and answer the requester; ``unlink``: remove the attach socket's
+        file too (else the caller's job)."""
+        if self.pid:  # spawned, but the set-up around it failed: take it down
+            _kill_and_reap(self.pid)
+        plan.abort()
+        kind = getattr(e, "kind", type(e).__name__)
+        self._reply({"ok": False, "error": str(e), "type": kind})
+        if unlink:
+            self._remove_socket()
+        elif self.listener is not None:
+            self.listener.close()
+
+    def set_up_for_monitor(self, sock: _socket.socket, extra: list[bytes]) -> int:
+        """In the throwaway set-up child (see ``set_up_in_child``): set up, spawn, and send the
+        monitor the handoff (``extra``: more words for it); on failure, answer the requester
+        and tell the monitor. Returns the child's exit code.
+
+        The spawn may have taken this process into the container's namespaces (spawn_init's
+        ``in_place``), where the host's paths are not what they were: afterwards it uses fds
+        only, and leaves the files to remove (``unlink.*``) to the monitor."""
+        plan = StdioPlan()
+        try:
+            self._prepare(plan)
+            spawner = self.spawner()
+            oom_before = spawner.oom_kill_count()
+            self.pid = spawner.spawn(plan.child)
+            counter = spawner.oom_counter()
+            self._after_spawn(plan, unlink=False)
+        except BaseException as e:
+            self._fail(plan, e, unlink=False)
+            sock.send(b"\0".join([b"failed", *_to_unlink(plan, self.opts.attach_socket)]))
+            return 1
+        words, fds = _handoff(self.pid, oom_before, plan.mine, self.log, self.listener)
+        words += _to_unlink(plan, None)
+        if counter is not None:  # where the monitor reads the OOM kills at the end
+            words += [b"oomdir=" + os.fsencode(counter[0]), b"oomfile=" + os.fsencode(counter[1])]
+        sock.sendmsg([b"\0".join(words + extra)],
+                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        return 0
+
+    def _set_up_for_monitor(self, sock: _socket.socket) -> int:
+        return self.set_up_for_monitor(sock, [])
+
+    def adopt(self, child: int, handoff: dict[bytes, bytes] | None, answered: bool,
+              fds: list[int]) -> int | None:
+        """In the monitor: take over what the set-up child sent (``set_up_in_child``,
+        ``take_handoff``) and answer the requester (the loop reaps the child). ``answered``:
+        the child answered the requester itself (it failed). Returns the OOM kills before the
+        spawn, or None when the set-up failed (the requester has the error)."""
+        if handoff is None:
+            for fd in fds:
+                os.close(fd)
+            os.waitpid(child, 0)
+            if answered:
+                self._drop_reply()
+            else:  # it died without a word (killed?)
+                self._reply({"ok": False, "error": "the container's creator process died",
+                             "type": "InitError"})
+                _unlink(self.opts.attach_socket)
+            return None
+        kept = {role: fds[int(i)] for role, i in handoff.items() if role in _FD_ROLES}
+        self.pid = int(handoff[b"pid"])
+        if b"oomdir" in handoff:
+            self.oom_counter = (handoff[b"oomdir"].decode(errors="surrogateescape"),
+                                handoff[b"oomfile"].decode(errors="surrogateescape"))
+        self.mine = MonitorSide(outputs={s: kept[r] for s, r in ((1, b"out1"), (2, b"out2"))
+                                         if r in kept},
+                                stdin=kept.get(b"stdin"), pty=kept.get(b"pty"))
+        if b"log" in kept:
+            self.log = CriLogWriter(self.opts.log_path or "", kept[b"log"])
+        if b"listen" in kept:
+            self.listener = _socket.socket(fileno=kept[b"listen"])
+            self.listener.setblocking(False)
+        # Not waiting for the set-up child's exit (tearing down its address space takes a
+        # millisecond or more): the loop reaps it, and its exit re-parents the container's
+        # process to this monitor (a subreaper) a moment after the requester has its pid.
+        self._reply_started()
+        return int(handoff[b"oom"])
+
+    def _reply_started(self) -> None:
+        # Formatted by hand: json's encoder would be one more thing the monitor touches.
+        self._write_reply(b'{"ok": true, "pid": %d, "monitor_pid": %d}\n'
+                          % (self.pid, os.getpid()))
 
     def _reply(self, msg: dict) -> None:
+        self._write_reply(json.dumps(msg).encode() + b"\n")
+
+    def _drop_reply(self) -> None:
+        if self.reply_fd is not None:
+            os.close(self.reply_fd)
+            self.reply_fd = None
+
+    def _write_reply(self, line: bytes) -> None:
         if self.reply_fd is None:
             return
         try:
-            os.write(self.reply_fd, json.dumps(msg).encode() + b"\n")
+            os.write(self.reply_fd, line)
         except OSError:
             pass  # the requester is gone; the container carries on
         os.close(self.reply_fd)
@@ -200,7 +310,7 @@ class Monitor:
 
     # -- the loop -----------------------------------------------------------------------------
     def _loop(self) -> None:
-        self.poll.register(self._wake_r, select.POLLIN)
+        self.poll.register(self.wake_r, select.POLLIN)
         for fd in self.mine.outputs.values():
             os.set_blocking(fd, False)
             self.poll.register(fd, _IN)
@@ -220,7 +330,7 @@ class Monitor:
                 self._dispatch(fd, ev)
 
     def _dispatch(self, fd: int, ev: int) -> None:
-        if fd == self._wake_r:
+        if fd == self.wake_r:
             _drain(fd)
             self._reap()
         elif fd in self.mine.outputs.values():
@@ -268,9 +378,10 @@ class Monitor:
     def _accept(self) -> None:
         assert self.listener is not None
         try:
-            sock, _ = self.listener.accept()
+            fd, _ = self.listener._accept()  # type: ignore[attr-defined]  # socket.accept wraps it
         except BlockingIOError:
             return
+        sock = _socket.socket(fileno=fd)
         sock.setblocking(False)
         client = _Client(sock)
         self.clients[sock.fileno()] = client
@@ -432,10 +543,7 @@ class Monitor:
     def _remove_socket(self) -> None:
         if self.listener is not None and self.opts.attach_socket:
             self.listener.close()
-            try:
-                os.unlink(self.opts.attach_socket)
-            except FileNotFoundError:
-                pass
+            _unlink(self.opts.attach_socket)
 
     def _farewell(self, record: bytes) -> None:
         """Give connected clients the rest of the output and the exit record, then close."""
@@ -456,64 +564,110 @@ class Monitor:
         self.clients.clear()
 
 
-class SpawnFailed(OCIRuntimeError):
-    """The spawner failed in the creator child; ``kind`` names the original exception type."""
-
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+_FD_ROLES = frozenset((b"out1", b"out2", b"stdin", b"pty", b"log", b"listen"))
 
 
-def _spawn_in_child(make: Callable[[], ChildSpawner],
-                    stdio: ChildStdio) -> tuple[int, int, tuple[str, str] | None]:
-    """Build the spawner and spawn in a short-lived child; return (pid, OOM kills before, the
-    spawner's ``oom_counter``).
+def install_signals() -> int:
+    """Make the calling monitor a subreaper whose poll loop SIGCHLD wakes; returns the wake
+    fd. C-level calls only (``_signal``, not ``signal``, whose enum conversions run Python
+    code): a monitor pays a private copy of every page it touches (see ``set_up_in_child``)."""
+    libc.set_child_subreaper()
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
+    wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    _signal.signal(_signal.SIGCHLD, _wake)
+    _signal.set_wakeup_fd(wake_w)
+    return wake_r
 
-    Why: parsing the spec, reading cgroup mounts and setting up the container allocate and
-    touch many objects, and each page they touch becomes a private copy (copy-on-write) in
-    the long-lived monitor. A throwaway child keeps the monitor's own memory small (measured:
-    about 1.7 MiB less). The child is a subreaper (spawn_init makes it one); when it exits, the
-    spawned process is re-parented to the monitor, itself a subreaper, which then reaps it.
-    The child's exit (tearing down its address space) is not waited for: the loop reaps it.
+
+def _wake(signum: int, frame: object) -> None:
+    """SIGCHLD's handler: nothing to do, the wakeup fd wakes the loop."""
+
+
+def set_up_in_child(set_up: Callable[[_socket.socket], int]) -> tuple[int, bytes, list[int]]:
+    """Fork a throwaway child that runs ``set_up(sock)`` and exits; return its pid, the
+    handoff it sent on ``sock`` (b"" when it died first) and the fds attached to it.
+
+    Why: parsing the spec, reading cgroup mounts, creating the container, and the monitor's
+    own set-up (stdio, log file, attach socket) allocate and touch many objects; every page
+    touched becomes a private copy (copy-on-write from the zygote) in the long-lived
+    monitor. The child does all of it and sends back the container's pid and the fds the
+    monitor keeps (``_handoff``), so the monitor runs little more than its loop. The child is
+    a subreaper (spawn_init makes it one); when it exits, the container's process is
+    re-parented to the monitor, itself a subreaper, which reaps it. The calling monitor
+    detaches from its requester's stdio meanwhile.
     """
-    r, w = os.pipe2(os.O_CLOEXEC)
+    ours, theirs = _socket.socketpair(socket.AF_UNIX, _PAIR_TYPE)
     child = os.fork()
     if child == 0:
-        os.close(r)
+        code = 1
         try:
-            spawner = make()
-            oom_before = spawner.oom_kill_count()
-            msg: dict = {"pid": spawner.spawn(stdio), "oom_before": oom_before,
-                         "oom_counter": spawner.oom_counter()}
-        except BaseException as e:
-            msg = {"error": str(e), "type": getattr(e, "kind", type(e).__name__)}
-        try:
-            os.write(w, json.dumps(msg).encode() + b"\n")
+            ours.close()
+            code = set_up(theirs)
         finally:
-            os._exit(0)
-    os.close(w)
+            os._exit(code)
+    theirs.close()
+    _detach_own_stdio()
     warm_up_migration()  # while the child sets up, before it places the process in a cgroup
+    fds = array.array("i")
     try:
-        data = _read_line(r)
-    finally:
-        os.close(r)
-    msg = json.loads(data) if data else {"error": "the creator process died",
-                                         "type": "InitError"}
-    if "pid" not in msg:
-        raise SpawnFailed(msg["error"], msg["type"])
-    counter = msg.get("oom_counter")
-    return int(msg["pid"]), int(msg["oom_before"]), tuple(counter) if counter else None
+        msg, anc, _, _ = ours.recvmsg(_HANDOFF_MAX, _HANDOFF_ANC, _RECV_FLAGS)
+    except OSError:
+        msg, anc = b"", []
+    ours.close()
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return child, msg, list(fds)
 
 
-def _read_line(fd: int) -> bytes:
-    """What a child writes up to its first newline (all of it when it dies first)."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            break
-        data += chunk
-    return data
+def take_handoff(msg: bytes) -> dict[bytes, bytes] | None:
+    """The handoff's words as a dict (see ``_handoff``), once the files it names for removal
+    (``unlink.*``) are removed; None for a failure (``failed``) or nothing (the child died)."""
+    status, *rest = msg.split(b"\0")
+    words = dict(w.split(b"=", 1) for w in rest)
+    for key in (b"unlink.console", b"unlink.attach"):
+        if key in words:
+            _unlink(words[key].decode(errors="surrogateescape"))
+    return words if status == b"ok" else None
+
+
+def _to_unlink(plan: StdioPlan, attach_socket: str | None) -> list[bytes]:
+    """The handoff's words naming the files the monitor removes for the set-up child."""
+    words = []
+    if plan.console_path:
+        words.append(b"unlink.console=" + os.fsencode(plan.console_path))
+    if attach_socket:
+        words.append(b"unlink.attach=" + os.fsencode(attach_socket))
+    return words
+
+
+def _handoff(pid: int, oom_before: int, mine: MonitorSide, log: CriLogWriter | None,
+             listener: _socket.socket | None) -> tuple[list[bytes], list[int]]:
+    """What the set-up child sends the monitor: NUL-separated words ``ok``, ``pid=<pid>``,
+    ``oom=<n>`` and ``<role>=<index>`` where each index points into the attached fds (roles:
+    out1, out2, stdin, pty, log, listen; a terminal's pty is out1 and maybe stdin too).
+    Callers append more: ``oomdir``/``oomfile`` (the spawner's ``oom_counter``),
+    ``unlink.console``, and ``monitor_from_wire``'s ``opt.<field>``, ``reply``, ``wait``."""
+    fds: list[int] = []
+    words = [b"ok", b"pid=%d" % pid, b"oom=%d" % oom_before]
+    roles = [(b"out1", mine.outputs.get(1)), (b"out2", mine.outputs.get(2)),
+             (b"stdin", mine.stdin), (b"pty", mine.pty),
+             (b"log", log.fileno() if log is not None else None),
+             (b"listen", listener.fileno() if listener is not None else None)]
+    for role, fd in roles:
+        if fd is not None:
+            if fd not in fds:
+                fds.append(fd)
+            words.append(role + b"=%d" % fds.index(fd))
+    return words, fds
+
+
+def _unlink(path: str | None) -> None:
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _sibling(path: str, name: str) -> str:

@@ -62,8 +62,15 @@ class StdioPlan:
         self._console_path = path
         self.child.console_socket = path
 
-    def after_spawn(self, timeout: float = 10.0) -> None:
-        """Close the child's ends; in terminal mode receive the pty master. Raises OSError."""
+    @property
+    def console_path(self) -> str | None:
+        """The console socket's path (terminal mode), None otherwise."""
+        return self._console_path
+
+    def after_spawn(self, timeout: float = 10.0, unlink: bool = True) -> None:
+        """Close the child's ends; in terminal mode receive the pty master and, with
+        ``unlink``, remove the console socket's file (without: the caller's job, e.g. when it
+        has entered the container's mount namespace since). Raises OSError."""
         for fd in self._child_fds:
             os.close(fd)
         self._child_fds.clear()
@@ -77,7 +84,8 @@ class StdioPlan:
                 master = _recv_fd(conn)
         finally:
             self._console.close()
-            os.unlink(self._console_path or "")
+            if unlink:
+                os.unlink(self._console_path or "")
         os.set_blocking(master, False)
         self.mine.pty = master
         self.mine.outputs[1] = master

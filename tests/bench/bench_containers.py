@@ -188,16 +188,23 @@ def _children(pid: int) -> list[int]:
 
 
 def _pss_mib(client: CriClient, daemon_pid: int, cids: list[str]) -> dict[str, float]:
-    """PSS of the daemon, its children, and each container process's parent (monitor/shim)."""
+    """PSS of the daemon, its children, and each container process's parent (monitor/shim);
+    ``container_parent_pss_mean_kib``: the mean over those parents alone (crid: one monitor
+    per container, issue 3's ≤ 1 MiB; containerd: one shim per pod)."""
     helpers: set[int] = set(_children(daemon_pid))
+    parents: set[int] = set()
     for cid in cids:
         info = client.runtime.ContainerStatus(pb.ContainerStatusRequest(
             container_id=cid, verbose=True), timeout=30).info
         pid = int(json.loads(info.get("info", "{}")).get("pid", 0))
         if pid and _ppid(pid) not in (0, 1, daemon_pid):
-            helpers.add(_ppid(pid))
+            parents.add(_ppid(pid))
+    helpers |= parents
     helpers.discard(daemon_pid)
     daemon = _pss_kib(daemon_pid) / 1024
     others = sum(_pss_kib(p) for p in helpers) / 1024
+    parent_kib = [_pss_kib(p) for p in parents]
     return {"daemon_pss_mib": daemon, "helpers_pss_mib": others,
-            "helper_processes": float(len(helpers)), "total_pss_mib": daemon + others}
+            "helper_processes": float(len(helpers)), "total_pss_mib": daemon + others,
+            "container_parent_pss_mean_kib": statistics.mean(parent_kib) if parent_kib
+            else float("nan")}

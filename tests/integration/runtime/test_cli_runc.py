@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.runtime.clikit import cli, stop_server
 from tests.integration.runtime.lifekit import PREFIX, wait_gone, write_bundle
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-REPO = Path(__file__).resolve().parents[3]
 
 
-def cli(root: Path, *args: str, cwd: Path | None = None,
-        detached: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run crid-runtime. ``detached``: like runc, the container inherits the caller's stdio,
-    so a container that outlives the command must not get the capture pipes."""
-    out = subprocess.DEVNULL if detached else subprocess.PIPE
-    return subprocess.run([sys.executable, "-m", "runtime.cli", "--root", str(root), *args],
-                          stdout=out, stderr=out, text=True, cwd=cwd or REPO,
-                          stdin=subprocess.DEVNULL, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+@pytest.fixture(autouse=True)
+def _stop_servers(tmp_path: Path) -> Iterator[None]:
+    """Each test's roots get a runtime server on first use: stop them with the test."""
+    yield
+    for root in (tmp_path, tmp_path / "root"):
+        stop_server(root)
 
 
 def test_create_start_state_kill_delete(tmp_path: Path) -> None:

@@ -66,6 +66,11 @@ def test_container_survives_creator_sigkill(tmp_path: Path) -> None:
     pid, monitor, zygote_pid = map(int, creator.stdout.readline().split())
     try:
         assert ppid(monitor) == zygote_pid
+        # the set-up child's exit, which re-parents the process to its monitor, may still be
+        # under way when create returns
+        deadline = time.monotonic() + 5
+        while ppid(pid) != monitor and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert ppid(pid) == monitor
         creator.send_signal(signal.SIGKILL)
         creator.wait()
