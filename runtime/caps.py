@@ -42,13 +42,22 @@ def cap_name(number: int) -> str:
     return CAP_NAMES[number]
 
 
-def last_cap(proc_file: str = "/proc/sys/kernel/cap_last_cap") -> int:
+_CAP_LAST_FILE = "/proc/sys/kernel/cap_last_cap"
+_kernel_last: list[int] = []  # the running kernel's, read once (the zygote's prewarm reads it)
+
+
+def last_cap(proc_file: str = _CAP_LAST_FILE) -> int:
     """Highest capability number the running kernel knows (capped at our table)."""
+    if proc_file == _CAP_LAST_FILE and _kernel_last:
+        return _kernel_last[0]
     try:
         with open(proc_file) as f:
-            return min(int(f.read().strip()), len(CAP_NAMES) - 1)
+            found = min(int(f.read().strip()), len(CAP_NAMES) - 1)
     except (OSError, ValueError):
         return len(CAP_NAMES) - 1
+    if proc_file == _CAP_LAST_FILE:
+        _kernel_last.append(found)
+    return found
 
 
 def to_mask(names: Iterable[str], last: int) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from runtime import caps
 from runtime.cgroup_seam import mount_hierarchies, open_cgroups
 from runtime.cgroups import Resources
 from runtime.errors import OCIRuntimeError
@@ -28,6 +29,7 @@ _ROUNDS = 12  # more than the interpreter's specialisation threshold (8 calls)
 def prewarm(rounds: int = _ROUNDS) -> None:
     """Parse, convert and compile a typical container spec ``rounds`` times; never raises
     (a host where a part fails, e.g. without cgroups, just gets less warm)."""
+    caps.last_cap()  # read once here, inherited by every fork
     raw = json.dumps(_sample())
     for _ in range(rounds):
         try:
