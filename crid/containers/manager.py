@@ -147,7 +147,9 @@ class ContainerManager:
             undo.callback(rootfs_mod.remove_container_dir, cdir)
             rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir)
             spec, user, img = self._spec(cid, req, image, pod, rootfs, resolved)
-            write_atomic(cdir / "config.json", json.dumps(spec).encode())
+            # not durable: a power loss ends the container anyway, and the record (in the
+            # metadata store) is what a restart reconciles from
+            write_atomic(cdir / "config.json", json.dumps(spec).encode(), durable=False)
             if log_path:
                 os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
             pid = self._rt.create(cid, cdir, log_path, req.stdin, req.stdin_once, req.tty)
