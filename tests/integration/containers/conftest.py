@@ -25,6 +25,14 @@ def write_config(base: Path, bridge: str) -> Path:
     return cfg
 
 
+def pull_busybox(r: ContainerRig, registry: Registry, busybox_image: BuiltImage) -> None:
+    """Push the busybox test image to the rig registry and pull it into the rig's crid."""
+    push(DistributionClient(registry), "crt/busybox", busybox_image, tag="1.0")
+    r.image = f"{registry.host}:{registry.port}/crt/busybox:1.0"
+    r.daemon.images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=r.image)),
+                              timeout=60)
+
+
 @pytest.fixture
 def rig(tmp_path: Path, registry: Registry, busybox_image: BuiltImage) -> Iterator[ContainerRig]:
     if os.geteuid() != 0:
@@ -35,10 +43,7 @@ def rig(tmp_path: Path, registry: Registry, busybox_image: BuiltImage) -> Iterat
     daemon = start_crid(tmp_path, config=cfg)
     r = ContainerRig(tmp_path, cfg, daemon, parent, bridge)
     try:
-        push(DistributionClient(registry), "crt/busybox", busybox_image, tag="1.0")
-        r.image = f"{registry.host}:{registry.port}/crt/busybox:1.0"
-        r.daemon.images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=r.image)),
-                                  timeout=60)
+        pull_busybox(r, registry, busybox_image)
         yield r
     finally:
         r.remove_all()

@@ -15,12 +15,11 @@ import grpc
 import pytest
 
 from crid.api import api_pb2 as pb
-from tests.integration.containers.conftest import write_config
+from tests.integration.containers.conftest import pull_busybox, write_config
 from tests.integration.containers.helpers import ContainerRig, code_of, container_config
 from tests.integration.pods.helpers import CGROUP_ROOTS, cgroups_under, cleanup_cgroup_parent
 from tests.rig.daemon import remove_test_network, start_crid
-from tests.rig.distribution import DistributionClient
-from tests.rig.images import BuiltImage, push
+from tests.rig.images import BuiltImage
 from tests.rig.registry import Registry
 
 PREFIX = "crt-cgd"
@@ -68,10 +67,7 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path, registry: Registry,
     r = DriverRig(tmp_path, cfg, daemon, parent, bridge)
     r.driver, r.top = driver, top
     try:
-        push(DistributionClient(registry), "crt/busybox", busybox_image, tag="1.0")
-        r.image = f"{registry.host}:{registry.port}/crt/busybox:1.0"
-        r.daemon.images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=r.image)),
-                                  timeout=60)
+        pull_busybox(r, registry, busybox_image)
         yield r
     finally:
         r.remove_all()
