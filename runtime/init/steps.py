@@ -99,11 +99,6 @@ class Children:
         self.target: int | None = None
         self.channel = channel
 
-    def stage1_exited(self, target: int) -> None:
-        """Stage1 reported the target pid and exits: reap it (the target is re-parented)."""
-        self.target = target
-        self.reap_stage1()
-
     def reap_stage1(self) -> None:
         """Wait for stage1, which exits once it has reported the target (none in place)."""
         if self.stage1:
