@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runtime import hooks
-from runtime.cgroup_seam import Cgroups, is_frozen, open_cgroups
+from runtime.cgroup_seam import Cgroups, host_view, is_frozen, open_cgroups
 from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError
 from runtime.execprep import ExecPrep, prepare_exec
@@ -120,8 +120,16 @@ class Runtime:
                               stdin_once=req.stdin_once, await_attach=req.await_attach)
         state = {"ociVersion": OCI_VERSION, "id": req.id, "status": "creating",
                  "bundle": bundle, "annotations": dict(spec.annotations)}
+        # Made here, before the monitor exists: making a cgroup waits for the kernel's
+        # cgroup_mutex, which the migration warm-up (see _launch) holds for a whole RCU grace
+        # period. Made first, the init's creator finds them and the init mounts them while
+        # that grace period runs; made by the creator, both waited for its end.
+        view = host_view()
+        cgroups = open_cgroups(spec, req.id, view)
+        cgroups.create()
+        self._cgroup_managers[req.id] = cgroups
         params = {"kind": "init", "id": req.id, "bundle": bundle, "exec_fifo": fifo,
-                  "state": state, "no_pivot": req.no_pivot,
+                  "state": state, "no_pivot": req.no_pivot, "cgroups": view,
                   "seccomp": None if seccomp is None else filter_to_wire(seccomp)}
         created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,
                                req.timeout, req.id)

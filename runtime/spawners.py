@@ -28,7 +28,9 @@ class InitSpawner:
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
         self.spec = load_spec(params["bundle"])
-        self.cgroups = open_cgroups(self.spec, params["id"])
+        # "cgroups": the Runtime's view of the host, which has made the cgroups already
+        self.made = params.get("cgroups") is not None
+        self.cgroups = open_cgroups(self.spec, params["id"], params.get("cgroups"))
         self._state: dict[str, Any] = {}
 
     def spawn(self, stdio: ChildStdio) -> int:
@@ -47,7 +49,8 @@ class InitSpawner:
     # InitHost: the init mounts while we place it and run the runtime-side hooks
     # (runtime.md: createRuntime after the environment is created, before pivot_root).
     def prepare(self) -> tuple[CgroupHierarchy, ...]:
-        self.cgroups.create()
+        if not self.made:
+            self.cgroups.create()
         return mount_hierarchies(self.cgroups)
 
     def place(self, pid: int) -> None:

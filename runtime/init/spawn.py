@@ -5,11 +5,11 @@ given by path, creates the user namespace (the caller writes its id maps), unsha
 new namespaces and forks the *init* — the extra fork puts it inside the new pid namespace.
 Stage1 reports the init's pid and exits; the init is re-parented to the caller, which spawn_init
 makes a child subreaper. Meanwhile the caller's ``InitHost`` has made the init's cgroups
-(``prepare``). The init is told to "go" and makes its mounts while the caller joins it to
-those cgroups and runs the prestart/createRuntime hooks (``place``: cgroup migration is slow
-on v1, so the two overlap). The init waits for "placed" before it needs to be in its cgroups
-(the cgroup namespace, device nodes, hooks, pivot_root), then prepares the process, reports
-"ready" and blocks on the exec FIFO.
+(``prepare``). The init is told to "go" and builds its root filesystem while the caller joins
+it to those cgroups and runs the prestart/createRuntime hooks (``place``: cgroup migration is
+slow on v1, so the two overlap). The init waits for "placed" before it needs to be in its
+cgroups (createContainer hooks, the cgroup namespace), prepares the process, reports "ready"
+and blocks on the exec FIFO.
 """
 
 from __future__ import annotations
@@ -104,11 +104,15 @@ def _spawn_in_place(ctx: InitContext, host: InitHost, root: str,
     children = Children(0, parent)
     with children.supervise(f"creating container {ctx.container_id}"):
         cgroups = host.prepare()  # in the host's namespaces, before we leave them
-        plan, console, fifo = _namespaces(ctx, child)
+        # All but the mount namespace, which the init makes: we stay in the host's, where
+        # the paths of ``host.place`` still lead to the host's files when the init has
+        # pivoted its root (it does not wait for placement to do so).
+        plan, console, fifo = _namespaces(ctx, child, but=libc.CLONE_NEWNS)
         pid = os.fork()
         if pid == 0:
             parent.close()
-            run_child(lambda: _init(ctx, child, root, plan, seccomp, console, fifo), child)
+            run_child(lambda: _init(ctx, child, root, plan, seccomp, console, fifo,
+                                    unshare=libc.CLONE_NEWNS), child)
         child.close()
         children.target = pid
         _see_through(children, host, cgroups)
@@ -160,10 +164,11 @@ def _stage1(ctx: InitContext, ch: Channel, root: str,
     ch.send("pid", pid=pid)
 
 
-def _namespaces(ctx: InitContext, ch: Channel
+def _namespaces(ctx: InitContext, ch: Channel, but: int = 0
                 ) -> tuple[namespaces.NsPlan, socket.socket | None, int | None]:
     """Stage1's work up to the init's fork: the namespace plan, console socket and exec fifo
-    opened in the host's namespaces, then namespaces joined and created."""
+    opened in the host's namespaces, then namespaces joined and created (all new ones but
+    those in the ``but`` flags)."""
     spec = ctx.spec
     if spec.process and spec.process.exec_cpu_affinity is not None:
         with step("setting initial CPU affinity"):
@@ -190,7 +195,7 @@ def _namespaces(ctx: InitContext, ch: Channel
         ch.expect("mapped")
         with step("becoming root in the user namespace"):
             _become_ns_root()
-    flags = plan.unshare_flags | (libc.CLONE_NEWPID if plan.new_pid else 0)
+    flags = (plan.unshare_flags | (libc.CLONE_NEWPID if plan.new_pid else 0)) & ~but
     with step("creating namespaces"):
         if flags:
             libc.unshare(flags)
@@ -207,10 +212,14 @@ def _become_ns_root() -> None:
 
 def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
           seccomp: CompiledFilter | None, console: socket.socket | None,
-          fifo: int | None) -> None:
-    """The container init, from "go" to "ready", then the wait for start and the exec."""
+          fifo: int | None, unshare: int = 0) -> None:
+    """The container init, from "go" to "ready", then the wait for start and the exec.
+    ``unshare``: the flags of new namespaces its creator left to it (the mount namespace)."""
     proc = ctx.spec.process
     assert proc is not None
+    if unshare:
+        with step("creating namespaces"):
+            libc.unshare(unshare & plan.unshare_flags)
     go = ch.expect("go")
     state = {**ctx.state, "pid": int(go["pid"]), "status": "creating"}
     _enter(ctx)
@@ -223,6 +232,7 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     if fifo is not None and not os.path.exists(f"/proc/self/fd/{fifo}"):
         raise InitError("waiting for start needs /proc mounted in the container (the exec "
                         "fifo is reopened through /proc/self/fd)")
+    placement.wait()  # still privileged: the cgroup namespace needs CAP_SYS_ADMIN
     drop_privileges(proc, seccomp)
     ch.send("ready")
     ch.close()
@@ -253,17 +263,19 @@ class _Placement:
     def cgroups(self) -> tuple[CgroupHierarchy, ...]:
         """Our cgroups as seen from the host (for the cgroup mount)."""
         if self._cgroups is None:
-            self.wait()
+            self.wait(read_cgroups=True)
         assert self._cgroups is not None
         return self._cgroups
 
-    def wait(self) -> None:
-        """Until the caller has placed us; then the cgroup namespace, rooted at our cgroup."""
+    def wait(self, read_cgroups: bool = False) -> None:
+        """Until the caller has placed us; then the cgroup namespace, rooted at our cgroup.
+        ``read_cgroups``: read our cgroups first (in the host's view: before the namespace,
+        and before pivot_root)."""
         if self._placed:
             return
         self._ch.expect("placed")
         self._placed = True
-        if self._cgroups is None:
+        if read_cgroups and self._cgroups is None:
             with step("reading cgroups"):
                 self._cgroups = host_cgroups()
         if self._plan.new_cgroup:
@@ -273,9 +285,13 @@ class _Placement:
 
 def _build_rootfs(ctx: InitContext, root: str, placement: _Placement,
                   state: dict[str, Any]) -> None:
-    """Mounts; once placed in our cgroups: devices, createContainer hooks (before pivot_root,
-    runtime.md), pivot_root, then what needs the container's /proc: sysctls, masks, read-only
-    paths; hostname."""
+    """Mounts, devices, createContainer hooks (before pivot_root, runtime.md), pivot_root,
+    then what needs the container's /proc: sysctls, masks, read-only paths; hostname.
+
+    Only the hooks wait for our placement in our cgroups (they may look at them); the rest
+    runs while the caller places us (on cgroup v1 that waits for an RCU grace period, as
+    long as all of this). Device nodes made before the devices cgroup applies are checked
+    by it again when they are opened."""
     spec = ctx.spec
     assert spec.process is not None
     os.umask(0)
@@ -283,7 +299,8 @@ def _build_rootfs(ctx: InitContext, root: str, placement: _Placement,
         rootfs.prepare(root, spec.linux.rootfs_propagation)
     with step("mounts"):
         rootfs.mount_all(spec, root, ctx.bundle, placement.cgroups)
-    placement.wait()
+    if spec.hooks.create_container:
+        placement.wait()
     with step("devices"):
         rootfs.create_devices(spec, root)
     with step(f"creating cwd {spec.process.cwd}"):

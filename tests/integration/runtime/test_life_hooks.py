@@ -50,3 +50,21 @@ def test_failing_create_hook_aborts_create(runtime: Runtime, tmp_path: Path) -> 
     with pytest.raises(HookError, match="createRuntime"):
         runtime.create(CreateRequest(id=PREFIX + "badhook", bundle=bundle))
     assert runtime.store.ids() == []
+
+
+def test_create_container_hook_runs_placed(runtime: Runtime, tmp_path: Path) -> None:
+    """The init builds its rootfs while it is being placed in its cgroups, but waits for the
+    placement before the createContainer hooks (which may look at the cgroups)."""
+    cid = PREFIX + "cchook"
+    out = tmp_path / "out"
+    out.mkdir()
+    # a slow prestart hook: the placement ("placed") ends after it
+    hooks = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"sleep 0.3; : > {out}/pre"]}],
+             "createContainer": [{"path": "/bin/sh", "args": [
+                 "sh", "-c", f"cat /proc/self/cgroup > {out}/cg; ls {out} > {out}/seen"]}]}
+    bundle = write_bundle(tmp_path / "b", ["true"], hooks=hooks)
+    runtime.create(CreateRequest(id=cid, bundle=bundle))
+    assert "pre" in (out / "seen").read_text().split()
+    lines = (out / "cg").read_text().splitlines()
+    assert lines and all(line.endswith("/" + cid) for line in lines), lines
+    runtime.delete(cid, force=True)
