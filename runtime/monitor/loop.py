@@ -26,7 +26,6 @@ from typing import Protocol
 
 from runtime import libc
 from runtime.cgroups.files import read_keyed
-from runtime.cgroups.warmup import warm_up_migration
 from runtime.monitor import framing
 from runtime.monitor.attach import listen_unix
 from runtime.monitor.crilog import READ_SIZE, CriLogWriter
@@ -607,7 +606,6 @@ def set_up_in_child(set_up: Callable[[_socket.socket], int]) -> tuple[int, bytes
             os._exit(code)
     theirs.close()
     _detach_own_stdio()
-    warm_up_migration()  # while the child sets up, before it places the process in a cgroup
     fds = array.array("i")
     try:
         msg, anc, _, _ = ours.recvmsg(_HANDOFF_MAX, _HANDOFF_ANC, _RECV_FLAGS)
