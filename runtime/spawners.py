@@ -7,6 +7,7 @@ The heavy lifting is ``runtime.init`` (namespaces, mounts, process set-up) and
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from runtime import hooks
@@ -51,11 +52,13 @@ class InitSpawner:
     def prepare(self) -> tuple[CgroupHierarchy, ...]:
         if not self.made:
             self.cgroups.create()
+        # Limits before the process joins (nothing here waits for the slow migration lock):
+        # it never runs in its cgroup unlimited.
+        self.cgroups.set(Resources.from_oci(self.spec.linux.resources))
         return mount_hierarchies(self.cgroups)
 
     def place(self, pid: int) -> None:
         self.cgroups.apply(pid)
-        self.cgroups.set(Resources.from_oci(self.spec.linux.resources))
         state = {**self._state, "pid": pid, "status": "creating"}
         hooks.run_hooks(self.spec.hooks.prestart, state, "prestart")
         hooks.run_hooks(self.spec.hooks.create_runtime, state, "createRuntime")
@@ -101,8 +104,14 @@ class ExecSpawner:
         except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
             return 0
 
-    def oom_counter(self) -> None:
-        return None  # the container's spec is read again at the end instead
+    def oom_counter(self) -> tuple[str, str] | None:
+        """The container's memory cgroup among the init's (v1: ``memory.oom_control``; v2:
+        ``memory.events``); None without one."""
+        for name in ("memory.oom_control", "memory.events"):
+            for d in self.prep.cgroup_dirs:
+                if os.path.exists(os.path.join(d, name)):
+                    return d, name
+        return None
 
 
 def make_spawner(params: dict[str, Any]) -> ChildSpawner:

@@ -10,13 +10,17 @@ crid's gRPC process is multi-threaded and must never fork. It starts one zygote
      "fds": {"reply": 0, "wait": 1 | null, "stdio": [2, 3, 4] | null}}
 
 where the numbers index the attached fds; ``deferred`` (first, absent for a brief request)
-has the monitor parse the request in its set-up child (``monitor_from_wire``).
+has the request parsed and set up in the monitor's set-up child.
 
-Each request is taken by a *spare*: a child the zygote forked before the request came,
-blocked in ``recvmsg`` on the shared socket, which then becomes the request's monitor; the
-zygote forks the next spare meanwhile. The fork (1-2 ms with the zygote's heap) is thus off
-the path of every request. Nobody answers but the monitor, on the reply fd. The zygote exits
-when the socket closes (its owner died); monitors live on.
+Each request is taken by a *spare*: a monitor-to-be the zygote forked before the request
+came, which has forked its own set-up child before the request came too
+(``runtime.monitor.launch.monitor_ahead``). That child, blocked in ``recvmsg`` on the shared
+socket, takes the request, tells the zygote (which forks the next spare meanwhile), sets up
+and spawns the container's process and hands the monitor what it keeps; a brief request it
+serves itself, as its monitor. The forks (1-2 ms each with the zygote's heap) and the
+monitor's own preparation are thus off the path of every request. Nobody answers but the
+monitor (or the set-up child, when the set-up fails), on the reply fd. The zygote exits when
+the socket closes (its owner died); monitors live on.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
+from runtime import libc
 from runtime.errors import OCIRuntimeError
 from runtime.monitor.launch import MonitorFds, MonitorRequest
 
@@ -41,8 +46,8 @@ _MAX_MSG = 1 << 20
 # Plain ints, combined once here: or-ing socket's IntFlag members runs enum code, in the spare.
 _PEEK_LENGTH = int(socket.MSG_PEEK | socket.MSG_TRUNC)
 # A request that starts so is parsed, like all its set-up, in the monitor's throwaway set-up
-# child (``monitor_from_wire``): every page the long-lived monitor touches is a private copy.
-# Brief ones (ExecSync) are parsed and set up by the monitor itself: one fork less.
+# child (``monitor_ahead``): every page the long-lived monitor touches is a private copy.
+# Brief ones (ExecSync) are served by that child itself, as their monitor.
 _DEFERRED = json.dumps({"deferred": True})[:-1].encode() + b","
 
 
@@ -123,8 +128,8 @@ def _receive(sock: socket.socket) -> tuple[bytes, list[int]] | None:
     """The next request and its fds; None when the socket closed.
 
     The datagram's length is peeked first (MSG_TRUNC gives the whole length) so the buffer is
-    as large as the request: a ``_MAX_MSG`` buffer, in the spare that becomes the monitor,
-    costs the monitor pages of its own."""
+    as large as the request: a ``_MAX_MSG`` buffer, in the set-up child that may become a
+    brief request's monitor, costs it pages of its own."""
     fds = array.array("i")
     size = sock.recv_into(bytearray(1), 1, _PEEK_LENGTH)
     msg, anc, _, _ = sock.recvmsg(min(max(size, 1), _MAX_MSG),
@@ -157,27 +162,26 @@ _MAX_SPARE_DEATHS = 3  # spares dying before taking anything, in a row: give up
 
 
 def _spare(sock: socket.socket, tell: int) -> int:
-    """A pre-forked monitor-to-be: take one request, tell the zygote, serve it."""
-    from runtime.monitor.launch import monitor_from_wire, monitor_main
+    """A pre-forked monitor-to-be, whose own pre-forked set-up child takes one request and
+    tells the zygote (``monitor_ahead``)."""
+    from runtime.monitor.launch import monitor_ahead
     from runtime.spawners import make_spawner
 
     os.setsid()  # a session of its own, as fork_monitor gives a monitor
-    received = _receive(sock)
-    try:
-        os.write(tell, _TAKEN if received is not None else _CLOSED)
-    except BrokenPipeError:
-        pass  # the zygote died while we waited: serve this last request all the same
-    if received is None:
-        return 0
-    msg, fds = received
-    if msg.startswith(_DEFERRED):  # parsed in the monitor's set-up child
-        return monitor_from_wire(msg, fds, _parse, _report, make_spawner)
-    try:
-        request, monitor_fds = _parse(msg, fds)
-    except Exception as e:  # a malformed request: answer it on its reply fd, if any
-        _report(fds, e)
-        return 1
-    return monitor_main(request, monitor_fds, make_spawner)
+
+    def take() -> tuple[bytes, list[int]] | None:
+        received = _receive(sock)
+        try:
+            os.write(tell, _TAKEN if received is not None else _CLOSED)
+        except BrokenPipeError:
+            pass  # the zygote died while we waited: serve this last request all the same
+        return received
+
+    return monitor_ahead(take, _is_deferred, _parse, _report, make_spawner)
+
+
+def _is_deferred(msg: bytes) -> bool:
+    return msg.startswith(_DEFERRED)
 
 
 def _next_spare(sock: socket.socket) -> bytes:
@@ -213,7 +217,10 @@ def serve(sock: socket.socket) -> None:
     prewarm()
     _set_comm("crid-zygote")
     # Monitors are forked directly (not double-forked: one fork less per container); the
-    # kernel reaps them when they exit because SIGCHLD is ignored here.
+    # kernel reaps them when they exit because SIGCHLD is ignored here. A subreaper, so that
+    # it reaps a brief request's monitor too: that is the spare's set-up child, orphaned when
+    # the spare exits (else it would be left to the host's init, which may never reap).
+    libc.set_child_subreaper()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     gc.collect()
     gc.freeze()

@@ -8,8 +8,8 @@ makes a child subreaper. Meanwhile the caller's ``InitHost`` has made the init's
 (``prepare``). The init is told to "go" and builds its root filesystem while the caller joins
 it to those cgroups and runs the prestart/createRuntime hooks (``place``: cgroup migration is
 slow on v1, so the two overlap). The init waits for "placed" before it needs to be in its
-cgroups (createContainer hooks, the cgroup namespace), prepares the process, reports "ready"
-and blocks on the exec FIFO.
+cgroups (createContainer hooks, the cgroup namespace) and before it reports "ready", then
+blocks on the exec FIFO.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ class InitHost(Protocol):
     """What the caller of spawn_init does for the init, in the caller's process."""
 
     def prepare(self) -> tuple[CgroupHierarchy, ...] | None:
-        """Create the init's cgroups (while stage1 makes the namespaces and forks the init)
-        and return their directories for the container's cgroup mount, or None (the init then
-        reads its own once placed)."""
+        """Create the init's cgroups and set their resources (while stage1 makes the
+        namespaces and forks the init) and return their directories for the container's
+        cgroup mount, or None (the init then reads its own once placed)."""
 
     def place(self, pid: int) -> None:
-        """Join the init to its cgroups, set resources, run the prestart and createRuntime
-        hooks. Runs while the init makes its mounts."""
+        """Join the init to its cgroups, run the prestart and createRuntime hooks. Runs while
+        the init builds its root filesystem."""
 
 
 def spawn_init(ctx: InitContext, host: InitHost, in_place: bool = False) -> int:
@@ -217,6 +217,7 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     ``unshare``: the flags of new namespaces its creator left to it (the mount namespace)."""
     proc = ctx.spec.process
     assert proc is not None
+    process.set_comm(b"crid-init")  # what a created container's process shows until start
     if unshare:
         with step("creating namespaces"):
             libc.unshare(unshare & plan.unshare_flags)
@@ -232,8 +233,10 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     if fifo is not None and not os.path.exists(f"/proc/self/fd/{fifo}"):
         raise InitError("waiting for start needs /proc mounted in the container (the exec "
                         "fifo is reopened through /proc/self/fd)")
-    placement.wait()  # still privileged: the cgroup namespace needs CAP_SYS_ADMIN
+    if plan.new_cgroup:  # made once placed, with CAP_SYS_ADMIN: before dropping it
+        placement.wait()
     drop_privileges(proc, seccomp)
+    placement.wait()  # created means in its cgroups
     ch.send("ready")
     ch.close()
     _wait_and_exec(ctx, fifo, state, program, env, seccomp)

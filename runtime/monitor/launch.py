@@ -10,6 +10,8 @@ With a wait fd, the monitor also writes the exit record there when the process h
 
 from __future__ import annotations
 
+import _signal
+import _socket
 import json
 import os
 import select
@@ -18,11 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.monitor.loop import (
+    _PAIR_TYPE,
     ChildSpawner,
     Monitor,
     MonitorOptions,
     install_signals,
-    set_up_in_child,
+    receive_handoff,
     take_handoff,
 )
 from runtime.records import dataclass, fields
@@ -95,49 +98,100 @@ def monitor_main(request: MonitorRequest, fds: MonitorFds,
                    fds.wait).run()
 
 
-def monitor_from_wire(raw: bytes, fds: list[int],
-                      parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],
-                      report: Callable[[list[int], Exception], None],
-                      make_spawner: Callable[[dict], ChildSpawner]) -> int:
-    """Become the monitor for a request still in wire form (``raw``, with ``fds`` attached)
-    in the calling, freshly forked process (the zygote's spare); returns its exit code.
+def monitor_ahead(take: Callable[[], tuple[bytes, list[int]] | None],
+                  deferred: Callable[[bytes], bool],
+                  parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],
+                  report: Callable[[list[int], Exception], None],
+                  make_spawner: Callable[[dict], ChildSpawner]) -> int:
+    """Become a monitor in the calling, freshly forked process (the zygote's spare) whose
+    set-up child is forked *before* the request comes; returns the exit code.
 
-    Unlike ``monitor_main``, the request is parsed in the throwaway set-up child too (json's
-    and the records' code would cost the monitor pages of its own, see ``set_up_in_child``),
-    which sends the monitor the options it runs by with the handoff. ``parse`` turns the
-    wire form into the request (raising ValueError, KeyError, IndexError); ``report``
-    answers a malformed one on its reply fd. Closes every fd but 0-2 and those ``fds`` the
-    request names.
+    The child takes the request (``take``: the next request in wire form with its fds, None
+    when there is none) and, when it is ``deferred``, parses it, sets up and spawns the
+    process and sends this process the handoff (the options it runs by, the reply and wait
+    fds among the fds it keeps; see ``set_up_in_child`` for why the set-up runs in a child).
+    The fork and this process's own preparation are thus off the request's path. A brief
+    request (not deferred) is served by the child itself as its monitor (one fork less for
+    a process that ends soon): this process then exits. Closes every fd but 0-2.
     """
-    _close_all_but({0, 1, 2, *fds})
     os.chdir("/")
+    wake_r = install_signals()  # before the fork: the child inherits the SIGCHLD handler
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _PAIR_TYPE)
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            ours.close()
+            code = _take_and_set_up(theirs, take, deferred, parse, report, make_spawner)
+        finally:
+            os._exit(code)
+    theirs.close()
+    wake_w = _signal.set_wakeup_fd(-1)
+    _signal.set_wakeup_fd(wake_w)
+    _close_all_but({0, 1, 2, ours.fileno(), wake_r, wake_w})
+    msg, got = receive_handoff(ours)
+    if msg in (_BRIEF, _CLOSED):
+        return 0
     _set_comm("crid-monitor")
-    wake_r = install_signals()
-    child, msg, got = set_up_in_child(
-        lambda sock: _set_up_from_wire(sock, raw, fds, parse, report, make_spawner))
     handoff = take_handoff(msg)
-    if handoff is None:
+    if handoff is None:  # it failed and answered the requester, or died (who reads EOF)
         for fd in got:
             os.close(fd)
         os.waitpid(child, 0)
-        if not msg:  # the child died without a word (killed?)
-            report(fds, OSError("the container's creator process died"))
         return 1
-    reply = fds[int(handoff[b"reply"])]
-    wait = fds[int(handoff[b"wait"])] if b"wait" in handoff else None
-    for fd in set(fds) - {0, 1, 2, reply, wait}:  # the requester's stdio: the child had copies
-        os.close(fd)
-    monitor = Monitor(_options_from(handoff), lambda: make_spawner(parse(raw, fds)[0].spawner),
-                      None, reply, wait)
+    reply = got[int(handoff[b"reply"])]
+    wait = got[int(handoff[b"wait"])] if b"wait" in handoff else None
+    monitor = Monitor(_options_from(handoff), _uncounted, None, reply, wait)
     monitor.wake_r = wake_r
     return monitor.serve(monitor.adopt(child, handoff, True, got))
+
+
+_BRIEF, _CLOSED = b"brief", b"closed"
+
+
+def _take_and_set_up(sock: Any, take: Callable[[], tuple[bytes, list[int]] | None],
+                     deferred: Callable[[bytes], bool],
+                     parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],
+                     report: Callable[[list[int], Exception], None],
+                     make_spawner: Callable[[dict], ChildSpawner]) -> int:
+    """The set-up child of ``monitor_ahead``: take a request and set up, or serve a brief one
+    as its monitor, or tell the monitor there is none."""
+    received = take()
+    if received is None:
+        sock.send(_CLOSED)
+        return 0
+    raw, fds = received
+    if not deferred(raw):
+        sock.send(_BRIEF)  # our parent exits; we are the monitor
+        sock.close()
+        try:
+            request, monitor_fds = parse(raw, fds)
+        except Exception as e:  # a malformed request: answer it on its reply fd, if any
+            report(fds, e)
+            return 1
+        return monitor_main(request, monitor_fds, make_spawner)
+    _close_all_but({0, 1, 2, sock.fileno(), *fds})
+    _set_comm("crid-monitor")  # (a monitor's set-up)
+    return _set_up_from_wire(sock, raw, fds, parse, report, make_spawner)
+
+
+class _Uncounted:
+    """The spawner of a monitor that has none: its set-up child sends where the OOM kills
+    are counted (``oomdir``/``oomfile``), or there is nowhere (no memory controller)."""
+
+    def oom_kill_count(self) -> int:
+        return 0
+
+
+def _uncounted() -> Any:
+    return _Uncounted()
 
 
 def _set_up_from_wire(sock: Any, raw: bytes, fds: list[int],
                       parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],
                       report: Callable[[list[int], Exception], None],
                       make_spawner: Callable[[dict], ChildSpawner]) -> int:
-    """The set-up child of ``monitor_from_wire``: parse, then as ``Monitor.run``'s."""
+    """The set-up of ``monitor_ahead``'s child: parse, then as ``Monitor.run``'s."""
     try:
         request, mfds = parse(raw, fds)
     except Exception as e:  # a malformed request: answer it on its reply fd, if any
@@ -146,10 +200,10 @@ def _set_up_from_wire(sock: Any, raw: bytes, fds: list[int],
         return 1
     monitor = Monitor(request.monitor, lambda: make_spawner(request.spawner), mfds.stdio,
                       mfds.reply, mfds.wait)
-    extra = _options_words(request.monitor) + [b"reply=%d" % fds.index(mfds.reply)]
+    passed = {b"reply": mfds.reply}
     if mfds.wait is not None:
-        extra.append(b"wait=%d" % fds.index(mfds.wait))
-    return monitor.set_up_for_monitor(sock, extra)
+        passed[b"wait"] = mfds.wait
+    return monitor.set_up_for_monitor(sock, _options_words(request.monitor), passed)
 
 
 def _options_words(opts: MonitorOptions) -> list[bytes]:

@@ -217,10 +217,12 @@ class Monitor:
         elif self.listener is not None:
             self.listener.close()
 
-    def set_up_for_monitor(self, sock: _socket.socket, extra: list[bytes]) -> int:
+    def set_up_for_monitor(self, sock: _socket.socket, extra: list[bytes],
+                           passed: dict[bytes, int] | None = None) -> int:
         """In the throwaway set-up child (see ``set_up_in_child``): set up, spawn, and send the
-        monitor the handoff (``extra``: more words for it); on failure, answer the requester
-        and tell the monitor. Returns the child's exit code.
+        monitor the handoff (``extra``: more words for it; ``passed``: more fds, each named
+        ``<role>=<index>`` like the handoff's own); on failure, answer the requester and tell
+        the monitor. Returns the child's exit code.
 
         The spawn may have taken this process into the container's namespaces (spawn_init's
         ``in_place``), where the host's paths are not what they were: afterwards it uses fds
@@ -238,6 +240,9 @@ class Monitor:
             sock.send(b"\0".join([b"failed", *_to_unlink(plan, self.opts.attach_socket)]))
             return 1
         words, fds = _handoff(self.pid, oom_before, plan.mine, self.log, self.listener)
+        for role, fd in (passed or {}).items():
+            words.append(role + b"=%d" % len(fds))
+            fds.append(fd)
         words += _to_unlink(plan, None)
         if counter is not None:  # where the monitor reads the OOM kills at the end
             words += [b"oomdir=" + os.fsencode(counter[0]), b"oomfile=" + os.fsencode(counter[1])]
@@ -568,7 +573,7 @@ _FD_ROLES = frozenset((b"out1", b"out2", b"stdin", b"pty", b"log", b"listen"))
 
 def install_signals() -> int:
     """Make the calling monitor a subreaper whose poll loop SIGCHLD wakes; returns the wake
-    fd. C-level calls only (``_signal``, not ``signal``, whose enum conversions run Python
+    fd (read end; ``_signal.set_wakeup_fd`` holds the write end). C-level calls only (``_signal``, not ``signal``, whose enum conversions run Python
     code): a monitor pays a private copy of every page it touches (see ``set_up_in_child``)."""
     libc.set_child_subreaper()
     _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
@@ -606,6 +611,13 @@ def set_up_in_child(set_up: Callable[[_socket.socket], int]) -> tuple[int, bytes
             os._exit(code)
     theirs.close()
     _detach_own_stdio()
+    msg, fds = receive_handoff(ours)
+    return child, msg, fds
+
+
+def receive_handoff(ours: _socket.socket) -> tuple[bytes, list[int]]:
+    """The set-up child's message on ``ours`` (closed afterwards; b"" when the child died
+    first) and the fds attached to it."""
     fds = array.array("i")
     try:
         msg, anc, _, _ = ours.recvmsg(_HANDOFF_MAX, _HANDOFF_ANC, _RECV_FLAGS)
@@ -615,7 +627,7 @@ def set_up_in_child(set_up: Callable[[_socket.socket], int]) -> tuple[int, bytes
     for level, kind, data in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    return child, msg, list(fds)
+    return msg, list(fds)
 
 
 def take_handoff(msg: bytes) -> dict[bytes, bytes] | None:
@@ -645,7 +657,8 @@ def _handoff(pid: int, oom_before: int, mine: MonitorSide, log: CriLogWriter | N
     ``oom=<n>`` and ``<role>=<index>`` where each index points into the attached fds (roles:
     out1, out2, stdin, pty, log, listen; a terminal's pty is out1 and maybe stdin too).
     Callers append more: ``oomdir``/``oomfile`` (the spawner's ``oom_counter``),
-    ``unlink.console``, and ``monitor_from_wire``'s ``opt.<field>``, ``reply``, ``wait``."""
+    ``unlink.console``, and ``monitor_ahead``'s ``opt.<field>``, ``reply``, ``wait`` (fds
+    attached as well)."""
     fds: list[int] = []
     words = [b"ok", b"pid=%d" % pid, b"oom=%d" % oom_before]
     roles = [(b"out1", mine.outputs.get(1)), (b"out2", mine.outputs.get(2)),

@@ -13,6 +13,7 @@ import pytest
 
 from runtime.lifecycle import CreateRequest, ExecRequest, Runtime
 from runtime.monitor import AttachClient, framing
+from runtime.zygote import Zygote
 from tests.integration.runtime.lifekit import (  # noqa: F401  (fixtures)
     PREFIX,
     runtime_fixture,
@@ -164,6 +165,32 @@ def test_brief_exec_reports_on_the_wait_fd_only(runtime: Runtime, tmp_path: Path
         assert json.loads(f.read())["exit_code"] == 3
     assert res.exit_file == ""
     assert set(os.listdir(runtime.store.dir(cid))) == before
+
+
+def test_brief_exec_monitor_is_the_zygotes(runtime: Runtime, zygote: Zygote,
+                                           tmp_path: Path) -> None:
+    """A brief request's monitor is the set-up child of a spare, which exits: the zygote
+    adopts it (and the kernel reaps it when it ends) rather than the host's init, which may
+    never reap it."""
+    cid = PREFIX + "execbriefparent"
+    runtime.create(CreateRequest(id=cid, bundle=write_bundle(tmp_path / "b", ["sleep", "300"])))
+    runtime.start(cid)
+    null = os.open(os.devnull, os.O_RDWR)
+    res = runtime.exec(cid, ExecRequest(process={"args": ["sleep", "2"], "cwd": "/"},
+                                        stdio=(null, null, null), wait_fd=True, brief=True))
+    os.close(null)
+    deadline = time.monotonic() + 2
+    while ppid(res.monitor_pid) != zygote.pid and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ppid(res.monitor_pid) == zygote.pid
+    assert res.wait_fd is not None
+    with os.fdopen(res.wait_fd, "rb") as f:
+        assert json.loads(f.read())["exit_code"] == 0
+
+
+def ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def test_exec_awaiting_attach_keeps_early_output(runtime: Runtime, tmp_path: Path) -> None:
