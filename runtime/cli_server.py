@@ -36,7 +36,7 @@ from runtime import cli_commands, libc
 from runtime.cli import LOCK_NAME, caller_context, socket_path
 from runtime.cli_worker import serve_connection
 from runtime.errors import OCIRuntimeError
-from runtime.monitor.launch import _set_comm
+from runtime.procname import set_comm
 from runtime.records import dataclass
 from runtime.state import process_start_time
 from runtime.zygote import Zygote
@@ -213,7 +213,7 @@ class Server:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         if os.getppid() != server:
             return
-        _set_comm("crid-runtime-w")
+        set_comm("crid-runtime-w")
         os.close(self.lock)  # a worker outliving the server must not keep the root locked
         for pipe in self.workers:  # the server's ends of its siblings' pipes
             os.close(pipe)
@@ -345,7 +345,7 @@ def run(root: str, ready_fd: int, idle: float) -> int:
     except OSError as e:
         _tell(ready_fd, f"starting the runtime server for {root}: {e}".encode())
         return 1
-    _set_comm("crid-runtime-s")
+    set_comm("crid-runtime-s")
     _tell(ready_fd, b"ready")
     os.chdir("/")
     preload()

@@ -209,13 +209,13 @@ def serve(sock: socket.socket) -> None:
 
     import runtime.monitor.launch  # noqa: F401  (import before freezing: forks share it)
     import runtime.spawners  # noqa: F401
-    from runtime.monitor.launch import _set_comm
+    from runtime.procname import set_comm
     from runtime.records import compile_all
 
     compile_all()  # once here rather than in every child
     from runtime.prewarm import prewarm
     prewarm()
-    _set_comm("crid-zygote")
+    set_comm("crid-zygote")
     # Monitors are forked directly (not double-forked: one fork less per container); the
     # kernel reaps them when they exit because SIGCHLD is ignored here. A subreaper, so that
     # it reaps a brief request's monitor too: that is the spare's set-up child, orphaned when

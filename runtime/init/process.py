@@ -21,20 +21,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 
 
-def set_comm(name: bytes) -> None:
-    """Name the calling process in ps (as runc's ``runc:[2:INIT]``); best effort."""
-    try:
-        fd = os.open("/proc/self/comm", os.O_WRONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.write(fd, name)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def set_rlimits(process: Process) -> None:
     for rl in process.rlimits:
         which = getattr(resource, rl.type)

@@ -34,6 +34,7 @@ from runtime.init.steps import (
     run_child,
     step,
 )
+from runtime.procname import set_comm
 from runtime.seccomp import CompiledFilter
 from runtime.spec.model import Spec
 
@@ -217,7 +218,7 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     ``unshare``: the flags of new namespaces its creator left to it (the mount namespace)."""
     proc = ctx.spec.process
     assert proc is not None
-    process.set_comm(b"crid-init")  # what a created container's process shows until start
+    set_comm("crid-init")  # what a created container's process shows until start
     if unshare:
         with step("creating namespaces"):
             libc.unshare(unshare & plan.unshare_flags)

@@ -28,6 +28,7 @@ from runtime.monitor.loop import (
     receive_handoff,
     take_handoff,
 )
+from runtime.procname import set_comm
 from runtime.records import dataclass, fields
 
 
@@ -93,7 +94,7 @@ def monitor_main(request: MonitorRequest, fds: MonitorFds,
     keep |= set(fds.stdio or ())
     _close_all_but(keep)
     os.chdir("/")
-    _set_comm("crid-monitor")
+    set_comm("crid-monitor")
     return Monitor(request.monitor, lambda: make_spawner(request.spawner), fds.stdio, fds.reply,
                    fds.wait).run()
 
@@ -132,7 +133,7 @@ def monitor_ahead(take: Callable[[], tuple[bytes, list[int]] | None],
     msg, got = receive_handoff(ours)
     if msg in (_BRIEF, _CLOSED):
         return 0
-    _set_comm("crid-monitor")
+    set_comm("crid-monitor")
     handoff = take_handoff(msg)
     if handoff is None:  # it failed and answered the requester, or died (who reads EOF)
         for fd in got:
@@ -171,7 +172,7 @@ def _take_and_set_up(sock: Any, take: Callable[[], tuple[bytes, list[int]] | Non
             return 1
         return monitor_main(request, monitor_fds, make_spawner)
     _close_all_but({0, 1, 2, sock.fileno(), *fds})
-    _set_comm("crid-monitor")  # (a monitor's set-up)
+    set_comm("crid-monitor")  # (a monitor's set-up)
     return _set_up_from_wire(sock, raw, fds, parse, report, make_spawner)
 
 
@@ -226,23 +227,6 @@ def _options_from(handoff: dict[bytes, bytes]) -> MonitorOptions:
             opts[key[4:].decode()] = (value[1:] == b"1" if value[:1] == b"b"
                                       else value[1:].decode(errors="surrogateescape"))
     return MonitorOptions(**opts)
-
-
-def _set_comm(name: str) -> None:
-    """Name the process in ps/top (the cmdline still reads like the zygote's).
-
-    Plain fd calls: a text-mode ``open`` runs through io's and codecs' objects, and every page
-    the monitor touches becomes its own copy (see ``set_up_in_child``)."""
-    try:
-        fd = os.open("/proc/self/comm", os.O_WRONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.write(fd, name.encode())
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _close_all_but(keep: set[int]) -> None:

@@ -573,8 +573,9 @@ _FD_ROLES = frozenset((b"out1", b"out2", b"stdin", b"pty", b"log", b"listen"))
 
 def install_signals() -> int:
     """Make the calling monitor a subreaper whose poll loop SIGCHLD wakes; returns the wake
-    fd (read end; ``_signal.set_wakeup_fd`` holds the write end). C-level calls only (``_signal``, not ``signal``, whose enum conversions run Python
-    code): a monitor pays a private copy of every page it touches (see ``set_up_in_child``)."""
+    fd (read end; ``_signal.set_wakeup_fd`` holds the write end). C-level calls only
+    (``_signal``, not ``signal``, whose enum conversions run Python code): a monitor pays a
+    private copy of every page it touches (see ``set_up_in_child``)."""
     libc.set_child_subreaper()
     _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
