@@ -42,7 +42,7 @@ def host_view() -> dict:
     both resolve the container's cgroups alike and the creator reads no /proc files for it.
     Raises CgroupError."""
     return {"mounts": [[m.mountpoint, m.root, m.version, sorted(m.controllers)]
-                       for m in read_mounts() if m.version in (1, 2)],
+                       for m in read_mounts()],
             "own": cgroup_paths_of("self")}
 
 

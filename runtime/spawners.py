@@ -13,6 +13,7 @@ from typing import Any
 from runtime import hooks
 from runtime.cgroup_seam import mount_hierarchies, open_cgroups
 from runtime.cgroups import Resources
+from runtime.cgroups.files import read_keyed
 from runtime.errors import OCIRuntimeError, SpecError
 from runtime.execprep import ExecPrep
 from runtime.init import ExecContext, InitContext, exec_in, spawn_init
@@ -29,9 +30,8 @@ class InitSpawner:
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
         self.spec = load_spec(params["bundle"])
-        # "cgroups": the Runtime's view of the host, which has made the cgroups already
-        self.made = params.get("cgroups") is not None
-        self.cgroups = open_cgroups(self.spec, params["id"], params.get("cgroups"))
+        # "cgroups": the Runtime's view of the host (the Runtime has made the cgroups)
+        self.cgroups = open_cgroups(self.spec, params["id"], params["cgroups"])
         self._state: dict[str, Any] = {}
 
     def spawn(self, stdio: ChildStdio) -> int:
@@ -50,8 +50,6 @@ class InitSpawner:
     # InitHost: the init mounts while we place it and run the runtime-side hooks
     # (runtime.md: createRuntime after the environment is created, before pivot_root).
     def prepare(self) -> tuple[CgroupHierarchy, ...]:
-        if not self.made:
-            self.cgroups.create()
         # Limits before the process joins (nothing here waits for the slow migration lock):
         # it never runs in its cgroup unlimited.
         self.cgroups.set(Resources.from_oci(self.spec.linux.resources))
@@ -97,11 +95,11 @@ class ExecSpawner:
         return exec_in(ctx)
 
     def oom_kill_count(self) -> int:
+        # Found here, not in __init__: a brief exec (ExecSync) never counts OOM kills.
+        counter = self.oom_counter()
         try:
-            # Read here, not in __init__: a brief exec (ExecSync) never counts OOM kills.
-            spec = load_spec(self.params["bundle"])
-            return open_cgroups(spec, self.params["id"]).oom_kill_count()
-        except (OSError, OCIRuntimeError):  # no cgroup yet (before create): nothing counted
+            return read_keyed(*counter).get("oom_kill", 0) if counter else 0
+        except (OSError, OCIRuntimeError):  # the cgroup is gone: nothing counted
             return 0
 
     def oom_counter(self) -> tuple[str, str] | None:

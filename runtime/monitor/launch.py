@@ -10,7 +10,6 @@ With a wait fd, the monitor also writes the exit record there when the process h
 
 from __future__ import annotations
 
-import _signal
 import _socket
 import json
 import os
@@ -116,7 +115,7 @@ def monitor_ahead(take: Callable[[], tuple[bytes, list[int]] | None],
     a process that ends soon): this process then exits. Closes every fd but 0-2.
     """
     os.chdir("/")
-    wake_r = install_signals()  # before the fork: the child inherits the SIGCHLD handler
+    wake_r, wake_w = install_signals()  # before the fork: the child inherits the handler
     ours, theirs = _socket.socketpair(_socket.AF_UNIX, _PAIR_TYPE)
     child = os.fork()
     if child == 0:
@@ -127,8 +126,6 @@ def monitor_ahead(take: Callable[[], tuple[bytes, list[int]] | None],
         finally:
             os._exit(code)
     theirs.close()
-    wake_w = _signal.set_wakeup_fd(-1)
-    _signal.set_wakeup_fd(wake_w)
     _close_all_but({0, 1, 2, ours.fileno(), wake_r, wake_w})
     msg, got = receive_handoff(ours)
     if msg in (_BRIEF, _CLOSED):
@@ -142,7 +139,7 @@ def monitor_ahead(take: Callable[[], tuple[bytes, list[int]] | None],
         return 1
     reply = got[int(handoff[b"reply"])]
     wait = got[int(handoff[b"wait"])] if b"wait" in handoff else None
-    monitor = Monitor(_options_from(handoff), _uncounted, None, reply, wait)
+    monitor = Monitor(_options_from(handoff), _Uncounted, None, reply, wait)
     monitor.wake_r = wake_r
     return monitor.serve(monitor.adopt(child, handoff, True, got))
 
@@ -182,10 +179,6 @@ class _Uncounted:
 
     def oom_kill_count(self) -> int:
         return 0
-
-
-def _uncounted() -> Any:
-    return _Uncounted()
 
 
 def _set_up_from_wire(sock: Any, raw: bytes, fds: list[int],

@@ -134,7 +134,7 @@ class Monitor:
     def run(self) -> int:
         """Set up (here for a brief process, else in a throwaway child), serve, finish;
         returns the monitor's exit code."""
-        self.wake_r = install_signals()
+        self.wake_r, _ = install_signals()
         if self.opts.brief:
             return self.serve(self._start_here())
         child, msg, fds = set_up_in_child(self._set_up_for_monitor)
@@ -571,17 +571,17 @@ class Monitor:
 _FD_ROLES = frozenset((b"out1", b"out2", b"stdin", b"pty", b"log", b"listen"))
 
 
-def install_signals() -> int:
+def install_signals() -> tuple[int, int]:
     """Make the calling monitor a subreaper whose poll loop SIGCHLD wakes; returns the wake
-    fd (read end; ``_signal.set_wakeup_fd`` holds the write end). C-level calls only
-    (``_signal``, not ``signal``, whose enum conversions run Python code): a monitor pays a
-    private copy of every page it touches (see ``set_up_in_child``)."""
+    pipe (the loop polls its read end; ``_signal.set_wakeup_fd`` has its write end). C-level
+    calls only (``_signal``, not ``signal``, whose enum conversions run Python code): a
+    monitor pays a private copy of every page it touches (see ``set_up_in_child``)."""
     libc.set_child_subreaper()
     _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     _signal.signal(_signal.SIGCHLD, _wake)
     _signal.set_wakeup_fd(wake_w)
-    return wake_r
+    return wake_r, wake_w
 
 
 def _wake(signum: int, frame: object) -> None:
