@@ -221,6 +221,8 @@ async def _run_spdy_command(session: SpdySession, protocol: str, io: CommandIO) 
         await asyncio.gather(*side, return_exceptions=True)
     if session.error is not None:
         raise session.error
+    if streams["error"].cut:  # client-go would read this as success; a test must not
+        raise StreamingError("the connection ended before the exit status")
     code, status = decode_exit_code(error_payload)
     return CommandResult(code, status, protocol)
 
@@ -245,6 +247,8 @@ async def exec_websocket(url: str, io: CommandIO, protocol: str = remotecommand.
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
         await ws.close()
+    if not ws.peer_closed:
+        raise StreamingError("the connection ended before the exit status")
     code, status = decode_exit_code(bytes(error))
     return CommandResult(code, status, chosen)
 

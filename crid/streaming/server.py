@@ -264,6 +264,22 @@ class StreamingServer:
         session = SpdySession(io, client=False)
         runner = asyncio.ensure_future(session.run())
         try:
+            await self._serve_spdy_session(session, kind, stored, protocol)
+            # Also after a backend failure: its status is written, and an abrupt close (RST)
+            # could destroy it before the client reads it.
+            await session.close_gracefully(runner)
+        except ProtocolError:
+            session.close(GoAwayStatus.PROTOCOL_ERROR)
+            raise
+        finally:
+            session.close()
+            await asyncio.gather(runner, return_exceptions=True)
+            if runner.done() and not runner.cancelled() and runner.exception() is not None:
+                raise ProtocolError(str(runner.exception())) from runner.exception()
+
+    async def _serve_spdy_session(self, session: SpdySession, kind: str, stored: Any,
+                                  protocol: str) -> None:
+        try:
             if kind == "portforward":
                 await portforward.serve_spdy_port_forward(
                     session, stored.pod_sandbox_id, stored.ports,
@@ -273,17 +289,8 @@ class StreamingServer:
                 await remotecommand.serve_spdy_command(
                     session, protocol, _stdio(stored), self._starter(kind, stored),
                     kind == "exec", self.options.stream_creation_seconds)
-            await session.close_gracefully(runner)
         except BackendError as e:
             log.warning("streaming backend failed", kind=kind, error=str(e))
-        except ProtocolError:
-            session.close(GoAwayStatus.PROTOCOL_ERROR)
-            raise
-        finally:
-            session.close()
-            await asyncio.gather(runner, return_exceptions=True)
-            if runner.done() and not runner.cancelled() and runner.exception() is not None:
-                raise ProtocolError(str(runner.exception())) from runner.exception()
 
     async def _serve_websocket(self, kind: str, stored: Any, subprotocol: str,
                                ws: WebSocket) -> None:

@@ -41,6 +41,7 @@ class WebSocket:
         self._pending: list[tuple[bool, bytes]] = []
         self._partial = bytearray()
         self._closed = False
+        self.peer_closed = False  # a close frame came; False when the socket just ended
 
     @property
     def last_activity(self) -> float:
@@ -82,6 +83,7 @@ class WebSocket:
             elif isinstance(event, Ping):
                 self._send_raw(self._conn.send(event.response()))
             elif isinstance(event, CloseConnection):
+                self.peer_closed = True
                 if self._conn.state == ConnectionState.REMOTE_CLOSING:
                     self._send_raw(self._conn.send(event.response()))
                 self._closed = True

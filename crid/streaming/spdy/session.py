@@ -204,6 +204,7 @@ class SpdySession:
         self.closed.set()
         self._window_opened()
         for stream in list(self.streams.values()):
+            stream.cut = not stream.remote_closed and stream.reset_status is None
             stream.remote_closed = True
             stream._readable.set()
             stream._drained.set()

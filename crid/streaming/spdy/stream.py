@@ -26,6 +26,7 @@ class SpdyStream:
         self.local_closed = False
         self.remote_closed = False
         self.reset_status: int | None = None
+        self.cut = False  # the session ended before the peer's FIN or RST
         self._chunks: deque[bytes] = deque()
         self.buffered = 0
         self._readable = asyncio.Event()

@@ -49,6 +49,7 @@ class FakeApiServer:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.requests: list[str] = []
+        self._handlers: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self.thread.start()
@@ -60,9 +61,15 @@ class FakeApiServer:
     def stop(self) -> None:
         async def close() -> None:
             self._server.close()
+            # A handler left pending when the loop stops is destroyed mid-await later, at
+            # garbage collection, where its GeneratorExit is an unraisable-exception warning.
+            for task in self._handlers:
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
     def kubeconfig(self) -> str:
         return (f"apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n"
@@ -71,6 +78,10 @@ class FakeApiServer:
                 f"current-context: fake\nusers:\n- name: fake\n  user: {{}}\n")
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -130,5 +141,7 @@ class FakeApiServer:
             except (ConnectionError, OSError):
                 pass
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        up_writer.close()
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            up_writer.close()

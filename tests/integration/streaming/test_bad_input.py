@@ -295,3 +295,23 @@ def test_malformed_http_gets_400(server: StreamingServer, raw: bytes) -> None:
     sock = _connect(server)
     sock.sendall(raw)
     assert _status_line(_read_to_eof(sock)) == b"HTTP/1.1 400 Bad Request"
+
+
+def test_backend_failure_closes_gracefully(server: StreamingServer) -> None:
+    """After a failed start the server half-closes and keeps reading until the client's EOF:
+    closing with the client's frames unread would reset the connection (RST), and a reset
+    can destroy the status before the client reads it."""
+    compressor = HeaderCompressor()
+    frames = b"".join(
+        F.encode_control(F.ControlFrame(F.FrameType.SYN_STREAM, 0, {"stream_id": sid}),
+                         compressor.compress({"streamtype": kind}))
+        for sid, kind in ((1, "error"), (3, "stdout"), (5, "stderr")))
+    sock = _connect(server)
+    sock.sendall(_spdy_request(_exec_url_path(server, ("/nonexistent/binary",))) + frames)
+    assert b"/nonexistent/binary" in _read_to_eof(sock)  # the status, then the server's FIN
+    ping = F.encode_control(F.ControlFrame(F.FrameType.PING, 0, {"ping_id": 1}), b"")
+    for _ in range(3):  # to a closed socket, the second write would fail with a reset
+        sock.sendall(ping)
+        time.sleep(0.05)
+    sock.shutdown(socket.SHUT_WR)
+    assert sock.recv(1) == b""

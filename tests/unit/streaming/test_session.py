@@ -206,3 +206,21 @@ def test_data_before_a_peer_reset_stays_readable() -> None:
         client.close()
         await asyncio.gather(*runs, return_exceptions=True)
     run(go)
+
+
+def test_a_stream_cut_by_the_session_end_is_told_from_one_finished() -> None:
+    async def go() -> None:
+        ta, tb = await _pair()
+        client, server = SpdySession(ta, client=True), SpdySession(tb, client=False)
+        runs = [asyncio.ensure_future(s.run()) for s in (client, server)]
+        finished = await client.open_stream({"streamtype": "error"})
+        cut = await client.open_stream({"streamtype": "stdout"})
+        theirs = await server.incoming.get()
+        await theirs.close_write()
+        await server.incoming.get()
+        await asyncio.sleep(0.05)
+        server.close()  # no FIN on the second stream
+        await asyncio.gather(*runs, return_exceptions=True)
+        assert (await finished.read(), finished.cut) == (b"", False)
+        assert (await cut.read(), cut.cut) == (b"", True)
+    run(go)
