@@ -15,10 +15,11 @@ meanwhile) to finish: delete the container (``run`` without ``--keep``) and give
 All state is on disk and every container has its own monitor, so a server may die at any time
 without losing a container; the next call starts another.
 
-The command runs in this process instead (``runtime.cli_commands.main``) when the server
-answers ``local`` (a terminal to proxy; a caller in other namespaces than the server's, or
-running other code than the server's, from another installation or work tree), when
-no server can be started, or with ``CRID_RUNTIME_SERVER=0`` in the environment.
+The command runs in this process instead (``runtime.cli_commands.main``) when it passes on
+the caller's fds (``--preserve-fds``), when the server answers ``local`` (a terminal to
+proxy; a caller in other namespaces than the server's, or running other code than the
+server's, from another installation or work tree), when no server can be started, or with
+``CRID_RUNTIME_SERVER=0`` in the environment.
 
 Wire format (``SOCK_SEQPACKET`` on ``<root>/.crid-runtime.sock``, root-only), one datagram
 each way and then one more from the server:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one ``crid-runtime`` command; its exit code. (No ``from __future__ import
     annotations`` in this module: importing it costs the client 0.3 ms.)"""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if posix.environ.get(b"CRID_RUNTIME_SERVER") == b"0":
+    if posix.environ.get(b"CRID_RUNTIME_SERVER") == b"0" or _passes_fds(argv):
         return _local(argv)
     root, command = scan_globals(argv)
     forwarder = _Forwarder() if command in ("run", "exec") else None
@@ -84,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     if answer.startswith(b"exit "):
         return int(answer[5:])
     return _local(argv)
+
+
+def _passes_fds(argv: list[str]) -> bool:
+    """Whether the command may give the container this process's fds (``--preserve-fds``):
+    only this process has them. (A command argument that merely looks so costs the server.)"""
+    return any(a == "--preserve-fds" or a.startswith("--preserve-fds=") for a in argv)
 
 
 def _finish(root: str, argv: list[str], record: bytes) -> int:

@@ -33,9 +33,10 @@ class UsageError(Exception):
     """Bad command-line input (runc exits 1 for these too)."""
 
 
-class NeedsTerminal(Exception):  # noqa: N818 - a signal to the server, not a failure
-    """The command proxies the caller's own terminal, so it must run in the caller's process
-    (raised by commands run with ``Host.proxy_tty`` false, before they change anything)."""
+class NeedsCaller(Exception):  # noqa: N818 - a signal to the server, not a failure
+    """The command proxies the caller's own terminal or passes on the caller's own fds, so it
+    must run in the caller's process (raised by commands run with ``Host.is_caller`` false,
+    before they change anything)."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,11 @@ class Foreground:
 @dataclass(frozen=True)
 class Host:
     """Where commands run: ``launcher`` starts monitors (None: fork them from this process,
-    which must be single-threaded); ``proxy_tty``: this process holds the caller's terminal
-    (false in the server, whose commands then raise NeedsTerminal instead)."""
+    which must be single-threaded); ``is_caller``: this process is the caller's, holding its
+    terminal and its fds (false in the server, whose commands then raise NeedsCaller)."""
 
     launcher: Any = None
-    proxy_tty: bool = True
+    is_caller: bool = True
 
 
 @functools.cache
@@ -122,6 +123,7 @@ def _exec_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("--pid-file")
     e.add_argument("--no-new-privs", action="store_true")
     e.add_argument("--cap", action="append", default=[])
+    e.add_argument("--preserve-fds", type=int, default=0)
     e.add_argument("id")
     e.add_argument("args", nargs=argparse.REMAINDER)
 
@@ -184,7 +186,7 @@ def execute(argv: list[str], host: Host) -> tuple[argparse.Namespace | None, int
     """Parse and run one command on ``host``: its parsed arguments (None when parsing exited)
     and its exit code, or the Foreground process the caller must wait for and ``finish``.
 
-    Raises NeedsTerminal (see ``Host``); usage errors give argparse's exit code (2).
+    Raises NeedsCaller (see ``Host``); usage errors give argparse's exit code (2).
     """
     try:
         args = _parse(argv)
@@ -264,7 +266,22 @@ def _create_request(args: argparse.Namespace, wait: bool) -> Any:
 
     return CreateRequest(id=args.id, bundle=Path(args.bundle), pid_file=_abs(args.pid_file),
                          console_socket=_abs(args.console_socket), stdio=(0, 1, 2),
-                         no_pivot=args.no_pivot, wait_fd=wait)
+                         no_pivot=args.no_pivot, wait_fd=wait, preserve_fds=_preserved(args))
+
+
+def _preserved(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--preserve-fds N``: the caller's fds 3 .. 3+N-1, which must be open."""
+    n = args.preserve_fds
+    if n < 0:
+        raise UsageError(f"--preserve-fds {n}: a count of fds cannot be negative")
+    if n and not args.host.is_caller:
+        raise NeedsCaller
+    for fd in range(3, 3 + n):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise UsageError(f"--preserve-fds {n}: fd {fd} is not open") from None
+    return tuple(range(3, 3 + n))
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -300,8 +317,8 @@ def _wants_tty_proxy(args: argparse.Namespace) -> bool:
         return False
     if args.detach:
         raise UsageError("cannot allocate a tty when detaching without --console-socket")
-    if not args.host.proxy_tty:
-        raise NeedsTerminal
+    if not args.host.is_caller:
+        raise NeedsCaller
     return True
 
 
@@ -388,12 +405,12 @@ def cmd_exec(args: argparse.Namespace) -> int | Foreground:
 
     process = _exec_process(args)
     if process.get("terminal") and not args.console_socket:
-        if not args.host.proxy_tty:
-            raise NeedsTerminal
+        if not args.host.is_caller:
+            raise NeedsCaller
         return _exec_with_tty(args, process)
     req = ExecRequest(process=process, stdio=None if process.get("terminal") else (0, 1, 2),
                       console_socket=_abs(args.console_socket), pid_file=_abs(args.pid_file),
-                      wait_fd=not args.detach)
+                      wait_fd=not args.detach, preserve_fds=_preserved(args))
     created = _runtime(args).exec(args.id, req)
     if args.detach:
         return 0
@@ -430,7 +447,8 @@ def _exec_with_tty(args: argparse.Namespace, process: dict[str, Any]) -> int:
     from runtime.monitor.attach import AttachClient
 
     created = _runtime(args).exec(args.id, ExecRequest(process=process, stdin=True,
-                                                       stdin_once=True, await_attach=True))
+                                                       stdin_once=True, await_attach=True,
+                                                       preserve_fds=_preserved(args)))
     with AttachClient(created.attach_socket) as client:
         return proxy(client)
 

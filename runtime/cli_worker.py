@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from runtime import cli_commands
 from runtime.cli import MAGIC, MAX_FDS
-from runtime.cli_commands import Foreground, Host, NeedsTerminal
+from runtime.cli_commands import Foreground, Host, NeedsCaller
 from runtime.errors import OCIRuntimeError
 from runtime.lifecycle import ForkLauncher
 from runtime.monitor.launch import MonitorFds, MonitorRequest
@@ -56,7 +56,7 @@ def serve_connection(conn: socket.socket, zygote: Zygote | None, context: bytes)
             return
         conn.sendall(b"ack")
         conn.settimeout(None)
-        answer, extra = _answer(fields, fds, Host(WorkerLauncher(zygote), proxy_tty=False),
+        answer, extra = _answer(fields, fds, Host(WorkerLauncher(zygote), is_caller=False),
                                 context)
         try:
             socket.send_fds(conn, [answer], extra)
@@ -83,7 +83,7 @@ def _answer(fields: list[bytes], fds: list[int], host: Host,
             if kind == b"finish":
                 return b"exit %d" % cli_commands.finish_command(argv, record, host), []
             _, result = cli_commands.execute(argv, host)
-        except NeedsTerminal:
+        except NeedsCaller:
             return b"local", []
         except Exception as e:  # noqa: BLE001 - a bug is reported, never a traceback
             print(f"crid-runtime: internal error in the runtime server: "

@@ -39,6 +39,10 @@ class InitError(OCIRuntimeError):
     """
 
 
+class RequestError(OCIRuntimeError):
+    """A request the runtime cannot carry out as given (e.g. too many fds to preserve)."""
+
+
 class HookError(OCIRuntimeError):
     """A lifecycle hook failed: non-zero exit, signal, timeout or missing binary."""
 

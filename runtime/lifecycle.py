@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from runtime import hooks
 from runtime.cgroup_seam import Cgroups, host_view, is_frozen, open_cgroups
 from runtime.cgroups.warmup import warm_up_migration
-from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError
+from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError, RequestError
 from runtime.execprep import ExecPrep, prepare_exec
 from runtime.exits import wait_for_file
 from runtime.features import features as _features
@@ -27,7 +27,14 @@ from runtime.monitor.attach import AttachClient, reopen_log
 from runtime.monitor.exitfile import ExitStatus, read_exit_file, rfc3339_nano
 from runtime.monitor.launch import MonitorFds, MonitorRequest, fork_monitor, read_reply
 from runtime.monitor.loop import MonitorOptions
-from runtime.requests import OCI_VERSION, Created, CreateRequest, ExecRequest, State
+from runtime.requests import (
+    MAX_PRESERVED_FDS,
+    OCI_VERSION,
+    Created,
+    CreateRequest,
+    ExecRequest,
+    State,
+)
 from runtime.seccomp import CompiledFilter
 from runtime.seccomp.cache import FilterCache
 from runtime.seccomp.cache import to_wire as filter_to_wire
@@ -79,6 +86,7 @@ class Runtime:
     # -- create / start ---------------------------------------------------------------------
     def create(self, req: CreateRequest) -> Created:
         """Create the container and leave its process waiting for ``start``."""
+        _check_preserved(req)
         bundle = os.path.abspath(req.bundle)
         spec = load_spec(bundle)
         if spec.process is None:
@@ -131,8 +139,7 @@ class Runtime:
         params = {"kind": "init", "id": req.id, "bundle": bundle, "exec_fifo": fifo,
                   "state": state, "no_pivot": req.no_pivot, "cgroups": view,
                   "seccomp": None if seccomp is None else filter_to_wire(seccomp)}
-        created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,
-                               req.timeout, req.id)
+        created = self._launch(MonitorRequest(opts, params), req, req.id)
         try:
             rec.pid, rec.monitor_pid = created.pid, created.monitor_pid
             rec.pid_start = process_start_time(created.pid) or 0
@@ -148,12 +155,14 @@ class Runtime:
         return Created(req.id, created.pid, created.monitor_pid, rec.exit_file,
                        rec.attach_socket, created.wait_fd)
 
-    def _launch(self, request: MonitorRequest, stdio: tuple[int, int, int] | None,
-                want_wait: bool, timeout: float, cid: str) -> Created:
+    def _launch(self, request: MonitorRequest, req: CreateRequest | ExecRequest,
+                cid: str) -> Created:
+        """Have a monitor started for ``request`` with the fds ``req`` gives the process."""
         reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
-        wait_r, wait_w = os.pipe2(os.O_CLOEXEC) if want_wait else (None, None)
+        wait_r, wait_w = os.pipe2(os.O_CLOEXEC) if req.wait_fd else (None, None)
         try:
-            self.launcher.launch(request, MonitorFds(reply_w, wait_w, stdio))
+            self.launcher.launch(request, MonitorFds(reply_w, wait_w, req.stdio,
+                                                     req.preserve_fds))
         finally:
             os.close(reply_w)
             if wait_w is not None:
@@ -162,7 +171,7 @@ class Runtime:
         # placement will need while the monitor and the init are being forked.
         warm_up_migration()
         try:
-            reply = read_reply(reply_r, timeout)
+            reply = read_reply(reply_r, req.timeout)
         except (OSError, TimeoutError) as e:
             if wait_r is not None:
                 os.close(wait_r)
@@ -335,6 +344,7 @@ class Runtime:
     # -- exec, pause, update, ps --------------------------------------------------------------
     def exec(self, cid: str, req: ExecRequest) -> Created:
         """Start an extra process in the running container, under a monitor of its own."""
+        _check_preserved(req)
         rec, status = self._status(cid)
         status.require(status.can_exec, "exec in", cid)
         d = self.store.dir(cid)
@@ -351,8 +361,7 @@ class Runtime:
         params = {"kind": "exec", "id": cid, "bundle": str(d), "pid": rec.pid,
                   "process": _with_root(req.process),
                   "prepared": self._exec_prep(rec).to_params()}
-        created = self._launch(MonitorRequest(opts, params), req.stdio, req.wait_fd,
-                               req.timeout, cid)
+        created = self._launch(MonitorRequest(opts, params), req, cid)
         if req.pid_file:
             _write_pid_file(req.pid_file, created.pid)
         return Created(cid, created.pid, created.monitor_pid, exit_file, attach,
@@ -460,6 +469,12 @@ class Runtime:
         if cg is None:
             raise OCIRuntimeError(f"container {cid}: cgroup support is not available")
         return cg
+
+
+def _check_preserved(req: CreateRequest | ExecRequest) -> None:
+    if len(req.preserve_fds) > MAX_PRESERVED_FDS:
+        raise RequestError(f"{len(req.preserve_fds)} fds to preserve: at most "
+                           f"{MAX_PRESERVED_FDS} can be passed to the process")
 
 
 def _stdio_mode(terminal: bool, console_socket: Path | None,

@@ -40,6 +40,7 @@ class InitSpawner:
         ctx = InitContext(spec=self.spec, bundle=p["bundle"], container_id=p["id"],
                           stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
                           console_socket=stdio.console_socket, exec_fifo=p.get("exec_fifo"),
+                          preserve_fds=stdio.preserved,
                           state=state, no_pivot=bool(p.get("no_pivot")),
                           compiled_seccomp=filter_from_wire(p["seccomp"]) if p.get("seccomp")
                           else None)
@@ -90,7 +91,7 @@ class ExecSpawner:
         ctx = ExecContext(pid=self.prep.pid, process=self.process,
                           container_id=self.params["id"], compiled_seccomp=self.prep.seccomp,
                           stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
-                          console_socket=stdio.console_socket,
+                          console_socket=stdio.console_socket, preserve_fds=stdio.preserved,
                           cgroup_dirs=self.prep.cgroup_dirs)
         return exec_in(ctx)
 

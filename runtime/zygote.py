@@ -7,7 +7,7 @@ crid's gRPC process is multi-threaded and must never fork. It starts one zygote
 (SCM_RIGHTS)::
 
     {"deferred": true, "op": "monitor", "request": <MonitorRequest.to_dict()>,
-     "fds": {"reply": 0, "wait": 1 | null, "stdio": [2, 3, 4] | null}}
+     "fds": {"reply": 0, "wait": 1 | null, "stdio": [2, 3, 4] | null, "preserved": [5, ...]}}
 
 where the numbers index the attached fds; ``deferred`` (first, absent for a brief request)
 has the request parsed and set up in the monitor's set-up child.
@@ -41,7 +41,7 @@ from runtime.monitor.launch import MonitorFds, MonitorRequest
 if TYPE_CHECKING:
     import subprocess
 
-_MAX_FDS = 8
+_MAX_FDS = 253  # SCM_MAX_FD: a request's own fds and those it preserves
 _MAX_MSG = 1 << 20
 # Plain ints, combined once here: or-ing socket's IntFlag members runs enum code, in the spare.
 _PEEK_LENGTH = int(socket.MSG_PEEK | socket.MSG_TRUNC)
@@ -102,6 +102,9 @@ class Zygote:
         if fds.stdio is not None:
             index["stdio"] = list(range(len(attached), len(attached) + 3))
             attached += list(fds.stdio)
+        if fds.preserved:
+            index["preserved"] = list(range(len(attached), len(attached) + len(fds.preserved)))
+            attached += list(fds.preserved)
         # "deferred" first, so the spare sees it without parsing (see _DEFERRED).
         head = {} if request.monitor.brief else {"deferred": True}
         msg = json.dumps({**head, "op": "monitor", "request": request.to_dict(),
@@ -151,8 +154,9 @@ def _parse(raw: bytes, fds: list[int]) -> tuple[MonitorRequest, MonitorFds]:
     index = msg["fds"]
     stdio = tuple(fds[i] for i in index["stdio"]) if index.get("stdio") else None
     wait = fds[index["wait"]] if index.get("wait") is not None else None
-    monitor_fds = MonitorFds(reply=fds[index["reply"]], wait=wait,
-                             stdio=stdio)  # type: ignore[arg-type]
+    preserved = tuple(fds[i] for i in index.get("preserved") or ())
+    monitor_fds = MonitorFds(reply=fds[index["reply"]], wait=wait, stdio=stdio,  # type: ignore[arg-type]
+                             preserved=preserved)
     return MonitorRequest.from_dict(msg["request"]), monitor_fds
 
 

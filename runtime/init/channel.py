@@ -6,6 +6,7 @@ answers ("mapped", "go"). A closed channel without "ready" means the child died.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import socket
 from typing import Any
@@ -49,6 +50,15 @@ class Channel:
 
     def close(self) -> None:
         self.sock.close()
+
+    def move_above(self, low: int) -> None:
+        """Renumber the socket to an fd >= ``low`` (still close-on-exec), leaving the fds
+        below it free for those the process is given."""
+        if self.sock.fileno() >= low:
+            return
+        fd = fcntl.fcntl(self.sock.fileno(), fcntl.F_DUPFD_CLOEXEC, low)
+        self.sock.close()
+        self.sock = socket.socket(fileno=fd)
 
 
 def pair() -> tuple[Channel, Channel]:

@@ -20,7 +20,8 @@ class InitContext:
     exec_fifo: path of a FIFO made by the caller; the init blocks opening it for writing until
     ``start`` opens it for reading (runc protocol). None: exec right after set-up (``run``).
     state: OCI state dict given on stdin to createContainer/startContainer hooks ("pid" and
-    "status" are filled in by the init). preserve_fds: extra fds 3..3+n-1 kept open across exec.
+    "status" are filled in by the init). preserve_fds: fds in the caller that the process gets
+    as 3, 4, ... (runc's --preserve-fds passes the caller's own 3..3+n-1).
     no_pivot: use MS_MOVE+chroot instead of pivot_root (forced automatically on an initramfs).
     compiled_seccomp: linux.seccomp already compiled by the caller (None: compiled here).
     """
@@ -34,7 +35,7 @@ class InitContext:
     console_socket: str | None = None
     exec_fifo: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
-    preserve_fds: int = 0
+    preserve_fds: tuple[int, ...] = ()
     no_pivot: bool = False
     compiled_seccomp: CompiledFilter | None = None
 
@@ -58,6 +59,6 @@ class ExecContext:
     stdout: int | None = None
     stderr: int | None = None
     console_socket: str | None = None
-    preserve_fds: int = 0
+    preserve_fds: tuple[int, ...] = ()
     cgroup_dirs: tuple[str, ...] | None = None
     compiled_seccomp: CompiledFilter | None = None

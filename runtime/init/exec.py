@@ -202,10 +202,11 @@ def _exec(ctx: ExecContext, ch: Channel, console: socket.socket | None,
     drop_privileges(proc, seccomp)
     if proc.no_new_privileges:
         install_seccomp(seccomp)
-    keep = ch.sock.fileno()  # close-on-exec: its EOF tells exec_in that execve succeeded
-    if keep < 3 + ctx.preserve_fds:
-        raise InitError(f"exec: fd {keep} of the runtime is among the preserved fds")
-    process.close_fds_from(3 + ctx.preserve_fds, keep)
+    first = 3 + len(ctx.preserve_fds)
+    ch.move_above(first)  # close-on-exec: its EOF tells exec_in that execve succeeded
+    with step("passing the preserved fds"):
+        process.place_fds(ctx.preserve_fds)
+    process.close_fds_from(first, ch.sock.fileno())
     if proc.exec_cpu_affinity is not None:
         with step("setting CPU affinity"):
             process.set_cpu_affinity(proc.exec_cpu_affinity.final)

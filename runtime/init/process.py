@@ -207,6 +207,15 @@ def dup_stdio(stdin: int | None, stdout: int | None, stderr: int | None) -> None
             os.close(fd)
 
 
+def place_fds(fds: tuple[int, ...]) -> None:
+    """Make ``fds[i]`` fd 3+i (inheritable). Whatever held 3.. before is replaced."""
+    # dup everything above the targets first, so no dup2 clobbers a source still needed
+    safe = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + len(fds)) for fd in fds]
+    for target, fd in enumerate(safe, start=3):
+        os.dup2(fd, target)
+        os.close(fd)
+
+
 def close_fds_from(first: int, keep: int | None = None) -> None:
     """Close every fd >= first but keep (before exec, so nothing of the runtime leaks in) and
     make the preserved ones below it (3 .. first-1) survive execve."""

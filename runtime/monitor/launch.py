@@ -52,11 +52,13 @@ class MonitorRequest:
 
 @dataclass(frozen=True)
 class MonitorFds:
-    """Fds handed to the monitor: the reply fd, an optional wait fd, optional stdio to inherit."""
+    """Fds handed to the monitor: the reply fd, an optional wait fd, optional stdio to inherit,
+    fds the process gets as 3, 4, ..."""
 
     reply: int
     wait: int | None = None
     stdio: tuple[int, int, int] | None = None
+    preserved: tuple[int, ...] = ()
 
 
 def fork_monitor(request: MonitorRequest, fds: MonitorFds,
@@ -90,12 +92,12 @@ def monitor_main(request: MonitorRequest, fds: MonitorFds,
     """Become the monitor for ``request`` in the calling (freshly forked) process; returns
     its exit code. Closes every fd but those in ``fds`` and 0-2."""
     keep = {0, 1, 2, fds.reply} | ({fds.wait} if fds.wait is not None else set())
-    keep |= set(fds.stdio or ())
+    keep |= set(fds.stdio or ()) | set(fds.preserved)
     _close_all_but(keep)
     os.chdir("/")
     set_comm("crid-monitor")
     return Monitor(request.monitor, lambda: make_spawner(request.spawner), fds.stdio, fds.reply,
-                   fds.wait).run()
+                   fds.wait, fds.preserved).run()
 
 
 def monitor_ahead(take: Callable[[], tuple[bytes, list[int]] | None],
@@ -193,7 +195,7 @@ def _set_up_from_wire(sock: Any, raw: bytes, fds: list[int],
         sock.send(b"failed")
         return 1
     monitor = Monitor(request.monitor, lambda: make_spawner(request.spawner), mfds.stdio,
-                      mfds.reply, mfds.wait)
+                      mfds.reply, mfds.wait, mfds.preserved)
     passed = {b"reply": mfds.reply}
     if mfds.wait is not None:
         passed[b"wait"] = mfds.wait

@@ -108,10 +108,12 @@ class Monitor:
 
     def __init__(self, opts: MonitorOptions, spawner: Callable[[], ChildSpawner],
                  inherited: tuple[int, int, int] | None = None,
-                 reply_fd: int | None = None, wait_fd: int | None = None) -> None:
+                 reply_fd: int | None = None, wait_fd: int | None = None,
+                 preserved: tuple[int, ...] = ()) -> None:
         self.opts = opts
         self.spawner = spawner
         self.inherited = inherited
+        self.preserved = preserved
         self.reply_fd = reply_fd
         self.wait_fd = wait_fd
         self.pid = 0
@@ -138,7 +140,8 @@ class Monitor:
         if self.opts.brief:
             return self.serve(self._start_here())
         child, msg, fds = set_up_in_child(self._set_up_for_monitor)
-        for fd in set(self.inherited or ()) - {0, 1, 2}:  # the child had its own copies
+        for fd in (set(self.inherited or ()) | set(self.preserved)) - {0, 1, 2}:  # the child
+            # had its own copies
             os.close(fd)
         return self.serve(self.adopt(child, take_handoff(msg), bool(msg), fds))
 
@@ -185,6 +188,7 @@ class Monitor:
     def _prepare(self, plan: StdioPlan) -> None:
         """The stdio plan, the log file and the attach socket. Raises OSError."""
         o = self.opts
+        plan.preserve(self.preserved)
         if o.stdio_mode == "inherit":
             plan.inherit(self.inherited or (0, 1, 2))
         elif o.stdio_mode == "console":

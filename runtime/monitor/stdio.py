@@ -14,12 +14,14 @@ from runtime.records import dataclass, field
 @dataclass
 class ChildStdio:
     """What the spawned process gets: fds for 0/1/2 (None: /dev/null), or a console socket
-    path (terminal: the child creates the pty and sends its master there, runc-style)."""
+    path (terminal: the child creates the pty and sends its master there, runc-style); and
+    the fds it gets as 3, 4, ..."""
 
     stdin: int | None = None
     stdout: int | None = None
     stderr: int | None = None
     console_socket: str | None = None
+    preserved: tuple[int, ...] = ()
 
 
 @dataclass
@@ -51,6 +53,10 @@ class StdioPlan:
             r, w = os.pipe2(os.O_CLOEXEC)
             self.child.stdin, self.mine.stdin = r, w
             self._child_fds.append(r)
+
+    def preserve(self, fds: tuple[int, ...]) -> None:
+        self.child.preserved = fds
+        self._child_fds.extend(set(fds))
 
     def inherit(self, fds: tuple[int, int, int]) -> None:
         self.child.stdin, self.child.stdout, self.child.stderr = fds

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.runtime.clikit import cli, stop_server
+from tests.integration.runtime.clikit import SCRIPT, cli, cli_env, stop_server
 from tests.integration.runtime.lifekit import PREFIX, wait_gone, write_bundle
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -106,3 +109,36 @@ def test_terminal_without_console_socket(tmp_path: Path) -> None:
     r = cli(root, "exec", "-t", "-d", cid + "2", "true")
     assert r.returncode == 1 and "console-socket" in r.stderr
     assert cli(root, "delete", "-f", cid + "2").returncode == 0
+
+
+@pytest.mark.parametrize("server", ["1", "0"])
+def test_preserve_fds(tmp_path: Path, server: str) -> None:
+    """The caller's fds 3 and 4 reach `run`'s and `exec`'s processes as 3 and 4 (from a
+    caller with a server too: the command then runs in the caller, which has the fds)."""
+    root, cid = tmp_path / "root", PREFIX + "clipf"
+    bundle = write_bundle(tmp_path / "b", ["sh", "-c", "head -n1 <&3; head -n1 <&4; sleep 300"])
+    (tmp_path / "one").write_text("one\n")
+    (tmp_path / "two").write_text("two\n")
+    env = cli_env(CRID_RUNTIME_SERVER=server)
+
+    def call(out: Path, *args: str) -> int:  # the shell opens the caller's 3 and 4
+        with open(out, "w") as sink:
+            return subprocess.run(
+                ["sh", "-c", 'a=$1 b=$2; shift 2; exec "$@" 3<"$a" 4<"$b"', "sh",
+                 tmp_path / "one", tmp_path / "two",
+                 sys.executable, str(SCRIPT), "--root", str(root), *args],
+                stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, env=env, timeout=60,
+            ).returncode
+
+    assert call(tmp_path / "run.out", "run", "-d", "--preserve-fds", "2", "-b", str(bundle),
+                cid) == 0
+    assert call(tmp_path / "exec.out", "exec", "--preserve-fds=2", cid, "sh", "-c",
+                "head -n1 <&3; head -n1 <&4; ls /proc/self/fd") == 0
+    assert (tmp_path / "exec.out").read_text().split() == ["one", "two", *"012345"]
+    deadline = time.monotonic() + 10
+    while len((tmp_path / "run.out").read_text().split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (tmp_path / "run.out").read_text().split() == ["one", "two"]
+    r = cli(root, "exec", "--preserve-fds", "1", cid, "true", env=env)
+    assert r.returncode == 1 and "fd 3 is not open" in r.stderr
+    assert cli(root, "delete", "--force", cid, env=env).returncode == 0

@@ -81,3 +81,40 @@ def test_a_filter_compiled_beforehand_is_loaded(bundle):
     lines = res.output.splitlines()
     assert lines[0].split() == ["Seccomp:", "2"]
     assert "Operation not permitted" in lines[1] and lines[-1] == "1"
+
+
+def test_preserved_fds_reach_the_process_and_failures_still_report(bundle):
+    """The fds given are 3, 4, ... in the process, though the exec's own channel was among
+    those numbers; a failed execve after that still reaches the caller as an error."""
+    cfg = default_config(["sleep", "30"])
+
+    def do_exec(pid: int, out: int) -> list:
+        r, w = os.pipe()
+        os.write(w, b"given\n")
+        os.close(w)
+        try:
+            got = []
+            for _ in range(2):  # many fds given: the channel's number is among the targets
+                epid = exec_in(ExecContext(
+                    pid=pid, process=_process(cfg, ["sh", "-c", "head -n1 <&62"]),
+                    stdout=out, stderr=out, preserve_fds=(r,) * 60))
+                got.append(os.waitstatus_to_exitcode(os.waitpid(epid, 0)[1]))
+            try:  # found and executable, but not a format the kernel runs: execve fails
+                exec_in(ExecContext(pid=pid, process=_process(cfg, ["/not-a-program"]),
+                                    stdout=out, stderr=out, preserve_fds=(r,) * 60))
+            except Exception as e:  # noqa: BLE001
+                got.append(str(e))
+            return got
+        finally:
+            os.close(r)
+            os.kill(pid, 9)
+
+    bad = os.path.join(bundle, "rootfs", "not-a-program")
+    with open(bad, "wb") as f:
+        f.write(b"\x00\x01 not an executable format")
+    os.chmod(bad, 0o755)
+    res = run(bundle, cfg, after_spawn=do_exec)
+    assert res.error == ""
+    assert res.extra[:2] == [0, 0]
+    assert "Exec format error" in res.extra[2]
+    assert res.output == "given\n"  # the second head finds the pipe empty

@@ -125,6 +125,20 @@ def test_only_stdio_and_preserved_fds_reach_the_process(bundle):
     plain = run(bundle, default_config(["ls", "/proc/self/fd"]))
     assert plain.error == ""
     assert plain.output.split() == ["0", "1", "2", "3"]
-    kept = run(bundle, default_config(["ls", "/proc/self/fd"]), preserve_fds=1)
+    # Two fds given out of order, one of them at a number below the other's target: each
+    # reaches the process at 3 + its index.
+    first, second = os.pipe(), os.pipe()
+    high = os.dup2(first[0], 40)
+    try:
+        os.write(first[1], b"one\n")
+        os.write(second[1], b"two\n")
+        for fd in (first[1], second[1]):
+            os.close(fd)
+        script = "head -n1 <&3; head -n1 <&4; ls /proc/self/fd"
+        kept = run(bundle, default_config(["sh", "-c", script]),
+                   preserve_fds=(high, second[0]))
+    finally:
+        for fd in (first[0], second[0], high):
+            os.close(fd)
     assert kept.error == ""
-    assert kept.output.split() == ["0", "1", "2", "3", "4"]
+    assert kept.output.split() == ["one", "two", "0", "1", "2", "3", "4", "5"]
