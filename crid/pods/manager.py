@@ -102,11 +102,7 @@ class PodManager:
     def stop(self, pod_id: str) -> None:
         """Stops the sandbox: its processes end, its network is released. Idempotent; an
         unknown id is not an error (the CRI asks for that)."""
-        pod = self._find(pod_id, missing_ok=True)
-        if pod is None:
-            return
-        with self._pod_lock(pod.id.value):
-            pod = self._pods.get(pod.id.value)
+        with self._current(pod_id, missing_ok=True) as pod:
             if pod is None:
                 return
             stop_sandbox(pod, self._deps)
@@ -115,11 +111,7 @@ class PodManager:
 
     def remove(self, pod_id: str) -> None:
         """Stops the sandbox if needed and releases everything it holds. Idempotent."""
-        pod = self._find(pod_id, missing_ok=True)
-        if pod is None:
-            return
-        with self._pod_lock(pod.id.value):
-            pod = self._pods.get(pod.id.value)
+        with self._current(pod_id, missing_ok=True) as pod:
             if pod is None:
                 return
             remove_sandbox(pod, self._deps)
@@ -168,10 +160,7 @@ class PodManager:
         Raises:
             NotFound, FailedPrecondition (the pod is not READY), InvalidArgument.
         """
-        pod = self._find(pod_id, missing_ok=False)
-        assert pod is not None
-        with self._pod_lock(pod.id.value):
-            pod = self._pods.get(pod.id.value)
+        with self._current(pod_id, missing_ok=False) as pod:
             if pod is None:
                 raise NotFound(f"pod sandbox {pod_id} was removed")
             if not pod.state.can("update"):
@@ -226,6 +215,21 @@ class PodManager:
         if pod is None and not missing_ok:
             raise NotFound(f"pod sandbox {pod_id[:100]!r} not found")
         return pod
+
+    @contextlib.contextmanager
+    def _current(self, pod_id: str, missing_ok: bool) -> Iterator[PodSandbox | None]:
+        """The pod, under its lock and as it is once the lock is held (None: unknown with
+        ``missing_ok``, or removed while waiting for the lock).
+
+        Raises:
+            NotFound: an unknown id without ``missing_ok``.
+        """
+        pod = self._find(pod_id, missing_ok)
+        if pod is None:
+            yield None
+            return
+        with self._pod_lock(pod.id.value):
+            yield self._pods.get(pod.id.value)
 
     @contextlib.contextmanager
     def _pod_lock(self, pod_id: str) -> Iterator[None]:
