@@ -22,6 +22,13 @@ async def _pair() -> tuple[StreamTransport, StreamTransport]:
     return StreamTransport(ra, wa), StreamTransport(rb, wb)
 
 
+async def _running_pair() -> tuple[SpdySession, SpdySession, list[asyncio.Future[None]]]:
+    """A client and a server session with default limits, both reading."""
+    ta, tb = await _pair()
+    client, server = SpdySession(ta, client=True), SpdySession(tb, client=False)
+    return client, server, [asyncio.ensure_future(s.run()) for s in (client, server)]
+
+
 def run(coro: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(coro(), 20))
 
@@ -82,9 +89,7 @@ def test_window_blocks_a_slow_reader_only() -> None:
 
 def test_ping_is_echoed() -> None:
     async def go() -> None:
-        ta, tb = await _pair()
-        client, server = SpdySession(ta, client=True), SpdySession(tb, client=False)
-        runs = [asyncio.ensure_future(s.run()) for s in (client, server)]
+        client, server, runs = await _running_pair()
         await client.ping()
         await server.ping()
         client.close()
@@ -192,9 +197,7 @@ def test_client_does_not_stall_on_a_peer_without_flow_control() -> None:
 def test_data_before_a_peer_reset_stays_readable() -> None:
     """As the kubelet's library does: write the status, then RST every stream at once."""
     async def go() -> None:
-        ta, tb = await _pair()
-        client, server = SpdySession(ta, client=True), SpdySession(tb, client=False)
-        runs = [asyncio.ensure_future(s.run()) for s in (client, server)]
+        client, server, runs = await _running_pair()
         stream = await client.open_stream({"streamtype": "error"})
         theirs = await server.incoming.get()
         await theirs.write(b'{"status":"Failure"}')
@@ -210,9 +213,7 @@ def test_data_before_a_peer_reset_stays_readable() -> None:
 
 def test_a_stream_cut_by_the_session_end_is_told_from_one_finished() -> None:
     async def go() -> None:
-        ta, tb = await _pair()
-        client, server = SpdySession(ta, client=True), SpdySession(tb, client=False)
-        runs = [asyncio.ensure_future(s.run()) for s in (client, server)]
+        client, server, runs = await _running_pair()
         finished = await client.open_stream({"streamtype": "error"})
         cut = await client.open_stream({"streamtype": "stdout"})
         theirs = await server.incoming.get()
