@@ -10,7 +10,6 @@ With a wait fd, the monitor also writes the exit record there when the process h
 
 from __future__ import annotations
 
-import _socket
 import json
 import os
 import select
@@ -19,10 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.monitor.loop import (
-    _PAIR_TYPE,
     ChildSpawner,
     Monitor,
     MonitorOptions,
+    fork_with_channel,
     install_signals,
     receive_handoff,
     take_handoff,
@@ -118,16 +117,8 @@ def monitor_ahead(take: Callable[[], tuple[bytes, list[int]] | None],
     """
     os.chdir("/")
     wake_r, wake_w = install_signals()  # before the fork: the child inherits the handler
-    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _PAIR_TYPE)
-    child = os.fork()
-    if child == 0:
-        code = 1
-        try:
-            ours.close()
-            code = _take_and_set_up(theirs, take, deferred, parse, report, make_spawner)
-        finally:
-            os._exit(code)
-    theirs.close()
+    child, ours = fork_with_channel(
+        lambda sock: _take_and_set_up(sock, take, deferred, parse, report, make_spawner))
     _close_all_but({0, 1, 2, ours.fileno(), wake_r, wake_w})
     msg, got = receive_handoff(ours)
     if msg in (_BRIEF, _CLOSED):

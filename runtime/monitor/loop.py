@@ -605,19 +605,26 @@ def set_up_in_child(set_up: Callable[[_socket.socket], int]) -> tuple[int, bytes
     re-parented to the monitor, itself a subreaper, which reaps it. The calling monitor
     detaches from its requester's stdio meanwhile.
     """
+    child, ours = fork_with_channel(set_up)
+    _detach_own_stdio()
+    msg, fds = receive_handoff(ours)
+    return child, msg, fds
+
+
+def fork_with_channel(run: Callable[[_socket.socket], int]) -> tuple[int, _socket.socket]:
+    """Fork a child that runs ``run(sock)`` and exits with its code (whatever it raises);
+    return the child's pid and our end of ``sock`` (a close-on-exec seqpacket pair)."""
     ours, theirs = _socket.socketpair(socket.AF_UNIX, _PAIR_TYPE)
     child = os.fork()
     if child == 0:
         code = 1
         try:
             ours.close()
-            code = set_up(theirs)
+            code = run(theirs)
         finally:
             os._exit(code)
     theirs.close()
-    _detach_own_stdio()
-    msg, fds = receive_handoff(ours)
-    return child, msg, fds
+    return child, ours
 
 
 def receive_handoff(ours: _socket.socket) -> tuple[bytes, list[int]]:
