@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,21 @@ def pull_busybox(r: ContainerRig, registry: Registry, busybox_image: BuiltImage)
                               timeout=60)
 
 
+@contextmanager
+def serving(r: ContainerRig, registry: Registry, busybox_image: BuiltImage,
+            remove_cgroups: Callable[[], None]) -> Iterator[ContainerRig]:
+    """The rig with busybox pulled; afterwards its pods gone, its crid stopped (cleanly),
+    its cgroups (``remove_cgroups``) and its test bridge removed."""
+    try:
+        pull_busybox(r, registry, busybox_image)
+        yield r
+    finally:
+        r.remove_all()
+        assert r.daemon.stop() == 0, r.daemon.log()
+        remove_cgroups()
+        remove_test_network(r.bridge)
+
+
 @pytest.fixture
 def rig(tmp_path: Path, registry: Registry, busybox_image: BuiltImage) -> Iterator[ContainerRig]:
     if os.geteuid() != 0:
@@ -41,12 +57,6 @@ def rig(tmp_path: Path, registry: Registry, busybox_image: BuiltImage) -> Iterat
     parent = f"/crt-ctr-{secrets.token_hex(4)}"
     cfg = write_config(tmp_path, bridge)
     daemon = start_crid(tmp_path, config=cfg)
-    r = ContainerRig(tmp_path, cfg, daemon, parent, bridge)
-    try:
-        pull_busybox(r, registry, busybox_image)
+    with serving(ContainerRig(tmp_path, cfg, daemon, parent, bridge), registry, busybox_image,
+                 lambda: cleanup_cgroup_parent(parent)) as r:
         yield r
-    finally:
-        r.remove_all()
-        assert r.daemon.stop() == 0, r.daemon.log()
-        cleanup_cgroup_parent(parent)
-        remove_test_network(bridge)

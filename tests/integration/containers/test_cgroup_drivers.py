@@ -15,10 +15,10 @@ import grpc
 import pytest
 
 from crid.api import api_pb2 as pb
-from tests.integration.containers.conftest import pull_busybox, write_config
+from tests.integration.containers.conftest import serving, write_config
 from tests.integration.containers.helpers import ContainerRig, code_of, container_config
 from tests.integration.pods.helpers import CGROUP_ROOTS, cgroups_under, cleanup_cgroup_parent
-from tests.rig.daemon import remove_test_network, start_crid
+from tests.rig.daemon import start_crid
 from tests.rig.images import BuiltImage
 from tests.rig.registry import Registry
 
@@ -66,14 +66,8 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path, registry: Registry,
     daemon = start_crid(tmp_path, config=cfg)
     r = DriverRig(tmp_path, cfg, daemon, parent, bridge)
     r.driver, r.top = driver, top
-    try:
-        pull_busybox(r, registry, busybox_image)
+    with serving(r, registry, busybox_image, lambda: _remove_cgroups(driver, tag)):
         yield r
-    finally:
-        r.remove_all()
-        assert r.daemon.stop() == 0, r.daemon.log()
-        _remove_cgroups(driver, tag)
-        remove_test_network(bridge)
 
 
 def _info(resp: pb.ContainerStatusResponse | pb.PodSandboxStatusResponse) -> dict:
