@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +46,18 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_gone(pid: int, timeout: float = 5.0) -> bool:
+def wait_for(cond: Callable[[], bool], timeout: float = 3.0) -> bool:
+    """Poll ``cond`` until true (returns True) or ``timeout`` seconds pass (returns False)."""
     deadline = time.monotonic() + timeout
-    while alive(pid):
+    while not cond():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.01)
     return True
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> bool:
+    return wait_for(lambda: not alive(pid), timeout)
 
 
 def mounts_mentioning(text: str) -> list[str]:

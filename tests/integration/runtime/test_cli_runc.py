@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.runtime.clikit import SCRIPT, cli, cli_env, stop_server
-from tests.integration.runtime.lifekit import PREFIX, wait_gone, write_bundle
+from tests.integration.runtime.lifekit import PREFIX, wait_for, wait_gone, write_bundle
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -135,9 +134,7 @@ def test_preserve_fds(tmp_path: Path, server: str) -> None:
     assert call(tmp_path / "exec.out", "exec", "--preserve-fds=2", cid, "sh", "-c",
                 "head -n1 <&3; head -n1 <&4; ls /proc/self/fd") == 0
     assert (tmp_path / "exec.out").read_text().split() == ["one", "two", *"012345"]
-    deadline = time.monotonic() + 10
-    while len((tmp_path / "run.out").read_text().split()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: len((tmp_path / "run.out").read_text().split()) >= 2, 10.0)
     assert (tmp_path / "run.out").read_text().split() == ["one", "two"]
     r = cli(root, "exec", "--preserve-fds", "1", cid, "true", env=env)
     assert r.returncode == 1 and "fd 3 is not open" in r.stderr

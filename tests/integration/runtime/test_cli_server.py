@@ -28,7 +28,7 @@ from tests.integration.runtime.clikit import (
     socket_of,
     stop_server,
 )
-from tests.integration.runtime.lifekit import PREFIX, wait_gone, write_bundle
+from tests.integration.runtime.lifekit import PREFIX, wait_for, wait_gone, write_bundle
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -40,15 +40,6 @@ def root(tmp_path: Path) -> Iterator[Path]:
     for leftover in json.loads(cli(r, "list", "--format", "json").stdout or "[]"):
         cli(r, "delete", "--force", leftover["id"])
     stop_server(r)
-
-
-def _until(check, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def _servers_of(root: Path) -> list[int]:
@@ -123,7 +114,7 @@ def test_foreground_run_outlives_its_server(root: Path, tmp_path: Path) -> None:
     cid = PREFIX + "fgkill"
     bundle = write_bundle(tmp_path / "b", ["sh", "-c", "sleep 1; echo done; exit 7"])
     proc = _popen(root, "run", "-b", str(bundle), cid)
-    assert _until(lambda: _status(root, cid) == "running")
+    assert wait_for(lambda: _status(root, cid) == "running", 10.0)
     assert stop_server(root, signal.SIGKILL) is not None
     assert proc.wait(30) == 7
     assert proc.stdout.read() == "done\n"  # type: ignore[union-attr]
@@ -136,7 +127,7 @@ def test_signals_reach_the_foreground_container(root: Path, tmp_path: Path) -> N
     script = 'trap "echo got-term; exit 9" TERM; while true; do sleep 0.05; done'
     bundle = write_bundle(tmp_path / "b", ["sh", "-c", script])
     proc = _popen(root, "run", "-b", str(bundle), cid)
-    assert _until(lambda: _status(root, cid) == "running")
+    assert wait_for(lambda: _status(root, cid) == "running", 10.0)
     time.sleep(0.2)  # the trap is set by the shell's first line
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 9
@@ -155,7 +146,7 @@ def test_stale_socket_is_replaced(root: Path) -> None:
 def test_idle_server_exits_and_removes_its_socket(root: Path) -> None:
     assert cli(root, "list", env=cli_env(CRID_RUNTIME_SERVER_IDLE="0.5")).returncode == 0
     assert server_pid(root) is not None
-    assert _until(lambda: server_pid(root) is None and not socket_of(root).exists())
+    assert wait_for(lambda: server_pid(root) is None and not socket_of(root).exists(), 10.0)
     assert cli(root, "list", "-q").returncode == 0  # and the next call starts another
     assert server_pid(root) is not None
 
@@ -164,7 +155,7 @@ def test_removed_socket_stops_the_server(root: Path) -> None:
     assert cli(root, "list").returncode == 0
     pid = server_pid(root)
     os.unlink(socket_of(root))
-    assert pid is not None and _until(lambda: not os.path.exists(f"/proc/{pid}"))
+    assert pid is not None and wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10.0)
 
 
 def test_changed_code_stops_the_server(root: Path) -> None:
@@ -173,7 +164,7 @@ def test_changed_code_stops_the_server(root: Path) -> None:
     module = REPO / "runtime" / "cli_tty.py"
     st = os.stat(module)
     os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
-    assert pid is not None and _until(lambda: not os.path.exists(f"/proc/{pid}"))
+    assert pid is not None and wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10.0)
 
 
 def test_garbage_requests_are_dropped(root: Path) -> None:
@@ -213,7 +204,7 @@ def _slow_start(root: Path, tmp_path: Path, cid: str) -> subprocess.Popen[str]:
                           hooks={"poststart": [{"path": "/bin/sleep", "args": ["sleep", "3"]}]})
     assert cli(root, "create", "-b", str(bundle), cid, detached=True).returncode == 0
     slow = _popen(root, "start", cid)
-    assert _until(lambda: _status(root, cid) == "running")
+    assert wait_for(lambda: _status(root, cid) == "running", 10.0)
     return slow
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable
 
 from runtime.cgroups import CgroupManager, FreezerState
 
@@ -50,13 +48,3 @@ class Children:
                 pass
         for pid in list(self.pids):
             self.wait(pid)
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 3.0) -> bool:
-    """Poll ``cond`` until true (returns True) or ``timeout`` seconds pass (returns False)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

@@ -21,7 +21,8 @@ from runtime.cgroups import (
     parse_cgroups_path,
     read_mounts,
 )
-from tests.integration.runtime.cgroups.children import Children, wait_for
+from tests.integration.runtime.cgroups.children import Children
+from tests.integration.runtime.lifekit import wait_for
 
 BUSYBOX = "/bin/busybox"
 MiB = 1 << 20

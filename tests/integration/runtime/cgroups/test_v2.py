@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from runtime.cgroups import CgroupPath, FreezerState, Mount, Resources, V2Manager, read_mounts
-from tests.integration.runtime.cgroups.children import Children, wait_for
+from tests.integration.runtime.cgroups.children import Children
+from tests.integration.runtime.lifekit import wait_for
 
 BUSYBOX = "/bin/busybox"
 UNIFIED = next((m for m in read_mounts() if m.version == 2), None)
