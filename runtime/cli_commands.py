@@ -276,12 +276,13 @@ def _preserved(args: argparse.Namespace) -> tuple[int, ...]:
         raise UsageError(f"--preserve-fds {n}: a count of fds cannot be negative")
     if n and not args.host.is_caller:
         raise NeedsCaller
-    for fd in range(3, 3 + n):
+    fds = tuple(range(3, 3 + n))
+    for fd in fds:
         try:
             os.fstat(fd)
         except OSError:
             raise UsageError(f"--preserve-fds {n}: fd {fd} is not open") from None
-    return tuple(range(3, 3 + n))
+    return fds
 
 
 def cmd_create(args: argparse.Namespace) -> int:

@@ -202,11 +202,10 @@ def _exec(ctx: ExecContext, ch: Channel, console: socket.socket | None,
     drop_privileges(proc, seccomp)
     if proc.no_new_privileges:
         install_seccomp(seccomp)
-    first = 3 + len(ctx.preserve_fds)
-    ch.move_above(first)  # close-on-exec: its EOF tells exec_in that execve succeeded
+    # close-on-exec: its EOF tells exec_in that execve succeeded
+    ch.move_above(3 + len(ctx.preserve_fds))
     with step("passing the preserved fds"):
-        process.place_fds(ctx.preserve_fds)
-    process.close_fds_from(first, ch.sock.fileno())
+        process.pass_fds(ctx.preserve_fds, ch.sock.fileno())
     if proc.exec_cpu_affinity is not None:
         with step("setting CPU affinity"):
             process.set_cpu_affinity(proc.exec_cpu_affinity.final)

@@ -207,23 +207,15 @@ def dup_stdio(stdin: int | None, stdout: int | None, stderr: int | None) -> None
             os.close(fd)
 
 
-def place_fds(fds: tuple[int, ...]) -> None:
-    """Make ``fds[i]`` fd 3+i (inheritable). Whatever held 3.. before is replaced."""
+def pass_fds(preserved: tuple[int, ...], keep: int | None = None) -> None:
+    """Before exec: make ``preserved[i]`` fd 3+i (inheritable) and close every other fd from 3
+    up but ``keep``, which must be above them (so nothing of the runtime leaks in)."""
+    first = 3 + len(preserved)
     # dup everything above the targets first, so no dup2 clobbers a source still needed
-    safe = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + len(fds)) for fd in fds]
+    safe = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, first) for fd in preserved]
     for target, fd in enumerate(safe, start=3):
-        os.dup2(fd, target)
+        os.dup2(fd, target)  # dup2's copy survives execve
         os.close(fd)
-
-
-def close_fds_from(first: int, keep: int | None = None) -> None:
-    """Close every fd >= first but keep (before exec, so nothing of the runtime leaks in) and
-    make the preserved ones below it (3 .. first-1) survive execve."""
-    for fd in range(3, first):
-        try:
-            os.set_inheritable(fd, True)
-        except OSError as e:
-            raise OSError(e.errno, f"preserving fd {fd}: {e.strerror}") from e
     end = _max_fd()
     if keep is not None and keep >= first:
         os.closerange(first, keep)

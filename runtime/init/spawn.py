@@ -360,7 +360,6 @@ def _wait_and_exec(ctx: InitContext, fifo: int | None, state: dict[str, Any], pr
         with step("setting CPU affinity"):
             process.set_cpu_affinity(proc.exec_cpu_affinity.final)
     with step("passing the preserved fds"):
-        process.place_fds(ctx.preserve_fds)
-    process.close_fds_from(3 + len(ctx.preserve_fds))
+        process.pass_fds(ctx.preserve_fds)
     reset_signals()
     os.execve(program, list(proc.args), env)
