@@ -140,8 +140,8 @@ class Monitor:
         if self.opts.brief:
             return self.serve(self._start_here())
         child, msg, fds = set_up_in_child(self._set_up_for_monitor)
-        for fd in (set(self.inherited or ()) | set(self.preserved)) - {0, 1, 2}:  # the child
-            # had its own copies
+        # the set-up child had its own copies of these
+        for fd in (set(self.inherited or ()) | set(self.preserved)) - {0, 1, 2}:
             os.close(fd)
         return self.serve(self.adopt(child, take_handoff(msg), bool(msg), fds))
 
