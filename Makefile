@@ -5,12 +5,16 @@ PYTEST_ARGS ?=
 
 .PHONY: run test unit integration proto proto-check lint bench deps clean
 
-$(VENV)/.installed: pyproject.toml
+PINS    := tools/constraints.txt
+
+# Every package at its pinned version (tools/constraints.txt): the registries serve newer releases
+# every week, and generated code and tests are checked against these.
+$(VENV)/.installed: pyproject.toml $(PINS)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c $(PINS) pip
 	# compat: a plain path in a .pth; the default editable finder costs every python start in
 	# the venv (crid-runtime calls included) 20-30 ms of imports (pathlib, importlib.util).
-	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q -c $(PINS) -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 deps:

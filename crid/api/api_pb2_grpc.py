@@ -5,7 +5,7 @@ import warnings
 
 from crid.api import api_pb2 as crid_dot_api_dot_api__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import filecmp
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,8 +90,36 @@ def test_every_service_and_method_matches(tmp_path: Path) -> None:
         assert sorted(services[name], key=key) == sorted(want, key=key), name
 
 
+# The compiler's own version stamps change with every grpcio-tools patch release; what must not
+# drift is the descriptor and the stubs (tests/unit/test_proto_pins.py guards the versions).
+_STAMPS = (
+    re.compile(r"^GRPC_GENERATED_VERSION = '[^']*'$", re.M),
+    re.compile(r"^# Protobuf Python Version: .*$", re.M),
+    re.compile(r"ValidateProtobufRuntimeVersion\([^)]*\)", re.S),
+)
+
+
+def _unstamped(path: Path) -> str:
+    text = path.read_text()
+    for stamp in _STAMPS:
+        text = stamp.sub("<version>", text)
+    return text
+
+
 def test_generated_modules_are_fresh(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "tools/gen_proto.py", str(tmp_path)], cwd=TOP, check=True)
     for f in ("api_pb2.py", "api_pb2.pyi", "api_pb2_grpc.py"):
-        assert filecmp.cmp(tmp_path / "crid/api" / f, TOP / "crid/api" / f, shallow=False), (
+        assert _unstamped(tmp_path / "crid/api" / f) == _unstamped(TOP / "crid/api" / f), (
             f"crid/api/{f} is stale: run `make proto`")
+
+
+def test_version_stamps_are_ignored_and_nothing_else(tmp_path: Path) -> None:
+    committed = TOP / "crid/api/api_pb2_grpc.py"
+    restamped = tmp_path / "restamped.py"
+    restamped.write_text(committed.read_text().replace(
+        "GRPC_GENERATED_VERSION = '", "GRPC_GENERATED_VERSION = '9"))
+    assert _unstamped(restamped) == _unstamped(committed)
+    changed = tmp_path / "changed.py"
+    changed.write_text(committed.read_text().replace("/runtime.v1.RuntimeService/Version",
+                                                     "/runtime.v1.RuntimeService/Versio"))
+    assert _unstamped(changed) != _unstamped(committed)
