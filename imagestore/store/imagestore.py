@@ -34,9 +34,11 @@ from imagestore.options import ImageStoreOptions
 from imagestore.reference import Reference
 from imagestore.registry.client import RegistryClient, Repository
 from imagestore.registry.credentials import Credentials
+from imagestore.registry.push import catalog
 from imagestore.store import records as rec
 from imagestore.store.blobs import BlobStore
 from imagestore.store.layers import LayerInfo, LayerStore
+from imagestore.store.pushing import PushEvent, PushResult, push_image, push_target
 from imagestore.store.records import ImageRecord
 from imagestore.store.resolve import Resolved, resolve
 from imagestore.unpack import unpack_layer
@@ -199,6 +201,59 @@ class ImageStore:
             rec.save(self._records_path, records)
             self._records = records
             return record
+
+    # --- pushing -------------------------------------------------------------------------
+
+    def push(self, name_or_id: str, target: str | None = None,
+             credentials: Credentials | None = None,
+             events: Callable[[PushEvent], None] | None = None) -> PushResult:
+        """Push the image `name_or_id` to `target` (a tag; default: the image's latest tag),
+        reporting each layer's progress to `events`. The image gains the pushed repo digest.
+
+        Raises:
+            ImageNotFound, InvalidReference, AuthenticationRequired, AccessDenied,
+            RegistryUnavailable, InvalidImage, VerificationFailed.
+        """
+        with self._lock:
+            record = self._find(name_or_id)
+        if record is None:
+            raise ImageNotFound(f"image {name_or_id!r:.80} not found")
+        ref = push_target(record, target)
+        result = push_image(self._registry, self._blobs, record, ref, credentials,
+                            events or (lambda _e: None))
+        self._add_repo_digest(record.id, str(ref.with_digest(result.digest)))
+        return result
+
+    def _add_repo_digest(self, image_id: str, digest: str) -> None:
+        with self._lock:
+            current = self._records.get(image_id)
+            if current is None or digest in current.repo_digests:
+                return
+            records = dict(self._records)
+            records[image_id] = current.with_names(current.repo_tags,
+                                                   (*current.repo_digests, digest))
+            rec.save(self._records_path, records)
+            self._records = records
+
+    def search(self, term: str, limit: int = 25) -> builtins.list[str]:
+        """`registry/repository` names containing `term`, from the catalogs of the short-name
+        registries in order (through their mirrors, as pulls go), at most `limit`.
+
+        Raises:
+            CatalogUnavailable: none of the registries offers a catalog. RegistryUnavailable.
+        """
+        found: builtins.list[str] = []
+        failures: builtins.list[ImageStoreError] = []
+        for domain in self._opts.short_name_registries:
+            try:
+                names = catalog(self._registry, domain)
+            except ImageStoreError as e:
+                failures.append(e)
+                continue
+            found += [f"{domain}/{n}" for n in names if term.lower() in n.lower()]
+        if failures and len(failures) == len(self._opts.short_name_registries):
+            raise failures[0]
+        return found[:limit]
 
     # --- queries -------------------------------------------------------------------------
 
