@@ -15,11 +15,18 @@ from imagestore.options import ImageStoreOptions, RegistryOptions
 from imagestore.reference import Reference
 from imagestore.registry.credentials import Credentials
 from imagestore.registry.push import CatalogUnavailable
-from imagestore.store import FsUsage, ImageRecord, ImageStore, PushEvent, PushResult
+from imagestore.store import (
+    FsUsage,
+    ImageRecord,
+    ImageStore,
+    NewImage,
+    PushEvent,
+    PushResult,
+)
 
 __all__ = [
     "AccessDenied", "AuthenticationRequired", "CatalogUnavailable", "Credentials", "FsUsage",
     "ImageInUse", "ImageNotFound", "ImageRecord", "ImageStore", "ImageStoreError",
-    "ImageStoreOptions", "InvalidImage", "InvalidReference", "PushEvent", "PushResult",
+    "ImageStoreOptions", "InvalidImage", "InvalidReference", "NewImage", "PushEvent", "PushResult",
     "Reference", "RegistryOptions", "RegistryUnavailable", "VerificationFailed",
 ]

@@ -9,7 +9,7 @@ The manifest goes up byte for byte, so the pushed image keeps its digest and id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from imagestore import manifest as mf
@@ -100,7 +100,7 @@ def _push_layer(client: RegistryClient, blobs: BlobStore, pusher: BlobPusher,
         events(PushEvent(short, "Pushing", n, desc.size))
 
     if blobs.path(desc.digest).exists():
-        pusher.upload(desc.digest, desc.size, _file_chunks(blobs, desc.digest), sent)
+        pusher.upload(desc.digest, desc.size, blobs.chunks(desc.digest), sent)
     else:
         _copy_from_sources(client, pusher, desc, target, sources, credentials, sent)
     events(PushEvent(short, "Pushed", desc.size, desc.size))
@@ -128,7 +128,7 @@ def _copy_from_sources(client: RegistryClient, pusher: BlobPusher, desc: mf.Desc
 def _sources(record: ImageRecord, target: Reference) -> list[Reference]:
     """Repositories the image was pulled from, the target's own registry first (mounts)."""
     refs = []
-    for text in record.repo_digests:
+    for text in (*record.repo_digests, *record.sources):
         try:
             refs.append(reference.parse(text))
         except InvalidReference:
@@ -143,8 +143,3 @@ def _kept(blobs: BlobStore, digest: Digest, record: ImageRecord) -> bytes:
     except FileNotFoundError as e:
         raise InvalidImage(f"image {record.id} is missing its blob {digest}") from e
 
-
-def _file_chunks(blobs: BlobStore, digest: Digest, size: int = 1 << 20) -> Iterator[bytes]:
-    with open(blobs.path(digest), "rb") as f:
-        while chunk := f.read(size):
-            yield chunk
