@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imagestore import InvalidImage, NewImage
+from imagestore import InvalidImage, InvalidReference, NewImage
 from imagestore.decompress import BombLimits
 from imagestore.digest import Digest
 from imagestore.pack import pack_layer
@@ -167,3 +167,27 @@ def test_an_image_from_scratch_and_a_hostile_tar(store_factory: StoreFactory,
     assert not (tmp_path.parent / "escaped").exists()
     with pytest.raises(InvalidImage, match="architecture"):
         store.create(NewImage(None, (tar,), {"os": "linux"}, ()))
+
+
+def test_tag_moves_and_untag_keeps_the_image(registry: Registry, pushed,
+                                             store_factory: StoreFactory,
+                                             busybox_image: BuiltImage, tmp_path: Path) -> None:
+    store, base = _busybox(registry, pushed, store_factory, busybox_image)
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    (rootfs / "x").write_text("x")
+    tar = tmp_path / "x.tar"
+    _pack(rootfs, tar)
+    other = store.create(NewImage(None, (tar,), CONFIG, ()))
+
+    tagged = store.tag(base.id, "localhost/mine")
+    assert tagged.repo_tags == (registry.ref("crt/base", "v1"), "localhost/mine:latest")
+    moved = store.tag(other.id, "localhost/mine:latest")
+    assert moved.repo_tags == ("localhost/mine:latest",)
+    assert store.status(base.id).repo_tags == (registry.ref("crt/base", "v1"),)
+
+    assert store.untag("localhost/mine").id == other.id
+    assert store.status(other.id).repo_tags == ()  # still there, untagged
+    assert store.untag("localhost/mine") is None
+    with pytest.raises(InvalidReference):
+        store.tag(base.id, f"localhost/mine@{busybox_image.digest}")
