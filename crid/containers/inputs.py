@@ -16,6 +16,7 @@ from crid.containers.ports import PodForContainers
 from crid.containers.spec import HostDevice
 from crid.containers.users import UserDB
 from crid.errors import InvalidArgument, NotFound
+from crid.runtime_info import handler_features
 from runtime.cgroups import expand_slice
 from runtime.errors import SpecError
 
@@ -27,12 +28,12 @@ def check_mount_sources(req: ContainerRequest, forbidden_roots: tuple[Path, ...]
 
     Raises:
         NotFound: a source does not exist; InvalidArgument: it is inside crid's state, or
-        recursive read-only is asked for (not supported).
+        recursive read-only is asked for where the kernel cannot (no mount_setattr).
     """
     for m in req.mounts:
-        if m.recursive_read_only:
+        if m.recursive_read_only and not handler_features().recursive_read_only_mounts:
             raise InvalidArgument(f"mount {m.container_path!r}: recursive read-only mounts "
-                                  "are not supported by this runtime (see Status)")
+                                  "need mount_setattr(2), which this kernel lacks (see Status)")
         src = Path(os.path.realpath(m.host_path))
         if not src.exists():
             raise NotFound(f"mount {m.container_path!r}: host path {m.host_path!r} "
