@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
 from crid.config import Config, NetworkConfig, parse_size
+from crid.containers import capabilities
 from crid.containers.exit_watch import ExitWatchThread
 from crid.containers.manager import ContainerManager, ContainerOptions
 from crid.containers.pod_adapter import PodManagerLookup
@@ -216,10 +217,15 @@ class Daemon:
                              launcher=self._zygote)
         self._runtime = rt
         assert self._images is not None
+        grantable = capabilities.engine_caps()
+        if capabilities.ungranted(grantable):
+            log.info("capabilities this engine does not hold cannot be granted to containers "
+                     "(privileged, ALL and named adds get the rest)",
+                     capabilities=capabilities.ungranted(grantable))
         manager = ContainerManager(
             ContainerOptions(root=self.root / "containers",
                              forbidden_roots=(self.root, self.run_root),
-                             cgroup_driver=self.cfg.cgroup_driver),
+                             cgroup_driver=self.cfg.cgroup_driver, grantable_caps=grantable),
             store, rt, self._images, PodManagerLookup(pods), self._events)
         self._exits = ExitWatchThread(self.run_root / "exits", manager.mark_exited)
         for change in manager.reconcile():

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crid.containers import inputs
+from crid.containers import capabilities, inputs
 from crid.containers import rootfs as rootfs_mod
 from crid.containers.model import (
     ContainerRequest,
@@ -54,6 +54,7 @@ class ContainerOptions:
     forbidden_roots: tuple[Path, ...]  # crid's own state: never a mount or device source
     cgroup_driver: str = "cgroupfs"
     apparmor_enabled: bool = False
+    grantable_caps: frozenset[str] = frozenset(capabilities.ALL_CAPS)  # the engine's bounding set
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,8 @@ class ContainerManager:
             pod=pod.context, user=user, rootfs=str(rootfs),
             cgroups_path=inputs.cgroups_path(pod.cgroup_parent, cid, self._o.cgroup_driver),
             devices=resolved.devices, localhost_seccomp=resolved.seccomp, target_pid=target_pid,
-            apparmor_enabled=self._o.apparmor_enabled)
+            apparmor_enabled=self._o.apparmor_enabled, grantable_caps=self._o.grantable_caps)
+        capabilities.log_ungranted(cid, req.security, self._o.grantable_caps)
         return generate_spec(spec_inputs), user, img
 
     def _resolve(self, req: ContainerRequest) -> _Resolved:
