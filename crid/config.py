@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,7 @@ class Config:
         return socket_file(self.listen) or str(Path(self.run_root) / "crid.sock")
 
 
-_KIND_CHECKS = {
+_KIND_CHECKS: dict[str, Callable[[Any], object]] = {
     "positive": lambda v: None if v > 0 else _raise("must be greater than 0"),
     "port": lambda v: None if 0 <= v <= 65535 else _raise("must be a port number 0-65535"),
     "duration": lambda v: parse_duration(v) and None,

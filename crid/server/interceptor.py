@@ -90,7 +90,7 @@ class _Call:
                           for o in self.observers]
         return self
 
-    def __exit__(self, _t: Any, exc: BaseException | None, _tb: Any) -> bool:
+    def __exit__(self, _t: Any, exc: BaseException | None, _tb: Any) -> None:
         try:
             code, message = self._outcome(exc)
             seconds = time.monotonic() - self.start
@@ -103,9 +103,8 @@ class _Call:
         finally:
             self.scopes.close()
         if exc is None or self.context.code() is not None or not isinstance(exc, Exception):
-            return False  # succeeded, already aborted by the servicer, or GeneratorExit & co
+            return  # succeeded, already aborted by the servicer, or GeneratorExit & co
         self.context.abort(code, message)  # raises: the status goes to the client
-        return False
 
     def _outcome(self, exc: BaseException | None) -> tuple[grpc.StatusCode, str]:
         aborted = self.context.code()
