@@ -52,7 +52,6 @@ KIND = "container"
 class ContainerOptions:
     root: Path  # <root>/containers
     forbidden_roots: tuple[Path, ...]  # crid's own state: never a mount or device source
-    seccomp_profile_root: Path = Path("/var/lib/kubelet/seccomp")
     cgroup_driver: str = "cgroupfs"
     apparmor_enabled: bool = False
 
@@ -193,7 +192,7 @@ class ContainerManager:
         """Host-side checks that need nothing created yet."""
         inputs.check_mount_sources(req, self._o.forbidden_roots)
         return _Resolved(tuple(inputs.host_device(d) for d in req.devices),
-                         inputs.localhost_profile(req, self._o.seccomp_profile_root))
+                         inputs.localhost_profile(req))
 
     def _record(self, cid: str, pod_id: str, req: ContainerRequest, image: Any, cdir: Path,
                 log_path: str, spec: dict[str, Any], user: Any,
