@@ -23,7 +23,8 @@ deps:
 run: $(VENV)/.installed
 	$(VENV)/bin/crid
 
-test: deps $(VENV)/.installed
+# The shape is part of the contract: make test fails on lint, type or import-contract errors too.
+test: deps $(VENV)/.installed lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed
@@ -37,6 +38,7 @@ proto: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check crid runtime imagestore tests tools
+	$(VENV)/bin/mypy crid runtime imagestore
 	$(VENV)/bin/lint-imports
 
 bench: deps $(VENV)/.installed
