@@ -192,5 +192,9 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
                               context: Any) -> Any:
         return metrics_rpc.pod_metrics_rpc(self._d.stats, request)
 
+    def StreamPodSandboxMetrics(self, request: pb.StreamPodSandboxMetricsRequest,
+                                context: Any) -> Any:
+        return metrics_rpc.stream_pod_metrics_rpc(self._d.stats, request)
+
 
 fill_unimplemented(RuntimeService, "RuntimeService")
