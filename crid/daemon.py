@@ -37,6 +37,7 @@ from crid.pods.cgroups import RuntimePodCgroups
 from crid.pods.namespaces import NamespacePinner
 from crid.pods.network import ReadinessCondition
 from crid.runtime_info import PodCidrStore
+from crid.sd_notify import Notifier
 from crid.server.container_rpc import ContainerDeps
 from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
@@ -53,6 +54,7 @@ log = logs.get("crid.daemon")
 GRACE_SECONDS = 10
 SIGNAL_POLL_SECONDS = 0.2
 MAX_MESSAGE = 16 * 1024 * 1024
+PROBE_SECONDS = 30
 
 
 class StartupError(Exception):
@@ -105,8 +107,9 @@ def prepare_socket(path: Path) -> None:
 class Daemon:
     """One running crid: components, gRPC server, and the lock on its root."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
+        self._notifier = notifier or Notifier()
         self.root = Path(cfg.root)
         self.run_root = Path(cfg.run_root)
         self.socket_path = Path(cfg.socket_path)
@@ -152,6 +155,35 @@ class Daemon:
             raise
         log.info("serving", socket=str(self.socket_path), root=str(self.root),
                  run_root=str(self.run_root), pid=os.getpid())
+        self._announce_ready()
+
+    def _announce_ready(self) -> None:
+        """READY=1 to systemd once both CRI services answer on the socket (the kubelet,
+        ordered after this unit, calls them first thing), then the watchdog."""
+        try:
+            self._probe(images=True)
+        except grpc.RpcError as e:
+            self.stop()
+            raise StartupError(f"serving on {self.socket_path}, but it does not answer: "
+                               f"{e.code().name} {e.details()}") from None
+        self._notifier.notify("READY=1", f"STATUS=serving on unix://{self.socket_path}",
+                              f"MAINPID={os.getpid()}")
+        self._notifier.start_watchdog(self._stopped, self._answers)
+
+    def _probe(self, images: bool) -> None:
+        with grpc.insecure_channel(f"unix://{self.socket_path}") as channel:
+            api_pb2_grpc.RuntimeServiceStub(channel).Version(
+                api_pb2.VersionRequest(), timeout=PROBE_SECONDS)
+            if images:
+                api_pb2_grpc.ImageServiceStub(channel).ImageFsInfo(
+                    api_pb2.ImageFsInfoRequest(), timeout=PROBE_SECONDS)
+
+    def _answers(self) -> bool:
+        try:
+            self._probe(images=False)
+        except grpc.RpcError:
+            return False
+        return True
 
     def _build_server(self, store: MetadataStore) -> grpc.Server:
         server = grpc.server(
@@ -272,6 +304,9 @@ class Daemon:
 
     def stop(self) -> None:
         """Stops accepting calls, lets in-flight ones finish; containers are left running."""
+        if self._stopped.is_set() and self._server is None:
+            return  # stopped already (a failed start-up probe, then the caller's finally)
+        self._notifier.notify("STOPPING=1")
         self._stopped.set()
         log.info("stopping", grace_seconds=GRACE_SECONDS)
         self._teardown()
