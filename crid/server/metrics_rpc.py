@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 
 from crid.api import api_pb2 as pb
+from crid.pods import PodFilter
+from crid.pods.model import CRI
 from crid.server.stats_rpc import StatsDeps, pod_stats
 
 _C, _G = pb.COUNTER, pb.GAUGE
@@ -61,7 +63,7 @@ def descriptors_rpc(req: pb.ListMetricDescriptorsRequest) -> pb.ListMetricDescri
 def pod_metrics_rpc(d: StatsDeps,
                     req: pb.ListPodSandboxMetricsRequest) -> pb.ListPodSandboxMetricsResponse:
     out = []
-    for pod in d.pods.list_pods():
+    for pod in d.pods.list_pods(PodFilter(front_door=CRI)):
         st = pod_stats(d, pod)
         md = pod.spec.metadata
         ts = time.time_ns()
