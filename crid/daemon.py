@@ -28,6 +28,7 @@ from crid.containers.manager import ContainerManager, ContainerOptions
 from crid.containers.pod_adapter import PodManagerLookup
 from crid.containers.runtime_adapter import EmbeddedRuntime, RuntimeOptions
 from crid.containers.stats import CgroupReader
+from crid.docker import DockerDeps, DockerFrontDoor
 from crid.events import EventBus
 from crid.images import store_options
 from crid.network import PodNetwork, make_pod_network
@@ -122,6 +123,7 @@ class Daemon:
         self._exits: ExitWatchThread | None = None
         self._streaming: StreamingServer | None = None
         self._runtime: EmbeddedRuntime | None = None
+        self._docker: DockerFrontDoor | None = None
         self._events = EventBus()
         self._socket_ours = False
 
@@ -150,6 +152,9 @@ class Daemon:
                 raise StartupError(f"cannot listen on {self.socket_path}")
             self._server.start()
             os.chmod(self.socket_path, 0o660)
+            if self._docker is not None:
+                prepare_socket(Path(self.cfg.docker_socket_path))
+                self._docker.start()
         except BaseException:
             self._teardown()  # whatever started (zygote, streaming server) stops again
             raise
@@ -200,6 +205,8 @@ class Daemon:
         pods = self._build_pods(store, network)
         containers.append(self._build_containers(store, pods))
         streaming = self._build_streaming(containers[0], pods)
+        if self.cfg.docker.enable:
+            self._docker = self._build_docker(containers[0], pods)
         runtime = RuntimeService(RuntimeServiceDeps(
             config=self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
             pods=pods, pod_network=network,
@@ -287,6 +294,17 @@ class Daemon:
         log.info("streaming server", url=self._streaming.base_url)
         return StreamingDeps(self._streaming, targets)
 
+    def _build_docker(self, containers: ContainerManager, pods: PodManager) -> DockerFrontDoor:
+        """The Docker Engine API over the same managers (docs/docker-api.md)."""
+        assert self._images is not None and self._runtime is not None
+        deps = DockerDeps(pods=pods, containers=containers, images=self._images,
+                          events=self._events, runtime=self._runtime,
+                          console_dir=self.run_root / "console",
+                          state_dir=self.root / "docker", root=self.root,
+                          cgroup_driver=self.cfg.cgroup_driver,
+                          cgroup_parent=self.cfg.docker.cgroup_parent)
+        return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group)
+
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""
         # Python runs signal handlers only in the main thread, between bytecodes. The kernel may
@@ -316,6 +334,9 @@ class Daemon:
         if self._server is not None:
             self._server.stop(GRACE_SECONDS).wait()
             self._server = None
+        if self._docker is not None:
+            self._docker.stop()
+            self._docker = None
         if self._streaming is not None:
             self._streaming.stop()  # ends every session: exec'd processes are killed
             self._streaming = None

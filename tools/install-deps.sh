@@ -6,7 +6,7 @@
 set -euo pipefail
 run_pkgs=(python3-venv util-linux nftables iproute2 libseccomp2)
 pkgs=("${run_pkgs[@]}" docker-registry busybox-static containerd runc crun
-      containernetworking-plugins iptables openssl apache2-utils)
+      containernetworking-plugins iptables openssl apache2-utils docker.io)
 [ "${1:-}" != run ] || pkgs=("${run_pkgs[@]}")
 missing=()
 for p in "${pkgs[@]}"; do
@@ -17,7 +17,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # Debian starts these services on install; the tests and benchmarks start their own instances.
-for svc in docker-registry containerd; do
+for svc in docker-registry containerd docker docker.socket; do
   if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

@@ -48,9 +48,11 @@ class PodFilter:
     id_prefix: str = ""
     state: PodState | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    front_door: str | None = None  # None: every pod (start-up, metrics of the whole node)
 
     def matches(self, pod: PodSandbox) -> bool:
-        return (pod.id.value.startswith(self.id_prefix)
+        return ((self.front_door is None or pod.spec.front_door == self.front_door)
+                and pod.id.value.startswith(self.id_prefix)
                 and (self.state is None or pod.state == self.state)
                 and all(pod.spec.labels.get(k) == v for k, v in self.labels.items()))
 
@@ -153,6 +155,11 @@ class PodManager:
         with self._index_lock:
             pods = list(self._pods.values())
         return sorted((p for p in pods if flt.matches(p)), key=lambda p: p.created_at)
+
+    def ids_of(self, front_door: str) -> set[str]:
+        """Ids of the pods of one front door (to keep the other door's containers apart)."""
+        with self._index_lock:
+            return {i for i, p in self._pods.items() if p.spec.front_door == front_door}
 
     def update_resources(self, pod_id: str, overhead: Resources | None,
                          resources: Resources | None) -> None:

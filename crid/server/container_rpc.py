@@ -17,6 +17,7 @@ from crid.containers.record import ContainerRecord, ContainerState
 from crid.errors import InvalidArgument, NotFound
 from crid.events import EventBus
 from crid.pods import PodManager
+from crid.pods.model import DOCKER
 from crid.server import container_convert, pod_convert
 
 STREAM_CHUNK = 100
@@ -148,7 +149,8 @@ def status_rpc(d: ContainerDeps, req: pb.ContainerStatusRequest) -> pb.Container
 
 
 def _messages(d: ContainerDeps, f: pb.ContainerFilter) -> list[pb.Container]:
-    records = d.containers.list(filter_from_pb(f))
+    hidden = d.pods.ids_of(DOCKER)
+    records = [r for r in d.containers.list(filter_from_pb(f)) if r.pod_id not in hidden]
     out = []
     for r in records:
         hit = d.listed.get(r.id)
@@ -198,6 +200,8 @@ def events_rpc(d: ContainerDeps, req: pb.GetEventsRequest,
                alive: Callable[[], bool]) -> Iterator[pb.ContainerEventResponse]:
     sub = d.events.subscribe()
     for ev in sub.events(alive=alive):
+        if ev.pod_id in d.pods.ids_of(DOCKER):
+            continue
         records = [r for r in d.containers.list(ListFilter(pod_id=ev.pod_id))
                    if r.pod_id == ev.pod_id]
         if ev.payload is not None and all(r.id != ev.container_id for r in records):

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from crid.api import api_pb2 as pb
+from crid.pods import PodFilter
+from crid.pods.model import CRI
 from crid.server.stats_rpc import StatsDeps, pod_stats
 
 METRICS_CHUNK = 20  # pods per StreamPodSandboxMetrics message
@@ -63,8 +65,8 @@ def descriptors_rpc(req: pb.ListMetricDescriptorsRequest) -> pb.ListMetricDescri
 
 def pod_metrics_rpc(d: StatsDeps,
                     req: pb.ListPodSandboxMetricsRequest) -> pb.ListPodSandboxMetricsResponse:
-    return pb.ListPodSandboxMetricsResponse(pod_metrics=[_pod_metrics(d, p)
-                                                         for p in d.pods.list_pods()])
+    pods = d.pods.list_pods(PodFilter(front_door=CRI))
+    return pb.ListPodSandboxMetricsResponse(pod_metrics=[_pod_metrics(d, p) for p in pods])
 
 
 def stream_pod_metrics_rpc(d: StatsDeps, req: pb.StreamPodSandboxMetricsRequest
@@ -73,7 +75,7 @@ def stream_pod_metrics_rpc(d: StatsDeps, req: pb.StreamPodSandboxMetricsRequest
     METRICS_CHUNK pods per message so a big node never makes one oversized reply; each pod is
     measured as it is sent."""
     chunk: list[pb.PodSandboxMetrics] = []
-    for pod in d.pods.list_pods():
+    for pod in d.pods.list_pods(PodFilter(front_door=CRI)):
         chunk.append(_pod_metrics(d, pod))
         if len(chunk) == METRICS_CHUNK:
             yield pb.StreamPodSandboxMetricsResponse(pod_sandbox_metrics=chunk)

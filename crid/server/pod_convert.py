@@ -24,6 +24,7 @@ from crid.pods import (
     PodState,
 )
 from crid.server.container_convert import check_run_as_group
+from crid.pods.model import CRI
 from crid.server.container_convert import resources as resources_from_pb
 
 STREAM_CHUNK = 100  # sandboxes per StreamPodSandboxes message
@@ -83,7 +84,7 @@ def filter_from_pb(f: pb.PodSandboxFilter) -> PodFilter:
     state = None
     if f.HasField("state"):
         state = PodState.READY if f.state.state == pb.SANDBOX_READY else PodState.NOTREADY
-    return PodFilter(id_prefix=f.id, state=state, labels=dict(f.label_selector))
+    return PodFilter(id_prefix=f.id, state=state, labels=dict(f.label_selector), front_door=CRI)
 
 
 # -- domain -> responses ----------------------------------------------------------------

@@ -13,6 +13,7 @@ from crid.containers.record import ContainerRecord, ContainerState
 from crid.containers.stats import CgroupReader, Usage, layer_usage, net_usage
 from crid.errors import InvalidArgument
 from crid.pods import PodFilter, PodManager, PodSandbox
+from crid.pods.model import CRI, DOCKER
 from crid.server import pod_convert
 
 STREAM_CHUNK = 100
@@ -71,8 +72,9 @@ def container_stats_rpc(d: StatsDeps, req: pb.ContainerStatsRequest) -> pb.Conta
 
 
 def _all_container_stats(d: StatsDeps, f: pb.ContainerStatsFilter) -> list[pb.ContainerStats]:
+    hidden = d.pods.ids_of(DOCKER)
     return [container_stats(d, r) for r in d.containers.list(_stats_filter(f))
-            if r.state is not ContainerState.EXITED]
+            if r.state is not ContainerState.EXITED and r.pod_id not in hidden]
 
 
 def list_container_stats_rpc(d: StatsDeps, req: pb.ListContainerStatsRequest
@@ -132,7 +134,8 @@ def pod_stats_rpc(d: StatsDeps, req: pb.PodSandboxStatsRequest) -> pb.PodSandbox
 
 
 def _pods(d: StatsDeps, f: pb.PodSandboxStatsFilter) -> list[PodSandbox]:
-    return d.pods.list_pods(PodFilter(id_prefix=f.id, labels=dict(f.label_selector)))
+    return d.pods.list_pods(PodFilter(id_prefix=f.id, labels=dict(f.label_selector),
+                                      front_door=CRI))
 
 
 def list_pod_stats_rpc(d: StatsDeps, req: pb.ListPodSandboxStatsRequest
