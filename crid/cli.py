@@ -12,11 +12,12 @@ from crid import logs
 from crid.version import CRI_API_VERSION, __version__
 
 EXIT_CONFIG = 2
+EXIT_STARTUP = 1
 
 _FLAGS = {  # flag -> config key; every other option is set in the TOML file
     "root": "persistent state directory (default /var/lib/crid)",
     "run_root": "volatile state directory (default /run/crid)",
-    "listen": "CRI socket path (default <run-root>/crid.sock)",
+    "listen": "CRI socket: PATH or unix://PATH (default <run-root>/crid.sock)",
     "log_level": "debug, info, warning or error",
     "log_format": "auto, text or json",
 }
@@ -59,7 +60,10 @@ def _serve(cfg: configmod.Config) -> int:
         daemon.start()
     except StartupError as e:
         logs.get().error("cannot start", error=str(e))
-        return 1
+        return EXIT_STARTUP
+    except Exception as e:  # noqa: BLE001 - an operator gets one line, not a traceback
+        logs.get().error("cannot start", error=f"{type(e).__name__}: {e}")
+        return EXIT_STARTUP
     print(f"crid serving on unix://{cfg.socket_path}", file=sys.stderr, flush=True)
     try:
         daemon.wait()

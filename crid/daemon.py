@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
 from crid.config import Config, NetworkConfig, parse_size
+from crid.containers import capabilities
 from crid.containers.exit_watch import ExitWatchThread
 from crid.containers.manager import ContainerManager, ContainerOptions
 from crid.containers.pod_adapter import PodManagerLookup
@@ -119,6 +120,7 @@ class Daemon:
         self._streaming: StreamingServer | None = None
         self._runtime: EmbeddedRuntime | None = None
         self._events = EventBus()
+        self._socket_ours = False
 
     def start(self) -> None:
         """Takes the root lock, opens state, and starts serving.
@@ -126,22 +128,27 @@ class Daemon:
         Raises:
             StartupError: another crid owns the root, or the socket is in use.
         """
-        for d in (self.root, self.run_root):
-            d.mkdir(parents=True, exist_ok=True, mode=0o711)
-        self._lock.acquire()
+        try:
+            for d in (self.root, self.run_root):
+                d.mkdir(parents=True, exist_ok=True, mode=0o711)
+            self._lock.acquire()
+        except OSError as e:
+            raise StartupError(f"preparing {e.filename or self.root}: {e.strerror or e}") from e
         try:
             self._store = MetadataStore(self.root / "metadata.db")
             prepare_socket(self.socket_path)
+            self._socket_ours = True  # from here on the path is ours to remove
             self._server = self._build_server(self._store)
             # Everything built so far lives as long as the daemon: keep it out of the cyclic
             # collector's passes, which otherwise show up as List* latency spikes.
             gc.collect()
             gc.freeze()
-            self._server.add_insecure_port(f"unix://{self.socket_path}")
+            if not self._server.add_insecure_port(f"unix://{self.socket_path}"):
+                raise StartupError(f"cannot listen on {self.socket_path}")
             self._server.start()
             os.chmod(self.socket_path, 0o660)
         except BaseException:
-            self._lock.release()
+            self._teardown()  # whatever started (zygote, streaming server) stops again
             raise
         log.info("serving", socket=str(self.socket_path), root=str(self.root),
                  run_root=str(self.run_root), pid=os.getpid())
@@ -216,10 +223,15 @@ class Daemon:
                              launcher=self._zygote)
         self._runtime = rt
         assert self._images is not None
+        grantable = capabilities.engine_caps()
+        if capabilities.ungranted(grantable):
+            log.info("capabilities this engine does not hold cannot be granted to containers "
+                     "(privileged, ALL and named adds get the rest)",
+                     capabilities=capabilities.ungranted(grantable))
         manager = ContainerManager(
             ContainerOptions(root=self.root / "containers",
                              forbidden_roots=(self.root, self.run_root),
-                             cgroup_driver=self.cfg.cgroup_driver),
+                             cgroup_driver=self.cfg.cgroup_driver, grantable_caps=grantable),
             store, rt, self._images, PodManagerLookup(pods), self._events)
         self._exits = ExitWatchThread(self.run_root / "exits", manager.mark_exited)
         for change in manager.reconcile():
@@ -262,6 +274,10 @@ class Daemon:
         """Stops accepting calls, lets in-flight ones finish; containers are left running."""
         self._stopped.set()
         log.info("stopping", grace_seconds=GRACE_SECONDS)
+        self._teardown()
+        log.info("stopped")
+
+    def _teardown(self) -> None:
         if self._server is not None:
             self._server.stop(GRACE_SECONDS).wait()
             self._server = None
@@ -281,6 +297,6 @@ class Daemon:
         if self._store is not None:
             self._store.close()
             self._store = None
-        self.socket_path.unlink(missing_ok=True)
+        if self._socket_ours:
+            self.socket_path.unlink(missing_ok=True)
         self._lock.release()
-        log.info("stopped")

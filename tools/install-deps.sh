@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests and benchmarks need; a no-op when all are present.
 set -euo pipefail
 pkgs=(docker-registry busybox-static containerd runc crun containernetworking-plugins
-      nftables iptables iproute2 openssl apache2-utils python3-venv)
+      nftables iptables iproute2 openssl apache2-utils python3-venv libseccomp2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crid.containers import inputs
+from crid.containers import capabilities, inputs
 from crid.containers import rootfs as rootfs_mod
 from crid.containers.model import (
     ContainerRequest,
@@ -52,9 +52,9 @@ KIND = "container"
 class ContainerOptions:
     root: Path  # <root>/containers
     forbidden_roots: tuple[Path, ...]  # crid's own state: never a mount or device source
-    seccomp_profile_root: Path = Path("/var/lib/kubelet/seccomp")
     cgroup_driver: str = "cgroupfs"
     apparmor_enabled: bool = False
+    grantable_caps: frozenset[str] = frozenset(capabilities.ALL_CAPS)  # the engine's bounding set
 
 
 @dataclass(frozen=True)
@@ -186,14 +186,15 @@ class ContainerManager:
             pod=pod.context, user=user, rootfs=str(rootfs),
             cgroups_path=inputs.cgroups_path(pod.cgroup_parent, cid, self._o.cgroup_driver),
             devices=resolved.devices, localhost_seccomp=resolved.seccomp, target_pid=target_pid,
-            apparmor_enabled=self._o.apparmor_enabled)
+            apparmor_enabled=self._o.apparmor_enabled, grantable_caps=self._o.grantable_caps)
+        capabilities.log_ungranted(cid, req.security, self._o.grantable_caps)
         return generate_spec(spec_inputs), user, img
 
     def _resolve(self, req: ContainerRequest) -> _Resolved:
         """Host-side checks that need nothing created yet."""
         inputs.check_mount_sources(req, self._o.forbidden_roots)
         return _Resolved(tuple(inputs.host_device(d) for d in req.devices),
-                         inputs.localhost_profile(req, self._o.seccomp_profile_root))
+                         inputs.localhost_profile(req))
 
     def _record(self, cid: str, pod_id: str, req: ContainerRequest, image: Any, cdir: Path,
                 log_path: str, spec: dict[str, Any], user: Any,

@@ -24,6 +24,7 @@ from crid.pods import (
     PodSpec,
     PodState,
 )
+from crid.server.container_convert import check_run_as_group
 from crid.server.container_convert import resources as resources_from_pb
 from crid.server.wire import WireCache, int_field
 
@@ -47,6 +48,7 @@ def spec_from_pb(req: pb.RunPodSandboxRequest) -> PodSpec:
         raise InvalidArgument("RunPodSandbox needs config.metadata (name, uid, namespace)")
     c, md = req.config, req.config.metadata
     linux = c.linux
+    check_run_as_group(linux.security_context, "pod sandbox security_context")
     ns = linux.security_context.namespace_options
     dns = None
     if c.HasField("dns_config"):

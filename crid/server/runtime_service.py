@@ -13,7 +13,13 @@ from crid.api import api_pb2 as pb
 from crid.api import api_pb2_grpc
 from crid.network.api import PodNetwork
 from crid.pods import PodManager
-from crid.runtime_info import Condition, NetworkStatusSource, PodCidrStore, parse_pod_cidrs
+from crid.runtime_info import (
+    Condition,
+    NetworkStatusSource,
+    PodCidrStore,
+    handler_features,
+    parse_pod_cidrs,
+)
 from crid.server import container_rpc, metrics_rpc, pod_convert, stats_rpc, streaming_rpc
 from crid.server.container_rpc import ContainerDeps
 from crid.server.stats_rpc import StatsDeps
@@ -60,10 +66,10 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         return resp
 
     def _handlers(self) -> list[pb.RuntimeHandler]:
-        # The embedded runtime does not apply recursive read-only (mount_setattr) and pods get
-        # no user namespaces: both are reported false, and requests for them are refused.
-        features = pb.RuntimeHandlerFeatures(recursive_read_only_mounts=False,
-                                             user_namespaces=False)
+        f = handler_features()
+        features = pb.RuntimeHandlerFeatures(
+            recursive_read_only_mounts=f.recursive_read_only_mounts,
+            user_namespaces=f.user_namespaces)
         # The default handler is listed under the empty name too: the kubelet and the
         # conformance suite look the default up as "".
         names = ["", self._d.config.default_runtime_handler]

@@ -220,7 +220,8 @@ def test_remove_image_refused_while_used_and_status_features(rig: ContainerRig) 
     st = rig.rt.Status(pb.StatusRequest())
     handlers = {h.name: h.features for h in st.runtime_handlers}
     assert set(handlers) == {"", "crid"}
-    assert not handlers[""].recursive_read_only_mounts and not handlers[""].user_namespaces
+    assert handlers[""] == handlers["crid"]
+    assert handlers[""].recursive_read_only_mounts  # this kernel has mount_setattr
     assert st.features.supplemental_groups_policy
 
 

@@ -61,19 +61,19 @@ def test_host_devices(tmp_path: Path) -> None:
         inputs.host_device(DeviceRequest("/dev/x", "/dev/null", "rwx"))
 
 
-def test_localhost_seccomp_profile_root(tmp_path: Path) -> None:
+def test_localhost_seccomp_profile_any_absolute_path(tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
     (tmp_path / "bad.json").write_text("not json")
+    (tmp_path / "list.json").write_text("[1]")
+    os.mkfifo(tmp_path / "fifo")
     prof = lambda ref: _req(seccomp=Profile(ProfileKind.LOCALHOST, ref))  # noqa: E731
-    assert inputs.localhost_profile(prof(str(tmp_path / "p.json")), tmp_path) == {
+    assert inputs.localhost_profile(prof(str(tmp_path / "p.json"))) == {
         "defaultAction": "SCMP_ACT_ALLOW"}
-    assert inputs.localhost_profile(_req(), tmp_path) is None
-    with pytest.raises(InvalidArgument):
-        inputs.localhost_profile(prof("/etc/passwd"), tmp_path)
-    with pytest.raises(InvalidArgument):
-        inputs.localhost_profile(prof(str(tmp_path / "bad.json")), tmp_path)
-    with pytest.raises(NotFound):
-        inputs.localhost_profile(prof(str(tmp_path / "none.json")), tmp_path)
+    assert inputs.localhost_profile(_req()) is None
+    for bad in ("p.json", str(tmp_path), str(tmp_path / "bad.json"), str(tmp_path / "list.json"),
+                str(tmp_path / "none.json"), str(tmp_path / "fifo")):
+        with pytest.raises(InvalidArgument, match=repr(bad)):
+            inputs.localhost_profile(prof(bad))
 
 
 def test_log_and_cgroup_paths() -> None:
