@@ -42,7 +42,7 @@ from crid.sd_notify import Notifier
 from crid.server.container_rpc import ContainerDeps
 from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
-from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps
+from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps, add_to_server
 from crid.server.stats_rpc import StatsDeps
 from crid.server.streaming_rpc import StreamingDeps
 from crid.store import MetadataStore
@@ -214,7 +214,7 @@ class Daemon:
             stats=StatsDeps(containers[0], pods, CgroupReader()), streaming=streaming))
         images = ImageService(ImageServiceDeps(
             store=self._images, containers_dir=self.root / "containers"))
-        api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
+        add_to_server(runtime, server)
         api_pb2_grpc.add_ImageServiceServicer_to_server(images, server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
