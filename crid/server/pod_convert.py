@@ -24,8 +24,8 @@ from crid.pods import (
     PodSpec,
     PodState,
 )
-from crid.server.container_convert import check_run_as_group
 from crid.pods.model import CRI
+from crid.server.container_convert import check_run_as_group
 from crid.server.container_convert import resources as resources_from_pb
 from crid.server.wire import WireCache, int_field
 

@@ -482,49 +482,6 @@ class ImageStore:
             self._records = records
         self.gc()
 
-    def tag(self, name_or_id: str, tag: str) -> ImageRecord:
-        """Give the image `name_or_id` the tag `tag` (normalised; moved from any image that
-        had it). Returns the updated record.
-
-        Raises:
-            ImageNotFound: no such image. InvalidReference: `tag` is not a tag reference.
-        """
-        ref = reference.parse(tag)
-        if ref.digest is not None:
-            raise InvalidReference(f"{tag!r:.80} is a digest, not a tag")
-        name = f"{ref.name}:{ref.tag}"
-        with self._lock:
-            record = self._find(name_or_id)
-            if record is None:
-                raise ImageNotFound(f"image {name_or_id!r:.80} not found")
-            records = dict(self._records)
-            _untag(records, name)
-            current = records[record.id]
-            records[record.id] = self._pin(current.with_names(
-                (*[t for t in current.repo_tags if t != name], name), current.repo_digests))
-            rec.save(self._records_path, records)
-            self._records = records
-            return records[record.id]
-
-    def untag(self, tag: str) -> ImageRecord | None:
-        """Take the tag `tag` off its image; the image itself stays, even with no tag left.
-        Returns the image it was on, None when no image had it.
-
-        Raises:
-            InvalidReference: `tag` is not a tag reference.
-        """
-        ref = reference.parse(tag)
-        name = f"{ref.name}:{ref.tag}"
-        with self._lock:
-            owner = next((r for r in self._records.values() if name in r.repo_tags), None)
-            if owner is None:
-                return None
-            records = dict(self._records)
-            _untag(records, name)
-            rec.save(self._records_path, records)
-            self._records = records
-            return records[owner.id]
-
     def gc(self) -> None:
         """Remove layers and blobs no image record uses (nor a pull in progress)."""
         with self._lock:
