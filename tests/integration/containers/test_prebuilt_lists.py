@@ -25,11 +25,16 @@ EXITED = pb.ContainerStateValue(state=pb.CONTAINER_EXITED)
 
 
 def _listed(rig: ContainerRig, **kw: object) -> dict[str, pb.Container]:
+    """List and Stream must agree; a container that exits on its own may change state between
+    the two calls, so a disagreement counts only if a second List confirms the first."""
     f = pb.ContainerFilter(**kw)  # type: ignore[arg-type]
     resp = rig.rt.ListContainers(pb.ListContainersRequest(filter=f))
-    streamed = [c for r in rig.rt.StreamContainers(pb.StreamContainersRequest(filter=f))
-                for c in r.containers]
-    assert sorted(c.id for c in streamed) == sorted(c.id for c in resp.containers)
+    streamed = sorted(c.id for r in rig.rt.StreamContainers(pb.StreamContainersRequest(filter=f))
+                      for c in r.containers)
+    if streamed != sorted(c.id for c in resp.containers):
+        again = rig.rt.ListContainers(pb.ListContainersRequest(filter=f))
+        assert streamed == sorted(c.id for c in again.containers)
+        resp = again
     return {c.id: c for c in resp.containers}
 
 
