@@ -49,7 +49,7 @@ from crid.store import MetadataStore
 from crid.streaming import StreamingOptions, StreamingServer
 from crid.streaming_backend import BackendOptions, CridStreamingBackend, DaemonTargets
 from imagestore import ImageStore
-from runtime.zygote import Zygote
+from runtime.api import Zygote
 
 log = logs.get("crid.daemon")
 GRACE_SECONDS = 10

@@ -16,8 +16,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from crid.docker.deps import DockerDeps
-from imagestore import Credentials, ImageRecord
-from imagestore.progress import DONE, DOWNLOADING, EXISTS, VERIFIED, WAITING, LayerProgress
+from imagestore import (
+    DONE,
+    DOWNLOADING,
+    EXISTS,
+    VERIFIED,
+    WAITING,
+    Credentials,
+    ImageRecord,
+    LayerProgress,
+)
 
 _END = object()
 DRAW_STEP = 512 * 1024  # a "Downloading" line per this many bytes, not per chunk
