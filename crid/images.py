@@ -5,34 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import MappingProxyType
 
-import grpc
-
 from crid.config import ImagesConfig
-from crid.server.errors import register
-from imagestore import (
-    AccessDenied,
-    AuthenticationRequired,
-    ImageInUse,
-    ImageNotFound,
-    ImageStoreOptions,
-    InvalidImage,
-    InvalidReference,
-    RegistryOptions,
-    RegistryUnavailable,
-    VerificationFailed,
-)
-
-for _exc, _code in (
-    (InvalidReference, grpc.StatusCode.INVALID_ARGUMENT),
-    (ImageNotFound, grpc.StatusCode.NOT_FOUND),
-    (AuthenticationRequired, grpc.StatusCode.UNAUTHENTICATED),
-    (AccessDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (RegistryUnavailable, grpc.StatusCode.UNAVAILABLE),
-    (InvalidImage, grpc.StatusCode.FAILED_PRECONDITION),
-    (VerificationFailed, grpc.StatusCode.DATA_LOSS),
-    (ImageInUse, grpc.StatusCode.FAILED_PRECONDITION),
-):
-    register(_exc, _code)
+from imagestore import ImageStoreOptions, RegistryOptions
 
 
 def store_options(cfg: ImagesConfig, images_dir: Path) -> ImageStoreOptions:

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from crid.errors import InvalidArgument
 from crid.store import MetadataStore
+from runtime.features import has_mount_setattr
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,22 @@ class Condition:
     status: bool
     reason: str = ""
     message: str = ""
+
+
+@dataclass(frozen=True)
+class HandlerFeatures:
+    """What a runtime handler can do on this kernel (CRI RuntimeHandlerFeatures)."""
+
+    recursive_read_only_mounts: bool
+    user_namespaces: bool
+
+
+def handler_features() -> HandlerFeatures:
+    """Both stand on mount_setattr(2) (probed once): rro is mount_setattr(AT_RECURSIVE,
+    MOUNT_ATTR_RDONLY); user-namespaced pods reach their rootfs and volumes through
+    idmapped mounts (MOUNT_ATTR_IDMAP) instead of chowned copies."""
+    can = has_mount_setattr()
+    return HandlerFeatures(recursive_read_only_mounts=can, user_namespaces=False)
 
 
 class NetworkStatusSource(Protocol):

@@ -14,11 +14,19 @@ from imagestore.errors import (
 from imagestore.options import ImageStoreOptions, RegistryOptions
 from imagestore.reference import Reference
 from imagestore.registry.credentials import Credentials
-from imagestore.store import FsUsage, ImageRecord, ImageStore
+from imagestore.registry.push import CatalogUnavailable
+from imagestore.store import (
+    FsUsage,
+    ImageRecord,
+    ImageStore,
+    NewImage,
+    PushEvent,
+    PushResult,
+)
 
 __all__ = [
-    "AccessDenied", "AuthenticationRequired", "Credentials", "FsUsage", "ImageInUse",
-    "ImageNotFound", "ImageRecord", "ImageStore", "ImageStoreError", "ImageStoreOptions",
-    "InvalidImage", "InvalidReference", "Reference", "RegistryOptions", "RegistryUnavailable",
-    "VerificationFailed",
+    "AccessDenied", "AuthenticationRequired", "CatalogUnavailable", "Credentials", "FsUsage",
+    "ImageInUse", "ImageNotFound", "ImageRecord", "ImageStore", "ImageStoreError",
+    "ImageStoreOptions", "InvalidImage", "InvalidReference", "NewImage", "PushEvent", "PushResult",
+    "Reference", "RegistryOptions", "RegistryUnavailable", "VerificationFailed",
 ]

@@ -7,7 +7,7 @@ import contextlib
 import fnmatch
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from crid.containers.record import ContainerState
@@ -211,18 +211,24 @@ def register(router: Router, d: DockerDeps) -> None:
     router.add("GET", "/containers/{id}/json",
                lambda req: json_response(inspect(d, find(d, req.params["id"]))))
     router.add("POST", "/containers/{id}/start",
-               lambda req: (lifecycle.start(d, req.params["id"]), empty())[1])
+               lambda req: _done(lambda: lifecycle.start(d, req.params["id"])))
     router.add("POST", "/containers/{id}/stop",
-               lambda req: (lifecycle.stop(d, req.params["id"], _timeout(req)), empty())[1])
+               lambda req: _done(lambda: lifecycle.stop(d, req.params["id"], _timeout(req))))
     router.add("POST", "/containers/{id}/restart",
-               lambda req: (lifecycle.restart(d, req.params["id"], _timeout(req)), empty())[1])
+               lambda req: _done(lambda: lifecycle.restart(d, req.params["id"], _timeout(req))))
     router.add("POST", "/containers/{id}/kill",
-               lambda req: (lifecycle.kill(d, req.params["id"], req.arg("signal")), empty())[1])
+               lambda req: _done(lambda: lifecycle.kill(d, req.params["id"], req.arg("signal"))))
     router.add("POST", "/containers/{id}/wait", lambda req: _wait(d, req))
     router.add("DELETE", "/containers/{id}",
-               lambda req: (lifecycle.remove(d, req.params["id"], req.flag("force")),
-                            empty())[1])
+               lambda req: _done(lambda: lifecycle.remove(d, req.params["id"],
+                                                          req.flag("force"))))
     router.add("GET", "/containers/{id}/logs", lambda req: logs(d, req))
     router.add("POST", "/containers/{id}/attach", lambda req: attach(d, req))
     router.add("POST", "/containers/{id}/resize", lambda req: resize(d, req))
     exec_.register(router, d)
+
+
+def _done(action: Callable[[], None]) -> Response:
+    """Run `action`; Docker answers these calls with 204 and no body."""
+    action()
+    return empty()

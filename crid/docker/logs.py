@@ -109,7 +109,8 @@ def log_stream(path: str, opts: LogOptions, running: Callable[[], bool]) -> Iter
     wanted = {STDOUT} if opts.stdout else set()
     if opts.stderr:
         wanted.add(STDERR)
-    lines = (ln for ln in _read_lines(path, running, opts.follow) if ln.stream in wanted)
+    lines: Iterator[_Line] = (ln for ln in _read_lines(path, running, opts.follow)
+                              if ln.stream in wanted)
     lines = (ln for ln in lines if not opts.since or ln.seconds >= opts.since)
     if opts.until:
         lines = (ln for ln in lines if ln.seconds <= opts.until)

@@ -1,10 +1,12 @@
-"""The one place where exceptions become gRPC status codes."""
+"""The one place where exceptions become gRPC status codes: crid's own and the libraries'."""
 
 from __future__ import annotations
 
 import grpc
 
+import imagestore
 from crid import errors
+from crid.streaming import RequestError
 
 _CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -17,12 +19,16 @@ _CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Internal: grpc.StatusCode.INTERNAL,
+    RequestError: grpc.StatusCode.INVALID_ARGUMENT,
+    imagestore.InvalidReference: grpc.StatusCode.INVALID_ARGUMENT,
+    imagestore.ImageNotFound: grpc.StatusCode.NOT_FOUND,
+    imagestore.AuthenticationRequired: grpc.StatusCode.UNAUTHENTICATED,
+    imagestore.AccessDenied: grpc.StatusCode.PERMISSION_DENIED,
+    imagestore.RegistryUnavailable: grpc.StatusCode.UNAVAILABLE,
+    imagestore.InvalidImage: grpc.StatusCode.FAILED_PRECONDITION,
+    imagestore.VerificationFailed: grpc.StatusCode.DATA_LOSS,
+    imagestore.ImageInUse: grpc.StatusCode.FAILED_PRECONDITION,
 }
-
-
-def register(exc_type: type[BaseException], code: grpc.StatusCode) -> None:
-    """Maps a library's exception type (runtime, imagestore, network) to a status code."""
-    _CODES[exc_type] = code
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:

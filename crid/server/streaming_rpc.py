@@ -7,19 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import grpc
-
 from crid.api import api_pb2 as pb
 from crid.errors import InvalidArgument
-from crid.server.errors import register
 from crid.streaming import (
     AttachRequest,
     ExecRequest,
     PortForwardRequest,
-    RequestError,
 )
-
-register(RequestError, grpc.StatusCode.INVALID_ARGUMENT)
 
 
 class SessionTargets(Protocol):

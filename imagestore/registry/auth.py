@@ -97,7 +97,9 @@ class Authorizer:
                      insecure: bool) -> tuple[str, float]:
         realm = challenge.params["realm"]
         service = challenge.params.get("service", "")
-        scopes = [scope] + [s for s in challenge.params.get("scope", "").split() if s != scope]
+        # `scope` may hold several, space-separated (a push that mounts from another repo).
+        mine = scope.split()
+        scopes = mine + [s for s in challenge.params.get("scope", "").split() if s not in mine]
         if creds and creds.identity_token:
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
                     "service": service, "scope": " ".join(scopes), "client_id": "crid"}

@@ -90,9 +90,11 @@ class RegistryClient:
         out.append(Endpoint(f"https://{host}", domain, reg.insecure, fallback, False))
         return out
 
-    def repository(self, ref: Reference, credentials: Credentials | None = None) -> Repository:
-        """A handle on `ref`'s repository for manifest and blob requests."""
-        return Repository(self, ref, credentials)
+    def repository(self, ref: Reference, credentials: Credentials | None = None,
+                   push: bool = False) -> Repository:
+        """A handle on `ref`'s repository for manifest and blob requests; with `push`, on the
+        upstream only (a mirror is a read-only cache) and with the push scope."""
+        return Repository(self, ref, credentials, push)
 
     def live(self, ep: Endpoint) -> _Live:
         """Ping `ep` once (GET /v2/), choosing the scheme and recording its challenge.
@@ -143,12 +145,22 @@ class Repository:
     """Requests for one repository, over its endpoints in order."""
 
     def __init__(self, client: RegistryClient, ref: Reference,
-                 credentials: Credentials | None) -> None:
+                 credentials: Credentials | None, push: bool = False) -> None:
         self._c = client
         self._ref = ref
         self._creds = credentials if credentials and not credentials.is_empty() else None
         self._endpoints = client.endpoints(ref.domain)
-        self._scope = f"repository:{ref.path}:pull"
+        if push:
+            self._endpoints = self._endpoints[-1:]
+        self._scope = f"repository:{ref.path}:pull" + (",push" if push else "")
+
+    @property
+    def reference(self) -> Reference:
+        return self._ref
+
+    @property
+    def upstream(self) -> Endpoint:
+        return self._endpoints[-1]
 
     def get_manifest(self, reference: str, accept: list[str]) -> Fetched:
         """Fetch the manifest or index `reference` (tag or digest), size-limited.
@@ -199,7 +211,7 @@ class Repository:
                         break
                 except (HTTPError, OSError) as e:
                     log.debug("blob %s broken at %d: %s", digest, offset, type(e).__name__)
-                _done(resp, False)
+                done(resp, False)
                 failures += 1
                 if failures > self._c.options.retries:
                     raise VerificationFailed(
@@ -208,7 +220,7 @@ class Repository:
                 self._c.transport.backoff(failures - 1, None, f"broken blob {digest}")
                 resp = self._open_blob(ep, digest, size, offset)
         finally:
-            _done(resp, complete)
+            done(resp, complete)
         if hasher.hexdigest() != digest.hex:
             raise VerificationFailed(f"blob {digest} of {self._ref.name} has digest "
                                      f"{digest.algorithm}:{hasher.hexdigest()}")
@@ -244,7 +256,7 @@ class Repository:
                                    f"over the {limit}-byte limit")
             body = _read_limited(resp, limit, f"manifest {self._ref.name}:{reference}")
         finally:
-            _done(resp, bool(body))
+            done(resp, bool(body))
         digest = Digest.of(body)
         if reference.startswith("sha") and ":" in reference and str(digest) != reference:
             raise VerificationFailed(f"manifest {self._ref.name}@{reference} from {ep.host} "
@@ -261,45 +273,67 @@ class Repository:
             if offset and resp.status == 200:  # Range ignored: skip what we already have
                 _skip(resp, offset)
         except BaseException:
-            _done(resp, False)
+            done(resp, False)
             raise
         return resp
 
     def _get(self, ep: Endpoint, path: str, headers: dict[str, str],
              what: str) -> urllib3.BaseHTTPResponse:
+        resp = self.send(ep, "GET", path, headers, what)
+        raise_for_status(resp, ep, what, self.credentials_for(ep) is not None)
+        return resp
+
+    def send(self, ep: Endpoint, method: str, target: str, headers: dict[str, str], what: str,
+             body: bytes | None = None, extra_scope: str = "") -> urllib3.BaseHTTPResponse:
+        """One authorised request: `target` is a path under `/v2/<repo>/` or an absolute URL
+        (an upload's Location). A 401 is answered once with a fresh token; the status is the
+        caller's to classify. `extra_scope` adds a scope (a cross-repository mount's source).
+
+        Raises:
+            AuthenticationRequired: still 401 and nothing more to offer.
+            RegistryUnavailable: the transport's errors.
+        """
         live = self._c.live(ep)
-        url = f"{live.base}/v2/{self._ref.path}/{path}"
-        # A pull's own credentials are for the upstream only: a mirror (maybe someone else's)
-        # gets the ones auth.json holds for the mirror's host, if any.
-        creds = (self._creds if not ep.mirror else None) or load_auth_file(
-            self._c.options.auth_file, ep.host)
-        auth = self._c.authorizer.header(live.challenge, self._scope, creds, ep.insecure)
-        resp = self._send(url, headers, auth, ep)
+        url = target if "://" in target else f"{live.base}/v2/{self._ref.path}/{target}"
+        creds = self.credentials_for(ep)
+        scope = f"{self._scope} {extra_scope}".strip()
+        auth = self._c.authorizer.header(live.challenge, scope, creds, ep.insecure)
+        req = Request(method, url, _with_auth(headers, auth), body)
+        resp = self._c.transport.send(req, ep.insecure)
         if resp.status == 401:
             challenge = parse_challenge(resp.headers.get("WWW-Authenticate")) or live.challenge
-            _discard(resp)
-            auth = self._c.authorizer.header(challenge, self._scope, creds, ep.insecure,
+            discard(resp)
+            auth = self._c.authorizer.header(challenge, scope, creds, ep.insecure,
                                              refresh=True)
             if auth is None:
                 raise AuthenticationRequired(f"{ep.host} requires credentials for {what}")
-            resp = self._send(url, headers, auth, ep)
-        _raise_for_status(resp, ep, what, creds is not None)
+            req = Request(method, url, _with_auth(headers, auth), body)
+            resp = self._c.transport.send(req, ep.insecure)
         return resp
 
-    def _send(self, url: str, headers: dict[str, str], auth: str | None,
-              ep: Endpoint) -> urllib3.BaseHTTPResponse:
-        full = dict(headers)
-        if auth:
-            full["Authorization"] = auth
-        return self._c.transport.send(Request("GET", url, full), ep.insecure)
+    def credentials_for(self, ep: Endpoint) -> Credentials | None:
+        """A request's own credentials are for the upstream only: a mirror (maybe someone
+        else's) gets the ones auth.json holds for the mirror's host, if any."""
+        return (self._creds if not ep.mirror else None) or load_auth_file(
+            self._c.options.auth_file, ep.host)
 
 
-def _raise_for_status(resp: urllib3.BaseHTTPResponse, ep: Endpoint, what: str,
-                      had_creds: bool) -> None:
+def _with_auth(headers: dict[str, str], auth: str | None) -> dict[str, str]:
+    return {**headers, "Authorization": auth} if auth else dict(headers)
+
+
+def raise_for_status(resp: urllib3.BaseHTTPResponse, ep: Endpoint, what: str,
+                     had_creds: bool, ok: tuple[int, ...] = (200, 206)) -> None:
+    """Nothing for an `ok` status; else the answer is discarded and classified.
+
+    Raises:
+        AuthenticationRequired (401), AccessDenied (403), ImageNotFound (404),
+        RegistryUnavailable (anything else).
+    """
     status = resp.status
-    if status in (200, 206):
+    if status in ok:
         return
-    _discard(resp)
+    discard(resp)
     if status == 401:
         raise AuthenticationRequired(f"{ep.host} rejected the credentials for {what}"
                                      if had_creds else f"{ep.host} requires credentials for {what}")
@@ -343,17 +377,17 @@ def _read_limited(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> byte
     return body
 
 
-def _discard(resp: urllib3.BaseHTTPResponse) -> None:
+def discard(resp: urllib3.BaseHTTPResponse) -> None:
     """Drop an error answer: read a little of it (keeps small bodies' connections reusable)."""
     try:
         resp.read(1 << 16)
         complete = resp.read(1) == b""
     except (HTTPError, OSError):
         complete = False
-    _done(resp, complete)
+    done(resp, complete)
 
 
-def _done(resp: urllib3.BaseHTTPResponse, complete: bool) -> None:
+def done(resp: urllib3.BaseHTTPResponse, complete: bool) -> None:
     """Give the connection back to the pool; close it first unless its body was read to the
     end (unread bytes would be taken for the next answer)."""
     if not complete:
@@ -383,4 +417,5 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-__all__ = ["Endpoint", "Fetched", "RegistryClient", "Repository", "is_loopback"]
+__all__ = ["Endpoint", "Fetched", "RegistryClient", "Repository", "discard", "done", "is_loopback",
+           "raise_for_status"]

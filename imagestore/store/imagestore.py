@@ -29,15 +29,31 @@ from imagestore import manifest as mf
 from imagestore import reference
 from imagestore.decompress import BombLimits
 from imagestore.digest import Digest, chain_ids
-from imagestore.errors import ImageInUse, ImageNotFound, ImageStoreError, InvalidReference
+from imagestore.errors import (
+    ImageInUse,
+    ImageNotFound,
+    ImageStoreError,
+    InvalidImage,
+    InvalidReference,
+)
 from imagestore.options import ImageStoreOptions
 from imagestore.progress import DONE, EXISTS, WAITING, LayerProgress, Progress, counting
 from imagestore.reference import Reference
 from imagestore.registry.client import RegistryClient, Repository
 from imagestore.registry.credentials import Credentials
+from imagestore.registry.push import catalog
 from imagestore.store import records as rec
-from imagestore.store.blobs import BlobStore
+from imagestore.store.blobs import BlobStore, file_chunks
+from imagestore.store.creating import (
+    CompressedLayer,
+    NewImage,
+    build_config,
+    build_manifest,
+    canonical,
+    compress_layer,
+)
 from imagestore.store.layers import LayerInfo, LayerStore
+from imagestore.store.pushing import PushEvent, PushResult, push_image, push_target
 from imagestore.store.records import ImageRecord
 from imagestore.store.resolve import Resolved, resolve
 from imagestore.unpack import unpack_layer
@@ -210,6 +226,149 @@ class ImageStore:
             rec.save(self._records_path, records)
             self._records = records
             return record
+
+    # --- making images -------------------------------------------------------------------
+
+    def create(self, new: NewImage) -> ImageRecord:
+        """Store an image made of `new.layers` (tar files) on top of `new.base`: each layer
+        unpacked (checked as a pulled one is) and kept compressed, then config, manifest and
+        the record with `new.tags` (moved from any image that had them).
+
+        Raises:
+            ImageNotFound: no such base. InvalidImage: a bad tar or config.
+            ImageStoreError: the store's own disk failed.
+        """
+        base, base_manifest, base_config = self._base(new.base)
+        work = self._tmp / f"create-{os.urandom(6).hex()}"
+        work.mkdir()
+        try:
+            layers = [compress_layer(t, work / f"{i}.gz") for i, t in enumerate(new.layers)]
+            config = build_config(base_config, new.config, [c.diff_id for c in layers])
+            chains = [str(c) for c in chain_ids(mf.diff_ids(config))]
+            with self._lock:
+                self._leases.update(chains)
+            try:
+                return self._store_made(new, base, base_manifest, config, chains, layers)
+            finally:
+                with self._lock:
+                    self._leases.subtract(chains)
+                    self._leases += Counter()
+                self.gc()
+        except OSError as e:
+            raise ImageStoreError(f"storing a new image: {e}") from e
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _base(self, name: str | None
+              ) -> tuple[ImageRecord | None, mf.Manifest | None, dict[str, Any] | None]:
+        if name is None:
+            return None, None, None
+        with self._lock:
+            record = self._find(name)
+        if record is None:
+            raise ImageNotFound(f"base image {name!r:.80} not found")
+        parsed = mf.parse(self._blobs.get(Digest.parse(record.manifest_digest)))
+        if not isinstance(parsed, mf.Manifest):
+            raise InvalidImage(f"image {record.id}'s manifest is an index")
+        return record, parsed, self.config(record.id)
+
+    def _store_made(self, new: NewImage, base: ImageRecord | None,
+                    base_manifest: mf.Manifest | None, config: dict[str, Any],
+                    chains: list[str], layers: builtins.list[CompressedLayer]) -> ImageRecord:
+        limits = BombLimits(self._opts.max_unpacked_bytes, self._opts.max_ratio,
+                            self._opts.ratio_floor)
+        first = len(chains) - len(layers)
+        infos = [self._layers.get(c) for c in chains[:first]]
+        if any(i is None for i in infos):
+            raise ImageNotFound(f"base image {new.base!r:.80} was removed meanwhile")
+        for i, (tar, layer) in enumerate(zip(new.layers, layers, strict=True)):
+            def unpack(dest: Path, tar: Path = tar, layer: CompressedLayer = layer) -> Any:
+                return unpack_layer(file_chunks(tar), "none", dest, layer.diff_id, limits)
+            infos.append(self._layers.ensure(chains[first + i], unpack))
+        config_bytes = canonical(config)
+        config_digest = Digest.of(config_bytes)
+        manifest = build_manifest(base_manifest, config_digest, len(config_bytes), layers)
+        manifest_digest = Digest.of(manifest)
+        self._blobs.put(config_digest, config_bytes)
+        self._blobs.put(manifest_digest, manifest)
+        for layer in layers:
+            self._blobs.put_file(layer.digest, layer.path)
+        blobs = {str(config_digest), str(manifest_digest), *(str(c.digest) for c in layers)}
+        if base:
+            blobs.update(base.blobs)
+        uid, username = mf.user_of(config)
+        record = ImageRecord(
+            id=str(config_digest), repo_tags=(), repo_digests=(),
+            size=sum(i.size for i in infos if i), uid=uid, username=username, pinned=False,
+            chain_ids=tuple(chains), manifest_digest=str(manifest_digest),
+            blobs=tuple(sorted(blobs)),
+            sources=(*base.repo_digests, *base.sources) if base else ())
+        tags = [str(reference.parse(t)) for t in new.tags]
+        with self._lock:
+            records = dict(self._records)
+            old = records.get(record.id)
+            keep = [t for t in (old.repo_tags if old else ()) if t not in tags]
+            for tag in tags:
+                _untag(records, tag)
+            record = self._pin(replace(record, repo_tags=(*keep, *tags),
+                                       repo_digests=old.repo_digests if old else ()))
+            records[record.id] = record
+            rec.save(self._records_path, records)
+            self._records = records
+        return record
+
+    # --- pushing -------------------------------------------------------------------------
+
+    def push(self, name_or_id: str, target: str | None = None,
+             credentials: Credentials | None = None,
+             events: Callable[[PushEvent], None] | None = None) -> PushResult:
+        """Push the image `name_or_id` to `target` (a tag; default: the image's latest tag),
+        reporting each layer's progress to `events`. The image gains the pushed repo digest.
+
+        Raises:
+            ImageNotFound, InvalidReference, AuthenticationRequired, AccessDenied,
+            RegistryUnavailable, InvalidImage, VerificationFailed.
+        """
+        with self._lock:
+            record = self._find(name_or_id)
+        if record is None:
+            raise ImageNotFound(f"image {name_or_id!r:.80} not found")
+        ref = push_target(record, target)
+        result = push_image(self._registry, self._blobs, record, ref, credentials,
+                            events or (lambda _e: None))
+        self._add_repo_digest(record.id, str(ref.with_digest(result.digest)))
+        return result
+
+    def _add_repo_digest(self, image_id: str, digest: str) -> None:
+        with self._lock:
+            current = self._records.get(image_id)
+            if current is None or digest in current.repo_digests:
+                return
+            records = dict(self._records)
+            records[image_id] = current.with_names(current.repo_tags,
+                                                   (*current.repo_digests, digest))
+            rec.save(self._records_path, records)
+            self._records = records
+
+    def search(self, term: str, limit: int = 25) -> builtins.list[str]:
+        """`registry/repository` names containing `term`, from the catalogs of the short-name
+        registries in order (through their mirrors, as pulls go), at most `limit`.
+
+        Raises:
+            CatalogUnavailable: none of the registries offers a catalog. RegistryUnavailable.
+        """
+        found: builtins.list[str] = []
+        failures: builtins.list[ImageStoreError] = []
+        for domain in self._opts.short_name_registries:
+            try:
+                names = catalog(self._registry, domain)
+            except ImageStoreError as e:
+                failures.append(e)
+                continue
+            found += [f"{domain}/{n}" for n in names if term.lower() in n.lower()]
+        if failures and len(failures) == len(self._opts.short_name_registries):
+            raise failures[0]
+        return found[:limit]
 
     # --- queries -------------------------------------------------------------------------
 

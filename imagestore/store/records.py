@@ -38,7 +38,10 @@ class ImageRecord:
     pinned: bool
     chain_ids: tuple[str, ...]
     manifest_digest: str
-    blobs: tuple[str, ...]  # every blob kept for it: manifests, index, config
+    blobs: tuple[str, ...]  # every blob kept for it: manifests, index, config, made layers
+    # `registry/repo@digest` names its layers can be fetched from besides its own repo
+    # digests: an image made here on top of a pulled one inherits the base's.
+    sources: tuple[str, ...] = ()
 
     def with_names(self, tags: tuple[str, ...], digests: tuple[str, ...]) -> ImageRecord:
         return replace(self, repo_tags=tags, repo_digests=digests)
@@ -67,4 +70,5 @@ def _from_dict(d: dict[str, Any]) -> ImageRecord:
         id=d["id"], repo_tags=tuple(d["repo_tags"]), repo_digests=tuple(d["repo_digests"]),
         size=int(d["size"]), uid=d.get("uid"), username=d.get("username", ""),
         pinned=bool(d.get("pinned")), chain_ids=tuple(d["chain_ids"]),
-        manifest_digest=d["manifest_digest"], blobs=tuple(d.get("blobs", ())))
+        manifest_digest=d["manifest_digest"], blobs=tuple(d.get("blobs", ())),
+        sources=tuple(d.get("sources", ())))

@@ -33,11 +33,27 @@ PROPAGATION_OPTIONS: dict[str, int] = {
     "slave": libc.MS_SLAVE, "rslave": libc.MS_SLAVE | libc.MS_REC,
     "unbindable": libc.MS_UNBINDABLE, "runbindable": libc.MS_UNBINDABLE | libc.MS_REC,
 }
-# Accepted and ignored: recursive mount_setattr variants and runtime extensions we do not do.
-IGNORED_OPTIONS = frozenset({"tmpcopyup", "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev",
-                             "rnoexec", "rexec", "rnodiratime", "rdiratime", "rrelatime",
-                             "rnorelatime", "rnoatime", "ratime", "rstrictatime",
-                             "rnostrictatime", "rnosymfollow", "rsymfollow"})
+# Recursive variants, applied to the mount and every mount below it with
+# mount_setattr(AT_RECURSIVE) (runc's table): option -> (clear?, MOUNT_ATTR_*).
+RECURSIVE_OPTIONS: dict[str, tuple[bool, int]] = {
+    "rro": (False, libc.MOUNT_ATTR_RDONLY), "rrw": (True, libc.MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, libc.MOUNT_ATTR_NOSUID), "rsuid": (True, libc.MOUNT_ATTR_NOSUID),
+    "rnodev": (False, libc.MOUNT_ATTR_NODEV), "rdev": (True, libc.MOUNT_ATTR_NODEV),
+    "rnoexec": (False, libc.MOUNT_ATTR_NOEXEC), "rexec": (True, libc.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, libc.MOUNT_ATTR_NODIRATIME),
+    "rdiratime": (True, libc.MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (False, libc.MOUNT_ATTR_RELATIME),
+    "rnorelatime": (True, libc.MOUNT_ATTR_RELATIME),
+    "rnoatime": (False, libc.MOUNT_ATTR_NOATIME), "ratime": (True, libc.MOUNT_ATTR_NOATIME),
+    "rstrictatime": (False, libc.MOUNT_ATTR_STRICTATIME),
+    "rnostrictatime": (True, libc.MOUNT_ATTR_STRICTATIME),
+    "rnosymfollow": (False, libc.MOUNT_ATTR_NOSYMFOLLOW),
+    "rsymfollow": (True, libc.MOUNT_ATTR_NOSYMFOLLOW),
+}
+_ATIME_MODES = (libc.MOUNT_ATTR_RELATIME, libc.MOUNT_ATTR_NOATIME, libc.MOUNT_ATTR_STRICTATIME)
+# Accepted and ignored: runtime extensions we do not do.
+IGNORED_OPTIONS = frozenset({"tmpcopyup"})
+IDMAP_OPTIONS = frozenset({"idmap", "ridmap"})
 FLAGS_KEPT_ON_REMOUNT = (libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
                          | libc.MS_NOATIME | libc.MS_NODIRATIME | libc.MS_RELATIME
                          | libc.MS_STRICTATIME | libc.MS_NOSYMFOLLOW)
@@ -48,6 +64,13 @@ class MountOptions:
     flags: int  # mount(2) flags including MS_BIND/MS_REC for binds
     propagation: tuple[int, ...]  # applied one by one after the mount
     data: str  # comma-joined filesystem-specific options (mode=755,size=...)
+    rec_set: int = 0  # MOUNT_ATTR_* set on the whole tree (mount_setattr AT_RECURSIVE)
+    rec_clr: int = 0  # MOUNT_ATTR_* cleared on it
+
+    @property
+    def recursive(self) -> bool:
+        """Whether mount_setattr(AT_RECURSIVE) has work to do after the mount."""
+        return bool(self.rec_set or self.rec_clr)
 
     @property
     def is_bind(self) -> bool:
@@ -64,17 +87,34 @@ def parse(options: tuple[str, ...], mount_type: str = "") -> MountOptions:
     flags = libc.MS_BIND if mount_type == "bind" else 0
     prop: list[int] = []
     data: list[str] = []
+    rec_set = rec_clr = 0
     for opt in options:
         if opt in FLAG_OPTIONS:
             clear, flag = FLAG_OPTIONS[opt]
             flags = flags & ~flag if clear else flags | flag
         elif opt in PROPAGATION_OPTIONS:
             prop.append(PROPAGATION_OPTIONS[opt])
-        elif opt in IGNORED_OPTIONS or opt in ("idmap", "ridmap"):
+        elif opt in RECURSIVE_OPTIONS:
+            rec_set, rec_clr = _recursive(opt, rec_set, rec_clr)
+        elif opt in IGNORED_OPTIONS or opt in IDMAP_OPTIONS:
             continue
         else:
             data.append(opt)
-    return MountOptions(flags, tuple(prop), ",".join(data))
+    return MountOptions(flags, tuple(prop), ",".join(data), rec_set, rec_clr)
+
+
+def _recursive(opt: str, rec_set: int, rec_clr: int) -> tuple[int, int]:
+    """Fold one recursive option into (set, clear); the later of two opposites wins."""
+    clear, attr = RECURSIVE_OPTIONS[opt]
+    if attr in _ATIME_MODES:
+        # The atime mode is one field (MOUNT_ATTR__ATIME): setting one clears the field first;
+        # clearing one (rnoatime -> ratime) goes back to the kernel's default, relatime.
+        rec_set &= ~libc.MOUNT_ATTR__ATIME
+        rec_clr |= libc.MOUNT_ATTR__ATIME
+        return (rec_set if clear else rec_set | attr), rec_clr
+    if clear:
+        return rec_set & ~attr, rec_clr | attr
+    return rec_set | attr, rec_clr & ~attr
 
 
 # statvfs f_flag bits -> mount flags, to re-apply "locked" flags when remounting a bind mount

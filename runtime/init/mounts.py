@@ -56,6 +56,19 @@ def mount_entry(root: str, bundle: str, m: Mount,
             remount(target, opts.remount_flags)
     for flag in opts.propagation:
         libc.mount(None, target, None, flag)
+    if opts.recursive:
+        set_recursive(root, target, opts.rec_set, opts.rec_clr)
+
+
+def set_recursive(root: str, target: str, attr_set: int, attr_clr: int) -> None:
+    """mount_setattr(AT_RECURSIVE) on the mount now at target (rro and the other recursive
+    options): unlike a bind remount, it reaches every submount too. Opened after the mount,
+    so the fd is the new mount's root, and checked to be inside root like every target."""
+    fd = securejoin.open_in_root(root, target)
+    try:
+        libc.mount_setattr(fd, "", libc.AT_EMPTY_PATH | libc.AT_RECURSIVE, attr_set, attr_clr)
+    finally:
+        os.close(fd)
 
 
 def remount(target: str, flags: int) -> None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runtime.errors import OCIRuntimeError
 from runtime.monitor.loop import (
     ChildSpawner,
     Monitor,
@@ -26,6 +27,7 @@ from runtime.monitor.loop import (
     receive_handoff,
     take_handoff,
 )
+from runtime.monitor.stdio import ChildStdio
 from runtime.procname import set_comm
 from runtime.records import dataclass, fields
 
@@ -170,8 +172,14 @@ class _Uncounted:
     """The spawner of a monitor that has none: its set-up child sends where the OOM kills
     are counted (``oomdir``/``oomfile``), or there is nowhere (no memory controller)."""
 
+    def spawn(self, stdio: ChildStdio) -> int:
+        raise OCIRuntimeError("an adopted monitor's process was spawned by its set-up child")
+
     def oom_kill_count(self) -> int:
         return 0
+
+    def oom_counter(self) -> tuple[str, str] | None:
+        return None
 
 
 def _set_up_from_wire(sock: Any, raw: bytes, fds: list[int],

@@ -142,3 +142,25 @@ def test_only_stdio_and_preserved_fds_reach_the_process(bundle):
             os.close(fd)
     assert kept.error == ""
     assert kept.output.split() == ["one", "two", "0", "1", "2", "3", "4", "5"]
+
+
+def test_rro_reaches_submounts_and_ro_does_not(bundle, tmp_path):
+    vol = tmp_path / "crt-vol"
+    (vol / "sub").mkdir(parents=True)
+    libc.mount("crt-sub", str(vol / "sub"), "tmpfs", 0, "size=1m")
+    try:
+        cfg = default_config(["sh", "-c", "touch /ro/sub/a && echo ro-sub-ok; "
+                              "touch /rro/sub/b 2>&1; touch /rro/c 2>&1; true"])
+        cfg["mounts"] += [
+            {"destination": "/ro", "type": "bind", "source": str(vol),
+             "options": ["rbind", "ro"]},
+            {"destination": "/rro", "type": "bind", "source": str(vol),
+             "options": ["rbind", "rprivate", "rro"]},
+        ]
+        res = run(bundle, cfg)
+    finally:
+        libc.umount2(str(vol / "sub"), libc.MNT_DETACH)
+    assert res.error == ""
+    lines = res.output.splitlines()
+    assert lines[0] == "ro-sub-ok"
+    assert [ln.endswith("Read-only file system") for ln in lines[1:]] == [True, True], lines

@@ -27,5 +27,22 @@ def test_clearing_options_win_when_later():
 
 
 def test_ignored_and_statvfs_flags():
-    assert mountopts.parse(("tmpcopyup", "rro", "idmap")).data == ""
+    assert mountopts.parse(("tmpcopyup", "idmap")).data == ""
     assert mountopts.statvfs_to_ms(1 | 2 | 8) == libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NOEXEC
+
+
+def test_recursive_options_become_mount_setattr_attributes():
+    o = mountopts.parse(("rbind", "ro", "rro", "rnosuid", "rnodev"))
+    assert o.recursive and o.flags & libc.MS_RDONLY
+    assert o.rec_set == libc.MOUNT_ATTR_RDONLY | libc.MOUNT_ATTR_NOSUID | libc.MOUNT_ATTR_NODEV
+    assert o.rec_clr == 0
+    assert mountopts.parse(("rro", "rrw")).rec_set == 0
+    assert mountopts.parse(("rro", "rrw")).rec_clr == libc.MOUNT_ATTR_RDONLY
+    assert not mountopts.parse(("rbind", "ro")).recursive
+
+
+def test_recursive_atime_modes_replace_each_other():
+    o = mountopts.parse(("rnoatime", "rstrictatime"))
+    assert (o.rec_set, o.rec_clr) == (libc.MOUNT_ATTR_STRICTATIME, libc.MOUNT_ATTR__ATIME)
+    o = mountopts.parse(("rnoatime", "ratime"))
+    assert (o.rec_set, o.rec_clr) == (0, libc.MOUNT_ATTR__ATIME)
