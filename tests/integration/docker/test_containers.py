@@ -88,11 +88,13 @@ def test_published_port_answers(rig: DockerRig) -> None:
 
 
 def test_docker_py_run_wait_logs_remove(rig: DockerRig, tmp_path) -> None:  # noqa: ANN001
-    (tmp_path / "data").write_text("from the host\n")
+    shared = tmp_path / "shared"  # readable by uid 1234 (tmp_path is 0700)
+    shared.mkdir(mode=0o755)
+    (shared / "data").write_text("from the host\n")
     client = rig.client()
     try:
         out = client.containers.run("busybox", ["sh", "-c", "cat /mnt/data; id -u; pwd"],
-                                    volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}},
+                                    volumes={str(shared): {"bind": "/mnt", "mode": "ro"}},
                                     working_dir="/tmp", user="1234", remove=True)
         assert out == b"from the host\n1234\n/tmp\n"
         c = client.containers.create("busybox", ["sh", "-c", "exit 7"], name="py")
