@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crid import logs
-from crid.docker.errors import BadRequest, DockerApiError, NotModified, message_body, status_for
+from crid.docker.errors import BadRequest, NotModified, message_body, status_for
 from crid.docker.http import (
     Hijack,
     HttpConnection,
@@ -28,6 +28,7 @@ from crid.docker.http import (
 from crid.docker.router import Router
 from crid.docker.versions import split_version
 from crid.errors import CridError
+from imagestore import ImageStoreError
 
 log = logs.get("crid.docker")
 
@@ -145,15 +146,15 @@ class DockerServer:
             req.version, req.path = split_version(req.path)
             handler, req.params = self._router.match(req.method, req.path)
             return handler(req)
-        except (CridError, OSError, ValueError, KeyError, TypeError) as e:
-            if not isinstance(e, (DockerApiError, CridError)) or status_for(e) >= 500:
+        except (CridError, ImageStoreError, OSError, ValueError, KeyError, TypeError) as e:
+            if status_for(e) >= 500:
                 log.warning("docker API request failed", method=req.method, path=req.path,
                             error=str(e), type=type(e).__name__)
             return _error(e)
 
 
 def _error(exc: BaseException) -> Response:
-    status = status_for(exc) if isinstance(exc, CridError) else 500
+    status = status_for(exc)
     if isinstance(exc, NotModified):
         return Response(304, b"", content_type="")
     return Response(status, json.dumps(message_body(exc)).encode() + b"\n")
