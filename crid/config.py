@@ -130,6 +130,9 @@ class DockerConfig:
     group: str = opt("", "group owning the socket; empty means root's")
     cgroup_parent: str = opt("", "cgroup parent of Docker-side containers' pods; empty means "
                              "the pods' default")
+    max_upload_size: str = opt("16Gi", "largest request body an upload endpoint takes (build "
+                               "context, docker load archive, cp tar); spooled under root",
+                               kind="size")
 
 
 @dataclass(frozen=True)

@@ -316,7 +316,8 @@ class Daemon:
                           state_dir=self.root / "docker", root=self.root,
                           cgroup_driver=self.cfg.cgroup_driver,
                           cgroup_parent=self.cfg.docker.cgroup_parent)
-        return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group)
+        return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group,
+                               upload_limit=parse_size(self.cfg.docker.max_upload_size))
 
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""
