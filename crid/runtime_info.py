@@ -32,7 +32,7 @@ def handler_features() -> HandlerFeatures:
     MOUNT_ATTR_RDONLY); user-namespaced pods reach their rootfs and volumes through
     idmapped mounts (MOUNT_ATTR_IDMAP) instead of chowned copies."""
     can = has_mount_setattr()
-    return HandlerFeatures(recursive_read_only_mounts=can, user_namespaces=False)
+    return HandlerFeatures(recursive_read_only_mounts=can, user_namespaces=can)
 
 
 class NetworkStatusSource(Protocol):

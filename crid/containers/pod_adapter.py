@@ -35,7 +35,9 @@ class PodManagerLookup:
             pod_id=pod.id.value, name=md.name, namespace=md.namespace, uid=md.uid,
             hostname=os.uname().nodename if opts.network == NODE else spec.hostname,
             netns_path=ns.get("net", ""), ipcns_path=ns.get("ipc", ""),
-            utsns_path=ns.get("uts", ""),
+            utsns_path=ns.get("uts", ""), userns_path=ns.get("user", ""),
+            userns_root=(spec.userns.uids[0].host_id, spec.userns.gids[0].host_id)
+            if spec.userns else (0, 0),
             pidns_path=f"/proc/{pod.infra.pid}/ns/pid" if shared_pid and pod.infra else "",
             resolv_conf=str(paths.dir / "resolv.conf"), hosts=str(paths.dir / "hosts"),
             hostname_file=str(paths.dir / "hostname"),
