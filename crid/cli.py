@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,12 @@ from crid import logs
 from crid.version import CRI_API_VERSION, __version__
 
 EXIT_CONFIG = 2
+EXIT_STARTUP = 1
 
 _FLAGS = {  # flag -> config key; every other option is set in the TOML file
     "root": "persistent state directory (default /var/lib/crid)",
     "run_root": "volatile state directory (default /run/crid)",
-    "listen": "CRI socket path (default <run-root>/crid.sock)",
+    "listen": "CRI socket: PATH or unix://PATH (default <run-root>/crid.sock)",
     "log_level": "debug, info, warning or error",
     "log_format": "auto, text or json",
 }
@@ -28,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                    "drop-ins are read from crid.d/ beside it")
     for key, help_text in _FLAGS.items():
         p.add_argument("--" + key.replace("_", "-"), dest=key, help=help_text)
+    p.add_argument("--version", action="version",
+                   version=f"crid {__version__} (CRI {CRI_API_VERSION})")
     p.add_argument("command", nargs="?", default="serve", choices=("serve", "config", "version"))
     return p
 
@@ -51,15 +55,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(cfg: configmod.Config) -> int:
     from crid.daemon import Daemon, StartupError  # grpc is imported only to serve
+    from crid.sd_notify import Notifier
 
     logs.setup(cfg.log_level, cfg.log_format)
-    daemon = Daemon(cfg)
+    daemon = Daemon(cfg, Notifier.from_env(os.environ))
     daemon.install_signal_handlers()
     try:
         daemon.start()
     except StartupError as e:
         logs.get().error("cannot start", error=str(e))
-        return 1
+        return EXIT_STARTUP
+    except Exception as e:  # noqa: BLE001 - an operator gets one line, not a traceback
+        logs.get().error("cannot start", error=f"{type(e).__name__}: {e}")
+        return EXIT_STARTUP
     print(f"crid serving on unix://{cfg.socket_path}", file=sys.stderr, flush=True)
     try:
         daemon.wait()

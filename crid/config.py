@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,24 @@ def parse_size(text: str) -> int:
     if not m:
         raise ValueError(f"not a size: {text!r} (use e.g. \"64Mi\", \"1G\", \"65536\")")
     return int(m.group(1)) * 1024 ** "_kmgt".index((m.group(2) or "_").lower())
+
+
+UNIX_SCHEME = "unix://"
+
+
+def socket_file(listen: str) -> str:
+    """The filesystem path of a `listen` value: a path, or `unix://PATH` as crictl and the
+    kubelet write endpoints."""
+    return listen[len(UNIX_SCHEME):] if listen.startswith(UNIX_SCHEME) else listen
+
+
+def _check_listen(value: str) -> None:
+    if not value:
+        return
+    if "://" in value and not value.startswith(UNIX_SCHEME):
+        raise ValueError(f"{value!r}: only unix sockets are served (a path or unix:///path)")
+    if not socket_file(value).startswith("/"):
+        raise ValueError(f"{value!r} is not an absolute socket path (use /path or unix:///path)")
 
 
 def _check_cidr(value: str, version: int) -> None:
@@ -104,10 +123,21 @@ class StreamingConfig:
 
 
 @dataclass(frozen=True)
+class DockerConfig:
+    enable: bool = opt(True, "serve the Docker Engine API (docs/docker-api.md)")
+    listen: str = opt("", "its unix socket; empty means <run_root>/docker.sock (mode 0660, "
+                      "root-equivalent: TCP is not offered)")
+    group: str = opt("", "group owning the socket; empty means root's")
+    cgroup_parent: str = opt("", "cgroup parent of Docker-side containers' pods; empty means "
+                             "the pods' default")
+
+
+@dataclass(frozen=True)
 class Config:
     root: str = opt("/var/lib/crid", "persistent state: images, containers, metadata")
     run_root: str = opt("/run/crid", "volatile state: socket, namespaces, monitors")
-    listen: str = opt("", "CRI socket path; empty means <run_root>/crid.sock")
+    listen: str = opt("", "CRI socket: a path or unix:///path; empty means <run_root>/crid.sock",
+                      kind="listen")
     log_level: str = opt("info", "log level", choices=("debug", "info", "warning", "error"))
     log_format: str = opt("auto", "text on a terminal, else JSON", choices=("auto", "text", "json"))
     cgroup_driver: str = opt("cgroupfs", "cgroup driver: reported to the kubelet, lays out pod and "
@@ -118,13 +148,18 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     pods: PodsConfig = field(default_factory=PodsConfig)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
+    docker: DockerConfig = field(default_factory=DockerConfig)
 
     @property
     def socket_path(self) -> str:
-        return self.listen or str(Path(self.run_root) / "crid.sock")
+        return socket_file(self.listen) or str(Path(self.run_root) / "crid.sock")
+
+    @property
+    def docker_socket_path(self) -> str:
+        return self.docker.listen or str(Path(self.run_root) / "docker.sock")
 
 
-_KIND_CHECKS = {
+_KIND_CHECKS: dict[str, Callable[[Any], object]] = {
     "positive": lambda v: None if v > 0 else _raise("must be greater than 0"),
     "port": lambda v: None if 0 <= v <= 65535 else _raise("must be a port number 0-65535"),
     "duration": lambda v: parse_duration(v) and None,
@@ -132,6 +167,7 @@ _KIND_CHECKS = {
     "cidr4": lambda v: _check_cidr(v, 4),
     "cidr6": lambda v: _check_cidr(v, 6),
     "ip": lambda v: ipaddress.ip_address(v) and None,
+    "listen": _check_listen,
     "ifname": lambda v: None if 0 < len(v) <= 15 and "/" not in v and " " not in v
     else _raise("must be a network interface name of 1-15 characters"),
 }

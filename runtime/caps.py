@@ -3,10 +3,18 @@
 ``apply_bounding`` and ``apply_sets`` run in the container process; the order around setuid is
 runc's: drop the bounding set, set PR_SET_KEEPCAPS, change user, clear KEEPCAPS, then capset the
 effective/permitted/inheritable sets and raise the ambient ones.
+
+A spec may ask for capabilities the runtime itself does not hold (root without
+CAP_SYS_RESOURCE on kind nodes, nested containers, hardened hosts): those are left out, as
+containerd leaves them out of a privileged spec, instead of failing the container with
+capset's EPERM; ``log_ungranted`` says which at debug level. Ambient capabilities outside the
+granted permitted and inheritable sets are skipped, as runc does (its default spec lists
+ambient capabilities but no inheritable set).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from runtime import libc
@@ -93,6 +101,62 @@ def masks(bounding: Iterable[str], effective: Iterable[str], permitted: Iterable
                     to_mask(inheritable, last), to_mask(ambient, last))
 
 
+@dataclass(frozen=True)
+class Held:
+    """The capability sets a process holds."""
+
+    effective: int
+    permitted: int
+    inheritable: int
+    bounding: int
+
+
+def held() -> Held:
+    """The calling thread's sets (the bounding set read one capability at a time)."""
+    eff, perm, inh = libc.capget()
+    bounding = 0
+    for n in range(last_cap() + 1):
+        if libc.prctl(libc.PR_CAPBSET_READ, n) == 1:
+            bounding |= 1 << n
+    return Held(eff, perm, inh, bounding)
+
+
+_SETPCAP = 1 << CAP_NUMBERS["CAP_SETPCAP"]
+
+
+def grantable(m: CapMasks, h: Held) -> CapMasks:
+    """What of m a process holding h can give itself with capset and PR_CAP_AMBIENT_RAISE
+    (capabilities(7) and the kernel's cap_capset): permitted within the held permitted set,
+    effective within the new permitted, inheritable within held inheritable|bounding (and
+    inheritable|permitted without CAP_SETPCAP), ambient within the new permitted & inheritable.
+    The bounding set is unchanged: dropping from it never fails for want of a capability."""
+    permitted = m.permitted & h.permitted
+    inheritable = m.inheritable & (h.inheritable | h.bounding)
+    if not h.effective & _SETPCAP:
+        inheritable &= h.inheritable | h.permitted
+    return CapMasks(m.bounding, m.effective & permitted, permitted, inheritable,
+                    m.ambient & permitted & inheritable)
+
+
+_log = logging.getLogger("runtime.caps")
+
+
+def log_ungranted(what: str, m: CapMasks, h: Held | None = None) -> None:
+    """Debug lines naming the capabilities of m that a process holding h (default: this one)
+    leaves out; nothing is read when debug logging is off."""
+    if not _log.isEnabledFor(logging.DEBUG):
+        return
+    g = grantable(m, h or held())
+    missing = (m.effective | m.permitted | m.inheritable) & ~(g.effective | g.permitted
+                                                              | g.inheritable)
+    if missing:
+        _log.debug("%s: capabilities the runtime does not hold, not granted: %s", what,
+                   ", ".join(mask_names(missing)))
+    if m.ambient & ~g.ambient:
+        _log.debug("%s: ambient capabilities not in the permitted and inheritable sets, "
+                   "not raised: %s", what, ", ".join(mask_names(m.ambient & ~g.ambient)))
+
+
 def apply_bounding(m: CapMasks) -> None:
     """Drop every capability not in the bounding set (needs CAP_SETPCAP, so before setuid)."""
     for n in range(last_cap() + 1):
@@ -110,11 +174,9 @@ def keep_caps(on: bool) -> None:
 
 
 def apply_sets(m: CapMasks) -> None:
-    """capset effective/permitted/inheritable, then raise the ambient set.
-
-    Ambient capabilities the kernel refuses (not in permitted and inheritable) raise OSError,
-    as runc does.
-    """
+    """capset effective/permitted/inheritable, then raise the ambient set; each only as far
+    as this process can grant it (see ``grantable``)."""
+    m = grantable(m, held())
     libc.capset(m.effective, m.permitted, m.inheritable)
     libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_CLEAR_ALL)
     for n in range(last_cap() + 1):

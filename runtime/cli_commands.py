@@ -14,13 +14,15 @@ the calling client as a ``Foreground`` to wait for), or in the calling process i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +202,8 @@ def execute(argv: list[str], host: Host) -> tuple[argparse.Namespace | None, int
         _parser().print_help()
         return args, 0
     try:
-        return args, _COMMANDS[args.command](args) or 0
+        with _debug_log(args):
+            return args, _COMMANDS[args.command](args) or 0
     except (OCIRuntimeError, UsageError, OSError, TimeoutError) as e:
         _log_error(args, str(e))
         return args, 1
@@ -232,12 +235,41 @@ def finish(args: argparse.Namespace | None, record: bytes) -> int:
     return code
 
 
-def _log_error(args: argparse.Namespace, msg: str) -> None:
+class _CommandLog(logging.Handler):
+    """The runtime library's log records of one command, as ``--log``/stderr lines."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__(logging.DEBUG)
+        self.args = args
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _log_error(self.args, record.getMessage(), record.levelname.lower())
+
+
+@contextlib.contextmanager
+def _debug_log(args: argparse.Namespace) -> Iterator[None]:
+    """With ``--debug``, the library's debug records go where runc's do, for this command only
+    (the runtime server runs many commands with different flags)."""
+    if not args.debug:
+        yield
+        return
+    logger, handler = logging.getLogger("runtime"), _CommandLog(args)
+    saved = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
+
+
+def _log_error(args: argparse.Namespace, msg: str, level: str = "error") -> None:
     if args.log_format == "json":
-        line = json.dumps({"level": "error", "msg": msg,
+        line = json.dumps({"level": level, "msg": msg,
                            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     else:
-        line = f"crid-runtime: {msg}"
+        line = f"crid-runtime: {msg}" if level == "error" else f"crid-runtime: {level}: {msg}"
     if args.log:
         try:
             with open(args.log, "a") as f:

@@ -72,6 +72,11 @@ def features() -> dict[str, Any]:
                 "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE",
                               "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
                 "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                               "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                               "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "supportedFlags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                                   "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
             },
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
@@ -79,5 +84,14 @@ def features() -> dict[str, Any]:
             # idmap/ridmap binds, mapped like the user namespace the container joins
             "mountExtensions": {"idmap": {"enabled": has_mount_setattr()}},
         },
-        "annotations": {"io.github.crid.runtime.monitor": "per-container monitor, CRI logs"},
+        "annotations": {"io.github.crid.runtime.monitor": "per-container monitor, CRI logs",
+                        **_libseccomp_annotation()},
     }
+
+
+def _libseccomp_annotation() -> dict[str, str]:
+    """runc's annotation naming the libseccomp that compiles the filters (none if absent)."""
+    try:
+        return {"io.github.seccomp.libseccomp.version": libc.seccomp_version()}
+    except OSError:
+        return {}

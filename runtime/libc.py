@@ -399,3 +399,139 @@ def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int = 0, attr_clr
                          ctypes.c_uint(flags), ctypes.byref(attr),
                          ctypes.c_size_t(ctypes.sizeof(attr))),
            f"mount_setattr({path or dirfd!r}, set {attr_set:#x}, clear {attr_clr:#x})")
+
+
+# libseccomp (Debian's libseccomp2): compiles seccomp profiles into BPF as runc, crun and youki
+# do. Loaded on first use: most CLI calls (state, kill, delete) never compile a filter.
+_seccomp_lib: ctypes.CDLL | None = None
+NR_SCMP_ERROR = -1  # __NR_SCMP_ERROR: a name libseccomp does not know
+
+
+class ScmpArgCmp(ctypes.Structure):
+    """``struct scmp_arg_cmp``: argument ``arg`` compared with ``op`` (enum scmp_compare)."""
+
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+
+
+class _ScmpVersion(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+
+def _libseccomp() -> ctypes.CDLL:
+    global _seccomp_lib
+    if _seccomp_lib is None:
+        try:
+            lib = ctypes.CDLL("libseccomp.so.2")
+        except OSError as e:
+            raise OSError(2, f"loading libseccomp.so.2 (Debian package libseccomp2): {e}") from e
+        lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        lib.seccomp_init.restype = ctypes.c_void_p
+        lib.seccomp_release.argtypes = [ctypes.c_void_p]
+        lib.seccomp_release.restype = None
+        lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
+        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
+        lib.seccomp_syscall_resolve_num_arch.argtypes = [ctypes.c_uint32, ctypes.c_int]
+        lib.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p  # malloc'd: freed here
+        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                                               ctypes.c_uint, ctypes.POINTER(ScmpArgCmp)]
+        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+        lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.seccomp_api_get.restype = ctypes.c_uint
+        lib.seccomp_version.restype = ctypes.POINTER(_ScmpVersion)
+        _seccomp_lib = lib
+    return _seccomp_lib
+
+
+def _scmp_check(ret: int, what: str) -> int:
+    # libseccomp returns -errno and leaves errno alone.
+    if ret < 0:
+        raise OSError(-ret, f"{what}: {os.strerror(-ret)}")
+    return ret
+
+
+def seccomp_version() -> str:
+    """libseccomp's version, e.g. ``2.5.4``."""
+    v = _libseccomp().seccomp_version().contents
+    return f"{v.major}.{v.minor}.{v.micro}"
+
+
+def seccomp_api_get() -> int:
+    """The API level libseccomp found this kernel to support (seccomp_api_get(3))."""
+    return int(_libseccomp().seccomp_api_get())
+
+
+def seccomp_arch_resolve_name(name: str) -> int | None:
+    """The audit arch token of a libseccomp arch name (``x86_64``, ``aarch64``); None if
+    unknown."""
+    token = int(_libseccomp().seccomp_arch_resolve_name(name.encode()))
+    return token or None
+
+
+def seccomp_syscall_resolve_name(name: str, arch: int = 0) -> int | None:
+    """The syscall number of ``name`` on ``arch`` (0: the native one); negative numbers are
+    libseccomp's pseudo-syscalls (a call other arches of the filter have). None: unknown."""
+    lib = _libseccomp()
+    nr = (lib.seccomp_syscall_resolve_name_arch(arch, name.encode()) if arch
+          else lib.seccomp_syscall_resolve_name(name.encode()))
+    return None if nr == NR_SCMP_ERROR else int(nr)
+
+
+def seccomp_syscall_resolve_num(nr: int, arch: int = 0) -> str | None:
+    """The name of syscall ``nr`` on ``arch`` (0: native); None if libseccomp knows none."""
+    ptr = _libseccomp().seccomp_syscall_resolve_num_arch(arch, nr)
+    if not ptr:
+        return None
+    try:
+        return ctypes.string_at(ptr).decode()
+    finally:
+        _libc.free(ctypes.c_void_p(ptr))
+
+
+class SeccompContext:
+    """A libseccomp filter under construction (``scmp_filter_ctx``); a context manager that
+    releases it. Each method raises OSError with libseccomp's errno and what was asked."""
+
+    def __init__(self, default_action: int) -> None:
+        self._lib = _libseccomp()
+        self._ctx = self._lib.seccomp_init(default_action)
+        if not self._ctx:
+            raise OSError(22, f"seccomp_init(default action {default_action:#x}) failed")
+
+    def __enter__(self) -> SeccompContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._ctx:
+            self._lib.seccomp_release(self._ctx)
+            self._ctx = None
+
+    def attr_set(self, attr: int, value: int) -> None:
+        _scmp_check(self._lib.seccomp_attr_set(self._ctx, attr, value),
+                    f"seccomp_attr_set({attr}, {value:#x})")
+
+    def arch_add(self, token: int) -> None:
+        ret = self._lib.seccomp_arch_add(self._ctx, token)
+        if ret != -17:  # EEXIST: the native arch, always present
+            _scmp_check(ret, f"seccomp_arch_add({token:#x})")
+
+    def rule_add(self, action: int, nr: int, conds: list[ScmpArgCmp]) -> None:
+        arr = (ScmpArgCmp * len(conds))(*conds)
+        _scmp_check(self._lib.seccomp_rule_add_array(self._ctx, action, nr, len(conds), arr),
+                    f"seccomp_rule_add(syscall {nr}, action {action:#x}, {len(conds)} args)")
+
+    def export_bpf(self) -> bytes:
+        """The BPF program (``struct sock_filter[]`` bytes), through a memfd."""
+        fd = os.memfd_create("crid-seccomp", os.MFD_CLOEXEC)
+        try:
+            _scmp_check(self._lib.seccomp_export_bpf(self._ctx, fd), "seccomp_export_bpf")
+            size = os.lseek(fd, 0, os.SEEK_CUR)
+            return os.pread(fd, size, 0)
+        finally:
+            os.close(fd)

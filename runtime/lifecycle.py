@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from runtime import hooks
+from runtime import caps, hooks
 from runtime.cgroup_seam import Cgroups, host_view, is_frozen, open_cgroups
 from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError, RequestError
@@ -91,6 +91,10 @@ class Runtime:
         spec = load_spec(bundle)
         if spec.process is None:
             raise InvalidState(f"creating container {req.id}: config.json has no process")
+        if spec.process.capabilities is not None:
+            c = spec.process.capabilities
+            caps.log_ungranted(f"container {req.id}", caps.masks(
+                c.bounding, c.effective, c.permitted, c.inheritable, c.ambient))
         # compiled here, once per profile, and before anything is made: a bad one is refused
         seccomp = self._filters.get(spec.linux.seccomp) if spec.linux.seccomp else None
         d = self.store.reserve(req.id)

@@ -75,7 +75,10 @@ class Zygote:
         env = {**os.environ, "PYTHONPATH": root}
         proc = subprocess.Popen([python, "-S", "-m", "runtime.zygote", str(theirs.fileno())],
                                 pass_fds=[theirs.fileno()], env=env, cwd="/",
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                # A process group of its own: a terminal's Ctrl-C (SIGINT to
+                                # the foreground group) reaches the daemon, which closes it.
+                                process_group=0)
         theirs.close()
         ours.settimeout(timeout)
         try:

@@ -63,30 +63,51 @@ def host_device(d: DeviceRequest) -> HostDevice:
                       d.permissions)
 
 
-def localhost_profile(req: ContainerRequest, profile_root: Path) -> dict[str, Any] | None:
-    """The Localhost seccomp profile the request names, read from under profile_root.
+def localhost_profile(req: ContainerRequest) -> dict[str, Any] | None:
+    """The Localhost seccomp profile the request names: any absolute path to a regular,
+    readable JSON file, as containerd and CRI-O take it (the kubelet computes it under its
+    own --root-dir, which operators move).
 
     Raises:
-        InvalidArgument: outside the root, not JSON, too big; NotFound: unreadable.
+        InvalidArgument: a relative path, a missing or unreadable file, not a regular file, not
+        a JSON object, too big; each naming the path.
     """
     prof = req.security.seccomp
     if prof.kind != ProfileKind.LOCALHOST or req.security.privileged:
         return None
-    root = profile_root.resolve()
-    path = Path(os.path.realpath(prof.localhost_ref))
-    if root not in path.parents:
-        raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r} is outside {root}")
-    try:
-        data = path.read_bytes()[:MAX_PROFILE_BYTES + 1]
-    except OSError as e:
-        raise NotFound(f"seccomp profile {prof.localhost_ref!r}: {e.strerror}") from e
+    ref = prof.localhost_ref
+    if not os.path.isabs(ref):
+        raise InvalidArgument(f"seccomp profile {ref!r}: not an absolute path")
+    data = _read_regular(ref, MAX_PROFILE_BYTES + 1)
     try:
         profile = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r}: {e}") from e
+        raise InvalidArgument(f"seccomp profile {ref!r}: not JSON: {e}") from e
     if len(data) > MAX_PROFILE_BYTES or not isinstance(profile, dict):
-        raise InvalidArgument(f"seccomp profile {prof.localhost_ref!r} is not a profile")
+        raise InvalidArgument(f"seccomp profile {ref!r}: not a seccomp profile object")
     return profile
+
+
+def _read_regular(path: str, limit: int) -> bytes:
+    """Up to limit bytes of a regular file. O_NONBLOCK: a FIFO planted at the path must not
+    hang the request; it is refused after the fstat.
+
+    Raises:
+        InvalidArgument: missing, unreadable, or not a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise InvalidArgument(f"seccomp profile {path!r}: {e.strerror}") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidArgument(f"seccomp profile {path!r}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(limit)
+    except OSError as e:
+        raise InvalidArgument(f"seccomp profile {path!r}: {e.strerror}") from e
+    finally:
+        os.close(fd)
 
 
 def log_path(log_directory: str, log_path: str) -> str:

@@ -91,7 +91,22 @@ def _profile(msg: pb.SecurityProfile, has: bool, legacy: str, default: ProfileKi
     return Profile(default) if not legacy else Profile(ProfileKind.UNCONFINED)
 
 
+def check_run_as_group(sc: pb.LinuxContainerSecurityContext | pb.LinuxSandboxSecurityContext,
+                       what: str) -> None:
+    """A group without a user is refused, as containerd and CRI-O do: the image's user would
+    otherwise run with a primary group nobody asked for together.
+
+    Raises:
+        InvalidArgument: run_as_group set without run_as_user or run_as_username.
+    """
+    has_user = sc.HasField("run_as_user") or bool(getattr(sc, "run_as_username", ""))
+    if sc.HasField("run_as_group") and not has_user:
+        raise InvalidArgument(f"{what}: run_as_group {sc.run_as_group.value} is set without "
+                              "run_as_user or run_as_username")
+
+
 def _security(sc: pb.LinuxContainerSecurityContext) -> Security:
+    check_run_as_group(sc, "container security_context")
     ns = sc.namespace_options
     return Security(
         privileged=sc.privileged,

@@ -99,7 +99,7 @@ class Transport:
             except (HTTPError, OSError) as e:
                 if last:
                     raise RegistryUnavailable(
-                        f"cannot reach {urlsplit(req.url).netloc}: {type(e).__name__}") from e
+                        f"cannot reach {urlsplit(req.url).netloc}: {_reason(e)}") from e
                 self.backoff(attempt, None, f"{type(e).__name__} on {_safe(req.url)}")
                 continue
             if (resp.status == 429 or resp.status >= 500) and not last:
@@ -165,3 +165,17 @@ def _safe(url: str) -> str:
     """The URL without its query (pre-signed storage URLs carry credentials there)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in the system's words ("Connection refused", "timed out"):
+    urllib3's own exceptions wrap the OSError that says it, and name the URL, which may not
+    be shown as it is."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        if isinstance(seen, TimeoutError) or "timed out" in str(seen).lower():
+            return "timed out"
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__

@@ -1,4 +1,4 @@
-"""OCI ``linux.seccomp``: validation, a BPF compiler of our own, and loading."""
+"""OCI ``linux.seccomp``: validation, compiling with libseccomp, and loading."""
 
 from runtime.seccomp.compiler import CompiledFilter, compile_filter
 from runtime.seccomp.errors import SeccompError

@@ -193,7 +193,8 @@ def _flags(v: Any, field: str) -> int:
     bits = 0
     for i, f in enumerate(_list(v, field)):
         if f in _REFUSED_FLAGS:
-            raise SpecError(f"{field}[{i}]", f"{f} is not supported")
+            raise SpecError(f"{field}[{i}]", f"{f} is not supported: it only applies to a "
+                                             "seccomp user-notification listener")
         if f not in FLAGS:
             raise SpecError(f"{field}[{i}]", f"unknown flag {f!r}; expected one of {sorted(FLAGS)}")
         bits |= FLAGS[f]

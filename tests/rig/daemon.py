@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 
 from crid.api import api_pb2_grpc
+from crid.config import socket_file
 
 TOP = Path(__file__).resolve().parents[2]
 
@@ -78,28 +79,34 @@ def test_network_config(base: Path) -> tuple[Path, str]:
     return cfg, bridge
 
 
-def start_crid(base: Path, *extra: str, config: Path | None = None,
-               timeout: float = 20) -> CridProcess:
+def start_crid(base: Path, *extra: str, config: Path | None = None, timeout: float = 20,
+               env: dict[str, str] | None = None, new_session: bool = False,
+               listen: str | None = None, wait: bool = True) -> CridProcess:
     """Starts crid with root, run root and socket under `base`; waits until it answers.
 
     Without `config`, crid gets a test network of its own (bridge, CIDR), removed by stop().
+    `env` adds variables; `new_session` gives it a session and process group of its own (as a
+    shell gives a foreground job: a test can then signal the whole group, as Ctrl-C does).
+    `listen` is the --listen value (default: the path <base>/run/crid.sock). With `wait`
+    false it returns at once, before crid answers.
     """
     bridge = None
     if config is None:
         config, bridge = test_network_config(base)
     root, run_root = base / "root", base / "run"
-    sock = run_root / "crid.sock"
+    sock = Path(socket_file(listen)) if listen else run_root / "crid.sock"
     log_path = base / f"crid-{time.monotonic_ns()}.log"
-    args = ["--root", str(root), "--run-root", str(run_root), "--listen", str(sock),
+    args = ["--root", str(root), "--run-root", str(run_root), "--listen", listen or str(sock),
             "--log-level", "debug", "--log-format", "json", *extra]
     if config is not None:
         args = ["--config", str(config), *args]
-    env = dict(os.environ, PYTHONPATH=str(TOP))
+    full_env = dict(os.environ, PYTHONPATH=str(TOP), **(env or {}))
     with log_path.open("wb") as log:
         proc = subprocess.Popen(crid_command(*args), stdout=log, stderr=subprocess.STDOUT,
-                                env=env, cwd=TOP)
+                                env=full_env, cwd=TOP, start_new_session=new_session)
     daemon = CridProcess(root, run_root, sock, proc, log_path, bridge)
-    _wait_ready(daemon, timeout)
+    if wait:
+        _wait_ready(daemon, timeout)
     return daemon
 
 

@@ -46,9 +46,13 @@ def _bad_configs(rig: ContainerRig) -> list[tuple[str, pb.ContainerConfig, grpc.
             run_as_username="crt-nobody-here")), NOT_FOUND),
         ("unknown capability", container_config(command=sh, linux=_linux(
             capabilities=pb.Capability(add_capabilities=["CAP_CRT_MAGIC"]))), INVALID),
-        ("seccomp profile outside the root", container_config(command=sh, linux=_linux(
+        *[(f"seccomp profile {ref}", container_config(command=sh, linux=_linux(
             seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Localhost,
-                                       localhost_ref="/etc/passwd"))), INVALID),
+                                       localhost_ref=ref))), INVALID)
+          for ref in ("/etc/passwd", "profiles/p.json", str(rig.base),
+                      str(rig.base / "none.json"))],
+        ("run_as_group without a user", container_config(command=sh, linux=_linux(
+            run_as_group=pb.Int64Value(value=1234))), INVALID),
         ("recursive read-only without readonly", container_config(command=sh, mounts=[
             pb.Mount(container_path="/data", host_path=str(rig.base / "data"),
                      recursive_read_only=True)]), INVALID),

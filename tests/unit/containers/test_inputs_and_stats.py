@@ -24,10 +24,10 @@ from crid.containers.ports import PodForContainers
 from crid.containers.record import ContainerRecord, ContainerState
 from crid.containers.runtime_adapter import exit_info, parse_rfc3339_nano
 from crid.containers.spec import PodContext
-from crid.containers.stats import CgroupReader, net_usage
+from crid.containers.stats import net_usage
 from crid.errors import InvalidArgument, NotFound
 from crid.server import container_rpc, metrics_rpc
-from runtime.cgroups import CgroupStats, CpuStats, MemoryStats, PidsStats, parse_cgroups_path
+from runtime.cgroups import parse_cgroups_path
 from runtime.monitor.exitfile import ExitStatus
 
 POD = PodContext("p", "n", "ns", "u", "h")
@@ -61,19 +61,19 @@ def test_host_devices(tmp_path: Path) -> None:
         inputs.host_device(DeviceRequest("/dev/x", "/dev/null", "rwx"))
 
 
-def test_localhost_seccomp_profile_root(tmp_path: Path) -> None:
+def test_localhost_seccomp_profile_any_absolute_path(tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
     (tmp_path / "bad.json").write_text("not json")
+    (tmp_path / "list.json").write_text("[1]")
+    os.mkfifo(tmp_path / "fifo")
     prof = lambda ref: _req(seccomp=Profile(ProfileKind.LOCALHOST, ref))  # noqa: E731
-    assert inputs.localhost_profile(prof(str(tmp_path / "p.json")), tmp_path) == {
+    assert inputs.localhost_profile(prof(str(tmp_path / "p.json"))) == {
         "defaultAction": "SCMP_ACT_ALLOW"}
-    assert inputs.localhost_profile(_req(), tmp_path) is None
-    with pytest.raises(InvalidArgument):
-        inputs.localhost_profile(prof("/etc/passwd"), tmp_path)
-    with pytest.raises(InvalidArgument):
-        inputs.localhost_profile(prof(str(tmp_path / "bad.json")), tmp_path)
-    with pytest.raises(NotFound):
-        inputs.localhost_profile(prof(str(tmp_path / "none.json")), tmp_path)
+    assert inputs.localhost_profile(_req()) is None
+    for bad in ("p.json", str(tmp_path), str(tmp_path / "bad.json"), str(tmp_path / "list.json"),
+                str(tmp_path / "none.json"), str(tmp_path / "fifo")):
+        with pytest.raises(InvalidArgument, match=repr(bad)):
+            inputs.localhost_profile(prof(bad))
 
 
 def test_log_and_cgroup_paths() -> None:
@@ -139,19 +139,6 @@ def test_exec_output_budget_is_shared_by_both_streams() -> None:
     col.add(2, b"abcdef")
     col.add(1, b"zzz")
     assert (bytes(col.bufs[1]), bytes(col.bufs[2])) == (b"123456", b"abcd")
-
-
-def _stats(ts: int, cpu: int) -> CgroupStats:
-    return CgroupStats(ts, CpuStats(usage_ns=cpu), MemoryStats(usage=100, working_set=60,
-                                                               limit=160), PidsStats(current=2))
-
-
-def test_nanocores_from_two_samples() -> None:
-    reader = CgroupReader()
-    first = reader._usage("/x", _stats(1_000_000_000, 0))
-    second = reader._usage("/x", _stats(2_000_000_000, 500_000_000))
-    assert (first.cpu.nano_cores, second.cpu.nano_cores) == (0, 500_000_000)
-    assert (second.available, second.processes) == (100, 2)
 
 
 def test_network_counters_of_a_process() -> None:

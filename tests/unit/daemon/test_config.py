@@ -79,3 +79,13 @@ def test_bad_dropin_is_named(tmp_path: Path) -> None:
                                            ("45s", 45)])
 def test_parse_duration(text: str, seconds: float) -> None:
     assert c.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(("listen", "path"), [
+    ("/run/x/crid.sock", "/run/x/crid.sock"),
+    ("unix:///run/x/crid.sock", "/run/x/crid.sock"),
+    ("", "/run/crid/crid.sock"),
+])
+def test_listen_takes_a_path_or_a_unix_url(listen: str, path: str) -> None:
+    cfg = c.Config(listen=listen)
+    assert cfg.socket_path == path

@@ -121,7 +121,7 @@ def test_a_program_the_kernel_refuses_is_a_seccomp_error() -> None:
     # As root we hold CAP_SYS_ADMIN, so loading succeeds without no_new_privs; the error path
     # is exercised with an invalid program instead (a jump past the end).
     bad = prepare_filter({"defaultAction": "SCMP_ACT_ALLOW"})
-    broken = type(bad)(program=bad.program[:-1], flags=0)
+    broken = type(bad).from_bytes(bad.encode()[:-8], 0)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:

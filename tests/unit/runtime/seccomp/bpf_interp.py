@@ -1,4 +1,4 @@
-"""A classic-BPF interpreter for the instructions the seccomp compiler emits (test oracle)."""
+"""A classic-BPF interpreter for the instructions libseccomp and the ENOSYS stub emit (oracle)."""
 
 from __future__ import annotations
 
