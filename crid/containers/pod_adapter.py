@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
+from crid.containers.model import NsMode, UserNs
 from crid.containers.ports import PodForContainers
 from crid.containers.spec import PodContext
 from crid.errors import FailedPrecondition
 from crid.pods import PodManager, PodState
-from crid.pods.model import NODE, POD
+from crid.pods.model import NODE, POD, UserNamespace
 
 
 class PodManagerLookup:
@@ -45,7 +46,16 @@ class PodManagerLookup:
         return PodForContainers(context=ctx, cgroup_parent=pod.cgroup,
                                 log_directory=spec.log_directory,
                                 host_network=opts.network == NODE, host_ipc=opts.ipc == NODE,
-                                host_pid=opts.pid == NODE, shared_pid=shared_pid)
+                                host_pid=opts.pid == NODE, shared_pid=shared_pid,
+                                userns=_userns(spec.userns))
 
     def pod_ids(self) -> set[str]:
         return {p.id.value for p in self._pods.list_pods()}
+
+
+def _userns(u: UserNamespace | None) -> UserNs:
+    if u is None:
+        return UserNs()
+    return UserNs(NsMode[u.mode],
+                  tuple((m.container_id, m.host_id, m.length) for m in u.uids),
+                  tuple((m.container_id, m.host_id, m.length) for m in u.gids))

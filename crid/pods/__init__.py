@@ -11,6 +11,6 @@ from crid.pods.model import (
 from crid.pods.setup import SetupDeps
 from crid.pods.state import PodState
 
-__all__ = ["IdMapping", "Metadata", "NamespaceOptions", "PodFilter", "PodId", "PodManager", "PodOptions",
-           "PodSandbox", "PodSpec", "PodState", "SetupDeps", "UserNamespace",
+__all__ = ["IdMapping", "Metadata", "NamespaceOptions", "PodFilter", "PodId", "PodManager",
+           "PodOptions", "PodSandbox", "PodSpec", "PodState", "SetupDeps", "UserNamespace",
            "handler_set"]

@@ -10,6 +10,7 @@ from collections.abc import Collection
 from crid.errors import InvalidArgument
 from crid.pods.cgroups import CGROUPFS, pod_cgroup_path
 from crid.pods.model import CONTAINER, NODE, POD, TARGET, PodSpec, UserNamespace
+from crid.runtime_info import handler_features
 
 # Limits of glibc's resolver (resolv.h MAXNS/MAXDNSRCH are lower, but newer glibc and musl
 # accept more; these are the kubelet's own validation limits, generous but finite).
@@ -89,6 +90,10 @@ def _userns(spec: PodSpec, userns: UserNamespace) -> None:
     """A pod user namespace (KEP-127): mode POD, one uid and one gid mapping, each mapping
     container id 0 (the container's root must exist in it), no host namespace beside it."""
     where = "namespace_options.userns_options"
+    if not handler_features().user_namespaces:
+        raise InvalidArgument(f"{where}: this node cannot run pods in user namespaces "
+                              "(see Status: the kernel lacks idmapped overlay layers, or "
+                              "user namespaces are disabled)")
     if userns.mode != POD:
         raise InvalidArgument(f"{where}.mode {userns.mode}: only POD (a user namespace for "
                               "the pod) or NODE (the host's) is supported")

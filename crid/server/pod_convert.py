@@ -66,7 +66,8 @@ def spec_from_pb(req: pb.RunPodSandboxRequest) -> PodSpec:
         cgroup_parent=linux.cgroup_parent,
         namespaces=NamespaceOptions(_mode(ns.network, "network"), _mode(ns.pid, "pid"),
                                     _mode(ns.ipc, "ipc"), ns.target_id,
-                                    _userns(ns.userns_options)),
+                                    _userns(ns.userns_options)
+                                    if ns.HasField("userns_options") else None),
         sysctls=dict(linux.sysctls),
         overhead=resources_from_pb(linux.overhead) if linux.HasField("overhead") else None,
         resources=resources_from_pb(linux.resources) if linux.HasField("resources") else None,
@@ -80,7 +81,9 @@ def _mode(value: int, what: str) -> str:
 
 
 def _userns(u: pb.UserNamespace) -> UserNamespace | None:
-    """NODE (the default) is the host's user namespace; the others are checked later."""
+    """NODE is the host's user namespace, as is an absent userns_options (the mode's zero
+    value is POD: only a message the kubelet set asks for one); the others are checked
+    later."""
     mode = _mode(u.mode, "userns_options.mode")
     if mode == "NODE":
         return None
