@@ -53,7 +53,7 @@ from crid.containers.users import resolve_user
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.events import ContainerEvent, EventBus
 from crid.locks import KeyedLocks
-from crid.names import NameRegistry
+from crid.reservations import ReservationStore
 from crid.resources import Resources
 from crid.store import MetadataStore
 from runtime.atomic import write_atomic
@@ -67,6 +67,7 @@ class ContainerOptions:
     forbidden_roots: tuple[Path, ...]  # crid's own state: never a mount or device source
     cgroup_driver: str = "cgroupfs"
     apparmor_enabled: bool = False
+    retry_wait: float = 30.0  # how long a retried create waits for the first one
     grantable_caps: frozenset[str] = frozenset(capabilities.ALL_CAPS)  # the engine's bounding set
 
 
@@ -89,18 +90,17 @@ class ContainerManager:
                  images: ImageLookup, pods: PodLookup, events: EventBus) -> None:
         self._o, self._store, self._rt = opts, store, runtime
         self._images, self._pods, self._events = images, pods, events
-        self._lock = threading.RLock()  # the index (_records, _handoff, _exec_templates)
+        self._lock = threading.RLock()  # the index (_records, _exec_templates)
         self._ops = KeyedLocks()  # one lock per container: its changing operations
         # Traversable, not listable: a user-namespaced container's root (a host uid of its
         # pod's range) walks down to its rootfs (see `_container_dir_mode`).
         opts.root.mkdir(parents=True, exist_ok=True, mode=0o711)
         opts.root.chmod(0o711)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
-        self._names = NameRegistry()
-        self._handoff: dict[str, str] = {}  # name key -> id of a create whose caller left
+        self._names: ReservationStore[str] = ReservationStore()
         self._exec_templates: dict[str, dict[str, Any]] = {}  # id -> config.json process
         for r in self._records.values():
-            self._names.reserve(_name_key(r.pod_id, r.name, r.attempt), r.id)
+            self._names.hold(_name_key(r.pod_id, r.name, r.attempt), r.id)
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -135,8 +135,9 @@ class ContainerManager:
                caller_gone: Callable[[], bool] = lambda: False) -> ContainerRecord:
         """Creates a container in a ready pod; nothing is left behind when it fails.
 
-        A create that outlived its RPC (`caller_gone()` true once done) is handed back to the
-        kubelet's retry of the same name instead of failing it with AlreadyExists.
+        A retry of a create still in flight waits for it; one that outlived its RPC
+        (`caller_gone()` true once done) is handed back to the kubelet's retry of the same
+        name instead of failing it with AlreadyExists (crid/reservations.py).
 
         Raises:
             NotFound: the pod or image does not exist; FailedPrecondition: the pod is not
@@ -146,20 +147,27 @@ class ContainerManager:
             raise InvalidArgument("pod sandbox id is required")
         pod = self._pods.container_context(pod_id)
         key = _name_key(pod.context.pod_id, req.name, req.attempt)
-        handed = self._take_handoff(key)
-        if handed is not None:
-            return handed
+        res, mine = self._names.reserve(key, lambda: secrets.token_hex(32), self._o.retry_wait)
+        if not mine:
+            return self.get(res.holder)
+        ok = False
+        try:
+            rec = self._create(res.holder, pod, req)
+            ok = True
+        finally:
+            self._names.finish(key, res, ok, abandoned=ok and caller_gone())
+        self._publish(rec, "CREATED")
+        return rec
+
+    def _create(self, cid: str, pod: PodForContainers, req: ContainerRequest) -> ContainerRecord:
         req = inputs.with_pod_namespaces(req, pod)
         image = self._images.status(req.image)
         if image is None:
             raise NotFound(f"image {req.image!r} is not present: pull it first")
         resolved = self._resolve(req)
         log_path = inputs.log_path(pod.log_directory, req.log_path)
-        cid = secrets.token_hex(32)
         cdir = self._o.root / cid
         with contextlib.ExitStack() as undo:
-            self._names.reserve(key, cid)
-            undo.callback(self._names.release, cid)
             cdir.mkdir(parents=True, mode=0o700)
             cdir.chmod(_container_dir_mode(pod.context.userns_path))
             undo.callback(rootfs_mod.remove_container_dir, cdir)
@@ -177,17 +185,7 @@ class ContainerManager:
                                                    log_path, spec, user, img), pid=pid)
             self._save(rec)
             undo.pop_all()
-        self._publish(rec, "CREATED")
-        if caller_gone():
-            with self._lock:
-                self._handoff[key] = rec.id
         return rec
-
-    def _take_handoff(self, key: str) -> ContainerRecord | None:
-        with self._lock:
-            cid = self._handoff.pop(key, None)
-            rec = self._records.get(cid or "")
-        return rec if rec is not None and rec.state is ContainerState.CREATED else None
 
     def _spec(self, cid: str, req: ContainerRequest, image: Any, pod: PodForContainers,
               rootfs: Path, resolved: _Resolved) -> tuple[dict[str, Any], Any, ImageConfig]:
@@ -282,7 +280,7 @@ class ContainerManager:
                 self._remove(rec)
         except _Gone:
             return
-        self._names.release(rec.id)
+        self._names.release(_name_key(rec.pod_id, rec.name, rec.attempt), rec.id)
         self._publish(rec, "DELETED")
 
     def _remove(self, rec: ContainerRecord) -> None:

@@ -23,11 +23,11 @@ from crid.pods.ids import PodId
 from crid.pods.infra import infra_alive
 from crid.pods.layout import PodPaths
 from crid.pods.model import PodSandbox, PodSpec
-from crid.pods.names import NameRegistry
 from crid.pods.namespaces import is_pinned
 from crid.pods.setup import SetupDeps, create_sandbox, namespace_kinds
 from crid.pods.state import PodState
 from crid.pods.teardown import remove_leftovers, remove_sandbox, stop_sandbox
+from crid.reservations import ReservationStore
 from crid.resources import Resources
 from crid.store import MetadataStore
 
@@ -64,7 +64,7 @@ class PodManager:
         self._opts = opts
         self._store = store
         self._deps = deps
-        self._names = NameRegistry()
+        self._names: ReservationStore[PodId] = ReservationStore()
         self._index_lock = threading.Lock()
         self._pods: dict[str, PodSandbox] = {}
         self._locks = KeyedLocks()  # one per pod: everything done to that pod
@@ -87,18 +87,18 @@ class PodManager:
             Internal subtypes / network errors: a step failed (everything done is undone).
         """
         validate.validate(spec, self._opts.handlers, self._deps.cgroup_driver)
-        res, mine = self._names.reserve(spec.metadata, self._opts.retry_wait)
+        res, mine = self._names.reserve(spec.metadata, PodId.new, self._opts.retry_wait)
         if not mine:
-            return res.pod_id
+            return res.holder
         ok = False
         try:
-            with self._locks.held(res.pod_id.value):
-                pod = create_sandbox(res.pod_id, spec, self._deps)
+            with self._locks.held(res.holder.value):
+                pod = create_sandbox(res.holder, spec, self._deps)
                 self._commit(pod)
             ok = True
         finally:
             self._names.finish(spec.metadata, res, ok, abandoned=ok and caller_gone())
-        return res.pod_id
+        return res.holder
 
     # -- Stop / Remove -------------------------------------------------------------------
 
