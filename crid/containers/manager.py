@@ -99,6 +99,7 @@ class ContainerManager:
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names: ReservationStore[str] = ReservationStore()
         self._exec_templates: dict[str, dict[str, Any]] = {}  # id -> config.json process
+        self._exit_waits: dict[str, threading.Event] = {}  # id -> set when its exit is marked
         for r in self._records.values():
             self._names.hold(_name_key(r.pod_id, r.name, r.attempt), r.id)
 
@@ -261,17 +262,37 @@ class ContainerManager:
             return
         if rec.state is ContainerState.RUNNING and timeout > 0:
             self._rt.kill(rec.id, _signal_number(rec.stop_signal))
-            info = self._rt.wait(rec.id, timeout)
+            info = self._await_exit(rec.id, timeout)
             if info is not None:
                 self.mark_exited(rec.id, info)
                 return
         self._rt.kill(rec.id, signal.SIGKILL)
-        info = self._rt.wait(rec.id, 30)
+        info = self._await_exit(rec.id, 30)
         if info is None:
             if self._rt.is_running(rec.id):
                 raise FailedPrecondition(f"container {rec.id} did not die after SIGKILL")
             info = ExitInfo(137, message="process gone without an exit record")
         self.mark_exited(rec.id, info)
+
+    def _await_exit(self, cid: str, timeout: float) -> ExitInfo | None:
+        """The container's exit, as soon as it is known: the exit watcher's inotify marks it
+        (``mark_exited`` wakes this wait, no polling), or its monitor has written it already;
+        None after ``timeout`` seconds. The monitor records an exit once nothing of the
+        container is left (``runtime.monitor.leftovers``), so a stop returns only then."""
+        with self._lock:
+            event = self._exit_waits.setdefault(cid, threading.Event())
+        deadline = time.monotonic() + timeout
+        while True:
+            rec = self._records.get(cid)
+            if rec is None:  # removed meanwhile
+                return ExitInfo(137)
+            if rec.state is ContainerState.EXITED:  # marked already: mark_exited ignores this
+                return ExitInfo(rec.exit_code, finished_at=rec.finished_at)
+            info = self._rt.exit_status(cid)
+            left = deadline - time.monotonic()
+            if info is not None or left <= 0:
+                return info
+            event.wait(left)
 
     def remove(self, cid: str) -> None:
         """Kills if running, removes the runtime state, rootfs and record; idempotent."""
@@ -292,6 +313,7 @@ class ContainerManager:
             self._store.delete(KIND, rec.id)
             self._records.pop(rec.id, None)
             self._exec_templates.pop(rec.id, None)
+            self._exit_waits.pop(rec.id, None)
 
     def stop_pod(self, pod_id: str, timeout: int = 0) -> None:
         """Stops every container of the pod (StopPodSandbox)."""
@@ -385,6 +407,9 @@ class ContainerManager:
             rec = self._save(rec.moved_to(ContainerState.EXITED, exit_code=info.exit_code,
                                           finished_at=info.finished_at or time.time_ns(),
                                           reason=reason, message=info.message))
+            waiting = self._exit_waits.pop(cid, None)
+        if waiting is not None:
+            waiting.set()
         self._publish(rec, "STOPPED")
         return rec
 
