@@ -116,7 +116,11 @@ class Runtime:
                 seccomp: CompiledFilter | None) -> Created:
         (d / "config.json").write_bytes(Path(bundle, "config.json").read_bytes())
         fifo = str(d / "exec.fifo")
+        # In a user namespace the init reopens it as a uid of its range (which may not be
+        # known here: a namespace joined by path): writable by all, as runc makes it (0622).
         os.mkfifo(fifo, 0o600)
+        if spec.linux.namespace("user") is not None:
+            os.chmod(fifo, 0o622)
         rec = ContainerRecord(id=req.id, bundle=bundle, created=rfc3339_nano(),
                               annotations=dict(spec.annotations),
                               rootfs=os.path.join(bundle, spec.root.path), exec_fifo=fifo,
