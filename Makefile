@@ -3,7 +3,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration proto proto-check lint bench deps clean
+.PHONY: run run-deps test unit integration proto proto-check lint bench deps clean install uninstall
 
 PINS    := tools/constraints.txt
 
@@ -20,8 +20,24 @@ $(VENV)/.installed: pyproject.toml $(PINS)
 deps:
 	tools/install-deps.sh
 
-run: $(VENV)/.installed
+# What `make run` needs on a stock Debian (python3-venv for the venv, the tools crid runs).
+run-deps:
+	tools/install-deps.sh run
+
+run: run-deps $(VENV)/.installed
 	$(VENV)/bin/crid
+
+# `make install` (PREFIX=/usr/local, DESTDIR, SYSCONFDIR=/etc, UNITDIR=PREFIX/lib/systemd/system):
+# a venv with the pinned dependencies under PREFIX/lib/crid, wrappers in PREFIX/bin, the unit, the
+# default config (kept if present), the docs. See docs/operating.md.
+PREFIX  ?= /usr/local
+export PREFIX DESTDIR SYSCONFDIR UNITDIR
+
+install: run-deps
+	tools/install.sh install
+
+uninstall:
+	tools/install.sh uninstall
 
 # The shape is part of the contract: make test fails on lint, type or import-contract errors too.
 test: deps $(VENV)/.installed lint

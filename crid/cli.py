@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                    "drop-ins are read from crid.d/ beside it")
     for key, help_text in _FLAGS.items():
         p.add_argument("--" + key.replace("_", "-"), dest=key, help=help_text)
+    p.add_argument("--version", action="version",
+                   version=f"crid {__version__} (CRI {CRI_API_VERSION})")
     p.add_argument("command", nargs="?", default="serve", choices=("serve", "config", "version"))
     return p
 
@@ -52,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(cfg: configmod.Config) -> int:
     from crid.daemon import Daemon, StartupError  # grpc is imported only to serve
+    from crid.sd_notify import Notifier
 
     logs.setup(cfg.log_level, cfg.log_format)
-    daemon = Daemon(cfg)
+    daemon = Daemon(cfg, Notifier.from_env(os.environ))
     daemon.install_signal_handlers()
     try:
         daemon.start()

@@ -123,6 +123,16 @@ class StreamingConfig:
 
 
 @dataclass(frozen=True)
+class DockerConfig:
+    enable: bool = opt(True, "serve the Docker Engine API (docs/docker-api.md)")
+    listen: str = opt("", "its unix socket; empty means <run_root>/docker.sock (mode 0660, "
+                      "root-equivalent: TCP is not offered)")
+    group: str = opt("", "group owning the socket; empty means root's")
+    cgroup_parent: str = opt("", "cgroup parent of Docker-side containers' pods; empty means "
+                             "the pods' default")
+
+
+@dataclass(frozen=True)
 class Config:
     root: str = opt("/var/lib/crid", "persistent state: images, containers, metadata")
     run_root: str = opt("/run/crid", "volatile state: socket, namespaces, monitors")
@@ -138,10 +148,15 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     pods: PodsConfig = field(default_factory=PodsConfig)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
+    docker: DockerConfig = field(default_factory=DockerConfig)
 
     @property
     def socket_path(self) -> str:
         return socket_file(self.listen) or str(Path(self.run_root) / "crid.sock")
+
+    @property
+    def docker_socket_path(self) -> str:
+        return self.docker.listen or str(Path(self.run_root) / "docker.sock")
 
 
 _KIND_CHECKS: dict[str, Callable[[Any], object]] = {

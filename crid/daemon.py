@@ -22,11 +22,13 @@ from grpc_reflection.v1alpha import reflection
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
 from crid.config import Config, NetworkConfig, parse_size
+from crid.containers import capabilities
 from crid.containers.exit_watch import ExitWatchThread
 from crid.containers.manager import ContainerManager, ContainerOptions
 from crid.containers.pod_adapter import PodManagerLookup
 from crid.containers.runtime_adapter import EmbeddedRuntime, RuntimeOptions
 from crid.containers.stats import CgroupReader
+from crid.docker import DockerDeps, DockerFrontDoor
 from crid.events import EventBus
 from crid.images import store_options
 from crid.network import PodNetwork, make_pod_network
@@ -36,10 +38,11 @@ from crid.pods.cgroups import RuntimePodCgroups
 from crid.pods.namespaces import NamespacePinner
 from crid.pods.network import ReadinessCondition
 from crid.runtime_info import PodCidrStore
+from crid.sd_notify import Notifier
 from crid.server.container_rpc import ContainerDeps
 from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
-from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps
+from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps, add_to_server
 from crid.server.stats_rpc import StatsDeps
 from crid.server.streaming_rpc import StreamingDeps
 from crid.store import MetadataStore
@@ -52,6 +55,7 @@ log = logs.get("crid.daemon")
 GRACE_SECONDS = 10
 SIGNAL_POLL_SECONDS = 0.2
 MAX_MESSAGE = 16 * 1024 * 1024
+PROBE_SECONDS = 30
 
 
 class StartupError(Exception):
@@ -104,8 +108,9 @@ def prepare_socket(path: Path) -> None:
 class Daemon:
     """One running crid: components, gRPC server, and the lock on its root."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
+        self._notifier = notifier or Notifier()
         self.root = Path(cfg.root)
         self.run_root = Path(cfg.run_root)
         self.socket_path = Path(cfg.socket_path)
@@ -118,6 +123,7 @@ class Daemon:
         self._exits: ExitWatchThread | None = None
         self._streaming: StreamingServer | None = None
         self._runtime: EmbeddedRuntime | None = None
+        self._docker: DockerFrontDoor | None = None
         self._events = EventBus()
         self._socket_ours = False
 
@@ -146,11 +152,43 @@ class Daemon:
                 raise StartupError(f"cannot listen on {self.socket_path}")
             self._server.start()
             os.chmod(self.socket_path, 0o660)
+            if self._docker is not None:
+                prepare_socket(Path(self.cfg.docker_socket_path))
+                self._docker.start()
         except BaseException:
             self._teardown()  # whatever started (zygote, streaming server) stops again
             raise
         log.info("serving", socket=str(self.socket_path), root=str(self.root),
                  run_root=str(self.run_root), pid=os.getpid())
+        self._announce_ready()
+
+    def _announce_ready(self) -> None:
+        """READY=1 to systemd once both CRI services answer on the socket (the kubelet,
+        ordered after this unit, calls them first thing), then the watchdog."""
+        try:
+            self._probe(images=True)
+        except grpc.RpcError as e:
+            self.stop()
+            raise StartupError(f"serving on {self.socket_path}, but it does not answer: "
+                               f"{e.code().name} {e.details()}") from None
+        self._notifier.notify("READY=1", f"STATUS=serving on unix://{self.socket_path}",
+                              f"MAINPID={os.getpid()}")
+        self._notifier.start_watchdog(self._stopped, self._answers)
+
+    def _probe(self, images: bool) -> None:
+        with grpc.insecure_channel(f"unix://{self.socket_path}") as channel:
+            api_pb2_grpc.RuntimeServiceStub(channel).Version(
+                api_pb2.VersionRequest(), timeout=PROBE_SECONDS)
+            if images:
+                api_pb2_grpc.ImageServiceStub(channel).ImageFsInfo(
+                    api_pb2.ImageFsInfoRequest(), timeout=PROBE_SECONDS)
+
+    def _answers(self) -> bool:
+        try:
+            self._probe(images=False)
+        except grpc.RpcError:
+            return False
+        return True
 
     def _build_server(self, store: MetadataStore) -> grpc.Server:
         server = grpc.server(
@@ -167,6 +205,8 @@ class Daemon:
         pods = self._build_pods(store, network)
         containers.append(self._build_containers(store, pods))
         streaming = self._build_streaming(containers[0], pods)
+        if self.cfg.docker.enable:
+            self._docker = self._build_docker(containers[0], pods)
         runtime = RuntimeService(RuntimeServiceDeps(
             config=self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
             pods=pods, pod_network=network,
@@ -174,7 +214,7 @@ class Daemon:
             stats=StatsDeps(containers[0], pods, CgroupReader()), streaming=streaming))
         images = ImageService(ImageServiceDeps(
             store=self._images, containers_dir=self.root / "containers"))
-        api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
+        add_to_server(runtime, server)
         api_pb2_grpc.add_ImageServiceServicer_to_server(images, server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -222,10 +262,15 @@ class Daemon:
                              launcher=self._zygote)
         self._runtime = rt
         assert self._images is not None
+        grantable = capabilities.engine_caps()
+        if capabilities.ungranted(grantable):
+            log.info("capabilities this engine does not hold cannot be granted to containers "
+                     "(privileged, ALL and named adds get the rest)",
+                     capabilities=capabilities.ungranted(grantable))
         manager = ContainerManager(
             ContainerOptions(root=self.root / "containers",
                              forbidden_roots=(self.root, self.run_root),
-                             cgroup_driver=self.cfg.cgroup_driver),
+                             cgroup_driver=self.cfg.cgroup_driver, grantable_caps=grantable),
             store, rt, self._images, PodManagerLookup(pods), self._events)
         self._exits = ExitWatchThread(self.run_root / "exits", manager.mark_exited)
         for change in manager.reconcile():
@@ -249,6 +294,17 @@ class Daemon:
         log.info("streaming server", url=self._streaming.base_url)
         return StreamingDeps(self._streaming, targets)
 
+    def _build_docker(self, containers: ContainerManager, pods: PodManager) -> DockerFrontDoor:
+        """The Docker Engine API over the same managers (docs/docker-api.md)."""
+        assert self._images is not None and self._runtime is not None
+        deps = DockerDeps(pods=pods, containers=containers, images=self._images,
+                          events=self._events, runtime=self._runtime,
+                          console_dir=self.run_root / "console",
+                          state_dir=self.root / "docker", root=self.root,
+                          cgroup_driver=self.cfg.cgroup_driver,
+                          cgroup_parent=self.cfg.docker.cgroup_parent)
+        return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group)
+
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""
         # Python runs signal handlers only in the main thread, between bytecodes. The kernel may
@@ -266,6 +322,9 @@ class Daemon:
 
     def stop(self) -> None:
         """Stops accepting calls, lets in-flight ones finish; containers are left running."""
+        if self._stopped.is_set() and self._server is None:
+            return  # stopped already (a failed start-up probe, then the caller's finally)
+        self._notifier.notify("STOPPING=1")
         self._stopped.set()
         log.info("stopping", grace_seconds=GRACE_SECONDS)
         self._teardown()
@@ -275,6 +334,9 @@ class Daemon:
         if self._server is not None:
             self._server.stop(GRACE_SECONDS).wait()
             self._server = None
+        if self._docker is not None:
+            self._docker.stop()
+            self._docker = None
         if self._streaming is not None:
             self._streaming.stop()  # ends every session: exec'd processes are killed
             self._streaming = None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,15 @@ settings.register_profile("crid", deadline=None)
 settings.load_profile("crid")
 
 pytest_plugins = ["tests.rig.fixtures"]
+
+# pytest keeps its temporary directories under one root per user and deletes all but the last
+# three runs' at each start: two checkouts testing at once (work trees, a CI run beside a
+# developer's) would delete each other's directories, mounts and sockets mid-test. A root of
+# this checkout's own keeps them apart.
+_CHECKOUT = hashlib.sha256(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:8]
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT",
+                      str(Path(tempfile.gettempdir()) / f"crt{_CHECKOUT}"))
+Path(os.environ["PYTEST_DEBUG_TEMPROOT"]).mkdir(mode=0o700, exist_ok=True)
 
 _TIERS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration}
 

@@ -1,7 +1,18 @@
-"""Capability sets for containers: the default set, CRI add/drop with or without `CAP_`, `ALL`."""
+"""Capability sets for containers: the default set, CRI add/drop with or without `CAP_`, `ALL`,
+within what the engine itself may grant.
+
+The engine can give a container only what is in its own bounding set: root lacks
+CAP_SYS_RESOURCE on kind nodes, in nested containers and on many hardened hosts. containerd
+builds a privileged container's set from the capabilities it holds; crid does the same for
+privileged, `ALL` and named adds, so such containers start with what can be had.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from crid import logs
+from crid.containers.model import Security
 from crid.errors import InvalidArgument
 
 # Linux capabilities in number order (capability.h), up to CAP_CHECKPOINT_RESTORE (40).
@@ -34,9 +45,37 @@ def normalize(name: str) -> str:
     return full
 
 
-def container_caps(add: tuple[str, ...], drop: tuple[str, ...], privileged: bool) -> list[str]:
+def engine_caps(status: Path = Path("/proc/self/status")) -> frozenset[str]:
+    """The capabilities in this process's bounding set (``CapBnd``), the most a container it
+    makes can hold. All of them when the file cannot be read."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                mask = int(line.split(":", 1)[1], 16)
+                return frozenset(c for i, c in enumerate(ALL_CAPS) if mask >> i & 1)
+    except (OSError, ValueError):
+        pass
+    return frozenset(ALL_CAPS)
+
+
+def container_caps(add: tuple[str, ...], drop: tuple[str, ...], privileged: bool,
+                   grantable: frozenset[str] = frozenset(ALL_CAPS)) -> list[str]:
     """The bounding/effective/permitted set, in containerd's order: `ALL` adds, `ALL` drops,
-    then single adds, then single drops (so a named drop wins over a named add)."""
+    then single adds, then single drops (so a named drop wins over a named add); only what is
+    in `grantable` (the engine's bounding set).
+
+    Raises:
+        InvalidArgument: an unknown capability.
+    """
+    return [c for c in requested_caps(add, drop, privileged) if c in grantable]
+
+
+def requested_caps(add: tuple[str, ...], drop: tuple[str, ...], privileged: bool) -> list[str]:
+    """The set `container_caps` gives before it is limited to what the engine holds.
+
+    Raises:
+        InvalidArgument: an unknown capability.
+    """
     if privileged:
         return list(ALL_CAPS)
     adds = [normalize(c) for c in add]
@@ -46,3 +85,20 @@ def container_caps(add: tuple[str, ...], drop: tuple[str, ...], privileged: bool
         caps = []
     caps += [c for c in dict.fromkeys(adds) if c != "ALL" and c not in caps]
     return [c for c in caps if c not in drops]
+
+
+def ungranted(grantable: frozenset[str]) -> list[str]:
+    """The capabilities no container can get from this engine, in number order."""
+    return [c for c in ALL_CAPS if c not in grantable]
+
+
+def log_ungranted(cid: str, sec: Security, grantable: frozenset[str]) -> None:
+    """Debug line for a container asking for capabilities the engine does not hold."""
+    left_out = [c for c in requested_caps(sec.caps_add, sec.caps_drop, sec.privileged)
+                if c not in grantable]
+    if left_out:
+        _log.debug("capabilities the engine does not hold, not granted", container_id=cid,
+                   capabilities=left_out)
+
+
+_log = logs.get("crid.containers")

@@ -2,8 +2,8 @@
 
 The process gets pipes of ours for stdout/stderr (its monitor, forked by the zygote, is its
 parent and reaps it). Output beyond the cap is read and dropped, so the process never blocks on
-a full pipe and memory stays bounded. On timeout the process is killed and its exit awaited, so
-no zombie is left for the next probe to see.
+a full pipe and memory stays bounded. On timeout the process, its process group and every
+descendant are killed and their reaping awaited, so nothing is left for the next probe to see.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import time
 from typing import Any
 
 from crid.containers.ports import ExecResult
 from crid.errors import DeadlineExceeded, FailedPrecondition, Internal
+from runtime import proctree
 from runtime.errors import InvalidState, OCIRuntimeError
 from runtime.lifecycle import ExecRequest, Runtime
 
@@ -44,7 +44,8 @@ def run_exec(rt: Runtime, cid: str, process: dict[str, Any], timeout: float,
 
     Raises:
         FailedPrecondition: the container is not running.
-        DeadlineExceeded: timeout (> 0) passed; the process was killed and reaped.
+        DeadlineExceeded: timeout (> 0) passed; the process and its children were killed and
+        reaped.
         Internal: the runtime failed to start the process.
     """
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -88,7 +89,7 @@ def _collect(pid: int, wait_fd: int, out_r: int, err_r: int, timeout: float, lim
         if exited_at is None and deadline is not None and now >= deadline:
             _kill_and_reap(pid, wait_fd)
             raise DeadlineExceeded(f"exec in container {cid} timed out after {timeout}s; "
-                                   "the process was killed")
+                                   "the process and its children were killed")
         waits = list(streams) + ([wait_fd] if exited_at is None else [])
         left = 0.1 if deadline is None else max(0.0, min(deadline - now, 0.1))
         if exited_at is not None:
@@ -114,13 +115,14 @@ def _exit_code(record: bytes) -> int:
 
 
 def _kill_and_reap(pid: int, wait_fd: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    """Kill the process and everything it started, and return once all are reaped: the
+    caller (cri-tools, a probe's next run) looks for them right after DEADLINE_EXCEEDED."""
+    procs = proctree.kill_tree(pid)
     # The monitor reaps the process, then writes the exit record and closes the wait fd.
     deadline = time.monotonic() + REAP_TIMEOUT
     while time.monotonic() < deadline:
         if select.select([wait_fd], [], [], deadline - time.monotonic())[0]:
             if not os.read(wait_fd, 65536):
-                return
+                break
+    # Orphaned children are reaped by the container's init (its pid namespace's reaper).
+    proctree.wait_gone(procs, max(0.0, deadline - time.monotonic()))

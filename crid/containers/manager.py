@@ -3,6 +3,12 @@
 The manager owns records (persisted in the metadata store, listed from memory), name
 reservations, and each container's directory under <root>/containers/<id>. It reaches the
 runtime, images and pods through small Protocols (crid/containers/ports.py).
+
+Operations that change a container (start, remove, resource updates) hold that container's own
+lock and re-read its record once they hold it, as containerd's setContainerStarting keeps start
+and remove apart: a start can never save back the record a concurrent remove just deleted.
+Status and list take no per-container lock; exits are recorded under the index lock alone, so
+the exit watcher never waits behind a slow operation.
 """
 
 from __future__ import annotations
@@ -15,12 +21,12 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crid.containers import inputs
+from crid.containers import capabilities, inputs
 from crid.containers import rootfs as rootfs_mod
 from crid.containers.model import (
     ContainerRequest,
@@ -40,6 +46,7 @@ from crid.containers.spec import HostDevice, SpecInputs, generate_spec, resource
 from crid.containers.users import resolve_user
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.events import ContainerEvent, EventBus
+from crid.locks import KeyedLocks
 from crid.names import NameRegistry
 from crid.resources import Resources
 from crid.store import MetadataStore
@@ -54,6 +61,7 @@ class ContainerOptions:
     forbidden_roots: tuple[Path, ...]  # crid's own state: never a mount or device source
     cgroup_driver: str = "cgroupfs"
     apparmor_enabled: bool = False
+    grantable_caps: frozenset[str] = frozenset(capabilities.ALL_CAPS)  # the engine's bounding set
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,8 @@ class ContainerManager:
                  images: ImageLookup, pods: PodLookup, events: EventBus) -> None:
         self._o, self._store, self._rt = opts, store, runtime
         self._images, self._pods, self._events = images, pods, events
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the index (_records, _handoff, _exec_templates)
+        self._ops = KeyedLocks()  # one lock per container: its changing operations
         opts.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names = NameRegistry()
@@ -185,7 +194,8 @@ class ContainerManager:
             pod=pod.context, user=user, rootfs=str(rootfs),
             cgroups_path=inputs.cgroups_path(pod.cgroup_parent, cid, self._o.cgroup_driver),
             devices=resolved.devices, localhost_seccomp=resolved.seccomp, target_pid=target_pid,
-            apparmor_enabled=self._o.apparmor_enabled)
+            apparmor_enabled=self._o.apparmor_enabled, grantable_caps=self._o.grantable_caps)
+        capabilities.log_ungranted(cid, req.security, self._o.grantable_caps)
         return generate_spec(spec_inputs), user, img
 
     def _resolve(self, req: ContainerRequest) -> _Resolved:
@@ -218,17 +228,17 @@ class ContainerManager:
         Raises:
             NotFound; FailedPrecondition: the container is not CREATED.
         """
-        rec = self.get(cid)
-        if not rec.state.can_start():
-            raise FailedPrecondition(f"container {rec.id} is {rec.state.name.lower()}, "
-                                     "not created")
-        started_at = time.time_ns()  # before the release: a quick exit must not precede it
-        self._rt.start(rec.id)
-        with self._lock:
-            current = self._records.get(rec.id, rec)
-            if current.state is ContainerState.CREATED:
-                current = self._save(current.moved_to(ContainerState.RUNNING,
-                                                      started_at=started_at))
+        with self._current(cid) as rec:
+            if not rec.state.can_start():
+                raise FailedPrecondition(f"container {rec.id} is {rec.state.name.lower()}, "
+                                         "not created")
+            started_at = time.time_ns()  # before the release: a quick exit must not precede it
+            self._rt.start(rec.id)
+            with self._lock:  # the exit watcher may have recorded a quick exit meanwhile
+                current = self._records[rec.id]
+                if current.state is ContainerState.CREATED:
+                    current = self._save(current.moved_to(ContainerState.RUNNING,
+                                                          started_at=started_at))
         self._publish(current, "STARTED")
         exit_info = self._rt.exit_status(rec.id)
         if exit_info is not None:  # it already ended while we were recording the start
@@ -257,9 +267,14 @@ class ContainerManager:
     def remove(self, cid: str) -> None:
         """Kills if running, removes the runtime state, rootfs and record; idempotent."""
         try:
-            rec = self.get(cid)
-        except NotFound:
+            with self._current(cid) as rec:
+                self._remove(rec)
+        except _Gone:
             return
+        self._names.release(rec.id)
+        self._publish(rec, "DELETED")
+
+    def _remove(self, rec: ContainerRecord) -> None:
         if rec.state in (ContainerState.RUNNING, ContainerState.CREATED):
             self.stop(rec.id, 0)
         self._rt.delete(rec.id, True)
@@ -268,8 +283,6 @@ class ContainerManager:
             self._store.delete(KIND, rec.id)
             self._records.pop(rec.id, None)
             self._exec_templates.pop(rec.id, None)
-        self._names.release(rec.id)
-        self._publish(rec, "DELETED")
 
     def stop_pod(self, pod_id: str, timeout: int = 0) -> None:
         """Stops every container of the pod (StopPodSandbox)."""
@@ -291,14 +304,14 @@ class ContainerManager:
         Raises:
             NotFound; FailedPrecondition: the container has exited.
         """
-        rec = self.get(cid)
-        if rec.state is ContainerState.EXITED:
-            raise FailedPrecondition(f"container {rec.id} has exited: cannot update resources")
-        oci = resources_oci(resources, rec.resources)
-        self._rt.update(rec.id, oci)
-        with self._lock:
-            current = self._records.get(rec.id, rec)
-            return self._save(dataclasses.replace(current, resources=oci))
+        with self._current(cid) as rec:
+            if rec.state is ContainerState.EXITED:
+                raise FailedPrecondition(f"container {rec.id} has exited: "
+                                         "cannot update resources")
+            oci = resources_oci(resources, rec.resources)
+            self._rt.update(rec.id, oci)
+            with self._lock:
+                return self._save(dataclasses.replace(self._records[rec.id], resources=oci))
 
     def reopen_log(self, cid: str) -> None:
         """Has the monitor reopen the log file (after the kubelet rotated it).
@@ -389,6 +402,25 @@ class ContainerManager:
 
     # --- helpers ---------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _current(self, cid: str) -> Iterator[ContainerRecord]:
+        """The container's record under the container's own lock, as it is once the lock is
+        held.
+
+        Raises:
+            _Gone (a NotFound): no such container, or removed while waiting for the lock;
+            InvalidArgument: an ambiguous id prefix.
+        """
+        try:
+            rec = self.get(cid)
+        except NotFound as e:
+            raise _Gone(str(e)) from e
+        with self._ops.held(rec.id):
+            current = self._records.get(rec.id)
+            if current is None:
+                raise _Gone(f"container {rec.id} was removed")
+            yield current
+
     def _save(self, rec: ContainerRecord) -> ContainerRecord:
         with self._lock:
             self._store.put(KIND, rec.id, rec.to_dict())
@@ -397,6 +429,10 @@ class ContainerManager:
 
     def _publish(self, rec: ContainerRecord, kind: str) -> None:
         self._events.publish(ContainerEvent(rec.id, kind, time.time_ns(), rec.pod_id, rec))
+
+
+class _Gone(NotFound):
+    """The container does not exist, or was removed while the caller waited for its lock."""
 
 
 def _name_key(pod_id: str, name: str, attempt: int) -> str:

@@ -94,6 +94,7 @@ class SpecInputs:
     target_pid: int = 0  # the init pid of the TARGET container for NamespaceMode.TARGET
     cgroup_v2: bool = False
     apparmor_enabled: bool = False
+    grantable_caps: frozenset[str] = frozenset(capabilities.ALL_CAPS)  # the engine's CapBnd
 
 
 def generate_spec(inp: SpecInputs) -> dict[str, Any]:
@@ -103,7 +104,8 @@ def generate_spec(inp: SpecInputs) -> dict[str, Any]:
         InvalidArgument: no command, an unknown capability, a bad mount or profile request.
     """
     sec = inp.request.security
-    caps = capabilities.container_caps(sec.caps_add, sec.caps_drop, sec.privileged)
+    caps = capabilities.container_caps(sec.caps_add, sec.caps_drop, sec.privileged,
+                                       inp.grantable_caps)
     spec: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": _process(inp, caps),
@@ -270,7 +272,22 @@ def _linux(inp: SpecInputs, caps: list[str]) -> dict[str, Any]:
     seccomp = _seccomp(inp, caps)
     if seccomp is not None:
         linux["seccomp"] = seccomp
+    propagation = _rootfs_propagation(inp.request.mounts)
+    if propagation:
+        linux["rootfsPropagation"] = propagation
     return linux
+
+
+def _rootfs_propagation(mounts: tuple[MountRequest, ...]) -> str:
+    """containerd's rule: a bidirectional volume needs the container's whole tree rshared (a
+    slave copy of the volume would not send its mounts back to the host); host-to-container
+    needs rslave, the runtime's default, said explicitly as containerd does."""
+    kinds = {m.propagation for m in mounts}
+    if Propagation.BIDIRECTIONAL in kinds:
+        return "rshared"
+    if Propagation.HOST_TO_CONTAINER in kinds:
+        return "rslave"
+    return ""
 
 
 def _namespaces(inp: SpecInputs) -> list[dict[str, str]]:

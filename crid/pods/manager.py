@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
+from crid.locks import KeyedLocks
 from crid.pods import validate
 from crid.pods.cgroups import combine
 from crid.pods.ids import PodId
@@ -47,9 +48,11 @@ class PodFilter:
     id_prefix: str = ""
     state: PodState | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    front_door: str | None = None  # None: every pod (start-up, metrics of the whole node)
 
     def matches(self, pod: PodSandbox) -> bool:
-        return (pod.id.value.startswith(self.id_prefix)
+        return ((self.front_door is None or pod.spec.front_door == self.front_door)
+                and pod.id.value.startswith(self.id_prefix)
                 and (self.state is None or pod.state == self.state)
                 and all(pod.spec.labels.get(k) == v for k, v in self.labels.items()))
 
@@ -64,7 +67,7 @@ class PodManager:
         self._names = NameRegistry()
         self._index_lock = threading.Lock()
         self._pods: dict[str, PodSandbox] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks = KeyedLocks()  # one per pod: everything done to that pod
         for rec in store.all(KIND):
             pod = PodSandbox.from_record(rec)
             self._pods[pod.id.value] = pod
@@ -89,7 +92,7 @@ class PodManager:
             return res.pod_id
         ok = False
         try:
-            with self._pod_lock(res.pod_id.value):
+            with self._locks.held(res.pod_id.value):
                 pod = create_sandbox(res.pod_id, spec, self._deps)
                 self._commit(pod)
             ok = True
@@ -132,7 +135,7 @@ class PodManager:
         assert pod is not None
         if pod.state == PodState.READY and pod.infra is not None and not infra_alive(pod.infra):
             # The pod's pid 1 died (killed from outside): the shared PID namespace is gone.
-            with self._pod_lock(pod.id.value):
+            with self._locks.held(pod.id.value):
                 current = self._pods.get(pod.id.value)
                 if current is not None and current.state == PodState.READY:
                     pod = current.with_state(PodState.NOTREADY)
@@ -152,6 +155,11 @@ class PodManager:
         with self._index_lock:
             pods = list(self._pods.values())
         return sorted((p for p in pods if flt.matches(p)), key=lambda p: p.created_at)
+
+    def ids_of(self, front_door: str) -> set[str]:
+        """Ids of the pods of one front door (to keep the other door's containers apart)."""
+        with self._index_lock:
+            return {i for i, p in self._pods.items() if p.spec.front_door == front_door}
 
     def update_resources(self, pod_id: str, overhead: Resources | None,
                          resources: Resources | None) -> None:
@@ -228,18 +236,8 @@ class PodManager:
         if pod is None:
             yield None
             return
-        with self._pod_lock(pod.id.value):
+        with self._locks.held(pod.id.value):
             yield self._pods.get(pod.id.value)
-
-    @contextlib.contextmanager
-    def _pod_lock(self, pod_id: str) -> Iterator[None]:
-        with self._index_lock:
-            lock = self._locks.setdefault(pod_id, threading.Lock())
-        with lock:
-            yield
-        with self._index_lock:
-            if pod_id not in self._pods and not lock.locked():
-                self._locks.pop(pod_id, None)
 
 
 def handler_set(default: str, extra: Collection[str] = ()) -> frozenset[str]:

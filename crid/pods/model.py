@@ -21,6 +21,10 @@ from crid.resources import Resources
 POD, CONTAINER, NODE, TARGET = "POD", "CONTAINER", "NODE", "TARGET"
 MODES = (POD, CONTAINER, NODE, TARGET)
 
+# Front doors a pod belongs to: the CRI lists only its own; the Docker API's one-container pods
+# live apart (the kubelet kills every running pod the runtime reports that it does not know).
+CRI, DOCKER = "cri", "docker"
+
 
 @dataclass(frozen=True)
 class Metadata:
@@ -63,6 +67,7 @@ class PodSpec:
     overhead: Resources | None = None
     resources: Resources | None = None
     privileged: bool = False
+    front_door: str = CRI
 
     @property
     def host_network(self) -> bool:
@@ -111,7 +116,7 @@ class PodSandbox:
             namespaces=NamespaceOptions(**s["namespaces"]), sysctls=s["sysctls"],
             overhead=Resources.from_record(s["overhead"]) if s["overhead"] else None,
             resources=Resources.from_record(s["resources"]) if s["resources"] else None,
-            privileged=s["privileged"])
+            privileged=s["privileged"], front_door=s.get("front_door", CRI))
         return cls(id=PodId(rec["id"]), spec=spec, state=PodState(rec["state"]),
                    created_at=rec["created_at"], ips=tuple(rec["ips"]),
                    infra=Infra(**rec["infra"]) if rec["infra"] else None, cgroup=rec["cgroup"])

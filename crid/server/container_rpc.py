@@ -17,7 +17,9 @@ from crid.containers.record import ContainerRecord, ContainerState
 from crid.errors import InvalidArgument, NotFound
 from crid.events import EventBus
 from crid.pods import PodManager
+from crid.pods.model import DOCKER
 from crid.server import container_convert, pod_convert
+from crid.server.wire import WireCache
 
 STREAM_CHUNK = 100
 MAX_EXEC_TIMEOUT = 24 * 3600
@@ -38,9 +40,13 @@ class ContainerDeps:
     containers: ContainerManager
     pods: PodManager
     events: EventBus
-    # id -> (record, its message): records are immutable, so a message stays valid until the
-    # record is replaced. ListContainers (every second, from the kubelet) then only copies.
-    listed: dict[str, tuple[ContainerRecord, pb.Container]] = field(default_factory=dict)
+    # Each record's Container message and ContainerStatusResponse on the wire, rebuilt only
+    # when the record is replaced (a state change): ListContainers, every second from the
+    # kubelet, joins bytes.
+    listed: WireCache[ContainerRecord] = field(
+        default_factory=lambda: WireCache(container_pb))
+    statuses: WireCache[ContainerRecord] = field(
+        default_factory=lambda: WireCache(status_pb))
 
 
 # -- records -> messages ------------------------------------------------------------------
@@ -138,38 +144,44 @@ def remove_rpc(d: ContainerDeps, req: pb.RemoveContainerRequest) -> pb.RemoveCon
     return pb.RemoveContainerResponse()
 
 
-def status_rpc(d: ContainerDeps, req: pb.ContainerStatusRequest) -> pb.ContainerStatusResponse:
+def status_rpc(d: ContainerDeps,
+               req: pb.ContainerStatusRequest) -> pb.ContainerStatusResponse | bytes:
+    """The status; without `verbose`, the record's prebuilt answer (wire bytes)."""
     rec = d.containers.get(_required(req.container_id))
+    if not req.verbose:
+        return d.statuses.item(rec.id, rec)
     resp = pb.ContainerStatusResponse(status=status_pb(rec))
-    if req.verbose:
-        resp.info["info"] = json.dumps({"pid": rec.pid, "sandboxID": rec.pod_id,
-                                        "runtimeSpec": d.containers.spec(rec.id)})
+    resp.info["info"] = json.dumps({"pid": rec.pid, "sandboxID": rec.pod_id,
+                                    "runtimeSpec": d.containers.spec(rec.id)})
     return resp
 
 
-def _messages(d: ContainerDeps, f: pb.ContainerFilter) -> list[pb.Container]:
-    records = d.containers.list(filter_from_pb(f))
-    out = []
-    for r in records:
-        hit = d.listed.get(r.id)
-        if hit is None or hit[0] is not r:
-            hit = d.listed[r.id] = (r, container_pb(r))
-        out.append(hit[1])
-    if len(d.listed) > 2 * len(records) + 64 and f == pb.ContainerFilter():
-        for gone in d.listed.keys() - {r.id for r in records}:
-            d.listed.pop(gone, None)
-    return out
+def _items(d: ContainerDeps, f: pb.ContainerFilter) -> list[bytes]:
+    """Each matching record's Container as a framed field 1 (see crid/server/wire.py)."""
+    unfiltered = f == _NO_FILTER
+    records = d.containers.list() if unfiltered else d.containers.list(filter_from_pb(f))
+    hidden = d.pods.ids_of(DOCKER)
+    items = [d.listed.item(r.id, r) for r in records if r.pod_id not in hidden]
+    if unfiltered:
+        ids = [r.id for r in records]
+        d.listed.retain(ids)
+        d.statuses.retain(ids)
+    return items
 
 
-def list_rpc(d: ContainerDeps, req: pb.ListContainersRequest) -> pb.ListContainersResponse:
-    return pb.ListContainersResponse(containers=_messages(d, req.filter))
+_NO_FILTER = pb.ContainerFilter()
 
 
-def stream_rpc(d: ContainerDeps,
-               req: pb.StreamContainersRequest) -> Iterator[pb.StreamContainersResponse]:
-    items = _messages(d, req.filter)
+def list_rpc(d: ContainerDeps, req: pb.ListContainersRequest) -> bytes:
+    """ListContainersResponse on the wire: its field 1 is the repeated containers."""
+    return b"".join(_items(d, req.filter))
+
+
+def stream_rpc(d: ContainerDeps, req: pb.StreamContainersRequest) -> Iterator[bytes]:
+    """StreamContainersResponse messages (field 1: containers) of STREAM_CHUNK each."""
+    items = _items(d, req.filter)
     for i in range(0, len(items), STREAM_CHUNK):
-        yield pb.StreamContainersResponse(containers=items[i:i + STREAM_CHUNK])
+        yield b"".join(items[i:i + STREAM_CHUNK])
 
 
 def update_rpc(d: ContainerDeps, req: pb.UpdateContainerResourcesRequest
@@ -198,6 +210,8 @@ def events_rpc(d: ContainerDeps, req: pb.GetEventsRequest,
                alive: Callable[[], bool]) -> Iterator[pb.ContainerEventResponse]:
     sub = d.events.subscribe()
     for ev in sub.events(alive=alive):
+        if ev.pod_id in d.pods.ids_of(DOCKER):
+            continue
         records = [r for r in d.containers.list(ListFilter(pod_id=ev.pod_id))
                    if r.pod_id == ev.pod_id]
         if ev.payload is not None and all(r.id != ev.container_id for r in records):

@@ -7,10 +7,15 @@ views of a pod never disagree.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from crid.api import api_pb2 as pb
+from crid.pods import PodFilter
+from crid.pods.model import CRI
 from crid.server.stats_rpc import StatsDeps, pod_stats
+
+METRICS_CHUNK = 20  # pods per StreamPodSandboxMetrics message
 
 _C, _G = pb.COUNTER, pb.GAUGE
 _CONTAINER_LABELS = ["container", "id", "image", "name", "namespace", "pod"]
@@ -60,21 +65,38 @@ def descriptors_rpc(req: pb.ListMetricDescriptorsRequest) -> pb.ListMetricDescri
 
 def pod_metrics_rpc(d: StatsDeps,
                     req: pb.ListPodSandboxMetricsRequest) -> pb.ListPodSandboxMetricsResponse:
-    out = []
-    for pod in d.pods.list_pods():
-        st = pod_stats(d, pod)
-        md = pod.spec.metadata
-        ts = time.time_ns()
-        metrics = [pb.Metric(name=n, timestamp=ts, metric_type=_C,
-                             label_values=["POD", pod.id.value, "", md.name, md.namespace,
-                                           md.name, i.name], value=pb.UInt64Value(value=f(i)))
-                   for i in st.linux.network.interfaces for n, (_, f) in _NETWORK.items()]
-        containers = [pb.ContainerMetrics(container_id=c.attributes.id, metrics=[
-            pb.Metric(name=n, timestamp=ts, metric_type=t,
-                      label_values=[c.attributes.metadata.name, c.attributes.id, "",
-                                    c.attributes.metadata.name, md.namespace, md.name],
-                      value=pb.UInt64Value(value=f(c)))
-            for n, (_, t, f) in _CONTAINER.items()]) for c in st.linux.containers]
-        out.append(pb.PodSandboxMetrics(pod_sandbox_id=pod.id.value, metrics=metrics,
-                                        container_metrics=containers))
-    return pb.ListPodSandboxMetricsResponse(pod_metrics=out)
+    pods = d.pods.list_pods(PodFilter(front_door=CRI))
+    return pb.ListPodSandboxMetricsResponse(pod_metrics=[_pod_metrics(d, p) for p in pods])
+
+
+def stream_pod_metrics_rpc(d: StatsDeps, req: pb.StreamPodSandboxMetricsRequest
+                           ) -> Iterator[pb.StreamPodSandboxMetricsResponse]:
+    """ListPodSandboxMetrics' content as a stream (cri-api: the kubelet reads it to the end),
+    METRICS_CHUNK pods per message so a big node never makes one oversized reply; each pod is
+    measured as it is sent."""
+    chunk: list[pb.PodSandboxMetrics] = []
+    for pod in d.pods.list_pods(PodFilter(front_door=CRI)):
+        chunk.append(_pod_metrics(d, pod))
+        if len(chunk) == METRICS_CHUNK:
+            yield pb.StreamPodSandboxMetricsResponse(pod_sandbox_metrics=chunk)
+            chunk = []
+    if chunk:
+        yield pb.StreamPodSandboxMetricsResponse(pod_sandbox_metrics=chunk)
+
+
+def _pod_metrics(d: StatsDeps, pod: Any) -> pb.PodSandboxMetrics:
+    st = pod_stats(d, pod)
+    md = pod.spec.metadata
+    ts = time.time_ns()
+    metrics = [pb.Metric(name=n, timestamp=ts, metric_type=_C,
+                         label_values=["POD", pod.id.value, "", md.name, md.namespace,
+                                       md.name, i.name], value=pb.UInt64Value(value=f(i)))
+               for i in st.linux.network.interfaces for n, (_, f) in _NETWORK.items()]
+    containers = [pb.ContainerMetrics(container_id=c.attributes.id, metrics=[
+        pb.Metric(name=n, timestamp=ts, metric_type=t,
+                  label_values=[c.attributes.metadata.name, c.attributes.id, "",
+                                c.attributes.metadata.name, md.namespace, md.name],
+                  value=pb.UInt64Value(value=f(c)))
+        for n, (_, t, f) in _CONTAINER.items()]) for c in st.linux.containers]
+    return pb.PodSandboxMetrics(pod_sandbox_id=pod.id.value, metrics=metrics,
+                                container_metrics=containers)

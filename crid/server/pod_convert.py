@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from crid.api import api_pb2 as pb
@@ -23,8 +24,10 @@ from crid.pods import (
     PodSpec,
     PodState,
 )
+from crid.pods.model import CRI
 from crid.server.container_convert import check_run_as_group
 from crid.server.container_convert import resources as resources_from_pb
+from crid.server.wire import WireCache, int_field
 
 STREAM_CHUNK = 100  # sandboxes per StreamPodSandboxes message
 
@@ -83,7 +86,7 @@ def filter_from_pb(f: pb.PodSandboxFilter) -> PodFilter:
     state = None
     if f.HasField("state"):
         state = PodState.READY if f.state.state == pb.SANDBOX_READY else PodState.NOTREADY
-    return PodFilter(id_prefix=f.id, state=state, labels=dict(f.label_selector))
+    return PodFilter(id_prefix=f.id, state=state, labels=dict(f.label_selector), front_door=CRI)
 
 
 # -- domain -> responses ----------------------------------------------------------------
@@ -148,25 +151,52 @@ def remove_rpc(pods: PodManager,
     return pb.RemovePodSandboxResponse()
 
 
-def status_rpc(pods: PodManager,
-               req: pb.PodSandboxStatusRequest) -> pb.PodSandboxStatusResponse:
+@dataclass
+class PodWire:
+    """Each pod record's PodSandbox message and PodSandboxStatus on the wire, rebuilt only when
+    the record is replaced (see crid/server/wire.py): the kubelet lists every second."""
+
+    listed: WireCache[PodSandbox] = field(default_factory=lambda: WireCache(sandbox_pb))
+    statuses: WireCache[PodSandbox] = field(default_factory=lambda: WireCache(status_pb))
+
+
+def status_rpc(pods: PodManager, req: pb.PodSandboxStatusRequest,
+               wire: PodWire) -> pb.PodSandboxStatusResponse | bytes:
+    """The status; without `verbose`, the record's prebuilt status (field 1) and the time
+    (field 4) as wire bytes."""
     pod = pods.status(req.pod_sandbox_id)
+    if not req.verbose:
+        return wire.statuses.item(pod.id.value, pod) + int_field(4, time.time_ns())
     resp = pb.PodSandboxStatusResponse(status=status_pb(pod), timestamp=time.time_ns())
-    if req.verbose:
-        resp.info.update(verbose_info(pods, pod))
+    resp.info.update(verbose_info(pods, pod))
     return resp
 
 
-def list_rpc(pods: PodManager, req: pb.ListPodSandboxRequest) -> pb.ListPodSandboxResponse:
-    return pb.ListPodSandboxResponse(
-        items=[sandbox_pb(p) for p in pods.list_pods(filter_from_pb(req.filter))])
+def _items(pods: PodManager, f: pb.PodSandboxFilter, wire: PodWire) -> list[bytes]:
+    unfiltered = f == _NO_FILTER
+    found = pods.list_pods() if unfiltered else pods.list_pods(filter_from_pb(f))
+    items = [wire.listed.item(p.id.value, p) for p in found]
+    if unfiltered:
+        ids = [p.id.value for p in found]
+        wire.listed.retain(ids)
+        wire.statuses.retain(ids)
+    return items
 
 
-def stream_rpc(pods: PodManager,
-               req: pb.StreamPodSandboxesRequest) -> Iterator[pb.StreamPodSandboxesResponse]:
-    items = [sandbox_pb(p) for p in pods.list_pods(filter_from_pb(req.filter))]
+_NO_FILTER = pb.PodSandboxFilter()
+
+
+def list_rpc(pods: PodManager, req: pb.ListPodSandboxRequest, wire: PodWire) -> bytes:
+    """ListPodSandboxResponse on the wire: its field 1 is the repeated items."""
+    return b"".join(_items(pods, req.filter, wire))
+
+
+def stream_rpc(pods: PodManager, req: pb.StreamPodSandboxesRequest,
+               wire: PodWire) -> Iterator[bytes]:
+    """StreamPodSandboxesResponse messages (field 1: pod_sandboxes) of STREAM_CHUNK each."""
+    items = _items(pods, req.filter, wire)
     for i in range(0, len(items), STREAM_CHUNK):
-        yield pb.StreamPodSandboxesResponse(pod_sandboxes=items[i:i + STREAM_CHUNK])
+        yield b"".join(items[i:i + STREAM_CHUNK])
 
 
 def update_resources_rpc(pods: PodManager, req: pb.UpdatePodSandboxResourcesRequest

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -25,6 +25,7 @@ from crid.server.container_rpc import ContainerDeps
 from crid.server.stats_rpc import StatsDeps
 from crid.server.streaming_rpc import StreamingDeps
 from crid.server.unimplemented import fill_unimplemented
+from crid.server.wire import passthrough
 from crid.version import CRI_API_VERSION, KUBELET_API_VERSION, RUNTIME_NAME, __version__
 
 
@@ -38,6 +39,7 @@ class RuntimeServiceDeps:
     containers: ContainerDeps
     stats: StatsDeps
     streaming: StreamingDeps
+    pod_wire: pod_convert.PodWire = field(default_factory=pod_convert.PodWire)
 
 
 class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
@@ -102,13 +104,13 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
         return pod_convert.remove_rpc(self._d.pods, request)
 
     def PodSandboxStatus(self, request: pb.PodSandboxStatusRequest, context: Any) -> Any:
-        return pod_convert.status_rpc(self._d.pods, request)
+        return pod_convert.status_rpc(self._d.pods, request, self._d.pod_wire)
 
     def ListPodSandbox(self, request: pb.ListPodSandboxRequest, context: Any) -> Any:
-        return pod_convert.list_rpc(self._d.pods, request)
+        return pod_convert.list_rpc(self._d.pods, request, self._d.pod_wire)
 
     def StreamPodSandboxes(self, request: pb.StreamPodSandboxesRequest, context: Any) -> Any:
-        return pod_convert.stream_rpc(self._d.pods, request)
+        return pod_convert.stream_rpc(self._d.pods, request, self._d.pod_wire)
 
     def UpdatePodSandboxResources(self, request: pb.UpdatePodSandboxResourcesRequest,
                                   context: Any) -> Any:
@@ -192,5 +194,42 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
                               context: Any) -> Any:
         return metrics_rpc.pod_metrics_rpc(self._d.stats, request)
 
+    def StreamPodSandboxMetrics(self, request: pb.StreamPodSandboxMetricsRequest,
+                                context: Any) -> Any:
+        return metrics_rpc.stream_pod_metrics_rpc(self._d.stats, request)
+
 
 fill_unimplemented(RuntimeService, "RuntimeService")
+
+# RPCs whose servicer may answer with prebuilt wire bytes (crid/server/wire.py).
+PREBUILT = ("ListContainers", "StreamContainers", "ContainerStatus", "ListPodSandbox",
+            "StreamPodSandboxes", "PodSandboxStatus")
+
+
+class _Registration:
+    """Stands in for the server while the generated code registers the service, so the
+    handlers can be adjusted before the real server gets them."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass  # made again from the adjusted handlers below
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def add_to_server(servicer: RuntimeService, server: grpc.Server) -> None:
+    """`api_pb2_grpc.add_RuntimeServiceServicer_to_server`, with the PREBUILT RPCs' serializers
+    passing prebuilt bytes through."""
+    reg = _Registration()
+    api_pb2_grpc.add_RuntimeServiceServicer_to_server(servicer, reg)
+    for name in PREBUILT:
+        h = reg.handlers[name]
+        reg.handlers[name] = h._replace(  # type: ignore[attr-defined]
+            response_serializer=passthrough(h.response_serializer))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(reg.service, reg.handlers),))
+    server.add_registered_method_handlers(reg.service, reg.handlers)

@@ -37,6 +37,7 @@ from imagestore.errors import (
     InvalidReference,
 )
 from imagestore.options import ImageStoreOptions
+from imagestore.progress import DONE, EXISTS, WAITING, LayerProgress, Progress, counting
 from imagestore.reference import Reference
 from imagestore.registry.client import RegistryClient, Repository
 from imagestore.registry.credentials import Credentials
@@ -116,10 +117,12 @@ class ImageStore:
 
     # --- pulling -------------------------------------------------------------------------
 
-    def pull(self, ref: str, credentials: Credentials | None = None) -> ImageRecord:
+    def pull(self, ref: str, credentials: Credentials | None = None,
+             progress: Progress | None = None) -> ImageRecord:
         """Pull `ref` (normalised; unqualified names tried on each short-name registry).
 
         Returns the image record; its `id` is what CRI's PullImage returns as image_ref.
+        `progress`, if given, is called (from download threads) as each layer advances.
 
         Raises:
             InvalidReference, ImageNotFound, AuthenticationRequired, AccessDenied,
@@ -128,7 +131,7 @@ class ImageStore:
         refs = reference.candidates(ref, self._opts.short_name_registries)
         for i, candidate in enumerate(refs):
             try:
-                return self._pull_one(candidate, credentials)
+                return self._pull_one(candidate, credentials, progress or _no_progress)
             except ImageNotFound:
                 if i + 1 == len(refs):
                     raise
@@ -136,14 +139,15 @@ class ImageStore:
                 raise ImageStoreError(f"pulling {candidate}: storing failed: {e}") from e
         raise AssertionError("candidates is never empty")
 
-    def _pull_one(self, ref: Reference, credentials: Credentials | None) -> ImageRecord:
+    def _pull_one(self, ref: Reference, credentials: Credentials | None,
+                  progress: Progress) -> ImageRecord:
         repo = self._registry.repository(ref, credentials)
         resolved = resolve(repo, ref, self._opts, self._platform)
         chains = [str(c) for c in chain_ids(mf.diff_ids(resolved.config))]
         with self._lock:
             self._leases.update(chains)
         try:
-            infos = self._fetch_layers(repo, resolved, chains)
+            infos = self._fetch_layers(repo, resolved, chains, progress)
             for digest, body in resolved.blobs.items():
                 self._blobs.put(digest, body)
             if self._opts.sync_layers:
@@ -155,8 +159,8 @@ class ImageStore:
                 self._leases += Counter()  # drop zero counts
             self.gc()  # after a failure: what this pull added and nothing uses
 
-    def _fetch_layers(self, repo: Repository, resolved: Resolved,
-                      chains: list[str]) -> list[LayerInfo]:
+    def _fetch_layers(self, repo: Repository, resolved: Resolved, chains: list[str],
+                      progress: Progress) -> list[LayerInfo]:
         limits = BombLimits(self._opts.max_unpacked_bytes, self._opts.max_ratio,
                             self._opts.ratio_floor)
         diff_ids = mf.diff_ids(resolved.config)
@@ -169,18 +173,25 @@ class ImageStore:
             def unpack(dest: Path) -> Any:
                 chunks = repo.stream_blob(desc.digest, desc.size)
                 try:
-                    return unpack_layer(_until(cancel, chunks), mf.LAYER_TYPES[desc.media_type],
+                    counted = counting(chunks, str(desc.digest), desc.size, progress)
+                    return unpack_layer(_until(cancel, counted), mf.LAYER_TYPES[desc.media_type],
                                         dest, diff_ids[i], limits)
                 finally:
                     chunks.close()
             if cancel.is_set():
                 raise _Cancelled("another layer of this pull failed")
             try:
-                return self._layers.ensure(chains[i], unpack)
+                if self._layers.get(chains[i]) is not None:
+                    progress(LayerProgress(str(desc.digest), EXISTS, 0, desc.size))
+                info = self._layers.ensure(chains[i], unpack)
+                progress(LayerProgress(str(desc.digest), DONE, desc.size, desc.size))
+                return info
             except BaseException:
                 cancel.set()
                 raise
 
+        for desc in resolved.manifest.layers:
+            progress(LayerProgress(str(desc.digest), WAITING, 0, desc.size))
         futures = [self._pool.submit(fetch, i) for i in range(len(chains))]
         errors = [f.exception() for f in futures]  # wait for all: no stray writer remains
         real = [e for e in errors if e is not None and not isinstance(e, _Cancelled)]
@@ -392,6 +403,15 @@ class ImageStore:
         record = self._require(image_id)
         return [self._layers.diff_dir(c) for c in reversed(record.chain_ids)]
 
+    def layer_sizes(self, image_id: str) -> builtins.list[int]:
+        """Bytes of each of the image's unpacked layers, bottom first (0 for one not found).
+
+        Raises:
+            ImageNotFound: no such image.
+        """
+        record = self._require(image_id)
+        return [info.size if (info := self._layers.get(c)) else 0 for c in record.chain_ids]
+
     def fs_usage(self) -> FsUsage:
         """Bytes and inodes used by layers, blobs and records, and the mount point."""
         layers = self._layers.all()
@@ -399,6 +419,48 @@ class ImageStore:
         used = sum(i.size for i in layers) + blob_bytes
         inodes = sum(i.inodes for i in layers) + blob_files
         return FsUsage(used, inodes, _mountpoint(Path(self._opts.root)))
+
+    # --- names ---------------------------------------------------------------------------
+
+    def tag(self, name_or_id: str, target: str) -> ImageRecord:
+        """Points the tag `target` (normalised, moved from any other image) at an image.
+
+        Raises:
+            ImageNotFound: no such image; InvalidReference: target is not a tag reference.
+        """
+        refs = reference.candidates(target, self._opts.short_name_registries or ("docker.io",))
+        ref = refs[0]
+        if ref.digest or not ref.tag:
+            raise InvalidReference(f"cannot tag with {target!r:.100}: a tag is needed")
+        tag = f"{ref.name}:{ref.tag}"
+        with self._lock:
+            record = self._require(name_or_id)
+            records = dict(self._records)
+            _untag(records, tag)
+            current = records[record.id]
+            records[record.id] = self._pin(current.with_names(
+                (*current.repo_tags, tag), current.repo_digests))
+            rec.save(self._records_path, records)
+            self._records = records
+            return records[record.id]
+
+    def untag(self, name: str) -> ImageRecord | None:
+        """Removes one tag or repo digest reference from its image (the image stays, even with
+        no name left). Returns the image as it is now, None when no image has that name."""
+        with self._lock:
+            record = self._find(name)
+            if record is None or _ID.match(name):
+                return None
+            names = {f"{r.name}:{r.tag}" if r.tag and not r.digest else str(r)
+                     for r in reference.candidates(
+                         name, self._opts.short_name_registries or ("docker.io",))}
+            updated = self._pin(record.with_names(
+                tuple(t for t in record.repo_tags if t not in names),
+                tuple(d for d in record.repo_digests if d not in names)))
+            records = {**self._records, record.id: updated}
+            rec.save(self._records_path, records)
+            self._records = records
+            return updated
 
     # --- removal -------------------------------------------------------------------------
 
@@ -419,49 +481,6 @@ class ImageStore:
             rec.save(self._records_path, records)
             self._records = records
         self.gc()
-
-    def tag(self, name_or_id: str, tag: str) -> ImageRecord:
-        """Give the image `name_or_id` the tag `tag` (normalised; moved from any image that
-        had it). Returns the updated record.
-
-        Raises:
-            ImageNotFound: no such image. InvalidReference: `tag` is not a tag reference.
-        """
-        ref = reference.parse(tag)
-        if ref.digest is not None:
-            raise InvalidReference(f"{tag!r:.80} is a digest, not a tag")
-        name = f"{ref.name}:{ref.tag}"
-        with self._lock:
-            record = self._find(name_or_id)
-            if record is None:
-                raise ImageNotFound(f"image {name_or_id!r:.80} not found")
-            records = dict(self._records)
-            _untag(records, name)
-            current = records[record.id]
-            records[record.id] = self._pin(current.with_names(
-                (*[t for t in current.repo_tags if t != name], name), current.repo_digests))
-            rec.save(self._records_path, records)
-            self._records = records
-            return records[record.id]
-
-    def untag(self, tag: str) -> ImageRecord | None:
-        """Take the tag `tag` off its image; the image itself stays, even with no tag left.
-        Returns the image it was on, None when no image had it.
-
-        Raises:
-            InvalidReference: `tag` is not a tag reference.
-        """
-        ref = reference.parse(tag)
-        name = f"{ref.name}:{ref.tag}"
-        with self._lock:
-            owner = next((r for r in self._records.values() if name in r.repo_tags), None)
-            if owner is None:
-                return None
-            records = dict(self._records)
-            _untag(records, name)
-            rec.save(self._records_path, records)
-            self._records = records
-            return records[owner.id]
 
     def gc(self) -> None:
         """Remove layers and blobs no image record uses (nor a pull in progress)."""
@@ -519,6 +538,10 @@ class _Cancelled(ImageStoreError):
     """Internal: a layer download stopped because another layer of its pull failed. Never
     escapes `pull` (the failure that caused it is raised instead); a concurrent pull waiting on
     the same layer retries it itself (LayerStore.ensure)."""
+
+
+def _no_progress(event: LayerProgress) -> None:
+    """The default progress callback: nobody is drawing."""
 
 
 def _until(cancel: threading.Event, chunks: Iterator[bytes]) -> Iterator[bytes]:

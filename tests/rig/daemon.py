@@ -81,13 +81,14 @@ def test_network_config(base: Path) -> tuple[Path, str]:
 
 def start_crid(base: Path, *extra: str, config: Path | None = None, timeout: float = 20,
                env: dict[str, str] | None = None, new_session: bool = False,
-               listen: str | None = None) -> CridProcess:
+               listen: str | None = None, wait: bool = True) -> CridProcess:
     """Starts crid with root, run root and socket under `base`; waits until it answers.
 
     Without `config`, crid gets a test network of its own (bridge, CIDR), removed by stop().
     `env` adds variables; `new_session` gives it a session and process group of its own (as a
     shell gives a foreground job: a test can then signal the whole group, as Ctrl-C does).
-    `listen` is the --listen value (default: the path <base>/run/crid.sock).
+    `listen` is the --listen value (default: the path <base>/run/crid.sock). With `wait`
+    false it returns at once, before crid answers.
     """
     bridge = None
     if config is None:
@@ -104,7 +105,8 @@ def start_crid(base: Path, *extra: str, config: Path | None = None, timeout: flo
         proc = subprocess.Popen(crid_command(*args), stdout=log, stderr=subprocess.STDOUT,
                                 env=full_env, cwd=TOP, start_new_session=new_session)
     daemon = CridProcess(root, run_root, sock, proc, log_path, bridge)
-    _wait_ready(daemon, timeout)
+    if wait:
+        _wait_ready(daemon, timeout)
     return daemon
 
 

@@ -100,6 +100,13 @@ def test_stats_move_when_burning_cpu(rig: ContainerRig) -> None:
     metrics = rig.rt.ListPodSandboxMetrics(pb.ListPodSandboxMetricsRequest()).pod_metrics
     assert [m.pod_sandbox_id for m in metrics] == [pod[0]]
     assert {m.name for m in metrics[0].container_metrics[0].metrics} <= names
+    streamed = [m for r in rig.rt.StreamPodSandboxMetrics(
+        pb.StreamPodSandboxMetricsRequest(), timeout=30) for m in r.pod_sandbox_metrics]
+    assert [m.pod_sandbox_id for m in streamed] == [pod[0]]
+    assert [c.container_id for c in streamed[0].container_metrics] == [
+        c.container_id for c in metrics[0].container_metrics]
+    assert [(m.name, list(m.label_values)) for m in streamed[0].container_metrics[0].metrics] \
+        == [(m.name, list(m.label_values)) for m in metrics[0].container_metrics[0].metrics]
 
 
 def test_web_server_answers_on_the_pod_ip(rig: ContainerRig) -> None:

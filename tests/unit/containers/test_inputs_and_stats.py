@@ -24,10 +24,10 @@ from crid.containers.ports import PodForContainers
 from crid.containers.record import ContainerRecord, ContainerState
 from crid.containers.runtime_adapter import exit_info, parse_rfc3339_nano
 from crid.containers.spec import PodContext
-from crid.containers.stats import CgroupReader, net_usage
+from crid.containers.stats import net_usage
 from crid.errors import InvalidArgument, NotFound
 from crid.server import container_rpc, metrics_rpc
-from runtime.cgroups import CgroupStats, CpuStats, MemoryStats, PidsStats, parse_cgroups_path
+from runtime.cgroups import parse_cgroups_path
 from runtime.monitor.exitfile import ExitStatus
 
 POD = PodContext("p", "n", "ns", "u", "h")
@@ -139,19 +139,6 @@ def test_exec_output_budget_is_shared_by_both_streams() -> None:
     col.add(2, b"abcdef")
     col.add(1, b"zzz")
     assert (bytes(col.bufs[1]), bytes(col.bufs[2])) == (b"123456", b"abcd")
-
-
-def _stats(ts: int, cpu: int) -> CgroupStats:
-    return CgroupStats(ts, CpuStats(usage_ns=cpu), MemoryStats(usage=100, working_set=60,
-                                                               limit=160), PidsStats(current=2))
-
-
-def test_nanocores_from_two_samples() -> None:
-    reader = CgroupReader()
-    first = reader._usage("/x", _stats(1_000_000_000, 0))
-    second = reader._usage("/x", _stats(2_000_000_000, 500_000_000))
-    assert (first.cpu.nano_cores, second.cpu.nano_cores) == (0, 500_000_000)
-    assert (second.available, second.processes) == (100, 2)
 
 
 def test_network_counters_of_a_process() -> None:

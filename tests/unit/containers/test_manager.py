@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,32 @@ def test_update_resources_keeps_device_rules(parts) -> None:
     assert rt.calls[-1][0] == "update"
     with pytest.raises(FailedPrecondition):
         mgr.update_resources("c3", Resources())
+
+
+def test_a_remove_racing_a_start_waits_for_it_and_leaves_no_ghost(parts) -> None:
+    mgr, rt, store, _ = parts
+    in_start, release = threading.Event(), threading.Event()
+    plain_start = rt.start
+
+    def slow_start(cid: str) -> None:
+        in_start.set()
+        release.wait(5)
+        plain_start(cid)
+
+    rt.start = slow_start  # type: ignore[method-assign]
+    starter = threading.Thread(target=mgr.start, args=("c2",))
+    starter.start()
+    assert in_start.wait(5)
+    remover = threading.Thread(target=mgr.remove, args=("c2",))
+    remover.start()
+    remover.join(0.2)
+    assert remover.is_alive()  # held off until the start has recorded its result
+    assert mgr.get("c2").state is ContainerState.CREATED  # status is answered meanwhile
+    release.set()
+    starter.join(5)
+    remover.join(5)
+    assert [c[0] for c in rt.calls if c[1] == "c2"] == ["start", "kill", "delete"]
+    assert [r.id for r in mgr.list()] == ["c1", "c3"]
+    assert store.get("container", "c2") is None
+    with pytest.raises(NotFound):
+        mgr.start("c2")

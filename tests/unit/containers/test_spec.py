@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
+from crid.containers import capabilities
 from crid.containers.model import (
     ContainerRequest,
     ImageConfig,
@@ -116,6 +118,27 @@ def test_caps_add_drop_with_and_without_prefix() -> None:
             caps_add=("CAP_BOGUS",)))))
 
 
+NO_SYS_RESOURCE = frozenset(capabilities.ALL_CAPS) - {"CAP_SYS_RESOURCE"}
+
+
+@pytest.mark.parametrize("security", [
+    sec(privileged=True), sec(caps_add=("ALL",)), sec(caps_add=("SYS_RESOURCE", "NET_ADMIN"))])
+def test_caps_the_engine_lacks_are_left_out(security: Security) -> None:
+    req = ContainerRequest("app", 0, "img", security=security)
+    got = generate_spec(inputs(req, grantable_caps=NO_SYS_RESOURCE))["process"]["capabilities"]
+    assert "CAP_SYS_RESOURCE" not in got["bounding"] and "CAP_SYS_RESOURCE" not in got["effective"]
+    assert "CAP_NET_ADMIN" in got["effective"]
+    if security.privileged or "ALL" in security.caps_add:
+        assert got["effective"] == [c for c in capabilities.ALL_CAPS if c in NO_SYS_RESOURCE]
+
+
+def test_engine_caps_read_the_bounding_set(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tx\nCapEff:\t0000000000000000\nCapBnd:\t000001fffeffffff\n")
+    assert capabilities.ungranted(capabilities.engine_caps(status)) == ["CAP_SYS_RESOURCE"]
+    assert capabilities.engine_caps(tmp_path / "none") == frozenset(capabilities.ALL_CAPS)
+
+
 def test_runtime_default_seccomp_blocks_namespaces_unless_sys_admin() -> None:
     req = ContainerRequest("app", 0, "img", security=sec(
         seccomp=Profile(ProfileKind.RUNTIME_DEFAULT)))
@@ -201,3 +224,14 @@ def test_readonly_rootfs_and_no_new_privs() -> None:
     spec = generate_spec(inputs(req))
     assert spec["root"] == {"path": "/rootfs", "readonly": True}
     assert spec["process"]["noNewPrivileges"] is True
+
+
+@pytest.mark.parametrize("modes, want", [
+    ((), None), ((Propagation.PRIVATE,), None),
+    ((Propagation.PRIVATE, Propagation.HOST_TO_CONTAINER), "rslave"),
+    ((Propagation.HOST_TO_CONTAINER, Propagation.BIDIRECTIONAL), "rshared"),
+])
+def test_rootfs_propagation_follows_the_volumes_as_containerd_sets_it(modes, want) -> None:
+    mounts = tuple(MountRequest(f"/v{i}", "/host", propagation=p) for i, p in enumerate(modes))
+    spec = generate_spec(inputs(ContainerRequest("app", 0, "img", mounts=mounts)))
+    assert spec["linux"].get("rootfsPropagation") == want

@@ -1,0 +1,1 @@
+"""Image building: Dockerfiles executed over the image store, RUN steps as containers."""

@@ -1,0 +1,38 @@
+"""The Docker front door assembled: routes over the domain, the socket server, and the
+watcher that acts on Docker-side exits (AutoRemove, RestartPolicy)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from crid.docker import containers, images, system
+from crid.docker.deps import DockerDeps
+from crid.docker.lifecycle import ExitPolicies
+from crid.docker.router import Router
+from crid.docker.server import DockerServer, DockerServerOptions
+from runtime.atomic import write_atomic
+
+
+class DockerFrontDoor:
+    """Start after the domain is reconciled; stop before it is torn down."""
+
+    def __init__(self, deps: DockerDeps, socket_path: Path, group: str = "") -> None:
+        deps.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        engine_id = deps.state_dir / "engine-id"
+        if not engine_id.exists():
+            write_atomic(engine_id, secrets.token_hex(16).encode())
+        router = Router()
+        system.register(router, deps)
+        images.register(router, deps)
+        containers.register(router, deps)
+        self._policies = ExitPolicies(deps)
+        self._server = DockerServer(DockerServerOptions(socket_path, group), router)
+
+    def start(self) -> None:
+        self._policies.start()
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+        self._policies.stop()

@@ -1,0 +1,183 @@
+"""Image endpoints: list, pull (with Docker's JSON progress), inspect, history, tag, remove."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import fnmatch
+import json
+import time
+from typing import Any
+
+from crid.docker.deps import DockerDeps
+from crid.docker.errors import BadRequest, Conflict
+from crid.docker.filters import parse_filters
+from crid.docker.http import Request, Response, json_response
+from crid.docker.pull import pull_stream
+from crid.docker.router import Router
+from crid.errors import NotFound
+from imagestore import Credentials, ImageRecord
+
+
+def _created(config: dict[str, Any]) -> str:
+    return str(config.get("created") or "1970-01-01T00:00:00Z")
+
+
+def _unix(rfc3339: str) -> int:
+    try:
+        return calendar.timegm(time.strptime(rfc3339[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return 0
+
+
+def find(d: DockerDeps, name: str) -> ImageRecord:
+    """The image by name, id or id prefix.
+
+    Raises:
+        NotFound: "No such image" (the wording the docker CLI answers by pulling).
+    """
+    record = d.images.status(name) if name else None
+    if record is None:
+        raise NotFound(f"No such image: {name[:200]}")
+    return record
+
+
+def summary(d: DockerDeps, r: ImageRecord) -> dict[str, Any]:
+    config = d.images.config(r.id)
+    return {"Id": r.id, "ParentId": "", "RepoTags": list(r.repo_tags),
+            "RepoDigests": list(r.repo_digests), "Created": _unix(_created(config)),
+            "Size": r.size, "SharedSize": -1, "VirtualSize": r.size,
+            "Labels": (config.get("config") or {}).get("Labels") or {}, "Containers": -1}
+
+
+def _matches(d: DockerDeps, r: ImageRecord, filters: dict[str, list[str]]) -> bool:
+    for pattern in filters.get("reference", []):
+        names = [*r.repo_tags, *(t.rsplit(":", 1)[0] for t in r.repo_tags)]
+        short = [n.split("/", 1)[1] for n in names if "/" in n]
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names + short):
+            return False
+    for value in filters.get("dangling", []):
+        if (value in ("true", "1")) != (not r.repo_tags):
+            return False
+    labels = (d.images.config(r.id).get("config") or {}).get("Labels") or {}
+    for want in filters.get("label", []):
+        key, eq, value = want.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
+
+
+def list_images(d: DockerDeps, req: Request) -> Response:
+    filters = parse_filters(req, ("reference", "dangling", "label", "before", "since"))
+    out = [summary(d, r) for r in d.images.list()
+           if (req.flag("all") or r.repo_tags or filters.get("dangling")) and
+           _matches(d, r, filters)]
+    return json_response(sorted(out, key=lambda i: -i["Created"]))
+
+
+def inspect(d: DockerDeps, req: Request) -> Response:
+    r = find(d, req.params["name"])
+    config = d.images.config(r.id)
+    c = config.get("config") or {}
+    return json_response({
+        "Id": r.id, "RepoTags": list(r.repo_tags), "RepoDigests": list(r.repo_digests),
+        "Parent": "", "Comment": "", "Created": _created(config), "Container": "",
+        "ContainerConfig": {}, "DockerVersion": "", "Author": config.get("author", ""),
+        "Config": {"Hostname": "", "Domainname": "", "User": c.get("User", ""),
+                   "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+                   "ExposedPorts": c.get("ExposedPorts"), "Tty": False, "OpenStdin": False,
+                   "StdinOnce": False, "Env": c.get("Env"), "Cmd": c.get("Cmd"),
+                   "Image": "", "Volumes": c.get("Volumes"),
+                   "WorkingDir": c.get("WorkingDir", ""), "Entrypoint": c.get("Entrypoint"),
+                   "OnBuild": None, "Labels": c.get("Labels"),
+                   "StopSignal": c.get("StopSignal")},
+        "Architecture": config.get("architecture", ""), "Os": config.get("os", ""),
+        "Variant": config.get("variant", ""), "Size": r.size, "VirtualSize": r.size,
+        "GraphDriver": {"Name": "overlay", "Data": {
+            "LowerDir": ":".join(str(p) for p in d.images.layer_dirs(r.id))}},
+        "RootFS": {"Type": "layers",
+                   "Layers": list((config.get("rootfs") or {}).get("diff_ids") or [])},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"}})
+
+
+def history(d: DockerDeps, req: Request) -> Response:
+    r = find(d, req.params["name"])
+    config = d.images.config(r.id)
+    sizes = iter(d.images.layer_sizes(r.id))
+    out = []
+    for entry in config.get("history") or []:
+        empty = bool(entry.get("empty_layer"))
+        out.append({"Id": "<missing>", "Created": _unix(str(entry.get("created") or "")),
+                    "CreatedBy": entry.get("created_by", ""), "Tags": None,
+                    "Size": 0 if empty else next(sizes, 0), "Comment": entry.get("comment", "")})
+    if not out:  # an image built without history: one row per layer
+        out = [{"Id": "<missing>", "Created": _unix(_created(config)), "CreatedBy": "",
+                "Tags": None, "Size": s, "Comment": ""} for s in sizes]
+    out.reverse()  # newest first, the top row carrying the image's id and tags
+    if out:
+        out[0].update(Id=r.id, Tags=list(r.repo_tags) or None)
+    return json_response(out)
+
+
+def tag(d: DockerDeps, req: Request) -> Response:
+    repo, tag_ = req.arg("repo"), req.arg("tag") or "latest"
+    if not repo:
+        raise BadRequest("repository name is required (repo=)")
+    d.images.tag(find(d, req.params["name"]).id, f"{repo}:{tag_}")
+    return Response(201, b"", content_type="")
+
+
+def remove(d: DockerDeps, req: Request) -> Response:
+    """Untags a name while the image keeps another; deletes the image with its last name
+    (or by id: with -f when it has several names). 409 while a container uses it."""
+    name, force = req.params["name"], req.flag("force")
+    r = find(d, name)
+    by_id = r.id.startswith(f"sha256:{name.removeprefix('sha256:')}")
+    used = r.id in d.containers.image_ids_in_use()
+    if by_id and len(r.repo_tags) > 1 and not force:
+        raise Conflict(f"conflict: unable to delete {r.id[7:19]} (must be forced) - image is "
+                       "referenced in multiple repositories")
+    if not by_id and (len(r.repo_tags) > 1 or (used and force)):
+        d.images.untag(name)
+        return json_response([{"Untagged": name}])
+    if used:
+        what = "delete" if by_id else "remove repository reference"
+        raise Conflict(f"conflict: unable to {what} {name!r} (must force) - an image used by "
+                       f"a container cannot be removed: {r.id[7:19]}")
+    out = [{"Untagged": t} for t in (*r.repo_tags, *r.repo_digests)]
+    d.images.remove(r.id)
+    return json_response([*out, {"Deleted": r.id}])
+
+
+def _credentials(req: Request) -> Credentials | None:
+    header = req.header("x-registry-auth")
+    if not header:
+        return None
+    try:
+        padded = header + "=" * (-len(header) % 4)
+        auth = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, binascii.Error):
+        raise BadRequest("X-Registry-Auth is not base64-encoded JSON") from None
+    if not isinstance(auth, dict) or not auth.get("username"):
+        return None
+    return Credentials(str(auth["username"]), str(auth.get("password", "")))
+
+
+def create(d: DockerDeps, req: Request) -> Response:
+    image = req.arg("fromImage")
+    if not image:
+        raise BadRequest("fromImage is required (importing from fromSrc is not served yet)")
+    tag_ = req.arg("tag")
+    if tag_:
+        image += ("@" if tag_.startswith("sha256:") else ":") + tag_
+    return Response(200, pull_stream(d, image, _credentials(req)))
+
+
+def register(router: Router, d: DockerDeps) -> None:
+    router.add("GET", "/images/json", lambda req: list_images(d, req))
+    router.add("POST", "/images/create", lambda req: create(d, req))
+    router.add("GET", "/images/{name}/json", lambda req: inspect(d, req))
+    router.add("GET", "/images/{name}/history", lambda req: history(d, req))
+    router.add("POST", "/images/{name}/tag", lambda req: tag(d, req))
+    router.add("DELETE", "/images/{name}", lambda req: remove(d, req))

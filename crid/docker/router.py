@@ -1,0 +1,44 @@
+"""Routes: (method, path pattern) -> handler, with `{name}` path parameters."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from crid.docker.errors import RouteNotFound
+from crid.docker.http import Handler
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+class Router:
+    def __init__(self) -> None:
+        self._routes: list[Route] = []
+
+    def add(self, method: str, path: str, handler: Handler) -> None:
+        """`path` like "/containers/{id}/start"; `{id}` matches one segment, `{name}` any
+        number (image names have slashes)."""
+        def group(m: re.Match[str]) -> str:
+            return f"(?P<{m.group(1)}>{'.+' if m.group(1) == 'name' else '[^/]+'})"
+        self._routes.append(Route(method, re.compile("^" + _PARAM.sub(group, path) + "/?$"),
+                                  handler))
+
+    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        """The handler and path parameters; HEAD is served by GET routes.
+
+        Raises:
+            RouteNotFound: no route has this method and path.
+        """
+        for route in self._routes:
+            if route.method == method or (method == "HEAD" and route.method == "GET"):
+                m = route.pattern.match(path)
+                if m:
+                    return route.handler, m.groupdict()
+        raise RouteNotFound("page not found")

@@ -1,0 +1,159 @@
+"""The Docker Engine API server: a unix socket, one thread per client connection.
+
+Each request is parsed (h11), stripped of its /v1.NN prefix, routed, and handled; any
+exception becomes Docker's status code and `{"message": ...}` body here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from crid import logs
+from crid.docker.errors import BadRequest, DockerApiError, NotModified, message_body, status_for
+from crid.docker.http import (
+    Hijack,
+    HttpConnection,
+    Request,
+    Response,
+    split_target,
+)
+from crid.docker.router import Router
+from crid.docker.versions import split_version
+from crid.errors import CridError
+
+log = logs.get("crid.docker")
+
+
+@dataclass(frozen=True)
+class DockerServerOptions:
+    socket_path: Path
+    group: str = ""  # the socket's group ("" = root's); mode 0660 either way
+
+
+class DockerServer:
+    """Serves `router` on a unix socket until `stop()`."""
+
+    def __init__(self, opts: DockerServerOptions, router: Router) -> None:
+        self._opts, self._router = opts, router
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        """Binds the socket (mode 0660, the configured group) and serves in the background.
+
+        Raises:
+            OSError: the socket cannot be made; KeyError: the group does not exist.
+        """
+        path = self._opts.socket_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        # Bound under a umask that leaves nobody else a window on the root-equivalent socket.
+        old = os.umask(0o177)
+        try:
+            listener.bind(str(path))
+        finally:
+            os.umask(old)
+        gid = grp.getgrnam(self._opts.group).gr_gid if self._opts.group else -1
+        os.chown(path, -1, gid)
+        os.chmod(path, 0o660)
+        listener.listen(256)
+        self._listener = listener
+        self._thread = threading.Thread(target=self._accept_loop, name="docker-api",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops accepting and closes every connection (hijacked sessions end)."""
+        self._stopping.set()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(5)
+        self._opts.socket_path.unlink(missing_ok=True)
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.add(sock)
+            threading.Thread(target=self._serve, args=(sock,), name="docker-conn",
+                             daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            conn = HttpConnection(sock)
+            while self._one_request(conn):
+                pass
+        except (OSError, BadRequest) as e:
+            log.debug("docker API connection ended", error=str(e))
+        finally:
+            with self._lock:
+                self._conns.discard(sock)
+            sock.close()
+
+    def _one_request(self, conn: HttpConnection) -> bool:
+        """Serves one request; False when the connection is done."""
+        try:
+            got = conn.next_request()
+        except BadRequest as e:
+            with contextlib.suppress(Exception):
+                conn.send(_error(e))
+            return False
+        if got is None:
+            return False
+        head, body = got
+        started = time.monotonic()
+        path, query = split_target(head.target.decode("latin-1"))
+        req = Request(head.method.decode("latin-1"), path, query,
+                      [(n.decode("latin-1").lower(), v.decode("latin-1"))
+                       for n, v in head.headers], body, "")
+        result = self._dispatch(req)
+        if isinstance(result, Hijack):
+            conn.send_hijack_head(req.wants_upgrade, result.content_type)
+            result.serve(conn.sock, conn.leftover)
+            return False
+        conn.send(result, head_only=req.method == "HEAD")
+        log.debug("docker API request", method=req.method, path=head.target.decode("latin-1"),
+                  status=result.status, ms=round((time.monotonic() - started) * 1000, 1))
+        return conn.reusable()
+
+    def _dispatch(self, req: Request) -> Response | Hijack:
+        try:
+            req.version, req.path = split_version(req.path)
+            handler, req.params = self._router.match(req.method, req.path)
+            return handler(req)
+        except (CridError, OSError, ValueError, KeyError, TypeError) as e:
+            if not isinstance(e, (DockerApiError, CridError)) or status_for(e) >= 500:
+                log.warning("docker API request failed", method=req.method, path=req.path,
+                            error=str(e), type=type(e).__name__)
+            return _error(e)
+
+
+def _error(exc: BaseException) -> Response:
+    status = status_for(exc) if isinstance(exc, CridError) else 500
+    if isinstance(exc, NotModified):
+        return Response(304, b"", content_type="")
+    return Response(status, json.dumps(message_body(exc)).encode() + b"\n")

@@ -1,0 +1,85 @@
+"""A Docker-side container as the domain sees it: a one-container pod of the DOCKER front door
+and the container request inside it, both pure functions of the checked create body."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from crid.containers.model import (
+    ContainerRequest,
+    MountRequest,
+    Profile,
+    ProfileKind,
+    Security,
+)
+from crid.docker.create_body import CreateBody
+from crid.docker.errors import BadRequest
+from crid.network.api import DNSConfig, PortMapping
+from crid.pods.model import DOCKER, NODE, POD, Metadata, NamespaceOptions, PodSpec
+from crid.resources import Resources
+
+NAMESPACE = "docker"  # the Metadata.namespace of every Docker-side pod
+CONFIG_ANNOTATION = "io.crid.docker/config"
+NAME_ANNOTATION = "io.crid.docker/name"
+LOG_NAME = "container.log"  # one log for every run of the container (docker logs shows all)
+CPU_PERIOD = 100_000
+
+
+def pod_spec(name: str, body: CreateBody, log_dir: Path, cgroup_parent: str) -> PodSpec:
+    """The pod holding the container: network, hostname, DNS, published ports."""
+    ports = tuple(PortMapping(p.container_port, p.host_port, p.protocol.upper(),  # type: ignore
+                              p.host_ip) for p in body.port_bindings)
+    host = body.network_mode == "host"
+    if host and ports:
+        raise BadRequest("published ports are discarded when using host network mode")
+    return PodSpec(
+        metadata=Metadata(name=name, uid=secrets.token_hex(16), namespace=NAMESPACE),
+        hostname="" if host else (body.hostname or ""), log_directory=str(log_dir),
+        dns=DNSConfig(servers=tuple(body.dns)) if body.dns else None, port_mappings=ports,
+        labels=dict(body.labels), cgroup_parent=cgroup_parent,
+        annotations={CONFIG_ANNOTATION: json.dumps(body.to_record()), NAME_ANNOTATION: name},
+        namespaces=NamespaceOptions(network=NODE if host else POD, pid="CONTAINER", ipc=POD),
+        privileged=body.privileged, front_door=DOCKER)
+
+
+def _user(text: str) -> dict[str, object]:
+    user, _, group = text.partition(":")
+    out: dict[str, object] = {}
+    if user.isdigit():
+        out["run_as_user"] = int(user)
+    elif user:
+        out["run_as_username"] = user
+    if group:
+        if not group.isdigit():
+            raise BadRequest(f"user {text[:60]!r}: a group must be numeric here")
+        out["run_as_group"] = int(group)
+    return out
+
+
+def _resources(body: CreateBody) -> Resources:
+    quota = body.nano_cpus * CPU_PERIOD // 1_000_000_000 if body.nano_cpus else 0
+    if body.nano_cpus and quota < 1000:
+        raise BadRequest("Range of CPUs is from 0.01 to the number of CPUs available")
+    return Resources(cpu_period=CPU_PERIOD if quota else 0, cpu_quota=quota,
+                     cpu_shares=body.cpu_shares, memory_limit=body.memory)
+
+
+def container_request(name: str, attempt: int, body: CreateBody, image_id: str) -> ContainerRequest:
+    """The container in the pod; attempt counts its runs (each restart is a new CRI
+    container in the same pod)."""
+    env = tuple((k, v) for k, _, v in (e.partition("=") for e in body.env))
+    seccomp = Profile(ProfileKind.UNCONFINED if body.privileged else ProfileKind.RUNTIME_DEFAULT)
+    security = Security(privileged=body.privileged, caps_add=tuple(body.cap_add),
+                        caps_drop=tuple(body.cap_drop), readonly_rootfs=body.readonly_rootfs,
+                        seccomp=seccomp, **_user(body.user))  # type: ignore[arg-type]
+    return ContainerRequest(
+        name=name, attempt=attempt, image=image_id,
+        command=tuple(body.entrypoint) if body.entrypoint is not None else (),
+        args=tuple(body.cmd) if body.cmd is not None else (),
+        working_dir=body.working_dir, env=env,
+        mounts=tuple(MountRequest(b.target, b.source, b.readonly) for b in body.binds),
+        labels=dict(body.labels), log_path=LOG_NAME, stdin=body.open_stdin,
+        stdin_once=body.stdin_once, tty=body.tty, resources=_resources(body),
+        security=security, stop_signal=body.stop_signal)
