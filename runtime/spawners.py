@@ -13,8 +13,8 @@ from typing import Any
 from runtime import hooks
 from runtime.cgroup_seam import mount_hierarchies, open_cgroups
 from runtime.cgroups import Resources
-from runtime.cgroups.resources import with_allowed_devices
 from runtime.cgroups.files import read_keyed
+from runtime.cgroups.resources import with_allowed_devices
 from runtime.errors import OCIRuntimeError, SpecError
 from runtime.execprep import ExecPrep
 from runtime.init import ExecContext, InitContext, exec_in, spawn_init
