@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
+from crid.children import end_process, mark, marked_before_us
 from crid.config import Config, NetworkConfig, parse_size
 from crid.containers import capabilities
 from crid.containers.exit_watch import ExitWatchThread
@@ -33,6 +34,7 @@ from crid.events import EventBus
 from crid.images import store_options
 from crid.network import PodNetwork, make_pod_network
 from crid.network.factory import options_from_config
+from crid.observability import MetricSources, Observability
 from crid.pods import PodManager, PodOptions, SetupDeps, handler_set
 from crid.pods.cgroups import RuntimePodCgroups
 from crid.pods.namespaces import NamespacePinner
@@ -49,7 +51,7 @@ from crid.store import MetadataStore
 from crid.streaming import StreamingOptions, StreamingServer
 from crid.streaming_backend import BackendOptions, CridStreamingBackend, DaemonTargets
 from imagestore import ImageStore
-from runtime.zygote import Zygote
+from runtime.api import Zygote
 
 log = logs.get("crid.daemon")
 GRACE_SECONDS = 10
@@ -125,6 +127,7 @@ class Daemon:
         self._runtime: EmbeddedRuntime | None = None
         self._docker: DockerFrontDoor | None = None
         self._events = EventBus()
+        self._observability: Observability | None = None
         self._socket_ours = False
 
     def start(self) -> None:
@@ -193,7 +196,7 @@ class Daemon:
     def _build_server(self, store: MetadataStore) -> grpc.Server:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc"),
-            interceptors=[ErrorsAndLogging()],
+            interceptors=[ErrorsAndLogging(self._observers)],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                      ("grpc.max_send_message_length", MAX_MESSAGE)])
         pod_cidrs = PodCidrStore(store)
@@ -205,6 +208,7 @@ class Daemon:
         pods = self._build_pods(store, network)
         containers.append(self._build_containers(store, pods))
         streaming = self._build_streaming(containers[0], pods)
+        self._observability = self._build_observability(containers[0], pods)
         if self.cfg.docker.enable:
             self._docker = self._build_docker(containers[0], pods)
         runtime = RuntimeService(RuntimeServiceDeps(
@@ -213,7 +217,8 @@ class Daemon:
             containers=ContainerDeps(containers[0], pods, self._events),
             stats=StatsDeps(containers[0], pods, CgroupReader()), streaming=streaming))
         images = ImageService(ImageServiceDeps(
-            store=self._images, containers_dir=self.root / "containers"))
+            store=self._images, containers_dir=self.root / "containers",
+            pulled_bytes=self._observability.pulled_bytes))
         add_to_server(runtime, server)
         api_pb2_grpc.add_ImageServiceServicer_to_server(images, server)
         health_servicer = health.HealthServicer()
@@ -225,6 +230,28 @@ class Daemon:
         reflection.enable_server_reflection(
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         return server
+
+    def _observers(self) -> tuple:
+        return self._observability.observers() if self._observability is not None else ()
+
+    def _build_observability(self, containers: ContainerManager,
+                             pods: PodManager) -> Observability:
+        """Metrics (when enabled), serving from now on: their port is bound at start-up, so
+        a taken port fails the start as the CRI socket would."""
+        assert self._streaming is not None
+        streaming = self._streaming
+        sources = MetricSources(
+            container_states=lambda: [r.state.name.lower() for r in containers.list()],
+            pod_states=lambda: [p.state.name.lower() for p in pods.list_pods()],
+            streaming_sessions=lambda: streaming.open_sessions)
+        obs = Observability(sources, self._events)
+        try:
+            if obs.apply_metrics(self.cfg.metrics):
+                log.info("serving metrics", url=obs.metrics_url)
+        except OSError as e:
+            raise StartupError(f"metrics on {self.cfg.metrics.listen}: {e.strerror or e}") \
+                from e
+        return obs
 
     def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetwork:
         opts = options_from_config(self.cfg.network, str(self.root))
@@ -256,11 +283,12 @@ class Daemon:
     def _build_containers(self, store: MetadataStore, pods: PodManager) -> ContainerManager:
         """The container manager over the embedded runtime; exits are watched before the
         start-up reconciliation so none is missed in between."""
-        self._zygote = Zygote.start()
+        self._zygote = Zygote.start(env=mark(self.run_root))
         rt = EmbeddedRuntime(RuntimeOptions(root=self.run_root / "runtime",
                                             exits_dir=self.run_root / "exits"),
                              launcher=self._zygote)
         self._runtime = rt
+        self._end_unrecorded_monitors(rt)
         assert self._images is not None
         grantable = capabilities.engine_caps()
         if capabilities.ungranted(grantable):
@@ -277,6 +305,17 @@ class Daemon:
             log.info("reconciled container", change=change)
         self._exits.start()
         return manager
+
+    def _end_unrecorded_monitors(self, rt: EmbeddedRuntime) -> None:
+        """Monitors, set-up children and spares a killed daemon forked but never recorded
+        (its zygote marked them all, see crid.children) are ended: no container record
+        claims them, so nothing would ever stop them. Their containers' processes are ended
+        with the leftovers of those creates (ContainerManager.reconcile)."""
+        recorded = rt.monitors()
+        for p in marked_before_us(self.run_root):
+            if not p.pod_id and (p.pid, p.start) not in recorded:
+                log.info("ending an unrecorded process", pid=p.pid, comm=p.comm)
+                end_process(p)
 
     def _build_streaming(self, containers: ContainerManager, pods: PodManager) -> StreamingDeps:
         """The exec/attach/port-forward HTTP server, started now (it binds its port) and
@@ -303,7 +342,8 @@ class Daemon:
                           state_dir=self.root / "docker", root=self.root,
                           cgroup_driver=self.cfg.cgroup_driver,
                           cgroup_parent=self.cfg.docker.cgroup_parent)
-        return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group)
+        return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group,
+                               upload_limit=parse_size(self.cfg.docker.max_upload_size))
 
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""
@@ -337,6 +377,9 @@ class Daemon:
         if self._docker is not None:
             self._docker.stop()
             self._docker = None
+        if self._observability is not None:
+            self._observability.close()
+            self._observability = None
         if self._streaming is not None:
             self._streaming.stop()  # ends every session: exec'd processes are killed
             self._streaming = None

@@ -47,7 +47,7 @@ from crid.containers.users import resolve_user
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.events import ContainerEvent, EventBus
 from crid.locks import KeyedLocks
-from crid.names import NameRegistry
+from crid.reservations import ReservationStore
 from crid.resources import Resources
 from crid.store import MetadataStore
 from runtime.atomic import write_atomic
@@ -61,6 +61,7 @@ class ContainerOptions:
     forbidden_roots: tuple[Path, ...]  # crid's own state: never a mount or device source
     cgroup_driver: str = "cgroupfs"
     apparmor_enabled: bool = False
+    retry_wait: float = 30.0  # how long a retried create waits for the first one
     grantable_caps: frozenset[str] = frozenset(capabilities.ALL_CAPS)  # the engine's bounding set
 
 
@@ -83,15 +84,15 @@ class ContainerManager:
                  images: ImageLookup, pods: PodLookup, events: EventBus) -> None:
         self._o, self._store, self._rt = opts, store, runtime
         self._images, self._pods, self._events = images, pods, events
-        self._lock = threading.RLock()  # the index (_records, _handoff, _exec_templates)
+        self._lock = threading.RLock()  # the index (_records, _exec_templates)
         self._ops = KeyedLocks()  # one lock per container: its changing operations
         opts.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
-        self._names = NameRegistry()
-        self._handoff: dict[str, str] = {}  # name key -> id of a create whose caller left
+        self._names: ReservationStore[str] = ReservationStore()
         self._exec_templates: dict[str, dict[str, Any]] = {}  # id -> config.json process
+        self._exit_waits: dict[str, threading.Event] = {}  # id -> set when its exit is marked
         for r in self._records.values():
-            self._names.reserve(_name_key(r.pod_id, r.name, r.attempt), r.id)
+            self._names.hold(_name_key(r.pod_id, r.name, r.attempt), r.id)
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -126,8 +127,9 @@ class ContainerManager:
                caller_gone: Callable[[], bool] = lambda: False) -> ContainerRecord:
         """Creates a container in a ready pod; nothing is left behind when it fails.
 
-        A create that outlived its RPC (`caller_gone()` true once done) is handed back to the
-        kubelet's retry of the same name instead of failing it with AlreadyExists.
+        A retry of a create still in flight waits for it; one that outlived its RPC
+        (`caller_gone()` true once done) is handed back to the kubelet's retry of the same
+        name instead of failing it with AlreadyExists (crid/reservations.py).
 
         Raises:
             NotFound: the pod or image does not exist; FailedPrecondition: the pod is not
@@ -137,20 +139,27 @@ class ContainerManager:
             raise InvalidArgument("pod sandbox id is required")
         pod = self._pods.container_context(pod_id)
         key = _name_key(pod.context.pod_id, req.name, req.attempt)
-        handed = self._take_handoff(key)
-        if handed is not None:
-            return handed
+        res, mine = self._names.reserve(key, lambda: secrets.token_hex(32), self._o.retry_wait)
+        if not mine:
+            return self.get(res.holder)
+        ok = False
+        try:
+            rec = self._create(res.holder, pod, req)
+            ok = True
+        finally:
+            self._names.finish(key, res, ok, abandoned=ok and caller_gone())
+        self._publish(rec, "CREATED")
+        return rec
+
+    def _create(self, cid: str, pod: PodForContainers, req: ContainerRequest) -> ContainerRecord:
         req = inputs.with_pod_namespaces(req, pod)
         image = self._images.status(req.image)
         if image is None:
             raise NotFound(f"image {req.image!r} is not present: pull it first")
         resolved = self._resolve(req)
         log_path = inputs.log_path(pod.log_directory, req.log_path)
-        cid = secrets.token_hex(32)
         cdir = self._o.root / cid
         with contextlib.ExitStack() as undo:
-            self._names.reserve(key, cid)
-            undo.callback(self._names.release, cid)
             cdir.mkdir(parents=True, mode=0o700)
             undo.callback(rootfs_mod.remove_container_dir, cdir)
             rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir)
@@ -166,17 +175,7 @@ class ContainerManager:
                                                    log_path, spec, user, img), pid=pid)
             self._save(rec)
             undo.pop_all()
-        self._publish(rec, "CREATED")
-        if caller_gone():
-            with self._lock:
-                self._handoff[key] = rec.id
         return rec
-
-    def _take_handoff(self, key: str) -> ContainerRecord | None:
-        with self._lock:
-            cid = self._handoff.pop(key, None)
-            rec = self._records.get(cid or "")
-        return rec if rec is not None and rec.state is ContainerState.CREATED else None
 
     def _spec(self, cid: str, req: ContainerRequest, image: Any, pod: PodForContainers,
               rootfs: Path, resolved: _Resolved) -> tuple[dict[str, Any], Any, ImageConfig]:
@@ -252,17 +251,37 @@ class ContainerManager:
             return
         if rec.state is ContainerState.RUNNING and timeout > 0:
             self._rt.kill(rec.id, _signal_number(rec.stop_signal))
-            info = self._rt.wait(rec.id, timeout)
+            info = self._await_exit(rec.id, timeout)
             if info is not None:
                 self.mark_exited(rec.id, info)
                 return
         self._rt.kill(rec.id, signal.SIGKILL)
-        info = self._rt.wait(rec.id, 30)
+        info = self._await_exit(rec.id, 30)
         if info is None:
             if self._rt.is_running(rec.id):
                 raise FailedPrecondition(f"container {rec.id} did not die after SIGKILL")
             info = ExitInfo(137, message="process gone without an exit record")
         self.mark_exited(rec.id, info)
+
+    def _await_exit(self, cid: str, timeout: float) -> ExitInfo | None:
+        """The container's exit, as soon as it is known: the exit watcher's inotify marks it
+        (``mark_exited`` wakes this wait, no polling), or its monitor has written it already;
+        None after ``timeout`` seconds. The monitor records an exit once nothing of the
+        container is left (``runtime.monitor.leftovers``), so a stop returns only then."""
+        with self._lock:
+            event = self._exit_waits.setdefault(cid, threading.Event())
+        deadline = time.monotonic() + timeout
+        while True:
+            rec = self._records.get(cid)
+            if rec is None:  # removed meanwhile
+                return ExitInfo(137)
+            if rec.state is ContainerState.EXITED:  # marked already: mark_exited ignores this
+                return ExitInfo(rec.exit_code, finished_at=rec.finished_at)
+            info = self._rt.exit_status(cid)
+            left = deadline - time.monotonic()
+            if info is not None or left <= 0:
+                return info
+            event.wait(left)
 
     def remove(self, cid: str) -> None:
         """Kills if running, removes the runtime state, rootfs and record; idempotent."""
@@ -271,7 +290,7 @@ class ContainerManager:
                 self._remove(rec)
         except _Gone:
             return
-        self._names.release(rec.id)
+        self._names.release(_name_key(rec.pod_id, rec.name, rec.attempt), rec.id)
         self._publish(rec, "DELETED")
 
     def _remove(self, rec: ContainerRecord) -> None:
@@ -283,6 +302,7 @@ class ContainerManager:
             self._store.delete(KIND, rec.id)
             self._records.pop(rec.id, None)
             self._exec_templates.pop(rec.id, None)
+            self._exit_waits.pop(rec.id, None)
 
     def stop_pod(self, pod_id: str, timeout: int = 0) -> None:
         """Stops every container of the pod (StopPodSandbox)."""
@@ -376,6 +396,9 @@ class ContainerManager:
             rec = self._save(rec.moved_to(ContainerState.EXITED, exit_code=info.exit_code,
                                           finished_at=info.finished_at or time.time_ns(),
                                           reason=reason, message=info.message))
+            waiting = self._exit_waits.pop(cid, None)
+        if waiting is not None:
+            waiting.set()
         self._publish(rec, "STOPPED")
         return rec
 

@@ -17,7 +17,8 @@ from runtime.atomic import write_atomic
 class DockerFrontDoor:
     """Start after the domain is reconciled; stop before it is torn down."""
 
-    def __init__(self, deps: DockerDeps, socket_path: Path, group: str = "") -> None:
+    def __init__(self, deps: DockerDeps, socket_path: Path, group: str = "",
+                 upload_limit: int = DockerServerOptions.upload_limit) -> None:
         deps.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine_id = deps.state_dir / "engine-id"
         if not engine_id.exists():
@@ -27,7 +28,9 @@ class DockerFrontDoor:
         images.register(router, deps)
         containers.register(router, deps)
         self._policies = ExitPolicies(deps)
-        self._server = DockerServer(DockerServerOptions(socket_path, group), router)
+        opts = DockerServerOptions(socket_path, group, upload_limit=upload_limit,
+                                   spool_dir=deps.state_dir / "uploads")
+        self._server = DockerServer(opts, router)
 
     def start(self) -> None:
         self._policies.start()

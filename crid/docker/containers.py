@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,11 +26,11 @@ from crid.docker.streams import run_session
 from crid.errors import NotFound
 from crid.streaming import AttachRequest
 from crid.streaming_backend.attach_process import AttachProcess, connect_attach
-from runtime.monitor import framing
-from runtime.monitor.attach import connect_unix
+from runtime.api import connect_unix, framing
 
 _PS_FILTERS = ("id", "name", "label", "status", "exited", "ancestor")
 _WAIT_CONDITIONS = ("", "not-running", "next-exit", "removed")
+ACCEPT_TIMEOUT = 5.0
 
 
 def create(d: DockerDeps, req: Request) -> Response:
@@ -145,11 +146,12 @@ def attach(d: DockerDeps, req: Request) -> Hijack:
     stdin = req.flag("stdin") and c.body.open_stdin
     areq = AttachRequest(rec.id, tty=c.body.tty, stdin=stdin, stdout=req.flag("stdout"),
                          stderr=req.flag("stderr") and not c.body.tty)
-    path = _attach_socket(d, rec.id)
+    # Connected before the response: the CLI starts the container as soon as it has the
+    # 101, and the monitor gives a client only the output written after it connected.
+    monitor = _connect_accepted(_attach_socket(d, rec.id), rec.id)
 
     async def open_handle() -> AttachProcess:
-        sock = connect_attach(path, rec.id)
-        return AttachProcess(sock, areq, exit_code=lambda: _exit_code(d, rec.id))
+        return AttachProcess(monitor, areq, exit_code=lambda: _exit_code(d, rec.id))
     return Hijack(lambda sock, rest: run_session(sock, rest, open_handle, c.body.tty))
 
 
@@ -158,6 +160,32 @@ def _attach_socket(d: DockerDeps, cid: str) -> str:
     if state is None or not state.attach_socket:
         raise Conflict(f"container {cid} has no monitor socket to attach to")
     return state.attach_socket
+
+
+def _connect_accepted(path: str, cid: str) -> socket.socket:
+    """A monitor connection the monitor has accepted: connect() returns once the connection
+    is queued, and output written before the accept would never reach us. A REOPEN_LOG
+    answered by REOPENED proves the accept (reopening the log is harmless)."""
+    sock = connect_attach(path, cid)
+    sock.setblocking(True)
+    sock.settimeout(ACCEPT_TIMEOUT)
+    try:
+        sock.sendall(framing.encode(framing.REOPEN_LOG))
+        reader = framing.FrameReader()
+        while not any(kind == framing.REOPENED for kind, _ in reader.feed(_recv(sock))):
+            pass
+    except (OSError, framing.FrameError) as e:
+        sock.close()
+        raise Conflict(f"attach to container {cid}: its monitor did not answer: {e}") from e
+    sock.setblocking(False)
+    return sock
+
+
+def _recv(sock: socket.socket) -> bytes:
+    data = sock.recv(65536)
+    if not data:
+        raise OSError("the monitor closed the connection")
+    return data
 
 
 def _exit_code(d: DockerDeps, cid: str) -> int | None:

@@ -25,6 +25,10 @@ class BadRequest(DockerApiError):
     """Malformed HTTP, JSON, query parameter or field: 400, nothing done."""
 
 
+class BodyTooLarge(BadRequest):
+    """A request body past its route's limit: 413, nothing kept."""
+
+
 class Conflict(DockerApiError):
     """A name in use, an image used by a container, removing a running container: 409."""
 
@@ -43,6 +47,7 @@ class NotImplementedYet(DockerApiError):
 
 _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (NotModified, 304),
+    (BodyTooLarge, 413),
     (BadRequest, 400),
     (RouteNotFound, 404),
     (Conflict, 409),

@@ -2,27 +2,35 @@
 
 One blocking h11 connection per client thread: the handlers call the domain (pulls, pod
 creation) synchronously, and a hijacked connection (attach, exec) keeps its thread for the
-session. Bodies are read whole up to a limit before the handler runs, so a handler never
-sees a half-read or oversized body.
+session. Bodies are read whole up to MAX_BODY before the handler runs, so a handler never
+sees a half-read or oversized body; a route that takes uploads (build contexts, image
+archives, `cp` tars) instead reads its body as a `BodyStream` (crid/docker/body.py) with
+the upload limit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import select
 import socket
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import h11
 
+from crid.docker.body import BodyStream
 from crid.docker.errors import BadRequest
 from crid.docker.versions import API_VERSION
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 4 * 1024 * 1024  # a create body with every option set is a few KiB
 READ_SIZE = 65536
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 << 20
 _TRUE = ("1", "true", "True", "yes")
 
 
@@ -37,6 +45,13 @@ class Request:
     body: bytes
     version: str  # the API version the client asked for ("" = none in the path)
     params: dict[str, str] = field(default_factory=dict)  # from the route's pattern
+    stream: BodyStream | None = None  # the body of a streams_body route, unread
+    peer_gone: Callable[[], bool] = lambda: False  # the client closed its connection
+
+    def body_stream(self) -> BodyStream:
+        """The body of an upload route, to read incrementally or spool."""
+        assert self.stream is not None, "the route was not registered with streams_body"
+        return self.stream
 
     def header(self, name: str) -> str:
         return ", ".join(v for n, v in self.headers if n == name)
@@ -122,36 +137,78 @@ class HttpConnection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self._head_headers: list[tuple[bytes, bytes]] = []
 
-    def next_request(self) -> tuple[h11.Request, bytes] | None:
-        """The next request and its whole body; None when the client closed.
+    def next_head(self) -> h11.Request | None:
+        """The next request's head (its body still unread); None when the client closed.
 
         Raises:
-            BadRequest: malformed HTTP or a body past MAX_BODY (the connection is unusable).
+            BadRequest: malformed HTTP (the connection is unusable).
         """
-        head: h11.Request | None = None
-        body = bytearray()
+        while True:
+            event = self._next_event()
+            if isinstance(event, h11.Request):
+                self._head_headers = list(event.headers)
+                return event
+            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return None
+
+    def read_body(self, limit: int = MAX_BODY) -> bytes:
+        """The whole body of the request whose head was read.
+
+        Raises:
+            BadRequest: malformed HTTP; BodyTooLarge: past `limit`.
+        """
+        return self.body_stream(limit, None).read_all()
+
+    def body_stream(self, limit: int, spool_dir: Path | None) -> BodyStream:
+        """The body of the request whose head was read, as a stream of at most `limit`.
+
+        Raises:
+            BodyTooLarge: its Content-Length is past `limit`.
+        """
+        return BodyStream(self._next_event, limit, spool_dir or Path("/nonexistent"),
+                          declared=self._declared_length())
+
+    def peer_gone(self) -> bool:
+        """Whether the client closed the connection (a build it started is cancelled)."""
+        poller = select.poll()
+        poller.register(self.sock, select.POLLHUP | select.POLLERR)
+        # POLLHUP alone: a client that only half-closed (CloseWrite) still reads the reply.
+        return any(ev & (select.POLLHUP | select.POLLERR) for _, ev in poller.poll(0))
+
+    def linger(self) -> None:
+        """Before closing a connection whose request body was left unread (an error reply to
+        an upload): stop writing and drop what the client still sends for a moment, so it
+        reads the reply instead of a broken pipe (nginx's lingering close)."""
+        if self._conn.their_state is not h11.SEND_BODY:
+            return
+        self.sock.shutdown(socket.SHUT_WR)
+        self.sock.settimeout(LINGER_SECONDS)
+        dropped = 0
+        with contextlib.suppress(OSError):
+            while dropped < LINGER_BYTES and (data := self.sock.recv(READ_SIZE)):
+                dropped += len(data)
+
+    def _next_event(self) -> h11.Event | type[h11.PAUSED]:
         while True:
             try:
                 event = self._conn.next_event()
             except h11.RemoteProtocolError as e:
                 raise BadRequest(f"bad HTTP request: {e}") from None
-            if event is h11.NEED_DATA:
-                data = self.sock.recv(READ_SIZE)
-                self._conn.receive_data(data)
-                if not data and head is None and not body:
-                    return None
-            elif isinstance(event, h11.Request):
-                head = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > MAX_BODY:
-                    raise BadRequest(f"request body larger than {MAX_BODY} bytes")
-            elif isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
-                assert head is not None
-                return head, bytes(body)
-            elif isinstance(event, h11.ConnectionClosed):
-                return None
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            if self._conn.they_are_waiting_for_100_continue:
+                # curl and others wait for this before sending a large body.
+                self._write(self._conn.send(h11.InformationalResponse(status_code=100,
+                                                                      headers=[])))
+            self._conn.receive_data(self.sock.recv(READ_SIZE))
+
+    def _declared_length(self) -> int | None:
+        for name, value in self._head_headers:
+            if name == b"content-length":
+                return int(value)
+        return None
 
     @property
     def leftover(self) -> bytes:

@@ -95,7 +95,10 @@ def _host_config(c: DockerContainer) -> dict[str, Any]:
             "AutoRemove": b.auto_remove, "Privileged": b.privileged, "CapAdd": b.cap_add,
             "CapDrop": b.cap_drop, "Dns": b.dns, "ExtraHosts": b.extra_hosts,
             "Memory": b.memory, "NanoCpus": b.nano_cpus, "CpuShares": b.cpu_shares,
-            "ReadonlyRootfs": b.readonly_rootfs, "LogConfig": {"Type": "k8s-file", "Config": {}},
+            "ReadonlyRootfs": b.readonly_rootfs,
+            # "json-file": what clients test for "the daemon serves logs" (docker-py's run()
+            # reads the output through /logs only then); the file is the CRI log file.
+            "LogConfig": {"Type": "json-file", "Config": {}},
             "Runtime": "crid"}
 
 

@@ -16,22 +16,33 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
+    streams_body: bool = False  # the handler reads its body as a stream (uploads)
 
 
 class Router:
     def __init__(self) -> None:
         self._routes: list[Route] = []
 
-    def add(self, method: str, path: str, handler: Handler) -> None:
+    def add(self, method: str, path: str, handler: Handler, streams_body: bool = False) -> None:
         """`path` like "/containers/{id}/start"; `{id}` matches one segment, `{name}` any
-        number (image names have slashes)."""
+        number (image names have slashes). `streams_body`: the handler reads the body as
+        `req.body_stream()` (up to the upload limit) instead of `req.body` (up to MAX_BODY)."""
         def group(m: re.Match[str]) -> str:
             return f"(?P<{m.group(1)}>{'.+' if m.group(1) == 'name' else '[^/]+'})"
         self._routes.append(Route(method, re.compile("^" + _PARAM.sub(group, path) + "/?$"),
-                                  handler))
+                                  handler, streams_body))
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         """The handler and path parameters; HEAD is served by GET routes.
+
+        Raises:
+            RouteNotFound: no route has this method and path.
+        """
+        route, params = self.route(method, path)
+        return route.handler, params
+
+    def route(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route and path parameters (see match).
 
         Raises:
             RouteNotFound: no route has this method and path.
@@ -40,5 +51,5 @@ class Router:
             if route.method == method or (method == "HEAD" and route.method == "GET"):
                 m = route.pattern.match(path)
                 if m:
-                    return route.handler, m.groupdict()
+                    return route, m.groupdict()
         raise RouteNotFound("page not found")

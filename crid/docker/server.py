@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crid import logs
-from crid.docker.errors import BadRequest, DockerApiError, NotModified, message_body, status_for
+from crid.docker.errors import BadRequest, NotModified, message_body, status_for
 from crid.docker.http import (
     Hijack,
     HttpConnection,
@@ -28,6 +28,7 @@ from crid.docker.http import (
 from crid.docker.router import Router
 from crid.docker.versions import split_version
 from crid.errors import CridError
+from imagestore import ImageStoreError
 
 log = logs.get("crid.docker")
 
@@ -36,6 +37,8 @@ log = logs.get("crid.docker")
 class DockerServerOptions:
     socket_path: Path
     group: str = ""  # the socket's group ("" = root's); mode 0660 either way
+    upload_limit: int = 16 << 30  # bytes of one streamed body (build context, image archive)
+    spool_dir: Path = Path("/var/lib/crid/docker/uploads")  # where spooled bodies live
 
 
 class DockerServer:
@@ -107,6 +110,7 @@ class DockerServer:
             conn = HttpConnection(sock)
             while self._one_request(conn):
                 pass
+            conn.linger()
         except (OSError, BadRequest) as e:
             log.debug("docker API connection ended", error=str(e))
         finally:
@@ -117,43 +121,51 @@ class DockerServer:
     def _one_request(self, conn: HttpConnection) -> bool:
         """Serves one request; False when the connection is done."""
         try:
-            got = conn.next_request()
+            head = conn.next_head()
         except BadRequest as e:
             with contextlib.suppress(Exception):
                 conn.send(_error(e))
             return False
-        if got is None:
+        if head is None:
             return False
-        head, body = got
         started = time.monotonic()
         path, query = split_target(head.target.decode("latin-1"))
         req = Request(head.method.decode("latin-1"), path, query,
                       [(n.decode("latin-1").lower(), v.decode("latin-1"))
-                       for n, v in head.headers], body, "")
-        result = self._dispatch(req)
+                       for n, v in head.headers], b"", "", peer_gone=conn.peer_gone)
+        result = self._dispatch(conn, req)
         if isinstance(result, Hijack):
             conn.send_hijack_head(req.wants_upgrade, result.content_type)
             result.serve(conn.sock, conn.leftover)
             return False
+        if req.stream is not None and not req.stream.done and result.status < 400:
+            # A handler that succeeded without reading all of its upload: the client is owed
+            # a reply, not a reset; the rest is read so the connection stays usable.
+            with contextlib.suppress(BadRequest):
+                req.stream.drain()
         conn.send(result, head_only=req.method == "HEAD")
         log.debug("docker API request", method=req.method, path=head.target.decode("latin-1"),
                   status=result.status, ms=round((time.monotonic() - started) * 1000, 1))
         return conn.reusable()
 
-    def _dispatch(self, req: Request) -> Response | Hijack:
+    def _dispatch(self, conn: HttpConnection, req: Request) -> Response | Hijack:
         try:
             req.version, req.path = split_version(req.path)
-            handler, req.params = self._router.match(req.method, req.path)
-            return handler(req)
-        except (CridError, OSError, ValueError, KeyError, TypeError) as e:
-            if not isinstance(e, (DockerApiError, CridError)) or status_for(e) >= 500:
+            route, req.params = self._router.route(req.method, req.path)
+            if route.streams_body:
+                req.stream = conn.body_stream(self._opts.upload_limit, self._opts.spool_dir)
+            else:
+                req.body = conn.read_body()
+            return route.handler(req)
+        except (CridError, ImageStoreError, OSError, ValueError, KeyError, TypeError) as e:
+            if status_for(e) >= 500:
                 log.warning("docker API request failed", method=req.method, path=req.path,
                             error=str(e), type=type(e).__name__)
             return _error(e)
 
 
 def _error(exc: BaseException) -> Response:
-    status = status_for(exc) if isinstance(exc, CridError) else 500
+    status = status_for(exc)
     if isinstance(exc, NotModified):
         return Response(304, b"", content_type="")
     return Response(status, json.dumps(message_body(exc)).encode() + b"\n")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crid.children import end_process, marked_before_us
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.locks import KeyedLocks
 from crid.pods import validate
@@ -23,11 +24,11 @@ from crid.pods.ids import PodId
 from crid.pods.infra import infra_alive
 from crid.pods.layout import PodPaths
 from crid.pods.model import PodSandbox, PodSpec
-from crid.pods.names import NameRegistry
 from crid.pods.namespaces import is_pinned
 from crid.pods.setup import SetupDeps, create_sandbox, namespace_kinds
 from crid.pods.state import PodState
 from crid.pods.teardown import remove_leftovers, remove_sandbox, stop_sandbox
+from crid.reservations import ReservationStore
 from crid.resources import Resources
 from crid.store import MetadataStore
 
@@ -64,7 +65,7 @@ class PodManager:
         self._opts = opts
         self._store = store
         self._deps = deps
-        self._names = NameRegistry()
+        self._names: ReservationStore[PodId] = ReservationStore()
         self._index_lock = threading.Lock()
         self._pods: dict[str, PodSandbox] = {}
         self._locks = KeyedLocks()  # one per pod: everything done to that pod
@@ -87,18 +88,18 @@ class PodManager:
             Internal subtypes / network errors: a step failed (everything done is undone).
         """
         validate.validate(spec, self._opts.handlers, self._deps.cgroup_driver)
-        res, mine = self._names.reserve(spec.metadata, self._opts.retry_wait)
+        res, mine = self._names.reserve(spec.metadata, PodId.new, self._opts.retry_wait)
         if not mine:
-            return res.pod_id
+            return res.holder
         ok = False
         try:
-            with self._locks.held(res.pod_id.value):
-                pod = create_sandbox(res.pod_id, spec, self._deps)
+            with self._locks.held(res.holder.value):
+                pod = create_sandbox(res.holder, spec, self._deps)
                 self._commit(pod)
             ok = True
         finally:
             self._names.finish(spec.metadata, res, ok, abandoned=ok and caller_gone())
-        return res.pod_id
+        return res.holder
 
     # -- Stop / Remove -------------------------------------------------------------------
 
@@ -189,6 +190,7 @@ class PodManager:
             if pod.state == PodState.READY and not self._alive(pod):
                 self._commit(pod.with_state(PodState.NOTREADY))
                 changed.append(f"notready {pod.id.value}")
+        changed += self._end_unrecorded_holders()
         pods_dir = self._opts.run_root / "pods"
         if pods_dir.is_dir():
             for d in pods_dir.iterdir():
@@ -197,6 +199,18 @@ class PodManager:
                     changed.append(f"leftover {d.name}")
         released = self._deps.network.release_orphans(set(self._pods))
         return changed + [f"network {i}" for i in released]
+
+    def _end_unrecorded_holders(self) -> list[str]:
+        """Infra processes (and their unshare) a killed daemon started but never recorded:
+        marked with their pod's id (crid.children), of a pod no record has, or of a pod
+        whose recorded infra process is not alive (so not theirs)."""
+        ended = []
+        for p in marked_before_us(self._opts.run_root):
+            pod = self._pods.get(p.pod_id) if p.pod_id else None
+            if p.pod_id and (pod is None or pod.infra is None or not infra_alive(pod.infra)):
+                end_process(p)
+                ended.append(f"holder {p.pid} of {p.pod_id}")
+        return ended
 
     def _alive(self, pod: PodSandbox) -> bool:
         paths = self.paths(pod)

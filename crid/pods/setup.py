@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from crid.children import mark
 from crid.network.api import PodNetwork
 from crid.pods import files
 from crid.pods.cgroups import CGROUPFS, PodCgroups, combine, pod_cgroup_path
@@ -109,7 +110,7 @@ class _CgroupAndInfra:
             deps.cgroups.create(path, combine(spec.overhead, spec.resources))
             self.cgroup = path
             if spec.namespaces.pid == POD:
-                self.infra = start_infra(pins)
+                self.infra = start_infra(pins, mark(deps.run_root, paths.dir.name))
                 paths.write_intent(infra_pid=self.infra.pid,
                                    infra_start=self.infra.start_time)
                 deps.cgroups.add_process(self.cgroup, self.infra.pid)

@@ -174,7 +174,9 @@ def status_rpc(pods: PodManager, req: pb.PodSandboxStatusRequest,
 
 def _items(pods: PodManager, f: pb.PodSandboxFilter, wire: PodWire) -> list[bytes]:
     unfiltered = f == _NO_FILTER
-    found = pods.list_pods() if unfiltered else pods.list_pods(filter_from_pb(f))
+    # Never every pod: Docker-side pods stay out of the CRI's sight (the kubelet kills the
+    # running pods it does not know).
+    found = pods.list_pods(_CRI_PODS if unfiltered else filter_from_pb(f))
     items = [wire.listed.item(p.id.value, p) for p in found]
     if unfiltered:
         ids = [p.id.value for p in found]
@@ -184,6 +186,7 @@ def _items(pods: PodManager, f: pb.PodSandboxFilter, wire: PodWire) -> list[byte
 
 
 _NO_FILTER = pb.PodSandboxFilter()
+_CRI_PODS = PodFilter(front_door=CRI)
 
 
 def list_rpc(pods: PodManager, req: pb.ListPodSandboxRequest, wire: PodWire) -> bytes:

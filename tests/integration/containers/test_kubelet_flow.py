@@ -244,3 +244,18 @@ def test_create_outliving_its_deadline_is_handed_to_the_retry(rig: ContainerRig)
     assert [c.id for c in rig.rt.ListContainers(pb.ListContainersRequest()).containers] == [cid]
     assert code_of(lambda: rig.rt.CreateContainer(req, timeout=30)) == \
         grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_a_retry_while_the_first_create_is_in_flight_waits_for_it(rig: ContainerRig) -> None:
+    """The kubelet retries at once after its deadline; the first create is still running then
+    (the "name is reserved" loop users report against every engine)."""
+    pod = rig.run_pod()
+    cfg = container_config(command=("/bin/sleep", "3600"))
+    cfg.image.image = rig.image
+    req = pb.CreateContainerRequest(pod_sandbox_id=pod[0], config=cfg, sandbox_config=pod[1])
+    assert code_of(lambda: rig.rt.CreateContainer(req, timeout=0.005)) == \
+        grpc.StatusCode.DEADLINE_EXCEEDED
+    cid = rig.rt.CreateContainer(req, timeout=30).container_id
+    assert [c.id for c in rig.rt.ListContainers(pb.ListContainersRequest()).containers] == [cid]
+    rig.rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+    assert rig.status(cid).status.state == pb.CONTAINER_RUNNING

@@ -17,7 +17,7 @@ from crid.pods import (
 from crid.pods.cgroups import cgroup_limits, combine, pod_cgroup_path
 from crid.pods.files import hosts, resolv_conf
 from crid.pods.model import Infra
-from crid.pods.names import NameRegistry
+from crid.reservations import ReservationStore
 from crid.resources import Resources
 from runtime.cgroups.convert import v1_writes, v2_writes
 
@@ -60,34 +60,34 @@ def test_resolv_conf_from_dns_or_host(tmp_path) -> None:  # noqa: ANN001
 
 
 def test_name_reserved_then_refused_with_holder() -> None:
-    names = NameRegistry()
-    res, mine = names.reserve(MD, wait=0)
+    names = ReservationStore()
+    res, mine = names.reserve(MD, PodId.new, wait=0)
     assert mine
     names.finish(MD, res, ok=True, abandoned=False)
-    with pytest.raises(AlreadyExists, match=res.pod_id.value):
-        names.reserve(MD, wait=0)
-    names.release(MD, res.pod_id)
-    assert names.reserve(MD, wait=0)[1]
+    with pytest.raises(AlreadyExists, match=res.holder.value):
+        names.reserve(MD, PodId.new, wait=0)
+    names.release(MD, res.holder)
+    assert names.reserve(MD, PodId.new, wait=0)[1]
 
 
 def test_abandoned_create_is_handed_to_the_retry_once() -> None:
-    names = NameRegistry()
-    res, _ = names.reserve(MD, wait=0)
+    names = ReservationStore()
+    res, _ = names.reserve(MD, PodId.new, wait=0)
     got: list[object] = []
-    t = threading.Thread(target=lambda: got.append(names.reserve(MD, wait=5)))
+    t = threading.Thread(target=lambda: got.append(names.reserve(MD, PodId.new, wait=5)))
     t.start()
     names.finish(MD, res, ok=True, abandoned=True)  # the first caller's deadline had passed
     t.join()
     assert got == [(res, False)]
     with pytest.raises(AlreadyExists):
-        names.reserve(MD, wait=0)
+        names.reserve(MD, PodId.new, wait=0)
 
 
 def test_failed_create_frees_the_name() -> None:
-    names = NameRegistry()
-    res, _ = names.reserve(MD, wait=0)
+    names = ReservationStore()
+    res, _ = names.reserve(MD, PodId.new, wait=0)
     names.finish(MD, res, ok=False, abandoned=False)
-    assert names.reserve(MD, wait=0)[1]
+    assert names.reserve(MD, PodId.new, wait=0)[1]
 
 
 def test_records_written_before_resources_were_shared_still_load() -> None:

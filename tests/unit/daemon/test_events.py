@@ -4,9 +4,8 @@ import threading
 
 import pytest
 
-from crid.errors import AlreadyExists, ResourceExhausted
+from crid.errors import ResourceExhausted
 from crid.events import ContainerEvent, EventBus
-from crid.names import NameRegistry
 
 
 def ev(i: int) -> ContainerEvent:
@@ -37,14 +36,3 @@ def test_slow_subscriber_is_dropped_with_an_error_not_blocking() -> None:
     bus.close()
     t.join(5)
     assert got == [f"c{i}" for i in range(10)]
-
-
-def test_names_are_reserved_and_released() -> None:
-    names = NameRegistry()
-    names.reserve("web_default_uid_0", "id1")
-    names.reserve("web_default_uid_0", "id1")  # same holder: fine
-    with pytest.raises(AlreadyExists, match="id1"):
-        names.reserve("web_default_uid_0", "id2")
-    names.release("id1")
-    names.reserve("web_default_uid_0", "id2")
-    assert names.holder("web_default_uid_0") == "id2"
