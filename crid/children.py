@@ -25,8 +25,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
-from runtime.exits import wait_exit
-from runtime.state import process_start_time
+from runtime.api import process_start_time, wait_exit
 
 OWNER, DAEMON, POD = "CRID_OWNER", "CRID_DAEMON", "CRID_POD"
 

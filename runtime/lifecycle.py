@@ -116,11 +116,11 @@ class Runtime:
                 seccomp: CompiledFilter | None) -> Created:
         (d / "config.json").write_bytes(Path(bundle, "config.json").read_bytes())
         fifo = str(d / "exec.fifo")
-        # As runc makes it: the init opens it for writing as the container's root, or as the
-        # process's user once it switched, which in a user namespace is no host root.
-        os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o622)  # whatever the umask
-        os.chown(fifo, *spec.linux.host_root())
+        # In a user namespace the init reopens it as a uid of its range (which may not be
+        # known here: a namespace joined by path): writable by all, as runc makes it (0622).
+        os.mkfifo(fifo, 0o600)
+        if spec.linux.namespace("user") is not None:
+            os.chmod(fifo, 0o622)
         rec = ContainerRecord(id=req.id, bundle=bundle, created=rfc3339_nano(),
                               annotations=dict(spec.annotations),
                               rootfs=os.path.join(bundle, spec.root.path), exec_fifo=fifo,

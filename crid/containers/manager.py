@@ -42,7 +42,13 @@ from crid.containers.ports import (
     PodLookup,
 )
 from crid.containers.record import ContainerRecord, ContainerState
-from crid.containers.spec import HostDevice, SpecInputs, generate_spec, resources_oci
+from crid.containers.spec import (
+    HostDevice,
+    PodContext,
+    SpecInputs,
+    generate_spec,
+    resources_oci,
+)
 from crid.containers.users import resolve_user
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.events import ContainerEvent, EventBus
@@ -86,7 +92,10 @@ class ContainerManager:
         self._images, self._pods, self._events = images, pods, events
         self._lock = threading.RLock()  # the index (_records, _exec_templates)
         self._ops = KeyedLocks()  # one lock per container: its changing operations
-        opts.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Traversable, not listable: a user-namespaced container's root (a host uid of its
+        # pod's range) walks down to its rootfs (see `_container_dir_mode`).
+        opts.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        opts.root.chmod(0o711)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names: ReservationStore[str] = ReservationStore()
         self._exec_templates: dict[str, dict[str, Any]] = {}  # id -> config.json process
@@ -161,8 +170,10 @@ class ContainerManager:
         cdir = self._o.root / cid
         with contextlib.ExitStack() as undo:
             cdir.mkdir(parents=True, mode=0o700)
+            cdir.chmod(_container_dir_mode(pod.context.userns_path))
             undo.callback(rootfs_mod.remove_container_dir, cdir)
-            rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir)
+            rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir,
+                                             _pod_userns(pod.context))
             spec, user, img = self._spec(cid, req, image, pod, rootfs, resolved)
             # not durable: a power loss ends the container anyway, and the record (in the
             # metadata store) is what a restart reconciles from
@@ -452,6 +463,19 @@ class ContainerManager:
 
     def _publish(self, rec: ContainerRecord, kind: str) -> None:
         self._events.publish(ContainerEvent(rec.id, kind, time.time_ns(), rec.pod_id, rec))
+
+
+def _pod_userns(pod: PodContext) -> rootfs_mod.PodUserns | None:
+    if not pod.userns_path:
+        return None
+    return rootfs_mod.PodUserns(pod.userns_path, *pod.userns_root)
+
+
+def _container_dir_mode(userns_path: str) -> int:
+    """0700, or 0711 in a pod with a user namespace: its container's init, root only over
+    its own range, must reach <cdir>/rootfs by path to mount it (as containerd's bundle
+    directories are 0711); the writable layer beside it stays unlistable."""
+    return 0o711 if userns_path else 0o700
 
 
 class _Gone(NotFound):

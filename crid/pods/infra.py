@@ -23,7 +23,7 @@ from pathlib import Path
 from crid.children import REAPER
 from crid.errors import Internal
 from crid.pods.model import Infra
-from runtime.exits import wait_exit
+from runtime.api import wait_exit
 
 START_TIMEOUT = 10.0
 

@@ -46,6 +46,8 @@ def namespace_kinds(spec: PodSpec) -> tuple[str, ...]:
         kinds += ["net", "uts"]
     if spec.namespaces.ipc != NODE:
         kinds.append("ipc")
+    if spec.userns is not None:
+        kinds.append("user")
     return tuple(kinds)
 
 
@@ -58,7 +60,8 @@ def create_sandbox(pod_id: PodId, spec: PodSpec, deps: SetupDeps) -> PodSandbox:
         hostname = spec.hostname if spec.namespaces.network != NODE else os.uname().nodename
         pins = deps.pinner.pin(PinRequest(
             paths.ns_dir, namespace_kinds(spec), hostname=hostname,
-            sysctls=tuple((sysctl_path(k), v) for k, v in sorted(spec.sysctls.items()))))
+            sysctls=tuple((sysctl_path(k), v) for k, v in sorted(spec.sysctls.items())),
+            userns=spec.userns))
         undo.callback(deps.pinner.unpin, paths.ns_dir)
         if spec.namespaces.ipc != NODE:
             mount_shm(paths.shm, deps.shm_size)

@@ -171,20 +171,6 @@ class Linux:
                 return ns
         return None
 
-    def host_root(self) -> tuple[int, int]:
-        """The host uid and gid of the container's root through the spec's mappings (runc's
-        HostRootUID/GID): 0 without mappings, -1 (chown's "unchanged") where root is unmapped."""
-        return _to_host(self.uid_mappings), _to_host(self.gid_mappings)
-
-
-def _to_host(maps: tuple[IDMapping, ...], cid: int = 0) -> int:
-    if not maps:
-        return cid
-    for m in maps:
-        if m.container_id <= cid < m.container_id + m.size:
-            return m.host_id + cid - m.container_id
-    return -1
-
 
 @dataclass(frozen=True)
 class Spec:
