@@ -27,6 +27,7 @@ from tests.integration.runtime.lifekit import PREFIX, leftover_cgroups
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 APPLETS = ("sh", "true", "false", "sleep", "touch", "cat", "echo", "head", "wc", "stat", "grep",
+           "id", "hostname", "sed", "cut", "pwd",
            "readlink", "ls")
 
 
@@ -778,3 +779,41 @@ def test_linux_cgroups_hugetlb_a_page_size_the_host_lacks_fails_create(make: Any
         {"pageSize": "3MB", "limit": 100 * 3 * 1024 * 1024}]))
     assert rt.create() != 0
     assert rt.status() is None
+
+
+RUNTIMETEST = r"""
+cd /; echo "cwd $(pwd) uid $(id -u) gid $(id -g) host $(hostname) term $TERM"
+for l in fd stdin stdout stderr; do echo "link /dev/$l $(readlink /dev/$l)"; done
+for d in null zero full random urandom tty ptmx; do [ -c /dev/$d ] && echo "device /dev/$d"; done
+for m in /proc /dev /dev/pts /dev/shm /dev/mqueue /sys; do
+  while read -r _ _ _ _ point _; do
+    [ "$point" = "$m" ] || continue
+    echo "mount $m $(grep " $m " /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1,2)"
+  done < /proc/self/mountinfo
+done
+grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status
+grep 'open files' /proc/self/limits
+"""
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_runtimetest_sees_the_default_generator_config(make: Any, name: str) -> None:
+    # cmd/runtimetest's checks that apply to every inside program (each runs the generator's
+    # config plus its own change): cwd, user, hostname, env, the default symlinks and devices,
+    # the mounts (destination, type, source), the five capability sets, no_new_privs, seccomp,
+    # rlimits.
+    rt = make(name, ["sh", "-c", RUNTIMETEST], "rtest")
+    out = run_to_stop(rt)
+    caps = sum(1 << ALL_CAPS.index(c) for c in DEFAULT_CAPS)
+    assert out.splitlines() == [
+        "cwd / uid 0 gid 0 host mrsdalloway term xterm",
+        "link /dev/fd /proc/self/fd", "link /dev/stdin /proc/self/fd/0",
+        "link /dev/stdout /proc/self/fd/1", "link /dev/stderr /proc/self/fd/2",
+        *[f"device /dev/{d}" for d in ("null", "zero", "full", "random", "urandom", "tty",
+                                       "ptmx")],
+        "mount /proc proc proc", "mount /dev tmpfs tmpfs", "mount /dev/pts devpts devpts",
+        "mount /dev/shm tmpfs shm", "mount /dev/mqueue mqueue mqueue",
+        "mount /sys sysfs sysfs",
+        *[f"Cap{s}:\t{caps:016x}" for s in ("Inh", "Prm", "Eff", "Bnd", "Amb")],
+        "NoNewPrivs:\t0", "Seccomp:\t2",
+        "Max open files            1024                 1024                 files     "]
