@@ -22,7 +22,7 @@ import pytest
 from crid.containers.seccomp_default import default_profile
 from tests.integration.runtime.bundle import DEFAULT_CAPS
 from tests.integration.runtime.clikit import SCRIPT, cli_env, stop_server
-from tests.integration.runtime.lifekit import PREFIX, leftover_cgroups
+from tests.integration.runtime.lifekit import PREFIX, leftover_cgroups, mounts_mentioning
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -157,6 +157,7 @@ def make_fixture(tmp_path: Path) -> Iterator[Any]:
     for rt in made:
         rt.clean()
     stop_server(tmp_path / "root-crid")
+    assert mounts_mentioning(str(bundles)) == []
     shutil.rmtree(bundles)
 
 
@@ -714,8 +715,7 @@ def test_linux_cgroups_blkio_weight(make: Any, name: str) -> None:
     # blkio controller has no weight file, and both runtimes refuse the spec
     rt = make(name, ["true"], "blkw")
     edit(rt, lambda c: (c["linux"].update(cgroupsPath=cgroups_path("abs", name)),
-                        c["linux"]["resources"].update(blockIO={"weight": 500,
-                                                                "leafWeight": 300})))
+                        c["linux"]["resources"].update(blockIO={"weight": 500})))
     if BLKIO_WEIGHT:
         assert rt.create() == 0
         pid = json.loads(rt._run("state", rt.id).stdout)["pid"]
