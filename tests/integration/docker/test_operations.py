@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.docker.conftest import DockerRig
+from tests.integration.docker.conftest import DockerRig, until
 from tests.rig.daemon import start_crid
 
 
@@ -37,7 +37,7 @@ def test_pause_unpause(rig: DockerRig) -> None:
     rig.cli("unpause", "p")
     assert _state(rig, "p")["Status"] == "running"
     beats = {rig.cli("exec", "p", "cat", "/tmp/beat").stdout for _ in range(2)}
-    _until(lambda: rig.cli("exec", "p", "cat", "/tmp/beat").stdout not in beats)
+    until(lambda: rig.cli("exec", "p", "cat", "/tmp/beat").stdout not in beats)
     not_paused = rig.cli("unpause", "p", check=False)
     assert not_paused.returncode != 0 and "is not paused" in not_paused.stderr
     rig.cli("pause", "p")
@@ -47,7 +47,7 @@ def test_pause_unpause(rig: DockerRig) -> None:
 
 def test_top_lists_the_container_processes(rig: DockerRig) -> None:
     rig.cli("run", "-d", "--name", "t", "busybox", "sh", "-c", "sleep 1234 & sleep 4321")
-    rows = _until(lambda: [ln for ln in rig.cli("top", "t").stdout.splitlines()
+    rows = until(lambda: [ln for ln in rig.cli("top", "t").stdout.splitlines()
                            if "sleep" in ln and len(ln.split()) > 1] or None)
     commands = sorted(r.split(None, 7)[-1] for r in rows)
     assert commands == ["sleep 1234", "sleep 4321"]
@@ -155,8 +155,8 @@ def test_restart_policies(rig: DockerRig) -> None:
     rig.cli("run", "-d", "--name", "twice", "--restart", "on-failure:2", "busybox", "sh",
             "-c", "echo run; exit 3")
     rig.cli("run", "-d", "--name", "fine", "--restart", "on-failure", "busybox", "true")
-    _until(lambda: rig.cli("logs", "always").stdout.count("run") >= 3)
-    _until(lambda: rig.cli("logs", "twice").stdout.count("run") == 3 and
+    until(lambda: rig.cli("logs", "always").stdout.count("run") >= 3)
+    until(lambda: rig.cli("logs", "twice").stdout.count("run") == 3 and
            not _state(rig, "twice")["Running"])
     assert json.loads(rig.cli("inspect", "twice").stdout)[0]["RestartCount"] == 2
     assert _state(rig, "twice")["ExitCode"] == 3
@@ -187,11 +187,11 @@ def test_restart_policies_after_a_daemon_restart(rig: DockerRig) -> None:
     doomed = _state(rig, "dies-while-down")["Pid"]
     config = rig.daemon.root.parent / "crid.toml"
     assert rig.daemon.stop() == 0
-    _until(lambda: not os.path.exists(f"/proc/{doomed}"))  # it exits while no daemon watches
+    until(lambda: not os.path.exists(f"/proc/{doomed}"))  # it exits while no daemon watches
     rig.daemon = start_crid(rig.daemon.root.parent, config=config)
     assert _state(rig, "survivor")["Pid"] == pid
-    _until(lambda: _state(rig, "stopped-always")["Running"])
-    _until(lambda: _state(rig, "dies-while-down")["Running"])
+    until(lambda: _state(rig, "stopped-always")["Running"])
+    until(lambda: _state(rig, "dies-while-down")["Running"])
     assert not _state(rig, "stopped-unless")["Running"]
     rig.cli("rm", "-f", "survivor", "stopped-always", "stopped-unless", "dies-while-down")
 
@@ -205,13 +205,3 @@ def test_container_prune(rig: DockerRig) -> None:
     assert rig.cli("ps", "-a", "--format", "{{.Names}}").stdout == "live\n"
     rig.cli("rm", "-f", "live")
     assert list((rig.daemon.root / "docker" / "logs").iterdir()) == []
-
-
-def _until(fn, timeout: float = 30):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            assert value, "condition never held"
-            return value
-        time.sleep(0.1)
