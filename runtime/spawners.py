@@ -14,10 +14,12 @@ from runtime import hooks
 from runtime.cgroup_seam import mount_hierarchies, open_cgroups
 from runtime.cgroups import Resources
 from runtime.cgroups.files import read_keyed
+from runtime.cgroups.resources import with_allowed_devices
 from runtime.errors import OCIRuntimeError, SpecError
 from runtime.execprep import ExecPrep
 from runtime.init import ExecContext, InitContext, exec_in, spawn_init
 from runtime.init.mounts import CgroupHierarchy
+from runtime.monitor.leftovers import group_dir
 from runtime.monitor.loop import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
 from runtime.seccomp.cache import from_wire as filter_from_wire
@@ -53,7 +55,7 @@ class InitSpawner:
     def prepare(self) -> tuple[CgroupHierarchy, ...]:
         # Limits before the process joins (nothing here waits for the slow migration lock):
         # it never runs in its cgroup unlimited.
-        self.cgroups.set(Resources.from_oci(self.spec.linux.resources))
+        self.cgroups.set(with_allowed_devices(Resources.from_oci(self.spec.linux.resources)))
         return mount_hierarchies(self.cgroups)
 
     def place(self, pid: int) -> None:
@@ -70,6 +72,12 @@ class InitSpawner:
 
     def oom_counter(self) -> tuple[str, str] | None:
         return self.cgroups.oom_counter()
+
+    def leftover_group(self) -> str | None:
+        pid_ns = self.spec.linux.namespace("pid")
+        if pid_ns is not None and not pid_ns.path:
+            return None  # a PID namespace of its own: the kernel ends it with its init
+        return group_dir(self.cgroups.dirs())
 
 
 class ExecSpawner:
@@ -111,6 +119,9 @@ class ExecSpawner:
                 if os.path.exists(os.path.join(d, name)):
                     return d, name
         return None
+
+    def leftover_group(self) -> str | None:
+        return None  # an exec's end is not the container's
 
 
 def make_spawner(params: dict[str, Any]) -> ChildSpawner:
