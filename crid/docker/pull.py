@@ -13,8 +13,16 @@ from collections.abc import Iterator
 
 from crid.docker.deps import DockerDeps
 from crid.docker.progress import Outcome, bar, error_line, in_worker, line
-from imagestore import Credentials, ImageRecord
-from imagestore.progress import DONE, DOWNLOADING, EXISTS, VERIFIED, WAITING, LayerProgress
+from imagestore import (
+    DONE,
+    DOWNLOADING,
+    EXISTS,
+    VERIFIED,
+    WAITING,
+    Credentials,
+    ImageRecord,
+    LayerProgress,
+)
 
 DRAW_STEP = 512 * 1024  # a "Downloading" line per this many bytes, not per chunk
 

@@ -16,8 +16,7 @@ from crid.api import api_pb2_grpc
 from crid.errors import InvalidArgument
 from crid.fsusage import dir_usage
 from crid.server.unimplemented import fill_unimplemented
-from imagestore import Credentials, ImageRecord, ImageStore
-from imagestore.progress import VERIFIED, LayerProgress
+from imagestore import VERIFIED, Credentials, ImageRecord, ImageStore, LayerProgress
 
 STREAM_CHUNK = 100
 
