@@ -56,7 +56,7 @@ from crid.locks import KeyedLocks
 from crid.reservations import ReservationStore
 from crid.resources import Resources
 from crid.store import MetadataStore
-from runtime.atomic import write_atomic
+from runtime.linux.atomic import write_atomic
 
 KIND = "container"
 
@@ -162,6 +162,8 @@ class ContainerManager:
 
     def _create(self, cid: str, pod: PodForContainers, req: ContainerRequest) -> ContainerRecord:
         req = inputs.with_pod_namespaces(req, pod)
+        if pod.context.userns_path:
+            inputs.check_reachable_from_userns(self._o.root)
         image = self._images.status(req.image)
         if image is None:
             raise NotFound(f"image {req.image!r} is not present: pull it first")

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from crid.api import api_pb2 as pb
-from runtime import libc
+from runtime.linux import libc
 from tests.integration.containers.helpers import (
     ContainerRig,
     code_of,
@@ -324,6 +324,24 @@ def test_bad_user_namespace_requests_are_refused(rig: ContainerRig) -> None:
     assert rig.rt.ListPodSandbox(pb.ListPodSandboxRequest()).items == []
     st = rig.rt.Status(pb.StatusRequest())
     assert all(h.features.user_namespaces for h in st.runtime_handlers)
+
+
+def test_a_root_others_cannot_search_is_refused_clearly(rig: ContainerRig) -> None:
+    """The container's root (a host uid of the range) must walk to its rootfs: under a 0700
+    directory the create fails with FAILED_PRECONDITION naming it, leaving nothing."""
+    pod = rig.run_pod(namespaces=_namespaces(_userns(_host_range())))
+    mode = rig.base.stat().st_mode & 0o7777
+    rig.base.chmod(0o700)
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            rig.create(pod, container_config(command=("/bin/sleep", "3600")))
+    finally:
+        rig.base.chmod(mode)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"{rig.base} is mode 0700" in err.value.details()
+    assert rig.rt.ListContainers(pb.ListContainersRequest()).containers == []
+    assert list((rig.daemon.root / "containers").iterdir()) == []
+    rig.run(pod, container_config(command=("/bin/sleep", "3600")))
 
 
 @pytest.fixture(autouse=True)
