@@ -32,10 +32,11 @@ import sys
 import time
 from typing import Any
 
-from runtime import cli_commands, libc
+from runtime import cli_commands
 from runtime.cli import LOCK_NAME, caller_context, socket_path
 from runtime.cli_worker import serve_connection
 from runtime.errors import OCIRuntimeError
+from runtime.linux import libc
 from runtime.procname import set_comm
 from runtime.records import dataclass
 from runtime.state import process_start_time
@@ -360,10 +361,10 @@ def run(root: str, ready_fd: int, idle: float) -> int:
 def preload() -> None:
     """Import what the commands import lazily (they are written for a one-shot process) and
     build the parsers once, so that no request pays for it."""
-    import runtime.atomic  # noqa: F401
     import runtime.cli_tty  # noqa: F401
     import runtime.features  # noqa: F401
     import runtime.lifecycle  # noqa: F401
+    import runtime.linux.atomic  # noqa: F401
     from runtime.cgroups import Resources  # noqa: F401
 
     cli_commands.build_parsers()

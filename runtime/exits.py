@@ -14,7 +14,7 @@ import select
 import struct
 import time
 
-from runtime import libc
+from runtime.linux import libc
 
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
 _MASK = libc.IN_MOVED_TO | libc.IN_CLOSE_WRITE

@@ -531,7 +531,7 @@ def _with_root(process: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_pid_file(path: Path, pid: int) -> None:
-    from runtime.atomic import write_atomic
+    from runtime.linux.atomic import write_atomic
 
     write_atomic(os.path.abspath(path), str(pid).encode(), durable=False)  # as runc
 

@@ -14,6 +14,7 @@ from runtime import hooks
 from runtime.cgroup_seam import mount_hierarchies, open_cgroups
 from runtime.cgroups import Resources
 from runtime.cgroups.files import read_keyed
+from runtime.cgroups.resources import with_allowed_devices
 from runtime.errors import OCIRuntimeError, SpecError
 from runtime.execprep import ExecPrep
 from runtime.init import ExecContext, InitContext, exec_in, spawn_init
@@ -54,7 +55,7 @@ class InitSpawner:
     def prepare(self) -> tuple[CgroupHierarchy, ...]:
         # Limits before the process joins (nothing here waits for the slow migration lock):
         # it never runs in its cgroup unlimited.
-        self.cgroups.set(Resources.from_oci(self.spec.linux.resources))
+        self.cgroups.set(with_allowed_devices(Resources.from_oci(self.spec.linux.resources)))
         return mount_hierarchies(self.cgroups)
 
     def place(self, pid: int) -> None:

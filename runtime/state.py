@@ -15,8 +15,8 @@ import os
 import re
 from pathlib import Path
 
-from runtime.atomic import write_atomic
 from runtime.errors import ContainerExists, ContainerNotFound, InvalidState
+from runtime.linux.atomic import write_atomic
 from runtime.records import asdict, dataclass, field
 
 # Patterns stay strings, compiled by re on first use (and cached there): compiling

@@ -34,8 +34,8 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
-from runtime import libc
 from runtime.errors import OCIRuntimeError
+from runtime.linux import libc
 from runtime.monitor.launch import MonitorFds, MonitorRequest
 
 if TYPE_CHECKING:

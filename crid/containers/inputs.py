@@ -152,7 +152,7 @@ def _slice_path(unit: str) -> str | None:
 
 
 def user_db(rootfs: Path) -> UserDB:
-    from runtime.securejoin import secure_join
+    from runtime.linux.securejoin import secure_join
 
     def read(rel: str) -> str:
         try:

@@ -56,7 +56,7 @@ from crid.locks import KeyedLocks
 from crid.reservations import ReservationStore
 from crid.resources import Resources
 from crid.store import MetadataStore
-from runtime.atomic import write_atomic
+from runtime.linux.atomic import write_atomic
 
 KIND = "container"
 

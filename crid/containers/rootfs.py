@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from crid.errors import Internal
-from runtime import libc
+from runtime.linux import libc
+from runtime.linux.mounts import unmount_all
 
 # mount(2) data is one page; longer lowerdir lists need the new mount API (not used yet).
 MAX_MOUNT_DATA = 4000
@@ -102,13 +102,10 @@ def _empty_layer(container_dir: Path) -> Path:
 def unmount_rootfs(container_dir: Path) -> None:
     """Unmounts the rootfs if mounted (idempotent)."""
     merged = container_dir / "rootfs"
-    while _is_mountpoint(merged):
-        try:
-            libc.umount2(str(merged), libc.MNT_DETACH)
-        except OSError as e:
-            if e.errno in (errno.EINVAL, errno.ENOENT):
-                return
-            raise Internal(f"unmounting rootfs at {merged}: {e}") from e
+    try:
+        unmount_all(merged, _is_mountpoint)
+    except OSError as e:
+        raise Internal(f"unmounting rootfs at {merged}: {e}") from e
 
 
 def remove_container_dir(container_dir: Path) -> None:

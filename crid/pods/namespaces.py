@@ -21,18 +21,17 @@ enters the pinned namespaces (setns of net, IPC and UTS works per thread) to con
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from crid.errors import Internal, InvalidArgument
 from crid.network import rtnl
 from crid.pods.model import IdMapping, UserNamespace
-from runtime import libc
+from runtime.linux import libc
+from runtime.linux.mounts import unmount_all
+from runtime.linux.netns import enter, in_own_thread
 
 # "user" last: it is unpinned after the namespaces it owns.
 KINDS = ("net", "ipc", "uts", "user")
@@ -79,11 +78,7 @@ def _enter_and_configure(req: PinRequest, paths: dict[str, str]) -> None:
     namespace by `_pin_with_userns`), then configures them."""
     for kind in req.kinds:
         if kind in _FLAGS:
-            fd = os.open(paths[kind], os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                libc.setns(fd, _FLAGS[kind])
-            finally:
-                os.close(fd)
+            enter(paths[kind], _FLAGS[kind])
     _configure(req, req.userns.uids[0].host_id if req.userns else None)
 
 
@@ -147,10 +142,10 @@ class NamespacePinner:
                 box.append(e)
             work = _enter_and_configure
         if not box:
-            t = threading.Thread(target=_catching, args=(box, req, paths, work),
-                                 name="pod-netns", daemon=True)
-            t.start()
-            t.join()
+            try:
+                in_own_thread(lambda: work(req, paths), "pod-netns")
+            except BaseException as e:  # noqa: BLE001 - undone and reported below
+                box.append(e)
         if not box:
             return paths
         self.unpin(req.ns_dir)  # whatever was pinned before the failure
@@ -171,13 +166,10 @@ class NamespacePinner:
             path = ns_dir / kind
             if not path.exists():
                 continue
-            while is_pinned(path):
-                try:
-                    libc.umount2(str(path), libc.MNT_DETACH)
-                except OSError as e:
-                    if e.errno in (errno.EINVAL, errno.ENOENT):
-                        break
-                    raise NamespaceError(f"unpinning {path}: {e}") from e
+            try:
+                unmount_all(path, is_pinned)
+            except OSError as e:
+                raise NamespaceError(f"unpinning {path}: {e}") from e
             path.unlink(missing_ok=True)
         try:
             ns_dir.rmdir()
@@ -194,14 +186,6 @@ def is_pinned(path: Path) -> bool:
         return os.stat(path).st_dev != os.stat(path.parent).st_dev
     except OSError:
         return False
-
-
-def _catching(box: list[BaseException], req: PinRequest, paths: dict[str, str],
-              work: Callable[[PinRequest, dict[str, str]], None]) -> None:
-    try:
-        work(req, paths)
-    except BaseException as e:  # handed to the caller's thread
-        box.append(e)
 
 
 def id_map(maps: tuple[IdMapping, ...]) -> str:

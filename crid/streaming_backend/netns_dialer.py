@@ -16,7 +16,7 @@ import socket
 import threading
 
 from crid.streaming import BackendError
-from runtime import libc
+from runtime.linux.netns import netns_entered
 
 FAMILIES = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
 
@@ -27,19 +27,8 @@ def sockets_in(netns_path: str) -> list[socket.socket]:
     Raises:
         OSError: the namespace cannot be opened or entered.
     """
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            libc.setns(target, libc.CLONE_NEWNET)
-        finally:
-            os.close(target)
-        try:
-            return [_socket(family) for family, _ in FAMILIES]
-        finally:
-            libc.setns(home, libc.CLONE_NEWNET)
-    finally:
-        os.close(home)
+    with netns_entered(netns_path):
+        return [_socket(family) for family, _ in FAMILIES]
 
 
 def _socket(family: int) -> socket.socket:

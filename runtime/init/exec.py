@@ -20,7 +20,6 @@ import socket
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from runtime import libc
 from runtime.errors import InitError, SpecError
 from runtime.init import namespaces, process
 from runtime.init.channel import Channel, pair
@@ -35,6 +34,7 @@ from runtime.init.steps import (
     run_child,
     step,
 )
+from runtime.linux import libc
 from runtime.seccomp import CompiledFilter
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from runtime import libc
+from runtime.linux import libc
 from runtime.records import dataclass
 from runtime.spec.model import IDMapping, Linux
 

@@ -9,9 +9,9 @@ import os
 import stat
 from collections.abc import Callable
 
-from runtime import libc, securejoin
 from runtime.init import devices, mounts
 from runtime.init.mountopts import PROPAGATION_OPTIONS
+from runtime.linux import libc, securejoin
 from runtime.spec.model import Spec
 
 

@@ -18,7 +18,7 @@ import os
 import socket
 from typing import Any, Protocol
 
-from runtime import hooks, libc, securejoin
+from runtime import hooks
 from runtime.errors import InitError, SpecError
 from runtime.init import idmap, namespaces, process, rootfs
 from runtime.init.channel import Channel, pair
@@ -34,6 +34,7 @@ from runtime.init.steps import (
     run_child,
     step,
 )
+from runtime.linux import libc, securejoin
 from runtime.procname import set_comm
 from runtime.records import replace
 from runtime.seccomp import CompiledFilter

@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from crid.api import api_pb2 as pb
-from runtime import libc
+from runtime.linux import libc
 from tests.integration.containers.helpers import (
     ContainerRig,
     code_of,

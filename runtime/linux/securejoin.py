@@ -12,8 +12,12 @@ import errno
 import os
 import stat
 
-from runtime import libc
-from runtime.errors import SecurityError
+from runtime.linux import libc
+
+
+class UnsafePath(OSError):
+    """A path resolved inside a root tried to leave it, or loops (an OSError: callers treat it
+    as the failed file operation it is)."""
 
 MAX_SYMLINKS = 255
 
@@ -21,7 +25,7 @@ MAX_SYMLINKS = 255
 def secure_join(root: str, unsafe: str) -> str:
     """Return root joined with unsafe, with every symlink resolved inside root.
 
-    Components that do not exist are appended lexically. Raises SecurityError after
+    Components that do not exist are appended lexically. Raises UnsafePath after
     MAX_SYMLINKS symlinks (a loop).
     """
     root = os.path.abspath(root)
@@ -48,7 +52,7 @@ def secure_join(root: str, unsafe: str) -> str:
             continue
         links += 1
         if links > MAX_SYMLINKS:
-            raise SecurityError(f"resolving {unsafe!r} in {root}: too many symlinks")
+            raise UnsafePath(f"resolving {unsafe!r} in {root}: too many symlinks")
         target = os.readlink(full)
         if target.startswith("/"):
             done = []
@@ -125,7 +129,7 @@ def _mkdir_all_in_kernel(root: str, unsafe: str, mode: int) -> str | None:
     finally:
         os.close(fd)
     if not _inside(root, path):
-        raise SecurityError(f"{unsafe} resolves to {path}, outside the container root {root}")
+        raise UnsafePath(f"{unsafe} resolves to {path}, outside the container root {root}")
     return path
 
 
@@ -163,11 +167,11 @@ def open_in_root(root: str, path: str) -> int:
     """Open path with O_PATH and check, through /proc/self/fd, that it is still inside root.
 
     Returns the fd (caller closes). Mount on ``f"/proc/self/fd/{fd}"`` so the kernel uses exactly
-    the checked inode. Raises SecurityError when the path escaped root.
+    the checked inode. Raises UnsafePath when the path escaped root.
     """
     fd = os.open(path, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
     real = os.readlink(f"/proc/self/fd/{fd}")
     if not _inside(root, real):
         os.close(fd)
-        raise SecurityError(f"{path} resolves to {real}, outside the container root {root}")
+        raise UnsafePath(f"{path} resolves to {real}, outside the container root {root}")
     return fd
