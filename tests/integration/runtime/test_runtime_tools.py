@@ -22,7 +22,7 @@ import pytest
 from crid.containers.seccomp_default import default_profile
 from tests.integration.runtime.bundle import DEFAULT_CAPS
 from tests.integration.runtime.clikit import SCRIPT, cli_env, stop_server
-from tests.integration.runtime.lifekit import PREFIX, leftover_cgroups
+from tests.integration.runtime.lifekit import PREFIX, leftover_cgroups, mounts_mentioning
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -141,11 +141,9 @@ def wait_for(path: Path, timeout: float = 10) -> bool:
 @pytest.fixture(name="make")
 def make_fixture(tmp_path: Path) -> Iterator[Any]:
     made: list[Runtime] = []
-    # Bundles where a user namespace's root (host uid 1000 here) can reach them: pytest's
-    # directories are 0700, and so are runtime-tools' own (os.MkdirTemp), where no runtime can
-    # mount a rootfs the mapped root cannot traverse to.
+    # In a 0700 directory as runtime-tools' own (os.MkdirTemp): a user namespace's root may
+    # not search it (see test_linux_uid_mappings_*).
     bundles = Path(tempfile.mkdtemp(prefix="crt-rtools-"))
-    bundles.chmod(0o711)
 
     def make(name: str, args: list[str], tag: str) -> Runtime:
         bundle = prepare_bundle(bundles / f"bundle-{name}-{tag}", args)
@@ -153,10 +151,12 @@ def make_fixture(tmp_path: Path) -> Iterator[Any]:
         made.append(rt)
         return rt
 
+    make.bundles = bundles  # type: ignore[attr-defined]
     yield make
     for rt in made:
         rt.clean()
     stop_server(tmp_path / "root-crid")
+    assert mounts_mentioning(str(bundles)) == []
     shutil.rmtree(bundles)
 
 
@@ -322,13 +322,27 @@ def _userns(c: dict[str, Any], size: int) -> None:
     c["linux"]["gidMappings"] = [{"hostID": 1000, "containerID": 0, "size": size}]
 
 
-@pytest.mark.parametrize("name", RUNTIMES)
+UNREACHABLE = ("runc 1.1 cannot bind a rootfs below a directory the container's root may not "
+               "search (runtime-tools makes its bundles in 0700 directories): EACCES")
+
+
+@pytest.mark.parametrize("name", diverging(UNREACHABLE))
 def test_linux_uid_mappings_are_the_processes_maps(make: Any, name: str) -> None:
     rt = make(name, ["cat", "/proc/self/uid_map", "/proc/self/gid_map"], "uidmap")
     edit(rt, lambda c: _userns(c, 3200))
     out = run_to_stop(rt)
     assert [line.split() for line in out.splitlines()] == [["0", "1000", "3200"]] * 2, \
         (rt.bundle / "stderr-c").read_text()
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_linux_uid_mappings_in_a_bundle_the_container_root_reaches(make: Any,
+                                                                   name: str) -> None:
+    make.bundles.chmod(0o711)
+    rt = make(name, ["sh", "-c", "cat /proc/self/uid_map; ls /bin/sh"], "uidmapx")
+    edit(rt, lambda c: _userns(c, 3200))
+    out = run_to_stop(rt)
+    assert [line.split() for line in out.splitlines()] == [["0", "1000", "3200"], ["/bin/sh"]]
 
 
 NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
@@ -366,7 +380,7 @@ def test_linux_ns_itype_without_a_mount_namespace_is_refused(make: Any) -> None:
     assert rt.status() is None
 
 
-@pytest.mark.parametrize("name", RUNTIMES)
+@pytest.mark.parametrize("name", diverging(UNREACHABLE))
 def test_linux_ns_nopath_every_listed_namespace_is_new(make: Any, name: str) -> None:
     rt = make(name, ["true"], "nsnopath")
 
@@ -714,8 +728,7 @@ def test_linux_cgroups_blkio_weight(make: Any, name: str) -> None:
     # blkio controller has no weight file, and both runtimes refuse the spec
     rt = make(name, ["true"], "blkw")
     edit(rt, lambda c: (c["linux"].update(cgroupsPath=cgroups_path("abs", name)),
-                        c["linux"]["resources"].update(blockIO={"weight": 500,
-                                                                "leafWeight": 300})))
+                        c["linux"]["resources"].update(blockIO={"weight": 500})))
     if BLKIO_WEIGHT:
         assert rt.create() == 0
         pid = json.loads(rt._run("state", rt.id).stdout)["pid"]
