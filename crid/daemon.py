@@ -13,6 +13,8 @@ import re
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 
@@ -21,9 +23,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from crid import logs
+from crid import reload as reloadmod
 from crid.api import api_pb2, api_pb2_grpc
 from crid.children import end_process, mark, marked_before_us
-from crid.config import Config, NetworkConfig, parse_size
+from crid.config import Config, ConfigError, NetworkConfig, parse_size
 from crid.containers import capabilities
 from crid.containers.exit_watch import ExitWatchThread
 from crid.containers.manager import ContainerManager, ContainerOptions
@@ -51,7 +54,7 @@ from crid.server.streaming_rpc import StreamingDeps
 from crid.store import MetadataStore
 from crid.streaming import StreamingOptions, StreamingServer
 from crid.streaming_backend import BackendOptions, CridStreamingBackend, DaemonTargets
-from imagestore import ImageStore
+from imagestore import ImageStore, ImageStoreError
 from runtime.api import Zygote
 
 log = logs.get("crid.daemon")
@@ -111,8 +114,11 @@ def prepare_socket(path: Path) -> None:
 class Daemon:
     """One running crid: components, gRPC server, and the lock on its root."""
 
-    def __init__(self, cfg: Config, notifier: Notifier | None = None) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: Config, notifier: Notifier | None = None,
+                 loader: Callable[[], Config] | None = None) -> None:
+        self.cfg = cfg  # the running configuration (a reload replaces it)
+        self._loader = loader or (lambda: cfg)  # reads the files and flags again (SIGHUP)
+        self._reload_wanted = threading.Event()
         self._notifier = notifier or Notifier()
         self.root = Path(cfg.root)
         self.run_root = Path(cfg.run_root)
@@ -219,7 +225,7 @@ class Daemon:
         if self.cfg.docker.enable:
             self._docker = self._build_docker(containers[0], pods)
         runtime = RuntimeService(RuntimeServiceDeps(
-            config=self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
+            config=lambda: self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
             pods=pods, pod_network=network,
             containers=ContainerDeps(containers[0], pods, self._events),
             stats=StatsDeps(containers[0], pods, CgroupReader()), streaming=streaming))
@@ -363,11 +369,50 @@ class Daemon:
         # thread blocked in an untimed wait: it would never see the signal. Waking up
         # periodically lets the handler run whichever thread took the signal.
         while not self._stopped.wait(SIGNAL_POLL_SECONDS):
-            pass
+            if self._reload_wanted.is_set():
+                self._reload_wanted.clear()
+                self.reload()
+
+    def reload(self) -> None:
+        """Reads the configuration again and applies what can change at runtime (see
+        crid/reload.py); a new configuration that does not load or apply is refused whole,
+        with one error line, and the running one stays."""
+        self._notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            new = self._loader()
+            plan = reloadmod.plan(self.cfg, new)
+            self._apply(plan)
+        except (ConfigError, ImageStoreError, OSError) as e:
+            log.error("configuration reload failed; keeping the running configuration",
+                      error=str(e))
+        else:
+            self.cfg = plan.effective
+            log.info("configuration reloaded", changed=list(plan.applied),
+                     needs_restart=list(plan.restart))
+        finally:
+            self._notifier.notify("READY=1", f"STATUS=serving on unix://{self.socket_path}")
+
+    def _apply(self, plan: reloadmod.ReloadPlan) -> None:
+        """Images first, then metrics; a metrics address that cannot be bound puts the
+        image settings back, so nothing of the new configuration is half applied."""
+        new, images, obs = plan.effective, self._images, self._observability
+        assert images is not None and obs is not None
+        images.reconfigure(store_options(new.images, self.root / "images"))
+        try:
+            obs.apply_metrics(new.metrics)
+        except OSError as e:
+            images.reconfigure(store_options(self.cfg.images, self.root / "images"))
+            raise OSError(f"metrics on {new.metrics.listen}: {e.strerror or e}") from e
+        logs.reconfigure(new.log_level, new.log_format)
+        if obs.metrics_url and any(k.startswith("metrics.") for k in plan.applied):
+            log.info("serving metrics", url=obs.metrics_url)
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopped.set())
+        # SIGHUP reloads the configuration (systemctl reload): in wait(), not in the handler,
+        # which may run in the middle of anything the main thread does.
+        signal.signal(signal.SIGHUP, lambda *_: self._reload_wanted.set())
         # SIGUSR1 dumps every thread's stack to the log, as Go daemons do on SIGQUIT.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
 

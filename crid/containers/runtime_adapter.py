@@ -132,6 +132,20 @@ class EmbeddedRuntime:
         with runtime_errors(f"updating resources of container {cid}"):
             self.rt.update(cid, resources)
 
+    def pause(self, cid: str) -> None:
+        with runtime_errors(f"pausing container {cid}"):
+            self.rt.pause(cid)
+
+    def resume(self, cid: str) -> None:
+        with runtime_errors(f"resuming container {cid}"):
+            self.rt.resume(cid)
+
+    def is_paused(self, cid: str) -> bool:
+        try:
+            return self.rt.state(cid).status is Status.PAUSED
+        except OCIRuntimeError:
+            return False
+
     def pids(self, cid: str) -> list[int]:
         try:
             return self.rt.ps(cid)

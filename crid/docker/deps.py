@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from crid.containers.manager import ContainerManager
 from crid.containers.runtime_adapter import EmbeddedRuntime
+from crid.docker.events import EventJournal
 from crid.events import EventBus
 from crid.pods import PodManager
 from imagestore import ImageStore
@@ -24,3 +25,4 @@ class DockerDeps:
     root: Path  # crid's root (DockerRootDir)
     cgroup_driver: str = "cgroupfs"
     cgroup_parent: str = ""  # pod cgroup parent of Docker-side containers ("" = crid's default)
+    journal: EventJournal = field(default_factory=EventJournal)  # what `docker events` shows

@@ -21,7 +21,9 @@ def rfc3339(ns: int) -> str:
 
 
 def status_word(c: DockerContainer) -> str:
-    """Docker's State.Status: created, running, exited (paused/restarting not tracked yet)."""
+    """Docker's State.Status: created, running, paused, exited."""
+    if c.paused:
+        return "paused"
     return {ContainerState.CREATED: "created", ContainerState.RUNNING: "running"}.get(
         c.state, "exited")
 
@@ -41,7 +43,7 @@ def status_text(c: DockerContainer) -> str:
     if r is None or c.state is ContainerState.CREATED:
         return "Created"
     if c.running:
-        return "Up " + _ago(r.started_at).removesuffix(" ago")
+        return "Up " + _ago(r.started_at).removesuffix(" ago") + (" (Paused)" if c.paused else "")
     return f"Exited ({r.exit_code}) {_ago(r.finished_at)}"
 
 
@@ -104,7 +106,7 @@ def _host_config(c: DockerContainer) -> dict[str, Any]:
 
 def state(c: DockerContainer) -> dict[str, Any]:
     r = c.record
-    return {"Status": status_word(c), "Running": c.running, "Paused": False,
+    return {"Status": status_word(c), "Running": c.running, "Paused": c.paused,
             "Restarting": False, "OOMKilled": bool(r and r.reason == "OOMKilled"),
             "Dead": False, "Pid": r.pid if r and c.running else 0,
             "ExitCode": r.exit_code if r and c.state is ContainerState.EXITED else 0,
