@@ -109,6 +109,17 @@ def setns(fd: int, nstype: int = 0) -> None:
     _check(_libc.setns(fd, nstype), f"setns(fd {fd}, {nstype:#x})")
 
 
+SYS_setresuid = 117  # x86_64
+
+
+def thread_seteuid(euid: int) -> None:
+    """setresuid(-1, euid, -1) for the calling thread only: the raw syscall, where glibc's
+    seteuid would change every thread of the process. Leaving euid 0 clears the thread's
+    effective capabilities; returning to 0 restores them (real and saved uid stay 0)."""
+    _check(_libc.syscall(ctypes.c_long(SYS_setresuid), ctypes.c_long(-1), ctypes.c_long(euid),
+                         ctypes.c_long(-1)), f"setresuid(-1, {euid}, -1)")
+
+
 SYS_pivot_root = 155  # x86_64
 
 
