@@ -632,23 +632,44 @@ def read_cgroup(pid: int, controller: str, name: str, kind: str, who: str) -> st
     return (directory / f"{controller}.{name}").read_text().strip()
 
 
+def _own_cgroup_dirs() -> list[Path]:
+    """This process's cgroup directory in every hierarchy, the cgroup2 one too: relative
+    cgroupsPaths are below it (both runtimes run from here)."""
+    points = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mine, sb = line.split(" - ")
+            fstype, _, options = sb.split()
+            if fstype == "cgroup2":
+                points.setdefault("", Path(mine.split()[4]))
+            elif fstype == "cgroup":
+                for o in options.split(","):
+                    points.setdefault(o, Path(mine.split()[4]))
+    out = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        point = points.get(controllers.split(",")[0])
+        if point is not None:
+            out.append(point / path.lstrip("/"))
+    return out
+
+
 @pytest.fixture(name="cgroup_parents")
 def cgroup_parents_fixture() -> Iterator[None]:
-    """Relative cgroupsPath parents (testdir/cgrouptest) outlive the container under runc (it
-    removes the leaf it made only): removed here, and nothing else of ours may be left."""
+    """Relative cgroupsPath parents (testdir/cgrouptest) outlive the container under both
+    runtimes (each removes the leaf it made only): removed here, and nothing else of ours may
+    be left."""
     yield
-    for controller in ("memory", "pids", "blkio", "cpu", "cpuacct", "cpuset", "devices",
-                       "freezer", "systemd", "hugetlb", "net_cls", "net_prio"):
-        mountpoint = _mountpoint("name=systemd" if controller == "systemd" else controller)
-        if mountpoint is None:
+    for top in [d / f"{PREFIX}testdir" for d in _own_cgroup_dirs()]:
+        if not top.is_dir():
             continue
-        for top in [*mountpoint.glob(f"{PREFIX}testdir"), *mountpoint.glob(f"*/*/{PREFIX}testdir")]:
-            for d in sorted(top.rglob("*"), key=lambda p: -len(p.parts)):
-                if d.is_dir():
-                    assert not d.name.startswith("container-"), f"{d} outlived its container"
-                    d.rmdir()
-            top.rmdir()
+        for d in sorted(top.rglob("*"), key=lambda p: -len(p.parts)):
+            if d.is_dir():
+                assert not d.name.startswith("container-"), f"{d} outlived its container"
+                d.rmdir()
+        top.rmdir()
     assert leftover_cgroups(f"{PREFIX}cgrouptest") == []
+    assert leftover_cgroups(f"{PREFIX}testdir") == []
 
 
 MEMORY = {"limit": 50593792, "reservation": 50593792, "swap": 50593792, "kernel": 50593792,
