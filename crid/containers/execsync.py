@@ -14,8 +14,8 @@ import select
 import time
 from typing import Any
 
-from crid.containers.ports import ExecResult
 from crid.containers.runtime_errors import runtime_errors
+from crid.containers.seams import ExecResult
 from crid.errors import DeadlineExceeded
 from runtime.api import ExecRequest, Runtime, proctree
 

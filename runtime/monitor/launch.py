@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.errors import OCIRuntimeError
+from runtime.launch.procname import set_comm
 from runtime.monitor.loop import (
     ChildSpawner,
     Monitor,
@@ -28,7 +29,6 @@ from runtime.monitor.loop import (
     take_handoff,
 )
 from runtime.monitor.stdio import ChildStdio
-from runtime.procname import set_comm
 from runtime.records import dataclass, fields
 
 
@@ -36,7 +36,7 @@ from runtime.records import dataclass, fields
 class MonitorRequest:
     """Everything a monitor needs, in JSON-serialisable form (it crosses the zygote socket).
 
-    ``spawner`` is the parameter dict of ``runtime.spawners.make_spawner``.
+    ``spawner`` is the parameter dict of ``runtime.launch.spawners.make_spawner``.
     """
 
     monitor: MonitorOptions
