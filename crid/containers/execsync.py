@@ -53,7 +53,7 @@ def run_exec(rt: Runtime, cid: str, process: dict[str, Any], timeout: float,
     try:
         try:
             # brief: no exit file (the record comes on the wait fd) and no throwaway spawner
-            # child in the monitor: about 4 ms of the ~17 ms an exec costs.
+            # child in the monitor: a good part of what an exec costs (make bench: exec_sync).
             with runtime_errors(f"exec in container {cid}"):
                 created = rt.exec(cid, ExecRequest(process=process, stdio=(null, out_w, err_w),
                                                    wait_fd=True, brief=True))

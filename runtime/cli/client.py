@@ -3,8 +3,8 @@
 Every command is run by the runtime server of its ``--root`` (``runtime.cli.server``): a
 single-threaded Python process with the runtime library imported and a zygote started, which
 the first call starts and which exits after an idle spell. Only this client starts per call,
-and it imports nothing but ``posix``, ``_socket`` and ``_signal`` (``os`` alone would cost 1 ms
-of its ~9). It sends its arguments with its stdio and working directory (fds, SCM_RIGHTS) and
+and it imports nothing but ``posix``, ``_socket`` and ``_signal`` (``os`` alone would be a
+visible share of it). It sends its arguments with its stdio and working directory (fds, SCM_RIGHTS) and
 exits with the code the server answers; so the container gets the caller's own stdio and
 relative paths mean what they mean to the caller, as with runc.
 
@@ -61,7 +61,7 @@ class ServerDied(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``crid-runtime`` command; its exit code. (No ``from __future__ import
-    annotations`` in this module: importing it costs the client 0.3 ms.)"""
+    annotations`` in this module: the client would pay for importing it.)"""
     argv = sys.argv[1:] if argv is None else list(argv)
     if posix.environ.get(b"CRID_RUNTIME_SERVER") == b"0" or _passes_fds(argv):
         return _local(argv)
@@ -118,7 +118,7 @@ def _died() -> int:
 
 
 def exit_now(code: int) -> None:
-    """Exit with ``code`` without the interpreter's finalisation (1.5 ms of a 10 ms client):
+    """Exit with ``code`` without the interpreter's finalisation (a good share of the client):
     stdout and stderr are flushed, and nothing else is left to clean up (the runtime
     registers no atexit handlers)."""
     for stream in (sys.stdout, sys.stderr):

@@ -65,8 +65,8 @@ class Host:
 def _parser() -> argparse.ArgumentParser:
     """The global flags and the command name; the command's own flags are parsed by
     ``_command_parser`` (runc, too, takes global flags only before the command). Two stages
-    because building the parsers of all thirteen commands cost every call several ms; cached
-    because the server parses many command lines (a parser is 1-2 ms to build)."""
+    because building the parsers of all thirteen commands cost every call; cached because the
+    server parses many command lines."""
     # No abbreviations (runc has none): the client finds --root before the command itself.
     p = argparse.ArgumentParser(prog="crid-runtime", description="OCI runtime (runc-compatible)",
                                 allow_abbrev=False)

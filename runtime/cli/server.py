@@ -12,7 +12,7 @@ pipe when it takes one and when it is done. The server keeps one worker idle: wh
 idle one takes a connection it forks another (off that request's path), and idle extras
 beyond two exit after a while. So calls run side by side, as runc's would, a slow one (a hook,
 a start that times out) holds up no other, and a worker stays warm (its copy-on-write pages
-are copied once, not per call: a fresh fork per call cost about 8 ms here).
+are copied once, not per call, as a fresh fork per call would).
 
 The server holds nothing that matters: containers are on disk, each with its own monitor. It
 exits after ``CRID_RUNTIME_SERVER_IDLE`` seconds (default 60) without a request, on SIGTERM,

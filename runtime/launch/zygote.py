@@ -17,7 +17,7 @@ came, which has forked its own set-up child before the request came too
 (``runtime.monitor.launch.monitor_ahead``). That child, blocked in ``recvmsg`` on the shared
 socket, takes the request, tells the zygote (which forks the next spare meanwhile), sets up
 and spawns the container's process and hands the monitor what it keeps; a brief request it
-serves itself, as its monitor. The forks (1-2 ms each with the zygote's heap) and the
+serves itself, as its monitor. The forks (dear with the zygote's heap) and the
 monitor's own preparation are thus off the path of every request. Nobody answers but the
 monitor (or the set-up child, when the set-up fails), on the reply fd. The zygote exits when
 the socket closes (its owner died); monitors live on.

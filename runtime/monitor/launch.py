@@ -67,8 +67,8 @@ def fork_monitor(request: MonitorRequest, fds: MonitorFds,
     """Fork a monitor for ``request`` in a session of its own and return.
 
     With ``double`` (the default) it is forked from an intermediate child that is reaped here,
-    so the monitor is nobody's child. Without, it is the caller's child and one fork cheaper
-    (1-2 ms): only for callers that never wait for it and ignore SIGCHLD (the zygote) or exit
+    so the monitor is nobody's child. Without, it is the caller's child and one fork cheaper:
+    only for callers that never wait for it and ignore SIGCHLD (the zygote) or exit
     soon (the CLI); the monitor is re-parented when they exit.
 
     Call only from a single-threaded process. The monitor closes every fd but those in ``fds``.
