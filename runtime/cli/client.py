@@ -1,10 +1,10 @@
 """``crid-runtime``, the runc-compatible command line: a thin client of the runtime server.
 
 Every command is run by the runtime server of its ``--root`` (``runtime.cli.server``): a
-single-threaded Python process with the runtime library imported and a zygote started, which
-the first call starts and which exits after an idle spell. Only this client starts per call,
-and it imports nothing but ``posix``, ``_socket`` and ``_signal`` (``os`` alone would be a
-visible share of it). It sends its arguments with its stdio and working directory (fds, SCM_RIGHTS) and
+single-threaded Python process with the runtime library imported and a zygote started, which the
+first call starts and which exits after an idle spell. Only this client starts per call, and it
+imports nothing but ``posix``, ``_socket`` and ``_signal`` (``os`` alone would be a visible
+share of it). It sends its arguments with its stdio and working directory (fds, SCM_RIGHTS) and
 exits with the code the server answers; so the container gets the caller's own stdio and
 relative paths mean what they mean to the caller, as with runc.
 

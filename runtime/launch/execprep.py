@@ -2,10 +2,10 @@
 
 An exec's monitor is a fresh fork of the zygote, and a fork pays for all it computes twice: in
 CPU and in copy-on-write faults. Re-reading the container's spec, finding its cgroups in
-mountinfo and compiling its seccomp profile cost more than the rest of an exec. ``Runtime.exec`` works them out once per
-container init (``prepare_exec``; seccomp filters come from the Runtime's ``FilterCache``),
-keeps them, and sends them with every request (``to_params``); the exec spawner takes them
-back (``from_params``).
+mountinfo and compiling its seccomp profile cost more than the rest of an exec. ``Runtime.exec``
+works them out once per container init (``prepare_exec``; seccomp filters come from the
+Runtime's ``FilterCache``), keeps them, and sends them with every request (``to_params``); the
+exec spawner takes them back (``from_params``).
 """
 
 from __future__ import annotations

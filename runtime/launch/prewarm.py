@@ -1,12 +1,13 @@
 """Run the create path's pure parts a few times in the zygote, before it freezes its heap.
 
 Every process that creates a container is a fork of the zygote and shares its pages
-copy-on-write. Code a fork runs for the first time costs it twice over: Python 3.11
-specialises a function's bytecode in place after a few calls, and lazily built caches (the
-struct and regex caches, interned strings) fill on first use; each is a write to a shared
-page, that is a page copy in every fork. ``load_spec`` in a fresh fork faults about half as
-many pages, and takes a fraction of the time, after a warm zygote as after a cold one. Nothing here touches the filesystem or the kernel's state; cgroup
-managers are only opened (/proc is read), never created.
+copy-on-write. Code a fork runs for the first time costs it twice over: Python 3.11 specialises
+a function's bytecode in place after a few calls, and lazily built caches (the struct and regex
+caches, interned strings) fill on first use; each is a write to a shared page, that is a page
+copy in every fork. ``load_spec`` in a fresh fork faults about half as many pages, and takes a
+fraction of the time, after a warm zygote as after a cold one. Nothing here touches the
+filesystem or the kernel's state; cgroup managers are only opened (/proc is read), never
+created.
 """
 
 from __future__ import annotations
