@@ -52,8 +52,8 @@ from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps, add_
 from crid.server.stats_rpc import StatsDeps
 from crid.server.streaming_rpc import StreamingDeps
 from crid.store import MetadataStore
-from crid.streaming import StreamingOptions, StreamingServer
-from crid.streaming_backend import BackendOptions, CridStreamingBackend, DaemonTargets
+from crid.streaming.backend import BackendOptions, CridStreamingBackend, DaemonTargets
+from crid.streaming.protocol import StreamingOptions, StreamingServer
 from imagestore import ImageStore, ImageStoreError
 from runtime.api import Zygote
 

@@ -71,7 +71,7 @@ def _config(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
     image_cfg: dict[str, Any] = {}
     if c.record is not None:
         try:
-            image_cfg = d.images.config(c.record.image_id).get("config") or {}
+            image_cfg = d.image_config(c.record.image_id).get("config") or {}
         except Exception:  # the image may be gone; inspect still answers
             image_cfg = {}
     env = [*(image_cfg.get("Env") or []), *b.env]
