@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import faulthandler
@@ -38,6 +39,7 @@ from crid.images import store_options
 from crid.network import PodNetwork, make_pod_network
 from crid.network.factory import options_from_config
 from crid.observability import MetricSources, Observability
+from crid.traced import TracedNetwork, TracedRuntime
 from crid.pods import PodManager, PodOptions, SetupDeps, handler_set
 from crid.pods.cgroups import RuntimePodCgroups
 from crid.pods.namespaces import NamespacePinner
@@ -51,9 +53,8 @@ from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps, add_
 from crid.server.stats_rpc import StatsDeps
 from crid.server.streaming_rpc import StreamingDeps
 from crid.store import MetadataStore
-from crid.streaming import StreamingOptions, StreamingServer
-from crid.streaming_backend import BackendOptions, CridStreamingBackend, DaemonTargets
-from crid.traced import TracedNetwork, TracedRuntime
+from crid.streaming.backend import BackendOptions, CridStreamingBackend, DaemonTargets
+from crid.streaming.protocol import StreamingOptions, StreamingServer
 from imagestore import ImageStore, ImageStoreError
 from runtime.api import Zygote
 
@@ -137,7 +138,7 @@ class Daemon:
         # Metrics and tracing: empty until start-up binds and applies them, but there from the
         # start, since the components it traces are wrapped as they are built.
         self._observability = Observability(self._events)
-        self._socket_ours = False
+        self._stack = contextlib.ExitStack()  # what start() started, undone in reverse
 
     def start(self) -> None:
         """Takes the root lock, opens state, and starts serving.
@@ -151,10 +152,12 @@ class Daemon:
             self._lock.acquire()
         except OSError as e:
             raise StartupError(f"preparing {e.filename or self.root}: {e.strerror or e}") from e
+        self._stack.callback(self._lock.release)
         try:
-            self._store = MetadataStore(self.root / "metadata.db")
+            self._store = self._stack.enter_context(
+                contextlib.closing(MetadataStore(self.root / "metadata.db")))
             prepare_socket(self.socket_path)
-            self._socket_ours = True  # from here on the path is ours to remove
+            self._stack.callback(self.socket_path.unlink, missing_ok=True)  # ours from here on
             self._server = self._build_server(self._store)
             # Everything built so far lives as long as the daemon: keep it out of the cyclic
             # collector's passes, which otherwise show up as List* latency spikes.
@@ -163,12 +166,14 @@ class Daemon:
             if not self._server.add_insecure_port(f"unix://{self.socket_path}"):
                 raise StartupError(f"cannot listen on {self.socket_path}")
             self._server.start()
+            self._stack.callback(lambda s: s.stop(GRACE_SECONDS).wait(), self._server)
             os.chmod(self.socket_path, 0o660)
             if self._docker is not None:
                 prepare_socket(Path(self.cfg.docker_socket_path))
                 self._docker.start()
+                self._stack.callback(self._docker.stop)
         except BaseException:
-            self._teardown()  # whatever started (zygote, streaming server) stops again
+            self._teardown()  # whatever started stops again, in reverse
             raise
         log.info("serving", socket=str(self.socket_path), root=str(self.root),
                  run_root=str(self.run_root), pid=os.getpid())
@@ -214,6 +219,8 @@ class Daemon:
         self._images = ImageStore(
             store_options(self.cfg.images, self.root / "images"),
             in_use=lambda: containers[0].image_ids_in_use() if containers else ())
+        self._stack.callback(self._images.close)
+        self._stack.callback(self._events.close)  # after the exit watcher's last event
         pods = self._build_pods(store, network)
         containers.append(self._build_containers(store, pods))
         streaming = self._build_streaming(containers[0], pods)
@@ -254,6 +261,7 @@ class Daemon:
             streaming_sessions=lambda: streaming.open_sessions)
         obs = self._observability
         obs.bind(sources)
+        self._stack.callback(obs.close)
         try:
             if obs.apply_metrics(self.cfg.metrics):
                 log.info("serving metrics", url=obs.metrics_url)
@@ -295,6 +303,7 @@ class Daemon:
         """The container manager over the embedded runtime; exits are watched before the
         start-up reconciliation so none is missed in between."""
         self._zygote = Zygote.start(env=mark(self.run_root))
+        self._stack.callback(self._zygote.close)
         rt = EmbeddedRuntime(RuntimeOptions(root=self.run_root / "runtime",
                                             exits_dir=self.run_root / "exits"),
                              launcher=self._zygote)
@@ -316,6 +325,7 @@ class Daemon:
         for change in manager.reconcile():
             log.info("reconciled container", change=change)
         self._exits.start()
+        self._stack.callback(self._exits.stop)
         return manager
 
     def _end_unrecorded_monitors(self, rt: EmbeddedRuntime) -> None:
@@ -342,6 +352,7 @@ class Daemon:
                              tls_cert=cfg.tls_cert or None, tls_key=cfg.tls_key or None),
             backend)
         self._streaming.start()
+        self._stack.callback(self._streaming.stop)  # ends every session: exec'd ones killed
         log.info("streaming server", url=self._streaming.base_url)
         return StreamingDeps(self._streaming, targets)
 
@@ -423,29 +434,8 @@ class Daemon:
         log.info("stopped")
 
     def _teardown(self) -> None:
-        if self._server is not None:
-            self._server.stop(GRACE_SECONDS).wait()
-            self._server = None
-        if self._docker is not None:
-            self._docker.stop()
-            self._docker = None
-        self._observability.close()
-        if self._streaming is not None:
-            self._streaming.stop()  # ends every session: exec'd processes are killed
-            self._streaming = None
-        self._events.close()
-        if self._exits is not None:
-            self._exits.stop()
-            self._exits = None
-        if self._zygote is not None:
-            self._zygote.close()
-            self._zygote = None
-        if self._images is not None:
-            self._images.close()
-            self._images = None
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        if self._socket_ours:
-            self.socket_path.unlink(missing_ok=True)
-        self._lock.release()
+        try:
+            self._stack.close()
+        finally:
+            self._server = self._docker = self._streaming = None
+            self._exits = self._zygote = self._images = self._store = None

@@ -47,7 +47,7 @@ def find(d: DockerDeps, name: str) -> ImageRecord:
 
 
 def summary(d: DockerDeps, r: ImageRecord) -> dict[str, Any]:
-    config = d.images.config(r.id)
+    config = d.image_config(r.id)
     return {"Id": r.id, "ParentId": "", "RepoTags": list(r.repo_tags),
             "RepoDigests": list(r.repo_digests), "Created": _unix(_created(config)),
             "Size": r.size, "SharedSize": -1, "VirtualSize": r.size,
@@ -63,7 +63,7 @@ def _matches(d: DockerDeps, r: ImageRecord, filters: dict[str, list[str]]) -> bo
     for value in filters.get("dangling", []):
         if (value in ("true", "1")) != (not r.repo_tags):
             return False
-    labels = (d.images.config(r.id).get("config") or {}).get("Labels") or {}
+    labels = (d.image_config(r.id).get("config") or {}).get("Labels") or {}
     for want in filters.get("label", []):
         key, eq, value = want.partition("=")
         if key not in labels or (eq and labels[key] != value):
@@ -73,9 +73,9 @@ def _matches(d: DockerDeps, r: ImageRecord, filters: dict[str, list[str]]) -> bo
 
 def _created_window(d: DockerDeps, filters: dict[str, list[str]]) -> tuple[int, int]:
     """`since`/`before` name images; the listed ones were created strictly between them."""
-    low = max((_unix(_created(d.images.config(find(d, v).id))) for v in filters.get("since", [])),
+    low = max((_unix(_created(d.image_config(find(d, v).id))) for v in filters.get("since", [])),
               default=-1)
-    high = min((_unix(_created(d.images.config(find(d, v).id)))
+    high = min((_unix(_created(d.image_config(find(d, v).id)))
                 for v in filters.get("before", [])), default=2 ** 63)
     return low, high
 
@@ -91,7 +91,7 @@ def list_images(d: DockerDeps, req: Request) -> Response:
 
 def inspect(d: DockerDeps, req: Request) -> Response:
     r = find(d, req.params["name"])
-    config = d.images.config(r.id)
+    config = d.image_config(r.id)
     c = config.get("config") or {}
     return json_response({
         "Id": r.id, "RepoTags": list(r.repo_tags), "RepoDigests": list(r.repo_digests),
@@ -116,7 +116,7 @@ def inspect(d: DockerDeps, req: Request) -> Response:
 
 def history(d: DockerDeps, req: Request) -> Response:
     r = find(d, req.params["name"])
-    config = d.images.config(r.id)
+    config = d.image_config(r.id)
     sizes = iter(d.images.layer_sizes(r.id))
     out = []
     for entry in config.get("history") or []:
@@ -239,7 +239,7 @@ def prune(d: DockerDeps, req: Request) -> Response:
     deleted: list[dict[str, str]] = []
     reclaimed = 0
     for r in d.images.list():
-        config = d.images.config(r.id)
+        config = d.image_config(r.id)
         if r.id in used or (dangling_only and r.repo_tags) or r.pinned or \
                 _unix(_created(config)) >= until or \
                 not _matches(d, r, {"label": filters.get("label", [])}):

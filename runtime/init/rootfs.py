@@ -37,12 +37,18 @@ def prepare(root: str, propagation: str, copy: int | None = None) -> None:
     libc.mount(root, root, None, libc.MS_BIND | libc.MS_REC)
 
 
-def copy_tree(root: str) -> int:
+def copy_tree(root: str) -> int | None:
     """A detached recursive copy of the rootfs mount, made before a new user namespace: its
     root (host uid 1000, say) may not traverse the directories above the rootfs (a bundle
-    in a 0700 directory, as runtime-tools makes them), the host's root can."""
-    return libc.open_tree(AT_FDCWD, root, libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC |
-                          libc.AT_RECURSIVE)
+    in a 0700 directory, as runtime-tools makes them), the host's root can. None on a kernel
+    without open_tree (< 5.2): the rootfs must then be reachable, as for runc."""
+    try:
+        return libc.open_tree(AT_FDCWD, root, libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC |
+                              libc.AT_RECURSIVE)
+    except OSError as e:
+        if e.errno == errno.ENOSYS:
+            return None
+        raise
 
 
 def _unreachable(root: str) -> bool:

@@ -5,11 +5,12 @@ This benchmark's peer is dockerd, not containerd: in the runner's containerd pas
 its own dockerd (tests.bench.dockerd) and measures that, so the table's containerd column and
 the crid/containerd ratio read as dockerd and crid/dockerd here. Figures: `docker run --rm
 <busybox> true` and `docker ps -a` with PS_CONTAINERS stopped containers present, sequential,
-wall time of the CLI process.
+and EXEC_SESSIONS concurrent `docker exec`s; wall time of each CLI process.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import subprocess
 import time
@@ -25,6 +26,7 @@ from tests.rig.images import push
 
 BUSYBOX_REPO = "crt-rig/docker-busybox"
 PS_CONTAINERS = 10
+EXEC_SESSIONS = 20
 
 
 def _cli(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,6 +71,20 @@ def docker_cli(client: CriClient, ctx: BenchContext) -> dict[str, float]:
             ps = [_timed(sock, "ps", "-a") for _ in range(lists)]
         finally:
             _cli(sock, "rm", "-f", *names)
+        execs = _concurrent_execs(sock, ref, EXEC_SESSIONS)
         _cli(sock, "rmi", ref)
     return {"pull_busybox_s": pull_s, **latency_figures("run_rm_true", run),
-            **latency_figures("ps_a_10", ps)}
+            **latency_figures("ps_a_10", ps), **latency_figures("exec_20_concurrent", execs)}
+
+
+def _concurrent_execs(sock: Path, ref: str, count: int) -> list[float]:
+    """`count` `docker exec <c> true` started at once; each one's wall time. Raises if any
+    fails (every session must complete)."""
+    name = "crt-bench-exec"
+    _cli(sock, "run", "-d", "--name", name, ref, "sleep", "600")
+    try:
+        _cli(sock, "exec", name, "true")  # warm
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            return list(pool.map(lambda _: _timed(sock, "exec", name, "true"), range(count)))
+    finally:
+        _cli(sock, "rm", "-f", name)

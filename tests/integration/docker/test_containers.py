@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.request
 
 import pytest
@@ -195,3 +196,19 @@ def test_stop_of_a_stopped_container_and_start_of_a_started(rig: DockerRig) -> N
     state = json.loads(rig.cli("inspect", "s").stdout)[0]["State"]
     assert (state["Status"], state["ExitCode"]) == ("exited", 137)
     rig.cli("rm", "s")
+
+
+def test_network_modes(rig: DockerRig) -> None:
+    none = rig.cli("run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                   "ls /sys/class/net; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-ok")
+    assert none.stdout == "lo\nlo-ok\n"
+    host = rig.cli("run", "--rm", "--network", "host", "busybox", "hostname")
+    assert host.stdout.strip() == socket.gethostname()
+    bridged = rig.cli("run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net")
+    assert bridged.stdout.split() == ["eth0", "lo"]
+    missing = rig.cli("run", "--rm", "--network", "nosuchnet", "busybox", "true", check=False)
+    assert missing.returncode != 0 and "network nosuchnet not found" in missing.stderr
+    clash = rig.cli("run", "--rm", "--network", "none", "-p", "18934:80", "busybox", "true",
+                    check=False)
+    assert clash.returncode != 0 and "conflicting options" in clash.stderr
+    assert rig.cli("ps", "-aq").stdout == ""

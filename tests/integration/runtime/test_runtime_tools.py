@@ -488,7 +488,9 @@ def test_misc_props_an_invalid_version_fails_create(make: Any, name: str) -> Non
 
 @pytest.mark.parametrize("name", diverging(RUNC_POSTSTART))
 def test_hooks_stdin_carries_the_state_of_each_hook(make: Any, name: str) -> None:
-    rt = make(name, ["true"], "hstdin")
+    # runtime-tools runs `true`, which may be gone (its state then truly says stopped) by the
+    # time the poststart state is taken: this process waits for that hook's output instead
+    rt = make(name, ["sh", "-c", "while [ ! -e /poststart ]; do sleep 0.05; done"], "hstdin")
     sh = str(rt.bundle / "bin" / "sh")
 
     def change(c: dict[str, Any]) -> None:
