@@ -39,7 +39,6 @@ from crid.images import store_options
 from crid.network import PodNetwork, make_pod_network
 from crid.network.factory import options_from_config
 from crid.observability import MetricSources, Observability
-from crid.traced import TracedNetwork, TracedRuntime
 from crid.pods import PodManager, PodOptions, SetupDeps, handler_set
 from crid.pods.cgroups import RuntimePodCgroups
 from crid.pods.namespaces import NamespacePinner
@@ -55,6 +54,7 @@ from crid.server.streaming_rpc import StreamingDeps
 from crid.store import MetadataStore
 from crid.streaming.backend import BackendOptions, CridStreamingBackend, DaemonTargets
 from crid.streaming.protocol import StreamingOptions, StreamingServer
+from crid.traced import TracedNetwork, TracedRuntime
 from imagestore import ImageStore, ImageStoreError
 from runtime.api import Zygote
 
