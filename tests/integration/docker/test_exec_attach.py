@@ -196,3 +196,36 @@ def _expect_eof(fd: int, timeout: float = 30) -> bytes:
             if not chunk:
                 return got
             got += chunk
+
+
+def test_run_it_detach_keys_leave_it_running(rig: DockerRig) -> None:
+    """Ctrl-P Ctrl-Q: the CLI detaches, the shell lives on; `docker attach` gets it back."""
+    pid, master = _pty_child(rig, "run", "-it", "--name", "detached", "busybox", "sh")
+    try:
+        _expect(master, b"# ")
+        os.write(master, b"\x10\x11")
+        _expect_eof(master)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(master)
+    assert json.loads(rig.cli("inspect", "detached").stdout)[0]["State"]["Running"]
+    pid, master = _pty_child(rig, "attach", "detached")
+    try:
+        os.write(master, b"echo back-$((40+2))\r")
+        _expect(master, b"back-42")
+        os.write(master, b"exit 6\r")
+        _expect_eof(master)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 6
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(master)
+    rig.cli("rm", "detached")
