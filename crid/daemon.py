@@ -52,8 +52,9 @@ from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps, add_
 from crid.server.stats_rpc import StatsDeps
 from crid.server.streaming_rpc import StreamingDeps
 from crid.store import MetadataStore
-from crid.streaming import StreamingOptions, StreamingServer
-from crid.streaming_backend import BackendOptions, CridStreamingBackend, DaemonTargets
+from crid.streaming.backend import BackendOptions, CridStreamingBackend, DaemonTargets
+from crid.streaming.protocol import StreamingOptions, StreamingServer
+from crid.traced import TracedNetwork, TracedRuntime
 from imagestore import ImageStore, ImageStoreError
 from runtime.api import Zygote
 
@@ -134,7 +135,9 @@ class Daemon:
         self._runtime: EmbeddedRuntime | None = None
         self._docker: DockerFrontDoor | None = None
         self._events = EventBus()
-        self._observability: Observability | None = None
+        # Metrics and tracing: empty until start-up binds and applies them, but there from the
+        # start, since the components it traces are wrapped as they are built.
+        self._observability = Observability(self._events)
         self._stack = contextlib.ExitStack()  # what start() started, undone in reverse
 
     def start(self) -> None:
@@ -211,7 +214,7 @@ class Daemon:
             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                      ("grpc.max_send_message_length", MAX_MESSAGE)])
         pod_cidrs = PodCidrStore(store)
-        network = self._build_pod_network(pod_cidrs)
+        network = TracedNetwork(self._build_pod_network(pod_cidrs), self._observability.span)
         containers: list[ContainerManager] = []  # bound below: images ask who uses them
         self._images = ImageStore(
             store_options(self.cfg.images, self.root / "images"),
@@ -221,7 +224,7 @@ class Daemon:
         pods = self._build_pods(store, network)
         containers.append(self._build_containers(store, pods))
         streaming = self._build_streaming(containers[0], pods)
-        self._observability = self._build_observability(containers[0], pods)
+        self._start_observability(containers[0], pods)
         if self.cfg.docker.enable:
             self._docker = self._build_docker(containers[0], pods)
         runtime = RuntimeService(RuntimeServiceDeps(
@@ -231,7 +234,7 @@ class Daemon:
             stats=StatsDeps(containers[0], pods, CgroupReader()), streaming=streaming))
         images = ImageService(ImageServiceDeps(
             store=self._images, containers_dir=self.root / "containers",
-            pulled_bytes=self._observability.pulled_bytes))
+            pulled_bytes=self._observability.pulled_bytes, span=self._observability.span))
         add_to_server(runtime, server)
         api_pb2_grpc.add_ImageServiceServicer_to_server(images, server)
         health_servicer = health.HealthServicer()
@@ -245,19 +248,19 @@ class Daemon:
         return server
 
     def _observers(self) -> tuple:
-        return self._observability.observers() if self._observability is not None else ()
+        return self._observability.observers()
 
-    def _build_observability(self, containers: ContainerManager,
-                             pods: PodManager) -> Observability:
+    def _start_observability(self, containers: ContainerManager, pods: PodManager) -> None:
         """Metrics (when enabled), serving from now on: their port is bound at start-up, so
-        a taken port fails the start as the CRI socket would."""
+        a taken port fails the start as the CRI socket would; tracing (when enabled)."""
         assert self._streaming is not None
         streaming = self._streaming
         sources = MetricSources(
             container_states=lambda: [r.state.name.lower() for r in containers.list()],
             pod_states=lambda: [p.state.name.lower() for p in pods.list_pods()],
             streaming_sessions=lambda: streaming.open_sessions)
-        obs = Observability(sources, self._events)
+        obs = self._observability
+        obs.bind(sources)
         self._stack.callback(obs.close)
         try:
             if obs.apply_metrics(self.cfg.metrics):
@@ -265,7 +268,9 @@ class Daemon:
         except OSError as e:
             raise StartupError(f"metrics on {self.cfg.metrics.listen}: {e.strerror or e}") \
                 from e
-        return obs
+        if obs.apply_tracing(self.cfg.tracing):
+            log.info("exporting traces", endpoint=self.cfg.tracing.endpoint,
+                     sampling_rate=self.cfg.tracing.sampling_rate)
 
     def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetwork:
         opts = options_from_config(self.cfg.network, str(self.root))
@@ -314,7 +319,8 @@ class Daemon:
             ContainerOptions(root=self.root / "containers",
                              forbidden_roots=(self.root, self.run_root),
                              cgroup_driver=self.cfg.cgroup_driver, grantable_caps=grantable),
-            store, rt, self._images, PodManagerLookup(pods), self._events)
+            store, TracedRuntime(rt, self._observability.span), self._images,
+            PodManagerLookup(pods), self._events)
         self._exits = ExitWatchThread(self.run_root / "exits", manager.mark_exited)
         for change in manager.reconcile():
             log.info("reconciled container", change=change)
@@ -396,13 +402,14 @@ class Daemon:
         """Images first, then metrics; a metrics address that cannot be bound puts the
         image settings back, so nothing of the new configuration is half applied."""
         new, images, obs = plan.effective, self._images, self._observability
-        assert images is not None and obs is not None
+        assert images is not None
         images.reconfigure(store_options(new.images, self.root / "images"))
         try:
             obs.apply_metrics(new.metrics)
         except OSError as e:
             images.reconfigure(store_options(self.cfg.images, self.root / "images"))
             raise OSError(f"metrics on {new.metrics.listen}: {e.strerror or e}") from e
+        obs.apply_tracing(new.tracing)
         logs.reconfigure(new.log_level, new.log_format)
         if obs.metrics_url and any(k.startswith("metrics.") for k in plan.applied):
             log.info("serving metrics", url=obs.metrics_url)
@@ -430,5 +437,5 @@ class Daemon:
         try:
             self._stack.close()
         finally:
-            self._server = self._docker = self._observability = self._streaming = None
+            self._server = self._docker = self._streaming = None
             self._exits = self._zygote = self._images = self._store = None

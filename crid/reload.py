@@ -1,10 +1,11 @@
 """What a configuration reload (SIGHUP) may change in a running daemon, and what needs a restart.
 
 Reloadable: the log level and format, how registries are reached (mirrors, insecure hosts,
-short-name registries, the auth file, the certificates directory), pinned images, and metrics
-on/off and their address. Everything else (directories, sockets, the network, cgroups, the
-streaming server, the Docker API, download parallelism) is wired into objects built once at
-start-up; a changed value is reported as needing a restart and the running value stays.
+short-name registries, the auth file, the certificates directory), pinned images, metrics
+on/off and their address, and tracing (on/off, endpoint, sampling rate). Everything else
+(directories, sockets, the network, cgroups, the streaming server, the Docker API, download
+parallelism) is wired into objects built once at start-up; a changed value is reported as
+needing a restart and the running value stays.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ RELOADABLE = frozenset({
     "images.short_name_registries", "images.auth_file", "images.certs_dir", "images.pinned",
     "images.registries",
     "metrics.enable", "metrics.listen",
+    "tracing.enable", "tracing.endpoint", "tracing.sampling_rate",
 })
 
 

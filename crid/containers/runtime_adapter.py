@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crid.containers.ports import ExecResult, ExitInfo
 from crid.containers.runtime_errors import runtime_errors
+from crid.containers.seams import ExecResult, ExitInfo
 from crid.errors import FailedPrecondition
 from runtime.api import (
     ContainerNotFound,

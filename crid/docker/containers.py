@@ -26,8 +26,8 @@ from crid.docker.stats import stats
 from crid.docker.streams import run_session
 from crid.docker.top import top
 from crid.errors import NotFound
-from crid.streaming import AttachRequest
-from crid.streaming_backend.attach_process import AttachProcess, connect_attach
+from crid.streaming.backend.attach_process import AttachProcess, connect_attach
+from crid.streaming.protocol import AttachRequest
 from runtime.api import connect_unix, framing
 
 _PS_FILTERS = ("id", "name", "label", "status", "exited", "ancestor")

@@ -34,8 +34,8 @@ from runtime.init.steps import (
     run_child,
     step,
 )
+from runtime.launch.procname import set_comm
 from runtime.linux import libc, securejoin
-from runtime.procname import set_comm
 from runtime.records import replace
 from runtime.seccomp import CompiledFilter
 from runtime.spec.model import Spec

@@ -12,7 +12,7 @@ import os
 
 
 def _load_libc() -> ctypes.CDLL:
-    # glibc's soname; find_library runs `ldconfig -p` (2 ms, and ctypes.util imports
+    # glibc's soname; find_library runs `ldconfig -p` (a subprocess, and ctypes.util imports
     # tempfile and random), so it is only the fallback (musl).
     try:
         return ctypes.CDLL("libc.so.6", use_errno=True)
