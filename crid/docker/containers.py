@@ -154,7 +154,8 @@ def attach(d: DockerDeps, req: Request) -> Hijack:
 
     async def open_handle() -> AttachProcess:
         return AttachProcess(monitor, areq, exit_code=lambda: _exit_code(d, rec.id))
-    return Hijack(lambda sock, rest: run_session(sock, rest, open_handle, c.body.tty))
+    return Hijack(lambda sock, rest: run_session(sock, rest, open_handle, c.body.tty,
+                                                 close_stdin=not c.body.tty))
 
 
 def _attach_socket(d: DockerDeps, cid: str) -> str:
