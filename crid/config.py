@@ -72,6 +72,20 @@ def _check_listen(value: str) -> None:
         raise ValueError(f"{value!r} is not an absolute socket path (use /path or unix:///path)")
 
 
+def split_host_port(value: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` as (host, port).
+
+    Raises:
+        ValueError: not of that form, or the host is not an IP address.
+    """
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. \"127.0.0.1:9540\")")
+    ipaddress.ip_address(host)  # a name would make the listener depend on the resolver
+    return host, int(port)
+
+
 def _check_cidr(value: str, version: int) -> None:
     if value:
         net = ipaddress.ip_network(value, strict=True)
@@ -136,6 +150,13 @@ class DockerConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enable: bool = opt(False, "serve Prometheus metrics over HTTP at /metrics (docs/operating.md)")
+    listen: str = opt("127.0.0.1:9540", "host:port of the metrics server; loopback unless a "
+                      "scraper elsewhere needs it (the page is unauthenticated)", kind="hostport")
+
+
+@dataclass(frozen=True)
 class Config:
     root: str = opt("/var/lib/crid", "persistent state: images, containers, metadata")
     run_root: str = opt("/run/crid", "volatile state: socket, namespaces, monitors")
@@ -152,6 +173,7 @@ class Config:
     pods: PodsConfig = field(default_factory=PodsConfig)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def socket_path(self) -> str:
@@ -171,6 +193,7 @@ _KIND_CHECKS: dict[str, Callable[[Any], object]] = {
     "cidr6": lambda v: _check_cidr(v, 6),
     "ip": lambda v: ipaddress.ip_address(v) and None,
     "listen": _check_listen,
+    "hostport": lambda v: split_host_port(v) and None,
     "ifname": lambda v: None if 0 < len(v) <= 15 and "/" not in v and " " not in v
     else _raise("must be a network interface name of 1-15 characters"),
 }

@@ -33,6 +33,7 @@ from crid.events import EventBus
 from crid.images import store_options
 from crid.network import PodNetwork, make_pod_network
 from crid.network.factory import options_from_config
+from crid.observability import MetricSources, Observability
 from crid.pods import PodManager, PodOptions, SetupDeps, handler_set
 from crid.pods.cgroups import RuntimePodCgroups
 from crid.pods.namespaces import NamespacePinner
@@ -49,7 +50,7 @@ from crid.store import MetadataStore
 from crid.streaming import StreamingOptions, StreamingServer
 from crid.streaming_backend import BackendOptions, CridStreamingBackend, DaemonTargets
 from imagestore import ImageStore
-from runtime.zygote import Zygote
+from runtime.api import Zygote
 
 log = logs.get("crid.daemon")
 GRACE_SECONDS = 10
@@ -125,6 +126,7 @@ class Daemon:
         self._runtime: EmbeddedRuntime | None = None
         self._docker: DockerFrontDoor | None = None
         self._events = EventBus()
+        self._observability: Observability | None = None
         self._socket_ours = False
 
     def start(self) -> None:
@@ -193,7 +195,7 @@ class Daemon:
     def _build_server(self, store: MetadataStore) -> grpc.Server:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc"),
-            interceptors=[ErrorsAndLogging()],
+            interceptors=[ErrorsAndLogging(self._observers)],
             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                      ("grpc.max_send_message_length", MAX_MESSAGE)])
         pod_cidrs = PodCidrStore(store)
@@ -205,6 +207,7 @@ class Daemon:
         pods = self._build_pods(store, network)
         containers.append(self._build_containers(store, pods))
         streaming = self._build_streaming(containers[0], pods)
+        self._observability = self._build_observability(containers[0], pods)
         if self.cfg.docker.enable:
             self._docker = self._build_docker(containers[0], pods)
         runtime = RuntimeService(RuntimeServiceDeps(
@@ -213,7 +216,8 @@ class Daemon:
             containers=ContainerDeps(containers[0], pods, self._events),
             stats=StatsDeps(containers[0], pods, CgroupReader()), streaming=streaming))
         images = ImageService(ImageServiceDeps(
-            store=self._images, containers_dir=self.root / "containers"))
+            store=self._images, containers_dir=self.root / "containers",
+            pulled_bytes=self._observability.pulled_bytes))
         add_to_server(runtime, server)
         api_pb2_grpc.add_ImageServiceServicer_to_server(images, server)
         health_servicer = health.HealthServicer()
@@ -225,6 +229,28 @@ class Daemon:
         reflection.enable_server_reflection(
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         return server
+
+    def _observers(self) -> tuple:
+        return self._observability.observers() if self._observability is not None else ()
+
+    def _build_observability(self, containers: ContainerManager,
+                             pods: PodManager) -> Observability:
+        """Metrics (when enabled), serving from now on: their port is bound at start-up, so
+        a taken port fails the start as the CRI socket would."""
+        assert self._streaming is not None
+        streaming = self._streaming
+        sources = MetricSources(
+            container_states=lambda: [r.state.name.lower() for r in containers.list()],
+            pod_states=lambda: [p.state.name.lower() for p in pods.list_pods()],
+            streaming_sessions=lambda: streaming.open_sessions)
+        obs = Observability(sources, self._events)
+        try:
+            if obs.apply_metrics(self.cfg.metrics):
+                log.info("serving metrics", url=obs.metrics_url)
+        except OSError as e:
+            raise StartupError(f"metrics on {self.cfg.metrics.listen}: {e.strerror or e}") \
+                from e
+        return obs
 
     def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetwork:
         opts = options_from_config(self.cfg.network, str(self.root))
@@ -339,6 +365,9 @@ class Daemon:
         if self._docker is not None:
             self._docker.stop()
             self._docker = None
+        if self._observability is not None:
+            self._observability.close()
+            self._observability = None
         if self._streaming is not None:
             self._streaming.stop()  # ends every session: exec'd processes are killed
             self._streaming = None

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from crid.errors import InvalidArgument
 from crid.store import MetadataStore
-from runtime.features import has_mount_setattr
+from runtime.api import has_mount_setattr
 
 
 @dataclass(frozen=True)

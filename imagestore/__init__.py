@@ -11,7 +11,10 @@ from imagestore.errors import (
     RegistryUnavailable,
     VerificationFailed,
 )
+from imagestore.manifest import host_platform
 from imagestore.options import ImageStoreOptions, RegistryOptions
+from imagestore.pack import pack_layer
+from imagestore.progress import DONE, DOWNLOADING, EXISTS, VERIFIED, WAITING, LayerProgress
 from imagestore.reference import Reference
 from imagestore.registry.credentials import Credentials
 from imagestore.registry.push import CatalogUnavailable
@@ -25,8 +28,10 @@ from imagestore.store import (
 )
 
 __all__ = [
-    "AccessDenied", "AuthenticationRequired", "CatalogUnavailable", "Credentials", "FsUsage",
-    "ImageInUse", "ImageNotFound", "ImageRecord", "ImageStore", "ImageStoreError",
-    "ImageStoreOptions", "InvalidImage", "InvalidReference", "NewImage", "PushEvent", "PushResult",
+    "DONE", "DOWNLOADING", "EXISTS", "VERIFIED", "WAITING", "AccessDenied",
+    "AuthenticationRequired", "CatalogUnavailable", "Credentials", "FsUsage", "ImageInUse",
+    "ImageNotFound", "ImageRecord", "ImageStore", "ImageStoreError", "ImageStoreOptions",
+    "InvalidImage", "InvalidReference", "LayerProgress", "NewImage", "PushEvent", "PushResult",
     "Reference", "RegistryOptions", "RegistryUnavailable", "VerificationFailed",
+    "host_platform", "pack_layer",
 ]

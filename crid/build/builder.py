@@ -30,9 +30,7 @@ from crid.build.runner import Cancelled, RunStep, StepRunner
 from crid.build.view import merged_view, resolve_inside
 from crid.build.words import expand_word, split_words
 from crid.containers.users import UserDB
-from imagestore import ImageRecord, ImageStore, ImageStoreError, NewImage
-from imagestore.manifest import host_platform
-from imagestore.pack import pack_layer
+from imagestore import ImageRecord, ImageStore, ImageStoreError, NewImage, host_platform, pack_layer
 
 # Build arguments every Dockerfile may use without declaring them (Docker's list).
 PREDEFINED_ARGS = frozenset({

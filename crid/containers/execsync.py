@@ -15,10 +15,9 @@ import time
 from typing import Any
 
 from crid.containers.ports import ExecResult
-from crid.errors import DeadlineExceeded, FailedPrecondition, Internal
-from runtime import proctree
-from runtime.errors import InvalidState, OCIRuntimeError
-from runtime.lifecycle import ExecRequest, Runtime
+from crid.containers.runtime_errors import runtime_errors
+from crid.errors import DeadlineExceeded
+from runtime.api import ExecRequest, Runtime, proctree
 
 DRAIN_GRACE = 0.5  # output still in flight after the exit (children holding the pipe: cut)
 REAP_TIMEOUT = 10.0
@@ -55,12 +54,9 @@ def run_exec(rt: Runtime, cid: str, process: dict[str, Any], timeout: float,
         try:
             # brief: no exit file (the record comes on the wait fd) and no throwaway spawner
             # child in the monitor: about 4 ms of the ~17 ms an exec costs.
-            created = rt.exec(cid, ExecRequest(process=process, stdio=(null, out_w, err_w),
-                                               wait_fd=True, brief=True))
-        except InvalidState as e:
-            raise FailedPrecondition(f"exec in container {cid}: {e}") from e
-        except OCIRuntimeError as e:
-            raise Internal(f"exec in container {cid}: {e}") from e
+            with runtime_errors(f"exec in container {cid}"):
+                created = rt.exec(cid, ExecRequest(process=process, stdio=(null, out_w, err_w),
+                                                   wait_fd=True, brief=True))
         finally:
             os.close(out_w)
             os.close(err_w)

@@ -13,8 +13,7 @@ from pathlib import Path
 from crid import logs
 from crid.containers.ports import ExitInfo
 from crid.containers.runtime_adapter import exit_info
-from runtime.exits import ExitWatcher
-from runtime.monitor.exitfile import read_exit_file
+from runtime.api import ExitWatcher, read_exit_file
 
 log = logs.get("crid.containers.exits")
 

@@ -17,8 +17,7 @@ from crid.containers.spec import HostDevice
 from crid.containers.users import UserDB
 from crid.errors import InvalidArgument, NotFound
 from crid.runtime_info import handler_features
-from runtime.cgroups import expand_slice
-from runtime.errors import SpecError
+from runtime.api import SpecError, expand_slice
 
 MAX_PROFILE_BYTES = 1 << 20
 

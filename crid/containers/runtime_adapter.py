@@ -15,20 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from crid.containers.ports import ExecResult, ExitInfo
-from crid.errors import FailedPrecondition, Internal, NotFound
-from runtime.errors import ContainerNotFound, InvalidState, OCIRuntimeError
-from runtime.lifecycle import CreateRequest, MonitorLauncher, Runtime
-from runtime.monitor import reopen_log
-from runtime.monitor.exitfile import ExitStatus, read_exit_file
-from runtime.state import Status
+from crid.containers.runtime_errors import runtime_errors
+from crid.errors import FailedPrecondition
+from runtime.api import (
+    ContainerNotFound,
+    CreateRequest,
+    ExitStatus,
+    InvalidState,
+    MonitorLauncher,
+    OCIRuntimeError,
+    Runtime,
+    Status,
+    read_exit_file,
+    reopen_log,
+)
 
 # stdout + stderr of an ExecSync: 16 MiB less room for the reply's framing, so the reply
 # fits the kubelet's 16 MiB message limit.
 EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024 - 16 * 1024
-
-
-class RuntimeFailed(Internal):
-    """The embedded runtime refused or failed an operation (the message names it)."""
 
 
 @dataclass(frozen=True)
@@ -70,28 +74,28 @@ class EmbeddedRuntime:
         self.exit_file(cid).unlink(missing_ok=True)
         req = CreateRequest(id=cid, bundle=bundle, log_path=Path(log_path) if log_path else None,
                             exit_file=self.exit_file(cid), stdin=stdin, stdin_once=stdin_once)
-        return _call(f"creating container {cid}", lambda: self.rt.create(req)).pid
+        with runtime_errors(f"creating container {cid}"):
+            return self.rt.create(req).pid
 
     def start(self, cid: str) -> None:
-        _call(f"starting container {cid}", lambda: self.rt.start(cid))
+        with runtime_errors(f"starting container {cid}"):
+            self.rt.start(cid)
 
     def kill(self, cid: str, sig: int) -> None:
-        try:
-            self.rt.kill(cid, sig)
-        except InvalidState:
-            return  # already stopped: nothing to signal
-        except OCIRuntimeError as e:
-            raise _mapped(f"signalling container {cid}", e) from e
+        with runtime_errors(f"signalling container {cid}"):
+            try:
+                self.rt.kill(cid, sig)
+            except InvalidState:
+                return  # already stopped: nothing to signal
 
     def wait(self, cid: str, timeout: float) -> ExitInfo | None:
-        try:
-            return exit_info(self.rt.wait(cid, timeout))
-        except TimeoutError:
-            return None
-        except ContainerNotFound:
-            return self.exit_status(cid)
-        except OCIRuntimeError as e:
-            raise _mapped(f"waiting for container {cid}", e) from e
+        with runtime_errors(f"waiting for container {cid}"):
+            try:
+                return exit_info(self.rt.wait(cid, timeout))
+            except TimeoutError:
+                return None
+            except ContainerNotFound:
+                return self.exit_status(cid)
 
     def exit_status(self, cid: str) -> ExitInfo | None:
         status = read_exit_file(str(self.exit_file(cid)))
@@ -105,16 +109,16 @@ class EmbeddedRuntime:
             return False
 
     def delete(self, cid: str, force: bool) -> None:
-        try:
-            self.rt.delete(cid, force)
-        except ContainerNotFound:
-            pass
-        except OCIRuntimeError as e:
-            raise _mapped(f"deleting container {cid}", e) from e
+        with runtime_errors(f"deleting container {cid}"):
+            try:
+                self.rt.delete(cid, force)
+            except ContainerNotFound:
+                pass
         self.exit_file(cid).unlink(missing_ok=True)
 
     def update(self, cid: str, resources: dict[str, Any]) -> None:
-        _call(f"updating resources of container {cid}", lambda: self.rt.update(cid, resources))
+        with runtime_errors(f"updating resources of container {cid}"):
+            self.rt.update(cid, resources)
 
     def pids(self, cid: str) -> list[int]:
         try:
@@ -123,7 +127,8 @@ class EmbeddedRuntime:
             return []
 
     def reopen_log(self, cid: str) -> None:
-        rec = _call(f"reopening the log of container {cid}", lambda: self.rt.store.load(cid))
+        with runtime_errors(f"reopening the log of container {cid}"):
+            rec = self.rt.store.load(cid)
         if rec is None or not rec.attach_socket:
             raise FailedPrecondition(f"container {cid} has no monitor socket")
         try:
@@ -135,25 +140,6 @@ class EmbeddedRuntime:
         from crid.containers.execsync import run_exec
 
         return run_exec(self.rt, cid, process, timeout, EXEC_OUTPUT_LIMIT)
-
-
-def _call(what: str, fn: Any) -> Any:
-    try:
-        return fn()
-    except OCIRuntimeError as e:
-        raise _mapped(what, e) from e
-    except OSError as e:
-        raise RuntimeFailed(f"{what}: {e}") from e
-
-
-def _mapped(what: str, e: OCIRuntimeError) -> Exception:
-    # The runtime's messages usually name the operation and container already.
-    msg = str(e) if what.split()[-1] in str(e) else f"{what}: {e}"
-    if isinstance(e, ContainerNotFound):
-        return NotFound(msg)
-    if isinstance(e, InvalidState):
-        return FailedPrecondition(msg)
-    return RuntimeFailed(msg)
 
 
 def exit_names(directory: Path) -> list[str]:

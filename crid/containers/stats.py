@@ -25,9 +25,14 @@ from pathlib import Path
 
 from crid.containers.cgroup_sample import CgroupDirs, RawSample
 from crid.containers.rootfs import writable_layer_usage
-from runtime.cgroups import cgroup_paths_of, open_cgroup, parse_cgroups_path, read_mounts
-from runtime.cgroups.errors import CgroupError
-from runtime.errors import OCIRuntimeError
+from runtime.api import (
+    CgroupError,
+    OCIRuntimeError,
+    cgroup_paths_of,
+    open_cgroup,
+    parse_cgroups_path,
+    read_mounts,
+)
 
 SAMPLE_REUSE_NS = 500_000_000
 LAYER_MIN_AGE = 1.0

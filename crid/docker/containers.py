@@ -26,8 +26,7 @@ from crid.docker.streams import run_session
 from crid.errors import NotFound
 from crid.streaming import AttachRequest
 from crid.streaming_backend.attach_process import AttachProcess, connect_attach
-from runtime.monitor import framing
-from runtime.monitor.attach import connect_unix
+from runtime.api import connect_unix, framing
 
 _PS_FILTERS = ("id", "name", "label", "status", "exited", "ancestor")
 _WAIT_CONDITIONS = ("", "not-running", "next-exit", "removed")

@@ -1,4 +1,5 @@
-"""Image endpoints: list, pull (with Docker's JSON progress), inspect, history, tag, remove."""
+"""Image endpoints: list, pull and push (with Docker's JSON progress), inspect, history, tag,
+remove, search, prune."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from crid.docker.deps import DockerDeps
 from crid.docker.errors import BadRequest, Conflict
 from crid.docker.filters import parse_filters
 from crid.docker.http import Request, Response, json_response
+from crid.docker.logs import parse_time
 from crid.docker.pull import pull_stream
+from crid.docker.push import push_stream, push_targets
 from crid.docker.router import Router
 from crid.errors import NotFound
 from imagestore import Credentials, ImageRecord
@@ -68,11 +71,21 @@ def _matches(d: DockerDeps, r: ImageRecord, filters: dict[str, list[str]]) -> bo
     return True
 
 
+def _created_window(d: DockerDeps, filters: dict[str, list[str]]) -> tuple[int, int]:
+    """`since`/`before` name images; the listed ones were created strictly between them."""
+    low = max((_unix(_created(d.images.config(find(d, v).id))) for v in filters.get("since", [])),
+              default=-1)
+    high = min((_unix(_created(d.images.config(find(d, v).id)))
+                for v in filters.get("before", [])), default=2 ** 63)
+    return low, high
+
+
 def list_images(d: DockerDeps, req: Request) -> Response:
     filters = parse_filters(req, ("reference", "dangling", "label", "before", "since"))
-    out = [summary(d, r) for r in d.images.list()
+    low, high = _created_window(d, filters)
+    out = [s for r in d.images.list()
            if (req.flag("all") or r.repo_tags or filters.get("dangling")) and
-           _matches(d, r, filters)]
+           _matches(d, r, filters) and low < (s := summary(d, r))["Created"] < high]
     return json_response(sorted(out, key=lambda i: -i["Created"]))
 
 
@@ -141,6 +154,11 @@ def remove(d: DockerDeps, req: Request) -> Response:
     if not by_id and (len(r.repo_tags) > 1 or (used and force)):
         d.images.untag(name)
         return json_response([{"Untagged": name}])
+    if used and force:  # the image stays for its containers, its names go
+        names = [*r.repo_tags, *r.repo_digests]
+        for n in names:
+            d.images.untag(n)
+        return json_response([{"Untagged": n} for n in names])
     if used:
         what = "delete" if by_id else "remove repository reference"
         raise Conflict(f"conflict: unable to {what} {name!r} (must force) - an image used by "
@@ -174,10 +192,59 @@ def create(d: DockerDeps, req: Request) -> Response:
     return Response(200, pull_stream(d, image, _credentials(req)))
 
 
+def push(d: DockerDeps, req: Request) -> Response:
+    name = req.params["name"]
+    targets = push_targets(d, name, req.arg("tag"))  # errors before the stream starts
+    return Response(200, push_stream(d, name, targets, _credentials(req)))
+
+
+def search(d: DockerDeps, req: Request) -> Response:
+    term = req.arg("term")
+    if not term:
+        raise BadRequest("search needs a term")
+    filters = parse_filters(req, ("is-official", "is-automated", "stars"))
+    limit = req.int_arg("limit", 25) or 25
+    if not 1 <= limit <= 100:
+        raise BadRequest("Limit must be between 1 and 100")
+    # A private registry's catalog has no stars, descriptions, official or automated builds.
+    wants_official = any(v in ("true", "1") for k in ("is-official", "is-automated")
+                         for v in filters.get(k, []))
+    if wants_official or any(v not in ("", "0") for v in filters.get("stars", [])):
+        return json_response([])
+    return json_response([{"name": n, "description": "", "star_count": 0,
+                           "is_official": False, "is_automated": False}
+                          for n in d.images.search(term, limit)])
+
+
+def prune(d: DockerDeps, req: Request) -> Response:
+    """Removes the images no container uses: the untagged ones, or every one with
+    dangling=false."""
+    filters = parse_filters(req, ("dangling", "label", "until"))
+    dangling_only = all(v in ("true", "1") for v in filters.get("dangling", ["true"]))
+    until = min((parse_time(v) for v in filters.get("until", [])), default=2.0 ** 63)
+    used = d.containers.image_ids_in_use()
+    deleted: list[dict[str, str]] = []
+    reclaimed = 0
+    for r in d.images.list():
+        config = d.images.config(r.id)
+        if r.id in used or (dangling_only and r.repo_tags) or r.pinned or \
+                _unix(_created(config)) >= until or \
+                not _matches(d, r, {"label": filters.get("label", [])}):
+            continue
+        deleted += [{"Untagged": t} for t in (*r.repo_tags, *r.repo_digests)]
+        d.images.remove(r.id)
+        deleted.append({"Deleted": r.id})
+        reclaimed += r.size
+    return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
 def register(router: Router, d: DockerDeps) -> None:
     router.add("GET", "/images/json", lambda req: list_images(d, req))
+    router.add("GET", "/images/search", lambda req: search(d, req))
+    router.add("POST", "/images/prune", lambda req: prune(d, req))
     router.add("POST", "/images/create", lambda req: create(d, req))
     router.add("GET", "/images/{name}/json", lambda req: inspect(d, req))
     router.add("GET", "/images/{name}/history", lambda req: history(d, req))
     router.add("POST", "/images/{name}/tag", lambda req: tag(d, req))
+    router.add("POST", "/images/{name}/push", lambda req: push(d, req))
     router.add("DELETE", "/images/{name}", lambda req: remove(d, req))

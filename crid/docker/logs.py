@@ -7,6 +7,7 @@ bytes for a tty container). Follow mode reads on while the container runs.
 from __future__ import annotations
 
 import calendar
+import re
 import struct
 import time
 from collections import deque
@@ -37,11 +38,17 @@ class LogOptions:
     tty: bool = False
 
 
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:h|m|s|ms|us|ns))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|ns|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
 def parse_time(text: str) -> float:
-    """Docker's since/until: unix seconds (with fraction), or RFC 3339.
+    """Docker's since/until: unix seconds (with fraction), RFC 3339, or a Go duration
+    ("24h", "1h30m") meaning that long ago.
 
     Raises:
-        BadRequest: neither.
+        BadRequest: none of these.
     """
     if not text:
         return 0.0
@@ -49,6 +56,9 @@ def parse_time(text: str) -> float:
         return float(text)
     except ValueError:
         pass
+    if _DURATION.match(text):
+        return time.time() - sum(float(n) * _UNIT_SECONDS[u]
+                                 for n, u in _DURATION_PART.findall(text))
     try:
         base = calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
     except ValueError:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crid import logs
-from crid.docker.errors import BadRequest, DockerApiError, NotModified, message_body, status_for
+from crid.docker.errors import BadRequest, NotModified, message_body, status_for
 from crid.docker.http import (
     Hijack,
     HttpConnection,
@@ -28,6 +28,7 @@ from crid.docker.http import (
 from crid.docker.router import Router
 from crid.docker.versions import split_version
 from crid.errors import CridError
+from imagestore import ImageStoreError
 
 log = logs.get("crid.docker")
 
@@ -156,15 +157,15 @@ class DockerServer:
             else:
                 req.body = conn.read_body()
             return route.handler(req)
-        except (CridError, OSError, ValueError, KeyError, TypeError) as e:
-            if not isinstance(e, (DockerApiError, CridError)) or status_for(e) >= 500:
+        except (CridError, ImageStoreError, OSError, ValueError, KeyError, TypeError) as e:
+            if status_for(e) >= 500:
                 log.warning("docker API request failed", method=req.method, path=req.path,
                             error=str(e), type=type(e).__name__)
             return _error(e)
 
 
 def _error(exc: BaseException) -> Response:
-    status = status_for(exc) if isinstance(exc, CridError) else 500
+    status = status_for(exc)
     if isinstance(exc, NotModified):
         return Response(304, b"", content_type="")
     return Response(status, json.dumps(message_body(exc)).encode() + b"\n")

@@ -15,19 +15,19 @@ from typing import Protocol
 
 from crid.errors import Internal, InvalidArgument
 from crid.resources import Resources
-from runtime.cgroups import CgroupError as RuntimeCgroupError
-from runtime.cgroups import (
+from runtime.api import CgroupError as RuntimeCgroupError
+from runtime.api import (
+    CgroupLimits,
     CgroupManager,
     CgroupPath,
     Cpu,
     Memory,
     Mount,
+    SpecError,
     expand_slice,
     open_cgroup,
     read_mounts,
 )
-from runtime.cgroups import Resources as CgroupLimits
-from runtime.errors import SpecError
 
 CGROUPFS, SYSTEMD = "cgroupfs", "systemd"
 DEFAULT_PARENT = "/crid"

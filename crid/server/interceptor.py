@@ -31,9 +31,11 @@ _CLIENT_ERRORS = frozenset({
 class RpcObserver(Protocol):
     """Told about every call: metrics count them, tracing wraps them in a span."""
 
-    def call(self, method: str, fields: dict[str, str]) -> contextlib.AbstractContextManager[Any]:
-        """A context manager around the handler; its value gets `.code = <name>` on the way
-        out if it has that attribute."""
+    def call(self, method: str, fields: dict[str, str],
+             metadata: dict[str, str]) -> contextlib.AbstractContextManager[Any]:
+        """A context manager around the handler (`metadata`: the call's gRPC metadata, e.g. a
+        W3C `traceparent`); its value gets `.code = <name>` on the way out if it has that
+        attribute."""
 
     def finished(self, method: str, code: str, seconds: float) -> None:
         """The call ended with status `code` (a grpc.StatusCode name) after `seconds`."""
@@ -42,8 +44,9 @@ class RpcObserver(Protocol):
 class ErrorsAndLogging(grpc.ServerInterceptor):
     """Wraps every handler: maps exceptions (see errors.py), logs failures, tells observers."""
 
-    def __init__(self, observers: Sequence[RpcObserver] = ()) -> None:
-        self._observers = tuple(observers)
+    def __init__(self, observers: Callable[[], Sequence[RpcObserver]] = tuple) -> None:
+        # A callable, read per call: a reload turns metrics and tracing on and off.
+        self._observers = observers
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -58,13 +61,13 @@ class ErrorsAndLogging(grpc.ServerInterceptor):
 
     def _wrap_unary(self, fn: Callable, method: str) -> Callable:
         def handler(request: Any, context: grpc.ServicerContext) -> Any:
-            with _Call(method, request, context, self._observers):
+            with _Call(method, request, context, tuple(self._observers())):
                 return fn(request, context)
         return handler
 
     def _wrap_stream(self, fn: Callable, method: str) -> Callable:
         def handler(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            with _Call(method, request, context, self._observers, stream=True):
+            with _Call(method, request, context, tuple(self._observers()), stream=True):
                 yield from fn(request, context)
         return handler
 
@@ -86,7 +89,8 @@ class _Call:
             structlog.contextvars.bound_contextvars(request_id=uuid.uuid4().hex[:12]))
         if self.observers:
             fields = identify(self.request)
-            self.spans = [self.scopes.enter_context(o.call(self.method, fields))
+            metadata = dict(self.context.invocation_metadata() or ())
+            self.spans = [self.scopes.enter_context(o.call(self.method, fields, metadata))
                           for o in self.observers]
         return self
 

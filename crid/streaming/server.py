@@ -93,6 +93,12 @@ class StreamingServer:
                 host = f"[{host}]"
         return f"{scheme}://{host}:{self.port}"
 
+    @property
+    def open_sessions(self) -> int:
+        """Connections being served now (metrics read it from another thread: len of a set
+        is atomic)."""
+        return len(self._conns)
+
     def _url(self, kind: str, token: str) -> str:
         return f"{self.base_url}/{kind}/{token}"
 

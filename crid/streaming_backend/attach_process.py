@@ -18,8 +18,7 @@ from collections.abc import Callable
 from crid.streaming import AttachRequest, BackendError, TerminalSize
 from crid.streaming.fdio import read_fd, write_fd
 from crid.streaming_backend.fdwait import close_quietly
-from runtime.monitor import framing
-from runtime.monitor.attach import connect_unix
+from runtime.api import connect_unix, framing
 
 CONNECT_TIMEOUT = 5.0
 

@@ -22,14 +22,13 @@ import termios
 from pathlib import Path
 from typing import Any
 
+from crid.containers.runtime_errors import runtime_errors
+from crid.errors import CridError
 from crid.streaming import BackendError, ExecRequest, TerminalSize
 from crid.streaming_backend.fdwait import close_quietly, read_to_eof
 from crid.streaming_backend.ports import ExecLauncher, ExecTarget
-from runtime.errors import OCIRuntimeError
-from runtime.monitor.attach import listen_unix
-from runtime.monitor.exitfile import read_exit_file
-from runtime.requests import Created
-from runtime.requests import ExecRequest as RuntimeExec
+from runtime.api import Created, listen_unix, read_exit_file
+from runtime.api import ExecRequest as RuntimeExec
 
 CONSOLE_TIMEOUT = 10.0
 PIPE_SIZE = 1 << 20  # fewer, larger reads of a chatty process (the default pipe-max-size)
@@ -122,13 +121,14 @@ def start_exec(launcher: ExecLauncher, target: ExecTarget, req: ExecRequest,
         BackendError: the runtime refused or failed the exec.
     """
     process = _process(target.process, req)
+    what = f"exec {list(req.cmd)} in container {target.container_id}"
     try:
-        if req.tty:
-            return _start_tty(launcher, target.container_id, process, req, console_dir)
-        return _start_pipes(launcher, target.container_id, process, req)
-    except (OCIRuntimeError, OSError) as e:
-        raise BackendError(f"exec {list(req.cmd)} in container {target.container_id}: {e}") \
-            from e
+        with runtime_errors(what):
+            if req.tty:
+                return _start_tty(launcher, target.container_id, process, req, console_dir)
+            return _start_pipes(launcher, target.container_id, process, req)
+    except CridError as e:
+        raise BackendError(str(e)) from e
 
 
 def _process(template: dict[str, Any], req: ExecRequest) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runtime.requests import Created, ExecRequest
+from runtime.api import Created, ExecRequest
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from crid.containers.manager import ContainerManager
 from crid.containers.record import ContainerRecord, ContainerState
 from crid.containers.runtime_adapter import EmbeddedRuntime
-from crid.errors import FailedPrecondition, NotFound
+from crid.containers.runtime_errors import runtime_errors
+from crid.errors import FailedPrecondition
 from crid.pods import PodManager, PodSandbox, PodState
 from crid.streaming_backend.ports import ExecTarget
-from runtime.errors import OCIRuntimeError
 
 
 class DaemonTargets:
@@ -44,10 +44,8 @@ class DaemonTargets:
 
     def attach_socket(self, container_id: str) -> str:
         rec = self.running(container_id, "attach to")
-        try:
+        with runtime_errors(f"attach to container {rec.id}"):
             state = self._runtime.rt.store.load(rec.id)
-        except OCIRuntimeError as e:
-            raise NotFound(f"attach to container {rec.id}: {e}") from e
         if state is None or not state.attach_socket:
             raise FailedPrecondition(f"attach to container {rec.id}: it has no monitor socket")
         return state.attach_socket

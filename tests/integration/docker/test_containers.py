@@ -131,3 +131,77 @@ def _until(fn, timeout: float = 20):  # noqa: ANN001, ANN202
             assert value, "condition never held"
             return value
         time.sleep(0.1)
+
+
+def test_ps_filters(rig: DockerRig) -> None:
+    rig.cli("run", "--name", "three", "busybox", "sh", "-c", "exit 3", check=False)
+    rig.cli("create", "--name", "fresh", "busybox", "true")
+    up = rig.cli("run", "-d", "--name", "up", "busybox", "sleep", "60").stdout.strip()
+
+    def names(*args: str) -> list[str]:
+        return rig.cli("ps", "--format", "{{.Names}}", *args).stdout.split()
+    assert names() == ["up"]
+    assert names("-a") == ["up", "fresh", "three"]
+    assert names("-a", "--filter", "status=exited") == ["three"]
+    assert names("-a", "--filter", "status=created") == ["fresh"]
+    assert names("-a", "--filter", "exited=3") == ["three"]
+    assert names("-a", "--filter", "name=thr") == ["three"]
+    assert names("-a", "--filter", f"id={up[:10]}") == ["up"]
+    assert names("-a", "--filter", "ancestor=busybox") == ["up", "fresh", "three"]
+    assert names("-a", "-n", "1") == ["up"]
+    bad = rig.cli("ps", "--filter", "colour=red", check=False)
+    assert bad.returncode != 0 and "invalid filter 'colour'" in bad.stderr
+    rig.cli("rm", "-f", "three", "fresh", "up")
+
+
+def test_kill_restart_wait(rig: DockerRig) -> None:
+    rig.cli("run", "-d", "--name", "k", "busybox", "sh", "-c",
+            "trap 'echo got-usr1' USR1; echo started; while true; do sleep 0.1; done")
+    _until(lambda: "started" in rig.cli("logs", "k").stdout)
+    rig.cli("kill", "--signal", "USR1", "k")
+    _until(lambda: "got-usr1" in rig.cli("logs", "k").stdout)
+    assert json.loads(rig.cli("inspect", "k").stdout)[0]["State"]["Running"]
+    first_pid = json.loads(rig.cli("inspect", "k").stdout)[0]["State"]["Pid"]
+    rig.cli("restart", "-t", "1", "k")
+    info = json.loads(rig.cli("inspect", "k").stdout)[0]
+    assert info["State"]["Running"] and info["State"]["Pid"] != first_pid
+    _until(lambda: rig.cli("logs", "k").stdout.count("started") == 2)
+    rig.cli("kill", "k")
+    assert rig.cli("wait", "k").stdout == "137\n"
+    again = rig.cli("kill", "k", check=False)
+    assert again.returncode != 0 and "is not running" in again.stderr
+    bad = rig.cli("kill", "--signal", "NOPE", "k", check=False)
+    assert bad.returncode != 0
+    rig.cli("rm", "k")
+    missing = rig.cli("wait", "k", check=False)
+    assert missing.returncode != 0 and "No such container: k" in missing.stderr
+
+
+def test_logs_follow_tail_and_streams(rig: DockerRig) -> None:
+    rig.cli("run", "-d", "--name", "talker", "busybox", "sh", "-c",
+            "for i in 1 2 3; do echo out$i; echo err$i >&2; done; sleep 1; echo last")
+    followed = rig.cli("logs", "-f", "talker")  # returns once the container exits
+    assert followed.stdout == "out1\nout2\nout3\nlast\n"
+    assert followed.stderr == "err1\nerr2\nerr3\n"
+    tail = rig.cli("logs", "--tail", "2", "talker")
+    assert (tail.stdout, tail.stderr) == ("last\n", "err3\n")
+    client = rig.client()
+    try:
+        c = client.containers.get("talker")
+        assert c.logs(stdout=False, stderr=True) == b"err1\nerr2\nerr3\n"
+        assert c.logs(stdout=True, stderr=False, tail=1) == b"last\n"
+        stamped = c.logs(timestamps=True).decode().splitlines()
+        assert len(stamped) == 7 and all(line[:4] > "2000" for line in stamped)
+    finally:
+        client.close()
+    rig.cli("rm", "talker")
+
+
+def test_stop_of_a_stopped_container_and_start_of_a_started(rig: DockerRig) -> None:
+    rig.cli("run", "-d", "--name", "s", "busybox", "sleep", "60")
+    rig.cli("start", "s")  # 304: the CLI says nothing and exits 0
+    rig.cli("stop", "-t", "0", "s")
+    rig.cli("stop", "s")
+    state = json.loads(rig.cli("inspect", "s").stdout)[0]["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 137)
+    rig.cli("rm", "s")

@@ -46,6 +46,9 @@ def test_registry_tables(tmp_path: Path) -> None:
     ("[images.registries.'docker.io']\nmirrors = [1]", "mirrors: expected list[str]"),
     ("network = 3", "network: expected a table"),
     ("root = ", "not valid TOML"),
+    ("[metrics]\nlisten = '9540'", "metrics.listen: '9540' is not host:port"),
+    ("[metrics]\nlisten = 'localhost:9540'", "metrics.listen"),
+    ("[metrics]\nlisten = '127.0.0.1:99999'", "is not host:port"),
 ])
 def test_bad_values_name_file_and_key(tmp_path: Path, text: str, problem: str) -> None:
     f = tmp_path / "crid.toml"
@@ -89,3 +92,20 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_listen_takes_a_path_or_a_unix_url(listen: str, path: str) -> None:
     cfg = c.Config(listen=listen)
     assert cfg.socket_path == path
+
+
+@pytest.mark.parametrize("text, parsed", [
+    ("127.0.0.1:9540", ("127.0.0.1", 9540)), ("[::1]:0", ("::1", 0)),
+    ("0.0.0.0:9090", ("0.0.0.0", 9090)),
+])
+def test_host_port(text: str, parsed: tuple[str, int]) -> None:
+    assert c.split_host_port(text) == parsed
+
+
+def test_metrics_are_off_and_loopback_by_default() -> None:
+    assert (c.Config().metrics.enable, c.Config().metrics.listen) == (False, "127.0.0.1:9540")
+
+
+def test_shipped_default_config_is_the_rendered_defaults() -> None:
+    shipped = Path(__file__).resolve().parents[3] / "deploy/crid.toml"
+    assert shipped.read_text() == c.render_toml(c.Config()), "run: crid config > deploy/crid.toml"

@@ -1,0 +1,107 @@
+"""Metrics as configured, turned on and off by the daemon at start and on reload.
+
+Nothing here imports prometheus_client: `crid.metrics` is imported the first time metrics are
+enabled, so a daemon with them off (the default) never pays for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from crid.config import MetricsConfig, split_host_port
+from crid.events import EventBus
+
+log = structlog.get_logger("crid.observability")
+
+EVENT_POLL_SECONDS = 60.0  # the subscription ends on close(); the poll only bounds a lost wake
+
+
+@dataclass(frozen=True)
+class MetricSources:
+    """What the scrape-time gauges read: each returns the current states, one entry per
+    object (e.g. ["running", "running", "exited"])."""
+
+    container_states: Callable[[], Iterable[str]]
+    pod_states: Callable[[], Iterable[str]]
+    streaming_sessions: Callable[[], int]
+
+
+class Observability:
+    """Holds the enabled observers (the gRPC interceptor reads `observers()` per call) and
+    the metrics HTTP server."""
+
+    def __init__(self, sources: MetricSources, events: EventBus) -> None:
+        self._sources, self._events = sources, events
+        self._metrics: Any = None  # crid.metrics.Metrics once first enabled; kept when off
+        self._serving = ""  # the listen address metrics are served on, "" when off
+        self._observers: tuple[Any, ...] = ()
+        self._watcher: threading.Thread | None = None
+
+    def observers(self) -> tuple[Any, ...]:
+        return self._observers
+
+    @property
+    def metrics_url(self) -> str:
+        """http://HOST:PORT/metrics with the bound port ("" when off)."""
+        if not self._serving:
+            return ""
+        host, _ = split_host_port(self._serving)
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self._metrics.port}/metrics"
+
+    def apply_metrics(self, cfg: MetricsConfig) -> str:
+        """Makes metrics match `cfg`; returns what changed ("" for nothing).
+
+        Raises:
+            OSError: the listen address cannot be bound (the previous state is kept).
+        """
+        wanted = cfg.listen if cfg.enable else ""
+        if wanted == self._serving:
+            return ""
+        if self._metrics is None:
+            from crid.metrics import Metrics
+            self._metrics = Metrics(self._sources)
+            self._watch_ooms()
+        old = self._serving
+        if old:
+            self._metrics.close()
+        try:
+            if wanted:
+                self._metrics.serve(wanted)
+        except OSError:
+            if old:
+                self._metrics.serve(old)
+            raise
+        self._serving = wanted
+        self._observers = (self._metrics,) if wanted else ()
+        return f"metrics on {wanted}" if wanted else "metrics off"
+
+    def pulled_bytes(self, n: int) -> None:
+        if self._serving:
+            self._metrics.pulled_bytes(n)
+
+    def _watch_ooms(self) -> None:
+        """Counts OOM kills from the container event stream: every path that records an exit
+        (the exit watcher, a stop, the start-up reconciliation) publishes it there once."""
+        sub = self._events.subscribe()
+
+        def run() -> None:
+            for event in sub.events(poll=EVENT_POLL_SECONDS):
+                if (self._serving and event.kind == "STOPPED"
+                        and getattr(event.payload, "reason", "") == "OOMKilled"):
+                    self._metrics.oom_killed()
+
+        self._watcher = threading.Thread(target=run, name="metrics-events", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stops the metrics server; the event watcher ends when the event bus closes."""
+        if self._serving:
+            self._metrics.close()
+            self._serving = ""
+        self._observers = ()

@@ -1,0 +1,179 @@
+"""Exec and attach over hijacked connections: multiplexed frames without a tty, raw bytes
+with one, stdin with half-close, exit codes; `docker run -it` under a pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import time
+
+import pytest
+
+from tests.integration.docker.conftest import DOCKER_CLI, DockerRig
+
+
+@pytest.fixture
+def rig(docker_rig: DockerRig) -> DockerRig:
+    docker_rig.cli("pull", "-q", "busybox")
+    return docker_rig
+
+
+def test_exec_output_streams_and_exit_code(rig: DockerRig) -> None:
+    rig.cli("run", "-d", "--name", "box", "busybox", "sleep", "600")
+    out = rig.cli("exec", "box", "sh", "-c", "echo out; echo err >&2; exit 5", check=False)
+    assert (out.returncode, out.stdout, out.stderr) == (5, "out\n", "err\n")
+    fed = rig.cli("exec", "-i", "box", "sh", "-c", "tr a-z A-Z; echo done",
+                  input=b"hello\nworld\n")
+    assert fed.stdout == "HELLO\nWORLD\ndone\n"
+    env = rig.cli("exec", "-e", "X=1", "-w", "/tmp", "-u", "1000:1000", "box",
+                  "sh", "-c", 'echo "$X $(pwd) $(id -u):$(id -g)"')
+    assert env.stdout == "1 /tmp 1000:1000\n"
+    rig.cli("exec", "-d", "box", "sh", "-c", "echo detached > /tmp/mark")
+    assert _until(lambda: rig.cli("exec", "box", "cat", "/tmp/mark", check=False).stdout
+                  ) == "detached\n"
+    missing = rig.cli("exec", "box", "/no/such/binary", check=False)
+    assert missing.returncode in (126, 127), missing
+    rig.cli("stop", "-t", "0", "box")
+    stopped = rig.cli("exec", "box", "true", check=False)
+    assert stopped.returncode != 0 and "is not running" in stopped.stderr
+    rig.cli("rm", "box")
+
+
+def test_docker_py_exec_run_demux_and_inspect(rig: DockerRig) -> None:
+    client = rig.client()
+    try:
+        c = client.containers.run("busybox", ["sleep", "600"], detach=True, name="py-exec")
+        result = client.containers.get("py-exec").exec_run(
+            ["sh", "-c", "echo out; echo err >&2; exit 4"], demux=True)
+        assert result.exit_code == 4
+        assert result.output == (b"out\n", b"err\n")
+        tty = c.exec_run(["sh", "-c", "tty; echo $TERM"], tty=True)
+        assert tty.exit_code == 0
+        assert tty.output.replace(b"\r\n", b"\n").startswith(b"/dev/pts/")
+        exec_id = client.api.exec_create(c.id, ["sh", "-c", "exit 9"])["Id"]
+        client.api.exec_start(exec_id)
+        info = client.api.exec_inspect(exec_id)
+        assert (info["Running"], info["ExitCode"]) == (False, 9)
+        c.remove(force=True)
+    finally:
+        client.close()
+
+
+def test_run_rm_with_stdin_and_exit_code(rig: DockerRig) -> None:
+    proc = rig.cli("run", "--rm", "-i", "busybox", "sh", "-c", "cat; exit 2",
+                   input=b"piped in\n", check=False)
+    assert (proc.returncode, proc.stdout) == (2, "piped in\n")
+    assert rig.cli("ps", "-aq").stdout == ""
+
+
+def test_attach_to_a_running_container_sees_new_output(rig: DockerRig) -> None:
+    rig.cli("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+            "sleep 1; for i in 1 2 3; do echo tick$i; sleep 0.2; done")
+    attached = rig.cli("attach", "ticker", check=False)
+    assert attached.returncode == 0, attached
+    assert "tick3\n" in attached.stdout
+    rig.cli("rm", "ticker")
+
+
+def test_run_it_under_a_pty(rig: DockerRig) -> None:
+    """An interactive shell: prompt, commands echoed by the container's tty, exit code."""
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execve(DOCKER_CLI, [DOCKER_CLI, "run", "--rm", "-it", "--name", "tty",
+                               "busybox", "sh"], rig.env())
+    try:
+        _expect(master, b"# ")
+        os.write(master, b"echo $((6*7)); stty size\r")
+        seen = _expect(master, b"42")
+        os.write(master, b"exit 3\r")
+        _expect_eof(master)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 3, seen
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(master)
+    _until(lambda: rig.cli("ps", "-aq").stdout == "")  # --rm: removed after the exit
+
+
+def test_run_it_ctrl_c_reaches_the_container(rig: DockerRig) -> None:
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execve(DOCKER_CLI, [DOCKER_CLI, "run", "--rm", "-it", "busybox", "sh", "-c",
+                               "trap 'echo caught; exit 130' INT; echo ready; "
+                               "while true; do sleep 0.1; done"], rig.env())
+    try:
+        _expect(master, b"ready")
+        os.write(master, b"\x03")
+        _expect(master, b"caught")
+        _expect_eof(master)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 130
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(master)
+
+
+def test_bad_exec_bodies_are_400(rig: DockerRig) -> None:
+    rig.cli("run", "-d", "--name", "target", "busybox", "sleep", "600")
+    client = rig.client()
+    try:
+        for body in ({"Cmd": "not-a-list"}, {"Cmd": []}, {"Cmd": ["true"], "Tty": "yes"},
+                     {"Cmd": ["true"], "Env": [1]}):
+            resp = client.api._post_json(client.api._url("/containers/target/exec"), data=body)
+            assert resp.status_code == 400, (body, resp.text)
+            assert json.loads(resp.text)["message"]
+    finally:
+        client.close()
+    rig.cli("rm", "-f", "target")
+
+
+def _expect(fd: int, want: bytes, timeout: float = 30) -> bytes:
+    got = b""
+    deadline = time.monotonic() + timeout
+    while want not in got:
+        left = deadline - time.monotonic()
+        assert left > 0, f"never saw {want!r}; got {got!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                chunk = b""
+            assert chunk, f"EOF before {want!r}; got {got!r}"
+            got += chunk
+    return got
+
+
+def _expect_eof(fd: int, timeout: float = 30) -> bytes:
+    got = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no EOF; got {got!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                return got
+            if not chunk:
+                return got
+            got += chunk
+
+
+def _until(fn, timeout: float = 20):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            assert value, "condition never held"
+            return value
+        time.sleep(0.1)
