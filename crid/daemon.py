@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from crid import logs
 from crid.api import api_pb2, api_pb2_grpc
+from crid.children import end_process, mark, marked_before_us
 from crid.config import Config, NetworkConfig, parse_size
 from crid.containers import capabilities
 from crid.containers.exit_watch import ExitWatchThread
@@ -282,11 +283,12 @@ class Daemon:
     def _build_containers(self, store: MetadataStore, pods: PodManager) -> ContainerManager:
         """The container manager over the embedded runtime; exits are watched before the
         start-up reconciliation so none is missed in between."""
-        self._zygote = Zygote.start()
+        self._zygote = Zygote.start(env=mark(self.run_root))
         rt = EmbeddedRuntime(RuntimeOptions(root=self.run_root / "runtime",
                                             exits_dir=self.run_root / "exits"),
                              launcher=self._zygote)
         self._runtime = rt
+        self._end_unrecorded_monitors(rt)
         assert self._images is not None
         grantable = capabilities.engine_caps()
         if capabilities.ungranted(grantable):
@@ -303,6 +305,17 @@ class Daemon:
             log.info("reconciled container", change=change)
         self._exits.start()
         return manager
+
+    def _end_unrecorded_monitors(self, rt: EmbeddedRuntime) -> None:
+        """Monitors, set-up children and spares a killed daemon forked but never recorded
+        (its zygote marked them all, see crid.children) are ended: no container record
+        claims them, so nothing would ever stop them. Their containers' processes are ended
+        with the leftovers of those creates (ContainerManager.reconcile)."""
+        recorded = rt.monitors()
+        for p in marked_before_us(self.run_root):
+            if not p.pod_id and (p.pid, p.start) not in recorded:
+                log.info("ending an unrecorded process", pid=p.pid, comm=p.comm)
+                end_process(p)
 
     def _build_streaming(self, containers: ContainerManager, pods: PodManager) -> StreamingDeps:
         """The exec/attach/port-forward HTTP server, started now (it binds its port) and

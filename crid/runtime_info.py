@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from crid.errors import InvalidArgument
@@ -30,9 +34,32 @@ class HandlerFeatures:
 def handler_features() -> HandlerFeatures:
     """Both stand on mount_setattr(2) (probed once): rro is mount_setattr(AT_RECURSIVE,
     MOUNT_ATTR_RDONLY); user-namespaced pods reach their rootfs and volumes through
-    idmapped mounts (MOUNT_ATTR_IDMAP) instead of chowned copies."""
+    idmapped mounts (MOUNT_ATTR_IDMAP) instead of chowned copies, which for the rootfs
+    also needs overlayfs to take idmapped layers and user namespaces to be enabled."""
     can = has_mount_setattr()
-    return HandlerFeatures(recursive_read_only_mounts=can, user_namespaces=False)
+    return HandlerFeatures(recursive_read_only_mounts=can,
+                           user_namespaces=can and _user_namespaces_enabled()
+                           and kernel_at_least(os.uname().release, IDMAPPED_OVERLAY_LAYERS))
+
+
+# overlayfs accepts idmapped lower layers from Linux 5.19 on (older kernels refuse them
+# with EINVAL, and crid would have to chown a copy of every layer instead).
+IDMAPPED_OVERLAY_LAYERS = (5, 19)
+
+
+def kernel_at_least(release: str, want: tuple[int, int]) -> bool:
+    """Whether a uname release ("6.18.0-1-amd64") is at least major.minor."""
+    m = re.match(r"(\d+)\.(\d+)", release)
+    return m is not None and (int(m[1]), int(m[2])) >= want
+
+
+@functools.cache
+def _user_namespaces_enabled() -> bool:
+    """user.max_user_namespaces is 0 where an administrator turned them off."""
+    try:
+        return int(Path("/proc/sys/user/max_user_namespaces").read_text()) > 0
+    except (OSError, ValueError):
+        return False
 
 
 class NetworkStatusSource(Protocol):

@@ -15,7 +15,8 @@ from imagestore.manifest import host_platform
 from imagestore.options import ImageStoreOptions, RegistryOptions
 from imagestore.pack import pack_layer
 from imagestore.progress import DONE, DOWNLOADING, EXISTS, VERIFIED, WAITING, LayerProgress
-from imagestore.reference import Reference
+from imagestore.reference import DEFAULT_TAG, Reference
+from imagestore.reference import parse as parse_reference
 from imagestore.registry.credentials import Credentials
 from imagestore.registry.push import CatalogUnavailable
 from imagestore.store import (
@@ -28,10 +29,10 @@ from imagestore.store import (
 )
 
 __all__ = [
-    "DONE", "DOWNLOADING", "EXISTS", "VERIFIED", "WAITING", "AccessDenied",
-    "AuthenticationRequired", "CatalogUnavailable", "Credentials", "FsUsage", "ImageInUse",
-    "ImageNotFound", "ImageRecord", "ImageStore", "ImageStoreError", "ImageStoreOptions",
-    "InvalidImage", "InvalidReference", "LayerProgress", "NewImage", "PushEvent", "PushResult",
-    "Reference", "RegistryOptions", "RegistryUnavailable", "VerificationFailed",
-    "host_platform", "pack_layer",
+    "AccessDenied", "AuthenticationRequired", "CatalogUnavailable", "Credentials",
+    "DEFAULT_TAG", "DONE", "DOWNLOADING", "EXISTS", "FsUsage", "ImageInUse", "ImageNotFound",
+    "ImageRecord", "ImageStore", "ImageStoreError", "ImageStoreOptions", "InvalidImage",
+    "InvalidReference", "LayerProgress", "NewImage", "PushEvent", "PushResult", "Reference",
+    "RegistryOptions", "RegistryUnavailable", "VERIFIED", "VerificationFailed", "WAITING",
+    "host_platform", "pack_layer", "parse_reference",
 ]

@@ -23,14 +23,14 @@ from runtime.cgroups import (
 from runtime.cgroups import Resources as CgroupLimits
 from runtime.cgroups.errors import CgroupError
 from runtime.errors import ContainerNotFound, InvalidState, OCIRuntimeError, SpecError
-from runtime.exits import ExitWatcher
+from runtime.exits import ExitWatcher, wait_exit
 from runtime.features import has_mount_setattr
 from runtime.lifecycle import CreateRequest, ExecRequest, MonitorLauncher, Runtime
 from runtime.monitor import framing, reopen_log
 from runtime.monitor.attach import connect_unix, listen_unix
 from runtime.monitor.exitfile import ExitStatus, read_exit_file
 from runtime.requests import Created
-from runtime.state import Status
+from runtime.state import Status, process_start_time
 from runtime.zygote import Zygote
 
 __all__ = [
@@ -38,6 +38,6 @@ __all__ = [
     "CreateRequest", "Created", "ExecRequest", "ExitStatus", "ExitWatcher", "InvalidState",
     "Memory", "MonitorLauncher", "Mount", "OCIRuntimeError", "Runtime", "SpecError", "Status",
     "Zygote", "cgroup_paths_of", "connect_unix", "expand_slice", "framing", "has_mount_setattr",
-    "listen_unix", "open_cgroup", "parse_cgroups_path", "proctree", "read_exit_file",
-    "read_mounts", "reopen_log",
+    "listen_unix", "open_cgroup", "parse_cgroups_path", "process_start_time", "proctree",
+    "read_exit_file", "read_mounts", "reopen_log", "wait_exit",
 ]

@@ -131,3 +131,22 @@ def wait_for_file(path: str, timeout: float | None = None) -> bool:
 
     Raises OSError if the directory cannot be watched (e.g. it does not exist)."""
     return _shared.wait(path, timeout)
+
+
+def wait_exit(pid: int, start: int, timeout: float) -> bool:
+    """Block until the process ``pid`` that started at ``start`` (clock ticks, as
+    ``state.process_start_time`` reads it) has exited: woken by its pidfd, not polled. A
+    zombie counts as exited. False on timeout."""
+    from runtime.state import is_alive
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        # Checked once the pidfd is held: the pid cannot be reused for another process now.
+        if not is_alive(pid, start):
+            return True
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)

@@ -81,7 +81,8 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            # idmap/ridmap binds, mapped like the user namespace the container joins
+            "mountExtensions": {"idmap": {"enabled": has_mount_setattr()}},
         },
         "annotations": {"io.github.crid.runtime.monitor": "per-container monitor, CRI logs",
                         **_libseccomp_annotation()},

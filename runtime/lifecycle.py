@@ -21,11 +21,12 @@ from runtime.cgroup_seam import Cgroups, host_view, is_frozen, open_cgroups
 from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError, RequestError
 from runtime.execprep import ExecPrep, prepare_exec
-from runtime.exits import wait_for_file
+from runtime.exits import wait_exit, wait_for_file
 from runtime.features import features as _features
 from runtime.monitor.attach import AttachClient, reopen_log
 from runtime.monitor.exitfile import ExitStatus, read_exit_file, rfc3339_nano
 from runtime.monitor.launch import MonitorFds, MonitorRequest, fork_monitor, read_reply
+from runtime.monitor.leftovers import end_group, group_dir
 from runtime.monitor.loop import MonitorOptions
 from runtime.requests import (
     MAX_PRESERVED_FDS,
@@ -115,7 +116,11 @@ class Runtime:
                 seccomp: CompiledFilter | None) -> Created:
         (d / "config.json").write_bytes(Path(bundle, "config.json").read_bytes())
         fifo = str(d / "exec.fifo")
+        # In a user namespace the init reopens it as a uid of its range (which may not be
+        # known here: a namespace joined by path): writable by all, as runc makes it (0622).
         os.mkfifo(fifo, 0o600)
+        if spec.linux.namespace("user") is not None:
+            os.chmod(fifo, 0o622)
         rec = ContainerRecord(id=req.id, bundle=bundle, created=rfc3339_nano(),
                               annotations=dict(spec.annotations),
                               rootfs=os.path.join(bundle, spec.root.path), exec_fifo=fifo,
@@ -305,6 +310,7 @@ class Runtime:
         if rec is None:
             if not force:
                 raise InvalidState(f"container {cid} is still being created")
+            self._end_unrecorded(cid)
             self.store.remove(cid)
             return
         status = self._derive(rec)
@@ -321,15 +327,18 @@ class Runtime:
             for pid in _quiet(cg.pids) or []:
                 _quiet(lambda p=pid: os.kill(p, signal.SIGKILL))
         _quiet(lambda: os.kill(rec.pid, signal.SIGKILL))
-        deadline = time.monotonic() + 10
-        while is_alive(rec.pid, rec.pid_start) and time.monotonic() < deadline:
-            time.sleep(0.005)
+        _quiet(lambda: wait_exit(rec.pid, rec.pid_start, 10.0))
 
     def _cleanup(self, rec: ContainerRecord) -> None:
-        # The monitor writes the exit file right after reaping; give it a moment so the exit
-        # is recorded before state goes away (not when the monitor itself is gone).
+        # The monitor writes the exit file once the process and what it left are gone (see
+        # runtime.monitor.leftovers), then ends: wait for both, so that the exit is recorded
+        # and nothing of the container outlives its removal. A monitor that lingers (an
+        # attach client that does not read its last frames) is not waited for long.
         if is_alive(rec.monitor_pid, rec.monitor_start):
-            wait_for_file(rec.exit_file, 2.0)
+            _quiet(lambda: wait_for_file(rec.exit_file, 2.0))
+            if not _quiet(lambda: wait_exit(rec.monitor_pid, rec.monitor_start, 2.0)):
+                _quiet(lambda: os.kill(rec.monitor_pid, signal.SIGKILL))
+        self._end_leftovers(rec.id)
         cg = self._cgroups(rec.id)
         if cg is not None:
             _quiet(cg.destroy)
@@ -344,6 +353,31 @@ class Runtime:
         self._specs.pop(rec.id, None)
         self._cgroup_managers.pop(rec.id, None)
         self._exec_preps.pop(rec.id, None)
+
+    def _end_unrecorded(self, cid: str) -> None:
+        """A create its caller never recorded (it died meanwhile): whatever it started in the
+        container's cgroup is ended, and the cgroup removed (config.json is in the state
+        directory from the start of the create)."""
+        cg = self._cgroups(cid)
+        if cg is not None:
+            directory = group_dir(cg.dirs())
+            if directory is not None:
+                end_group(directory)
+            _quiet(cg.destroy)
+        self._specs.pop(cid, None)
+        self._cgroup_managers.pop(cid, None)
+
+    def _end_leftovers(self, cid: str) -> None:
+        """Processes left in the cgroup of a container without a PID namespace of its own
+        (its monitor ends them, but may have died first) are killed before the cgroup is
+        removed, as runc's destroy does (``signalAllProcesses``)."""
+        spec, cg = self._spec(cid), self._cgroups(cid)
+        if spec is None or cg is None:
+            return
+        pid_ns = spec.linux.namespace("pid")
+        directory = group_dir(cg.dirs()) if pid_ns is None or pid_ns.path else None
+        if directory is not None:
+            end_group(directory)
 
     # -- exec, pause, update, ps --------------------------------------------------------------
     def exec(self, cid: str, req: ExecRequest) -> Created:

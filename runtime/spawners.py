@@ -18,6 +18,7 @@ from runtime.errors import OCIRuntimeError, SpecError
 from runtime.execprep import ExecPrep
 from runtime.init import ExecContext, InitContext, exec_in, spawn_init
 from runtime.init.mounts import CgroupHierarchy
+from runtime.monitor.leftovers import group_dir
 from runtime.monitor.loop import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
 from runtime.seccomp.cache import from_wire as filter_from_wire
@@ -71,6 +72,12 @@ class InitSpawner:
     def oom_counter(self) -> tuple[str, str] | None:
         return self.cgroups.oom_counter()
 
+    def leftover_group(self) -> str | None:
+        pid_ns = self.spec.linux.namespace("pid")
+        if pid_ns is not None and not pid_ns.path:
+            return None  # a PID namespace of its own: the kernel ends it with its init
+        return group_dir(self.cgroups.dirs())
+
 
 class ExecSpawner:
     """Starts an extra process inside a running container (its namespaces and cgroup).
@@ -111,6 +118,9 @@ class ExecSpawner:
                 if os.path.exists(os.path.join(d, name)):
                     return d, name
         return None
+
+    def leftover_group(self) -> str | None:
+        return None  # an exec's end is not the container's
 
 
 def make_spawner(params: dict[str, Any]) -> ChildSpawner:

@@ -64,15 +64,18 @@ class Zygote:
         self._lock = _thread.allocate_lock()
 
     @classmethod
-    def start(cls, python: str = sys.executable, timeout: float = 30.0) -> Zygote:
-        """Start ``python -m runtime.zygote`` and wait until it is ready. Raises ZygoteError."""
+    def start(cls, python: str = sys.executable, timeout: float = 30.0,
+              env: dict[str, str] | None = None) -> Zygote:
+        """Start ``python -m runtime.zygote`` and wait until it is ready; ``env``: entries
+        added to its environment, which every process it forks inherits (a caller's mark on
+        its monitors). Raises ZygoteError."""
         # Imported here, not at the top: the zygote process itself must not carry them (every
         # monitor it forks shares, and is charged part of, its heap).
         import subprocess
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         root = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-        env = {**os.environ, "PYTHONPATH": root}
+        env = {**os.environ, **(env or {}), "PYTHONPATH": root}
         proc = subprocess.Popen([python, "-S", "-m", "runtime.zygote", str(theirs.fileno())],
                                 pass_fds=[theirs.fileno()], env=env, cwd="/",
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

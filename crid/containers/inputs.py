@@ -11,7 +11,14 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from crid.containers.model import ContainerRequest, DeviceRequest, Namespaces, NsMode, ProfileKind
+from crid.containers.model import (
+    ContainerRequest,
+    DeviceRequest,
+    Namespaces,
+    NsMode,
+    ProfileKind,
+    UserNs,
+)
 from crid.containers.ports import PodForContainers
 from crid.containers.spec import HostDevice
 from crid.containers.users import UserDB
@@ -158,8 +165,19 @@ def user_db(rootfs: Path) -> UserDB:
 
 
 def with_pod_namespaces(req: ContainerRequest, pod: PodForContainers) -> ContainerRequest:
-    """Network and IPC always follow the pod; a POD pid namespace needs the pod to have one."""
+    """Network and IPC always follow the pod; a POD pid namespace needs the pod to have one.
+    The user namespace is the pod's: a request that names one must name the pod's.
+
+    Raises:
+        InvalidArgument: the container's userns_options differ from its pod's.
+    """
     ns = req.security.namespaces
+    if ns.userns is not None and ns.userns != pod.userns:
+        # as containerd: the kubelet sends the pod's options with every container
+        raise InvalidArgument(
+            f"namespace_options.userns_options {_userns_text(ns.userns)} differ from the "
+            f"pod sandbox's {_userns_text(pod.userns)}: a container joins its pod's user "
+            "namespace")
     pid = ns.pid
     if pod.host_pid:
         pid = NsMode.NODE
@@ -170,3 +188,9 @@ def with_pod_namespaces(req: ContainerRequest, pod: PodForContainers) -> Contain
                        target_id=ns.target_id)
     return dataclasses.replace(req, security=dataclasses.replace(req.security,
                                                                  namespaces=fixed))
+
+
+def _userns_text(u: UserNs) -> str:
+    def maps(ms: tuple[tuple[int, int, int], ...]) -> str:
+        return ",".join(f"{c}:{h}:{n}" for c, h, n in ms) or "none"
+    return f"(mode {u.mode.name}, uids {maps(u.uids)}, gids {maps(u.gids)})"

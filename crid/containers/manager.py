@@ -42,7 +42,13 @@ from crid.containers.ports import (
     PodLookup,
 )
 from crid.containers.record import ContainerRecord, ContainerState
-from crid.containers.spec import HostDevice, SpecInputs, generate_spec, resources_oci
+from crid.containers.spec import (
+    HostDevice,
+    PodContext,
+    SpecInputs,
+    generate_spec,
+    resources_oci,
+)
 from crid.containers.users import resolve_user
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.events import ContainerEvent, EventBus
@@ -86,10 +92,14 @@ class ContainerManager:
         self._images, self._pods, self._events = images, pods, events
         self._lock = threading.RLock()  # the index (_records, _exec_templates)
         self._ops = KeyedLocks()  # one lock per container: its changing operations
-        opts.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Traversable, not listable: a user-namespaced container's root (a host uid of its
+        # pod's range) walks down to its rootfs (see `_container_dir_mode`).
+        opts.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        opts.root.chmod(0o711)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names: ReservationStore[str] = ReservationStore()
         self._exec_templates: dict[str, dict[str, Any]] = {}  # id -> config.json process
+        self._exit_waits: dict[str, threading.Event] = {}  # id -> set when its exit is marked
         for r in self._records.values():
             self._names.hold(_name_key(r.pod_id, r.name, r.attempt), r.id)
 
@@ -160,8 +170,10 @@ class ContainerManager:
         cdir = self._o.root / cid
         with contextlib.ExitStack() as undo:
             cdir.mkdir(parents=True, mode=0o700)
+            cdir.chmod(_container_dir_mode(pod.context.userns_path))
             undo.callback(rootfs_mod.remove_container_dir, cdir)
-            rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir)
+            rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir,
+                                             _pod_userns(pod.context))
             spec, user, img = self._spec(cid, req, image, pod, rootfs, resolved)
             # not durable: a power loss ends the container anyway, and the record (in the
             # metadata store) is what a restart reconciles from
@@ -250,17 +262,37 @@ class ContainerManager:
             return
         if rec.state is ContainerState.RUNNING and timeout > 0:
             self._rt.kill(rec.id, _signal_number(rec.stop_signal))
-            info = self._rt.wait(rec.id, timeout)
+            info = self._await_exit(rec.id, timeout)
             if info is not None:
                 self.mark_exited(rec.id, info)
                 return
         self._rt.kill(rec.id, signal.SIGKILL)
-        info = self._rt.wait(rec.id, 30)
+        info = self._await_exit(rec.id, 30)
         if info is None:
             if self._rt.is_running(rec.id):
                 raise FailedPrecondition(f"container {rec.id} did not die after SIGKILL")
             info = ExitInfo(137, message="process gone without an exit record")
         self.mark_exited(rec.id, info)
+
+    def _await_exit(self, cid: str, timeout: float) -> ExitInfo | None:
+        """The container's exit, as soon as it is known: the exit watcher's inotify marks it
+        (``mark_exited`` wakes this wait, no polling), or its monitor has written it already;
+        None after ``timeout`` seconds. The monitor records an exit once nothing of the
+        container is left (``runtime.monitor.leftovers``), so a stop returns only then."""
+        with self._lock:
+            event = self._exit_waits.setdefault(cid, threading.Event())
+        deadline = time.monotonic() + timeout
+        while True:
+            rec = self._records.get(cid)
+            if rec is None:  # removed meanwhile
+                return ExitInfo(137)
+            if rec.state is ContainerState.EXITED:  # marked already: mark_exited ignores this
+                return ExitInfo(rec.exit_code, finished_at=rec.finished_at)
+            info = self._rt.exit_status(cid)
+            left = deadline - time.monotonic()
+            if info is not None or left <= 0:
+                return info
+            event.wait(left)
 
     def remove(self, cid: str) -> None:
         """Kills if running, removes the runtime state, rootfs and record; idempotent."""
@@ -281,6 +313,7 @@ class ContainerManager:
             self._store.delete(KIND, rec.id)
             self._records.pop(rec.id, None)
             self._exec_templates.pop(rec.id, None)
+            self._exit_waits.pop(rec.id, None)
 
     def stop_pod(self, pod_id: str, timeout: int = 0) -> None:
         """Stops every container of the pod (StopPodSandbox)."""
@@ -374,6 +407,9 @@ class ContainerManager:
             rec = self._save(rec.moved_to(ContainerState.EXITED, exit_code=info.exit_code,
                                           finished_at=info.finished_at or time.time_ns(),
                                           reason=reason, message=info.message))
+            waiting = self._exit_waits.pop(cid, None)
+        if waiting is not None:
+            waiting.set()
         self._publish(rec, "STOPPED")
         return rec
 
@@ -427,6 +463,19 @@ class ContainerManager:
 
     def _publish(self, rec: ContainerRecord, kind: str) -> None:
         self._events.publish(ContainerEvent(rec.id, kind, time.time_ns(), rec.pod_id, rec))
+
+
+def _pod_userns(pod: PodContext) -> rootfs_mod.PodUserns | None:
+    if not pod.userns_path:
+        return None
+    return rootfs_mod.PodUserns(pod.userns_path, *pod.userns_root)
+
+
+def _container_dir_mode(userns_path: str) -> int:
+    """0700, or 0711 in a pod with a user namespace: its container's init, root only over
+    its own range, must reach <cdir>/rootfs by path to mount it (as containerd's bundle
+    directories are 0711); the writable layer beside it stays unlistable."""
+    return 0o711 if userns_path else 0o700
 
 
 class _Gone(NotFound):

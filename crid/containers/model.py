@@ -54,12 +54,25 @@ class DeviceRequest:
     permissions: str = "rwm"
 
 
+IdMap = tuple[int, int, int]  # container_id, host_id, length
+
+
+@dataclass(frozen=True)
+class UserNs:
+    """A user namespace as asked for: NODE (the host's) or POD with its uid and gid maps."""
+
+    mode: NsMode = NsMode.NODE
+    uids: tuple[IdMap, ...] = ()
+    gids: tuple[IdMap, ...] = ()
+
+
 @dataclass(frozen=True)
 class Namespaces:
     network: NsMode = NsMode.POD
     pid: NsMode = NsMode.CONTAINER
     ipc: NsMode = NsMode.POD
     target_id: str = ""
+    userns: UserNs | None = None  # None: the request did not say (the pod's is joined)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from crid.containers.model import UserNs
 from crid.containers.spec import PodContext
 
 
@@ -36,6 +37,7 @@ class PodForContainers:
     host_ipc: bool = False
     host_pid: bool = False
     shared_pid: bool = False  # the pod has one PID namespace (context.pidns_path)
+    userns: UserNs = UserNs()  # the pod's user namespace, as its RunPodSandbox asked it
 
 
 class ContainerRuntime(Protocol):

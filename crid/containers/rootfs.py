@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from crid.errors import Internal
@@ -12,10 +14,24 @@ from runtime import libc
 
 # mount(2) data is one page; longer lowerdir lists need the new mount API (not used yet).
 MAX_MOUNT_DATA = 4000
+AT_FDCWD = -100
 
 
-def mount_rootfs(layers: list[Path], container_dir: Path) -> Path:
+@dataclass(frozen=True)
+class PodUserns:
+    """A pod's user namespace as the rootfs needs it: its pin, and the host uid and gid of
+    the container's root."""
+
+    path: str
+    root_uid: int
+    root_gid: int
+
+
+def mount_rootfs(layers: list[Path], container_dir: Path,
+                 userns: PodUserns | None = None) -> Path:
     """Mounts <container_dir>/rootfs: lowerdir = layers (top first), upper and work beside it.
+    With ``userns`` (a pod's user namespace), the layers are reached through idmapped mounts
+    mapped like that namespace (see `_idmapped_layers`).
 
     Raises:
         Internal: the mount fails (the message names the directory and errno).
@@ -25,16 +41,56 @@ def mount_rootfs(layers: list[Path], container_dir: Path) -> Path:
         d.mkdir(parents=True, exist_ok=True)
     if not layers:  # an image with no layers: an empty, writable root
         layers = [_empty_layer(container_dir)]
-    data = (f"lowerdir={':'.join(str(p) for p in layers)},upperdir={upper},workdir={work},"
-            "index=off")
-    if len(data) > MAX_MOUNT_DATA:
-        raise Internal(f"mounting rootfs at {merged}: {len(layers)} layers exceed the mount "
-                       "option size limit")
-    try:
-        libc.mount("overlay", str(merged), "overlay", 0, data)
-    except OSError as e:
-        raise Internal(f"mounting rootfs at {merged}: {e}") from e
+    with contextlib.ExitStack() as fds:
+        lower = [str(p) for p in layers]
+        if userns is not None:
+            lower = _idmapped_layers(layers, userns.path, fds)
+            # The upper cannot be idmapped: overlayfs writes it with the mounter's (host
+            # root's) credentials, which an idmap of the pod's range cannot represent
+            # (EOVERFLOW, and the overlay falls back to read-only). Its root directory, new
+            # and empty, is the container root's (it is the merged "/"); what the container
+            # writes is stored with its host ids, as with containerd's idmapped layers.
+            os.chown(upper, userns.root_uid, userns.root_gid)
+        data = (f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work},index=off")
+        if len(data) > MAX_MOUNT_DATA:
+            raise Internal(f"mounting rootfs at {merged}: {len(layers)} layers exceed the "
+                           "mount option size limit")
+        try:
+            libc.mount("overlay", str(merged), "overlay", 0, data)
+        except OSError as e:
+            raise Internal(f"mounting rootfs at {merged}: {e}") from e
     return merged
+
+
+def _idmapped_layers(layers: list[Path], userns_path: str,
+                     fds: contextlib.ExitStack) -> list[str]:
+    """Detached idmapped copies of each layer, as /proc/self/fd paths for the overlay options.
+
+    overlayfs itself cannot be idmapped (mount_setattr refuses it: EINVAL on 6.18), but since
+    5.19 it takes idmapped lower layers: files stored as host uid 0 in the shared layers appear
+    as the pod's mapped root, and no layer is copied or chowned per pod. The overlay holds
+    its layers' mounts, so the fds are closed once it is mounted."""
+    try:
+        userns = os.open(userns_path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise Internal(f"opening the pod user namespace {userns_path}: {e}") from e
+    fds.callback(os.close, userns)
+
+    def idmapped(path: Path) -> str:
+        try:
+            fd = libc.open_tree(AT_FDCWD, str(path),
+                                libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC)
+        except OSError as e:
+            raise Internal(f"idmapping layer {path}: {e}") from e
+        fds.callback(os.close, fd)
+        try:
+            libc.mount_setattr(fd, "", libc.AT_EMPTY_PATH, libc.MOUNT_ATTR_IDMAP,
+                               userns_fd=userns)
+        except OSError as e:
+            raise Internal(f"idmapping layer {path}: {e}") from e
+        return f"/proc/self/fd/{fd}"
+
+    return [idmapped(p) for p in layers]
 
 
 def _empty_layer(container_dir: Path) -> Path:

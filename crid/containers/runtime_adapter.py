@@ -108,6 +108,18 @@ class EmbeddedRuntime:
         except OCIRuntimeError:
             return False
 
+    def monitors(self) -> set[tuple[int, int]]:
+        """(pid, start time) of the monitor of every container the runtime has a record of."""
+        found = set()
+        for cid in self.rt.store.ids():
+            try:
+                rec = self.rt.store.load(cid)
+            except OCIRuntimeError:
+                continue
+            if rec is not None and rec.monitor_pid:
+                found.add((rec.monitor_pid, rec.monitor_start))
+        return found
+
     def delete(self, cid: str, force: bool) -> None:
         with runtime_errors(f"deleting container {cid}"):
             try:

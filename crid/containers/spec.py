@@ -58,6 +58,8 @@ class PodContext:
     ipcns_path: str = ""
     utsns_path: str = ""
     pidns_path: str = ""
+    userns_path: str = ""  # the pod's user namespace (hostUsers: false); "" is the host's
+    userns_root: tuple[int, int] = (0, 0)  # host uid, gid of its root (container id 0)
     resolv_conf: str = ""
     hosts: str = ""
     hostname_file: str = ""
@@ -180,6 +182,17 @@ def _apparmor(inp: SpecInputs) -> str:
 
 
 def _mounts(inp: SpecInputs) -> list[dict[str, Any]]:
+    mounts = _all_mounts(inp)
+    if inp.pod.userns_path:
+        # Host files reach a user-namespaced container through idmapped binds, mapped like
+        # its user namespace (host uid 0 is the container's 0): nothing is chowned.
+        for m in mounts:
+            if m["type"] == "bind":
+                m["options"].append("idmap")
+    return mounts
+
+
+def _all_mounts(inp: SpecInputs) -> list[dict[str, Any]]:
     sec, pod = inp.request.security, inp.pod
     ro_sys = [] if sec.privileged else ["ro"]
     mounts = [
@@ -296,6 +309,9 @@ def _namespaces(inp: SpecInputs) -> list[dict[str, str]]:
 
     def join(kind: str, path: str) -> None:
         out.append({"type": kind, "path": path} if path else {"type": kind})
+
+    if pod.userns_path:
+        join("user", pod.userns_path)
 
     if ns.network != NsMode.NODE:
         join("network", pod.netns_path)

@@ -9,14 +9,15 @@ from collections.abc import Callable, Iterator
 from crid.docker.deps import DockerDeps
 from crid.docker.progress import Outcome, bar, error_line, in_worker, line
 from imagestore import (
+    DEFAULT_TAG,
     Credentials,
     ImageNotFound,
     InvalidReference,
     PushEvent,
     PushResult,
     Reference,
+    parse_reference,
 )
-from imagestore import reference as refs
 
 DRAW_STEP = 512 * 1024
 
@@ -34,10 +35,10 @@ def push_targets(d: DockerDeps, name: str, tag: str) -> list[str]:
     if "@" in name or ":" in name.rsplit("/", 1)[-1]:
         raise InvalidReference(f"push: {name[:100]!r} must be a repository without a tag "
                                "(the tag goes in ?tag=)")
-    refs.parse(name)  # InvalidReference for a malformed name
+    parse_reference(name)  # InvalidReference for a malformed name
     found = sorted({t for r in d.images.list() for t in r.repo_tags
-                    if _same_repo(name, refs.parse(t)) and
-                    (not tag or refs.parse(t).tag == tag)})
+                    if _same_repo(name, parse_reference(t)) and
+                    (not tag or parse_reference(t).tag == tag)})
     if not found:
         raise ImageNotFound(f"An image does not exist locally with the tag: "
                             f"{name[:200]}{':' + tag[:128] if tag else ''}")
@@ -45,14 +46,14 @@ def push_targets(d: DockerDeps, name: str, tag: str) -> list[str]:
 
 
 def _same_repo(name: str, stored: Reference) -> bool:
-    return refs.parse(name, stored.domain).name == stored.name
+    return parse_reference(name, stored.domain).name == stored.name
 
 
 def push_stream(d: DockerDeps, name: str, targets: list[str],
                 credentials: Credentials | None) -> Iterator[bytes]:
     """The response body of POST /images/{name}/push."""
     yield line(status="The push refers to repository "
-               f"[{refs.parse(targets[0]).name if targets else name}]")
+               f"[{parse_reference(targets[0]).name if targets else name}]")
     for target in targets:
         outcome: Outcome[PushResult] = Outcome()
         last: dict[str, int] = {}
@@ -80,7 +81,7 @@ def _draw(ev: PushEvent, last: dict[str, int]) -> list[bytes]:
 
 
 def _result(r: PushResult) -> list[bytes]:
-    tag = r.target.tag or refs.DEFAULT_TAG
+    tag = r.target.tag or DEFAULT_TAG
     return [line(status=f"{tag}: digest: {r.digest} size: {r.size}", progressDetail={}),
             line(progressDetail={}, aux={"Tag": tag, "Digest": str(r.digest), "Size": r.size})]
 

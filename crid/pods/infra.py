@@ -4,9 +4,11 @@ one PID namespace (NamespaceMode POD for pid).
 No interpreter is started: `nsenter` (into the pod's pinned namespaces) execs util-linux
 `unshare --pid --fork`, whose child execs coreutils `env --ignore-signal=CHLD sleep infinity`.
 A pid 1 that ignores SIGCHLD has the kernel reap every orphan for it, so a sleeping process is
-a complete reaper. `unshare` stays as its parent (it waits for it); neither is the daemon's
-child once the daemon restarts. The pid and its start time are recorded so a restarted daemon
-can tell the infra process from a reused pid.
+a complete reaper. `unshare` stays as its parent (it waits for it) and is the daemon's child,
+reaped the moment it exits (`crid.children.REAPER`); neither is the daemon's child once the
+daemon restarts. The pid and its start time are recorded so a restarted daemon can tell the
+infra process from a reused pid; both processes carry the pod's mark (`crid.children.mark`)
+from their first instruction, so a daemon killed before it recorded them finds them again.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from crid.children import REAPER
 from crid.errors import Internal
 from crid.pods.model import Infra
+from runtime.api import wait_exit
 
 START_TIMEOUT = 10.0
 
@@ -36,9 +40,10 @@ class InfraTools:
     sleep: str = "/bin/sleep"
 
 
-def start_infra(ns_paths: dict[str, str], tools: InfraTools = InfraTools()) -> Infra:
+def start_infra(ns_paths: dict[str, str], marks: dict[str, str],
+                tools: InfraTools = InfraTools()) -> Infra:
     """Starts the infra process inside the given pinned namespaces (kind -> path; a kind
-    absent from ns_paths stays the host's).
+    absent from ns_paths stays the host's), its environment carrying ``marks``.
 
     Raises:
         InfraError: a helper failed or the process did not appear in time.
@@ -48,12 +53,12 @@ def start_infra(ns_paths: dict[str, str], tools: InfraTools = InfraTools()) -> I
     args = [*enter, tools.unshare, "--pid", "--fork", "--", tools.env, "--ignore-signal=CHLD",
             tools.sleep, "infinity"]
     try:
-        # Not waited for: the Popen object, once dropped, is reaped by the subprocess module.
         helper = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, close_fds=True, cwd="/",
-                                  start_new_session=True)
+                                  start_new_session=True, env={**os.environ, **marks})
     except OSError as e:
         raise InfraError(f"starting the pod infra process: {e}") from e
+    REAPER.adopt(helper)  # unshare ends with the infra process: reaped then, not later
     pid = _wait_for_child(helper)
     start = process_start_time(pid)
     if start is None:
@@ -111,21 +116,7 @@ def stop_infra(infra: Infra, grace: float = 5.0) -> None:
         os.kill(infra.pid, signal.SIGKILL)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace
-    while infra_alive(infra):
-        if time.monotonic() > deadline:
-            raise InfraError(f"pod infra process {infra.pid} survived SIGKILL")
-        time.sleep(0.001)
-    # A zombie still counts as a task of its cgroup (rmdir gets EBUSY): give its parent
-    # (unshare, or init after a daemon restart) a moment to reap it.
-    while _is_zombie(infra) and time.monotonic() < deadline:
-        time.sleep(0.001)
-
-
-def _is_zombie(infra: Infra) -> bool:
-    try:
-        stat = Path(f"/proc/{infra.pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[0] == "Z" and int(fields[19]) == infra.start_time
+    # Woken by its pidfd. Its parent, unshare, reaps it at once and exits (reaped by
+    # REAPER, or by init after a daemon restart).
+    if not wait_exit(infra.pid, infra.start_time, grace):
+        raise InfraError(f"pod infra process {infra.pid} survived SIGKILL")

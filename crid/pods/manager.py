@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crid.children import end_process, marked_before_us
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.locks import KeyedLocks
 from crid.pods import validate
@@ -189,6 +190,7 @@ class PodManager:
             if pod.state == PodState.READY and not self._alive(pod):
                 self._commit(pod.with_state(PodState.NOTREADY))
                 changed.append(f"notready {pod.id.value}")
+        changed += self._end_unrecorded_holders()
         pods_dir = self._opts.run_root / "pods"
         if pods_dir.is_dir():
             for d in pods_dir.iterdir():
@@ -197,6 +199,18 @@ class PodManager:
                     changed.append(f"leftover {d.name}")
         released = self._deps.network.release_orphans(set(self._pods))
         return changed + [f"network {i}" for i in released]
+
+    def _end_unrecorded_holders(self) -> list[str]:
+        """Infra processes (and their unshare) a killed daemon started but never recorded:
+        marked with their pod's id (crid.children), of a pod no record has, or of a pod
+        whose recorded infra process is not alive (so not theirs)."""
+        ended = []
+        for p in marked_before_us(self._opts.run_root):
+            pod = self._pods.get(p.pod_id) if p.pod_id else None
+            if p.pod_id and (pod is None or pod.infra is None or not infra_alive(pod.infra)):
+                end_process(p)
+                ended.append(f"holder {p.pid} of {p.pod_id}")
+        return ended
 
     def _alive(self, pod: PodSandbox) -> bool:
         paths = self.paths(pod)

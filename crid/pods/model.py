@@ -40,13 +40,45 @@ class Metadata:
 
 
 @dataclass(frozen=True)
+class IdMapping:
+    """One line of a uid_map/gid_map: `length` ids from container_id map to host_id on."""
+
+    container_id: int
+    host_id: int
+    length: int
+
+
+@dataclass(frozen=True)
+class UserNamespace:
+    """A user namespace the pod asked for (hostUsers: false): its mode (only POD is run) and
+    how its uids and gids map to the host's."""
+
+    mode: str = POD
+    uids: tuple[IdMapping, ...] = ()
+    gids: tuple[IdMapping, ...] = ()
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> UserNamespace:
+        return cls(rec["mode"], tuple(IdMapping(**m) for m in rec["uids"]),
+                   tuple(IdMapping(**m) for m in rec["gids"]))
+
+
+@dataclass(frozen=True)
 class NamespaceOptions:
-    """Which namespaces the pod shares: POD (one per pod), CONTAINER, NODE (the host's)."""
+    """Which namespaces the pod shares: POD (one per pod), CONTAINER, NODE (the host's).
+    ``userns`` None is the host's user namespace (NamespaceMode NODE)."""
 
     network: str = POD
     pid: str = CONTAINER
     ipc: str = POD
     target_id: str = ""
+    userns: UserNamespace | None = None
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> NamespaceOptions:
+        userns = rec.get("userns")  # absent in records from before user namespaces
+        return cls(rec["network"], rec["pid"], rec["ipc"], rec["target_id"],
+                   UserNamespace.from_record(userns) if userns else None)
 
 
 @dataclass(frozen=True)
@@ -72,6 +104,11 @@ class PodSpec:
     @property
     def host_network(self) -> bool:
         return self.namespaces.network == NODE
+
+    @property
+    def userns(self) -> UserNamespace | None:
+        """The pod's own user namespace, None for the host's."""
+        return self.namespaces.userns
 
 
 @dataclass(frozen=True)
@@ -113,7 +150,7 @@ class PodSandbox:
             dns=_tuples(DNSConfig, s["dns"]) if s["dns"] else None,
             port_mappings=tuple(PortMapping(**p) for p in s["port_mappings"]),
             labels=s["labels"], annotations=s["annotations"], cgroup_parent=s["cgroup_parent"],
-            namespaces=NamespaceOptions(**s["namespaces"]), sysctls=s["sysctls"],
+            namespaces=NamespaceOptions.from_record(s["namespaces"]), sysctls=s["sysctls"],
             overhead=Resources.from_record(s["overhead"]) if s["overhead"] else None,
             resources=Resources.from_record(s["resources"]) if s["resources"] else None,
             privileged=s["privileged"], front_door=s.get("front_door", CRI))

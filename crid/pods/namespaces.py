@@ -9,22 +9,37 @@ daemon's own mount namespace, which it still shares), sets the hostname, brings 
 writes the pod's sysctls (`/proc/sys` resolves to the calling thread's namespaces), then ends.
 Nothing is spawned: this used to be `unshare` + a busybox shell + `hostname` + `ip`, four
 processes per pod. Unpinning is a lazy umount from the daemon itself.
+
+A pod with a user namespace of its own (hostUsers: false) is the exception: the kernel makes a
+user namespace only for a single-threaded process, and the pod's network, IPC and UTS
+namespaces must be owned by it (so that its root may mount sysfs, mqueue and proc in them), so
+they are made together by one util-linux `unshare --user --net --ipc --uts cat`: once `cat`
+echoes a line, the namespaces exist; the daemon writes the id maps (as the host's root,
+which may map any range), pins all four from /proc/PID/ns and lets `cat` end. The thread then
+enters the pinned namespaces (setns of net, IPC and UTS works per thread) to configure them.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from crid.errors import Internal, InvalidArgument
 from crid.network import rtnl
+from crid.pods.model import IdMapping, UserNamespace
 from runtime import libc
 
-KINDS = ("net", "ipc", "uts")
+# "user" last: it is unpinned after the namespaces it owns.
+KINDS = ("net", "ipc", "uts", "user")
 _FLAGS = {"net": libc.CLONE_NEWNET, "ipc": libc.CLONE_NEWIPC, "uts": libc.CLONE_NEWUTS}
+UNSHARE = "/usr/bin/unshare"
+CAT = "/bin/cat"
+USERNS_TIMEOUT = 10.0
 
 
 class NamespaceError(Internal):
@@ -39,6 +54,7 @@ class PinRequest:
     kinds: tuple[str, ...]           # subset of KINDS; the others stay the host's
     hostname: str = ""               # set in the new UTS namespace
     sysctls: tuple[tuple[str, str], ...] = ()  # (path under /proc/sys, value)
+    userns: UserNamespace | None = None  # "user" in kinds: owns the others, mapped so
 
 
 class _SysctlRefused(Exception):
@@ -55,6 +71,24 @@ def _make_and_pin(req: PinRequest, paths: dict[str, str]) -> None:
     libc.unshare(flags)
     for kind, path in paths.items():
         libc.mount(f"/proc/thread-self/ns/{kind}", path, None, libc.MS_BIND)
+    _configure(req)
+
+
+def _enter_and_configure(req: PinRequest, paths: dict[str, str]) -> None:
+    """Runs in a thread of its own: joins the pinned namespaces (made in the pod's user
+    namespace by `_pin_with_userns`), then configures them."""
+    for kind in req.kinds:
+        if kind in _FLAGS:
+            fd = os.open(paths[kind], os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                libc.setns(fd, _FLAGS[kind])
+            finally:
+                os.close(fd)
+    _configure(req)
+
+
+def _configure(req: PinRequest) -> None:
+    """Hostname, loopback up and sysctls, in the calling thread's (the pod's) namespaces."""
     if req.hostname and "uts" in req.kinds:
         libc.sethostname(req.hostname)
     if "net" in req.kinds:
@@ -85,10 +119,18 @@ class NamespacePinner:
         for p in paths.values():
             Path(p).touch(mode=0o444)
         box: list[BaseException] = []
-        t = threading.Thread(target=_catching, args=(box, req, paths), name="pod-netns",
-                             daemon=True)
-        t.start()
-        t.join()
+        work = _make_and_pin
+        if "user" in req.kinds:
+            try:
+                _pin_with_userns(req, paths)
+            except (OSError, subprocess.SubprocessError, NamespaceError) as e:
+                box.append(e)
+            work = _enter_and_configure
+        if not box:
+            t = threading.Thread(target=_catching, args=(box, req, paths, work),
+                                 name="pod-netns", daemon=True)
+            t.start()
+            t.join()
         if not box:
             return paths
         self.unpin(req.ns_dir)  # whatever was pinned before the failure
@@ -134,8 +176,49 @@ def is_pinned(path: Path) -> bool:
         return False
 
 
-def _catching(box: list[BaseException], req: PinRequest, paths: dict[str, str]) -> None:
+def _catching(box: list[BaseException], req: PinRequest, paths: dict[str, str],
+              work: Callable[[PinRequest, dict[str, str]], None]) -> None:
     try:
-        _make_and_pin(req, paths)
+        work(req, paths)
     except BaseException as e:  # handed to the caller's thread
         box.append(e)
+
+
+def id_map(maps: tuple[IdMapping, ...]) -> str:
+    """uid_map/gid_map text: `container_id host_id length` lines."""
+    return "".join(f"{m.container_id} {m.host_id} {m.length}\n" for m in maps)
+
+
+def _pin_with_userns(req: PinRequest, paths: dict[str, str]) -> None:
+    """The pod's user namespace and, owned by it, its other namespaces, made by one
+    `unshare ... cat` (see the module docstring), mapped and pinned before `cat` ends.
+
+    Raises NamespaceError (unshare failed), OSError (maps or pins), SubprocessError."""
+    assert req.userns is not None
+    flags = ["--user", *(f"--{k}" for k in req.kinds if k in _FLAGS)]
+    proc = subprocess.Popen([UNSHARE, *flags, "--", CAT], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+                            cwd="/")
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        proc.stdin.write(b"x\n")
+        proc.stdin.flush()
+        if proc.stdout.readline() != b"x\n":  # EOF: unshare failed before exec'ing cat
+            proc.wait(USERNS_TIMEOUT)
+            err = proc.stderr.read().decode(errors="replace").strip()
+            raise NamespaceError(f"unshare {' '.join(flags)}: exit {proc.returncode}: "
+                                 f"{err[-300:]}")
+        for name, maps in (("uid_map", req.userns.uids), ("gid_map", req.userns.gids)):
+            with open(f"/proc/{proc.pid}/{name}", "w") as f:
+                f.write(id_map(maps))
+        for kind, path in paths.items():
+            libc.mount(f"/proc/{proc.pid}/ns/{kind}", path, None, libc.MS_BIND)
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(USERNS_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

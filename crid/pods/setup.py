@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from crid.children import mark
 from crid.network.api import PodNetwork
 from crid.pods import files
 from crid.pods.cgroups import CGROUPFS, PodCgroups, combine, pod_cgroup_path
@@ -45,6 +46,8 @@ def namespace_kinds(spec: PodSpec) -> tuple[str, ...]:
         kinds += ["net", "uts"]
     if spec.namespaces.ipc != NODE:
         kinds.append("ipc")
+    if spec.userns is not None:
+        kinds.append("user")
     return tuple(kinds)
 
 
@@ -57,7 +60,8 @@ def create_sandbox(pod_id: PodId, spec: PodSpec, deps: SetupDeps) -> PodSandbox:
         hostname = spec.hostname if spec.namespaces.network != NODE else os.uname().nodename
         pins = deps.pinner.pin(PinRequest(
             paths.ns_dir, namespace_kinds(spec), hostname=hostname,
-            sysctls=tuple((sysctl_path(k), v) for k, v in sorted(spec.sysctls.items()))))
+            sysctls=tuple((sysctl_path(k), v) for k, v in sorted(spec.sysctls.items())),
+            userns=spec.userns))
         undo.callback(deps.pinner.unpin, paths.ns_dir)
         if spec.namespaces.ipc != NODE:
             mount_shm(paths.shm, deps.shm_size)
@@ -109,7 +113,7 @@ class _CgroupAndInfra:
             deps.cgroups.create(path, combine(spec.overhead, spec.resources))
             self.cgroup = path
             if spec.namespaces.pid == POD:
-                self.infra = start_infra(pins)
+                self.infra = start_infra(pins, mark(deps.run_root, paths.dir.name))
                 paths.write_intent(infra_pid=self.infra.pid,
                                    infra_start=self.infra.start_time)
                 deps.cgroups.add_process(self.cgroup, self.infra.pid)

@@ -9,7 +9,8 @@ from collections.abc import Collection
 
 from crid.errors import InvalidArgument
 from crid.pods.cgroups import CGROUPFS, pod_cgroup_path
-from crid.pods.model import CONTAINER, NODE, POD, TARGET, PodSpec
+from crid.pods.model import CONTAINER, NODE, POD, TARGET, PodSpec, UserNamespace
+from crid.runtime_info import handler_features
 
 # Limits of glibc's resolver (resolv.h MAXNS/MAXDNSRCH are lower, but newer glibc and musl
 # accept more; these are the kubelet's own validation limits, generous but finite).
@@ -81,6 +82,38 @@ def _namespaces(spec: PodSpec) -> None:
     if ns.pid not in (POD, CONTAINER, NODE):
         hint = " (TARGET applies to containers, not pods)" if ns.pid == TARGET else ""
         raise InvalidArgument(f"namespace_options.pid {ns.pid}: not valid for a pod{hint}")
+    if ns.userns is not None:
+        _userns(spec, ns.userns)
+
+
+def _userns(spec: PodSpec, userns: UserNamespace) -> None:
+    """A pod user namespace (KEP-127): mode POD, one uid and one gid mapping, each mapping
+    container id 0 (the container's root must exist in it), no host namespace beside it."""
+    where = "namespace_options.userns_options"
+    if not handler_features().user_namespaces:
+        raise InvalidArgument(f"{where}: this node cannot run pods in user namespaces "
+                              "(see Status: the kernel lacks idmapped overlay layers, or "
+                              "user namespaces are disabled)")
+    if userns.mode != POD:
+        raise InvalidArgument(f"{where}.mode {userns.mode}: only POD (a user namespace for "
+                              "the pod) or NODE (the host's) is supported")
+    for kind, maps in (("uids", userns.uids), ("gids", userns.gids)):
+        if len(maps) != 1:
+            raise InvalidArgument(f"{where}.{kind}: exactly one mapping is supported, got "
+                                  f"{len(maps)}")
+        m = maps[0]
+        if m.length == 0 or m.host_id + m.length > 1 << 32 or m.container_id + m.length > 1 << 32:
+            raise InvalidArgument(f"{where}.{kind}: mapping {m.container_id}:{m.host_id}:"
+                                  f"{m.length} is empty or overflows 32 bits")
+        if m.container_id != 0:
+            raise InvalidArgument(f"{where}.{kind}: mapping {m.container_id}:{m.host_id}:"
+                                  f"{m.length} leaves container id 0 unmapped")
+    shared = [k for k, mode in (("network", spec.namespaces.network),
+                                ("pid", spec.namespaces.pid), ("ipc", spec.namespaces.ipc))
+              if mode == NODE]
+    if shared:
+        raise InvalidArgument(f"{where}: a pod with a user namespace cannot share the host's "
+                              f"{', '.join(shared)} namespace")
 
 
 def hostname(name: str) -> None:

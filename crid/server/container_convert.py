@@ -13,6 +13,7 @@ from crid.containers.model import (
     ProfileKind,
     Propagation,
     Security,
+    UserNs,
 )
 from crid.errors import InvalidArgument
 from crid.resources import Resources
@@ -105,6 +106,14 @@ def check_run_as_group(sc: pb.LinuxContainerSecurityContext | pb.LinuxSandboxSec
                               "run_as_user or run_as_username")
 
 
+def _userns(u: pb.UserNamespace) -> UserNs:
+    """A container's userns_options, compared with its pod's by the container manager."""
+    if u.mode not in _NS:
+        raise InvalidArgument(f"namespace_options.userns_options.mode {u.mode}: unknown")
+    return UserNs(_NS[u.mode], tuple((m.container_id, m.host_id, m.length) for m in u.uids),
+                  tuple((m.container_id, m.host_id, m.length) for m in u.gids))
+
+
 def _security(sc: pb.LinuxContainerSecurityContext) -> Security:
     check_run_as_group(sc, "container security_context")
     ns = sc.namespace_options
@@ -127,5 +136,7 @@ def _security(sc: pb.LinuxContainerSecurityContext) -> Security:
         apparmor=_profile(sc.apparmor, sc.HasField("apparmor"), sc.apparmor_profile,
                           ProfileKind.RUNTIME_DEFAULT),
         namespaces=Namespaces(network=_NS[ns.network], pid=_NS[ns.pid], ipc=_NS[ns.ipc],
-                              target_id=ns.target_id),
+                              target_id=ns.target_id,
+                              userns=_userns(ns.userns_options)
+                              if ns.HasField("userns_options") else None),
     )

@@ -16,6 +16,7 @@ from crid.api import api_pb2 as pb
 from crid.errors import InvalidArgument
 from crid.network.api import DNSConfig, PortMapping, Protocol_
 from crid.pods import (
+    IdMapping,
     Metadata,
     NamespaceOptions,
     PodFilter,
@@ -23,6 +24,7 @@ from crid.pods import (
     PodSandbox,
     PodSpec,
     PodState,
+    UserNamespace,
 )
 from crid.pods.model import CRI
 from crid.server.container_convert import check_run_as_group
@@ -63,7 +65,9 @@ def spec_from_pb(req: pb.RunPodSandboxRequest) -> PodSpec:
         labels=dict(c.labels), annotations=dict(c.annotations),
         cgroup_parent=linux.cgroup_parent,
         namespaces=NamespaceOptions(_mode(ns.network, "network"), _mode(ns.pid, "pid"),
-                                    _mode(ns.ipc, "ipc"), ns.target_id),
+                                    _mode(ns.ipc, "ipc"), ns.target_id,
+                                    _userns(ns.userns_options)
+                                    if ns.HasField("userns_options") else None),
         sysctls=dict(linux.sysctls),
         overhead=resources_from_pb(linux.overhead) if linux.HasField("overhead") else None,
         resources=resources_from_pb(linux.resources) if linux.HasField("resources") else None,
@@ -74,6 +78,32 @@ def _mode(value: int, what: str) -> str:
     if value not in _MODES:
         raise InvalidArgument(f"namespace_options.{what}: unknown NamespaceMode {value}")
     return _MODES[value]
+
+
+def _userns(u: pb.UserNamespace) -> UserNamespace | None:
+    """NODE is the host's user namespace, as is an absent userns_options (the mode's zero
+    value is POD: only a message the kubelet set asks for one); the others are checked
+    later."""
+    mode = _mode(u.mode, "userns_options.mode")
+    if mode == "NODE":
+        return None
+    return UserNamespace(mode, tuple(_idmap(m) for m in u.uids),
+                         tuple(_idmap(m) for m in u.gids))
+
+
+def _idmap(m: pb.IDMapping) -> IdMapping:
+    return IdMapping(m.container_id, m.host_id, m.length)
+
+
+def _userns_pb(u: UserNamespace | None) -> pb.UserNamespace:
+    if u is None:
+        return pb.UserNamespace(mode=pb.NODE)
+    return pb.UserNamespace(
+        mode=pb.NamespaceMode.Value(u.mode),
+        uids=[pb.IDMapping(host_id=m.host_id, container_id=m.container_id, length=m.length)
+              for m in u.uids],
+        gids=[pb.IDMapping(host_id=m.host_id, container_id=m.container_id, length=m.length)
+              for m in u.gids])
 
 
 def _port(p: pb.PortMapping) -> PortMapping:
@@ -112,7 +142,8 @@ def status_pb(pod: PodSandbox) -> pb.PodSandboxStatus:
         network=pb.PodSandboxNetworkStatus(
             ip=ips[0] if ips else "", additional_ips=[pb.PodIP(ip=i) for i in ips[1:]]),
         linux=pb.LinuxPodSandboxStatus(namespaces=pb.Namespace(options=pb.NamespaceOption(
-            network=ns.network, pid=ns.pid, ipc=ns.ipc, target_id=ns.target_id))),
+            network=ns.network, pid=ns.pid, ipc=ns.ipc, target_id=ns.target_id,
+            userns_options=_userns_pb(ns.userns)))),
         labels=pod.spec.labels, annotations=pod.spec.annotations,
         runtime_handler=pod.spec.runtime_handler)
 

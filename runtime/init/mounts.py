@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Callable
 
 from runtime import libc, securejoin
-from runtime.init import mountopts
+from runtime.init import idmap, mountopts
 from runtime.records import dataclass
 from runtime.spec.model import Mount
 
@@ -27,19 +28,27 @@ class CgroupHierarchy:
 
 
 def mount_entry(root: str, bundle: str, m: Mount,
-                cgroups: Callable[[], tuple[CgroupHierarchy, ...]]) -> None:
+                cgroups: Callable[[], tuple[CgroupHierarchy, ...]],
+                idmapped: int | None = None) -> None:
     """Make one OCI mount under root; ``cgroups()`` gives the container's cgroups to a cgroup
-    mount. Raises OSError/SecurityError naming the destination."""
+    mount; ``idmapped``, the fd of a bind's detached idmapped copy (attached, not bound).
+    Raises OSError/SecurityError naming the destination."""
     opts = mountopts.parse(m.options, m.type)
     if m.type in ("cgroup", "cgroup2") and not opts.is_bind:
         _mount_cgroups(root, m, opts, cgroups())
         return
     if opts.is_bind:
         source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
-        is_dir = os.path.isdir(source)
+        # An idmapped copy is asked, not its source: in a user namespace the source's path
+        # may not be reachable any more (isdir would say False and make a file target).
+        is_dir = (stat.S_ISDIR(os.fstat(idmapped).st_mode) if idmapped is not None
+                  else os.path.isdir(source))
         target = _make_target(root, m.destination, is_dir)
-        _with_target(root, target, lambda t: libc.mount(
-            source, t, None, opts.flags & (libc.MS_BIND | libc.MS_REC)))
+        if idmapped is not None:
+            _with_target(root, target, lambda t: idmap.attach(idmapped, t))
+        else:
+            _with_target(root, target, lambda t: libc.mount(
+                source, t, None, opts.flags & (libc.MS_BIND | libc.MS_REC)))
         if opts.remount_flags:
             remount(target, opts.remount_flags)
     else:

@@ -32,6 +32,12 @@ class NsPlan:
     unshare_flags: int  # everything new except user, pid and cgroup (done at their own step)
     new_pid: bool
     new_cgroup: bool
+    idmapped: tuple[tuple[int, int], ...] = ()  # (mount index, detached idmapped copy's fd)
+
+    @property
+    def user_fd(self) -> int | None:
+        """The fd of the user namespace joined by path, if any."""
+        return next((fd for t, fd in self.join if t == "user"), None)
 
 
 def plan(linux: Linux) -> NsPlan:

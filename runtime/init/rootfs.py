@@ -39,11 +39,13 @@ def _make_parent_private(root: str) -> None:
 
 
 def mount_all(spec: Spec, root: str, bundle: str,
-              cgroups: Callable[[], tuple[mounts.CgroupHierarchy, ...]]) -> None:
-    """Every spec mount; ``cgroups()`` is asked for only by a cgroup mount."""
-    for m in spec.mounts:
+              cgroups: Callable[[], tuple[mounts.CgroupHierarchy, ...]],
+              idmapped: dict[int, int] | None = None) -> None:
+    """Every spec mount; ``cgroups()`` is asked for only by a cgroup mount; ``idmapped``:
+    mount index -> fd of the detached idmapped copy to attach instead of binding."""
+    for i, m in enumerate(spec.mounts):
         try:
-            mounts.mount_entry(root, bundle, m, cgroups)
+            mounts.mount_entry(root, bundle, m, cgroups, (idmapped or {}).get(i))
         except OSError as e:
             raise OSError(e.errno, f"mounting {m.type or 'bind'} {m.source!r} on "
                           f"{m.destination}: {e.strerror or e}") from e

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from runtime import hooks, libc, securejoin
 from runtime.errors import InitError, SpecError
-from runtime.init import namespaces, process, rootfs
+from runtime.init import idmap, namespaces, process, rootfs
 from runtime.init.channel import Channel, pair
 from runtime.init.context import InitContext
 from runtime.init.mounts import CgroupHierarchy, host_cgroups
@@ -35,6 +35,7 @@ from runtime.init.steps import (
     step,
 )
 from runtime.procname import set_comm
+from runtime.records import replace
 from runtime.seccomp import CompiledFilter
 from runtime.spec.model import Spec
 
@@ -150,9 +151,7 @@ def _validate(spec: Spec, ctx: InitContext) -> None:
         raise SpecError("hostname", "setting the hostname needs a private UTS namespace")
     if spec.domainname and "uts" not in ns:
         raise SpecError("domainname", "setting the domainname needs a private UTS namespace")
-    for i, m in enumerate(spec.mounts):
-        if m.uid_mappings or m.gid_mappings or {"idmap", "ridmap"} & set(m.options):
-            raise SpecError(f"mounts[{i}]", "idmapped mounts are not supported")
+    idmap.check(spec)
 
 
 def _stage1(ctx: InitContext, ch: Channel, root: str,
@@ -184,6 +183,8 @@ def _namespaces(ctx: InitContext, ch: Channel, but: int = 0
     if ctx.exec_fifo:
         with step(f"opening exec fifo {ctx.exec_fifo}"):
             fifo = os.open(ctx.exec_fifo, os.O_PATH | os.O_CLOEXEC)
+    with step("idmapped mounts"):
+        plan = replace(plan, idmapped=idmap.open_idmapped(spec, ctx.bundle, plan.user_fd))
     with step("joining namespaces"):
         namespaces.join_all(plan.join)
     if any(t == "user" for t, _ in plan.join):
@@ -226,7 +227,7 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     state = {**ctx.state, "pid": int(go["pid"]), "status": "creating"}
     _enter(ctx)
     placement = _Placement(ch, plan, go.get("cgroups"))
-    _build_rootfs(ctx, root, placement, state)
+    _build_rootfs(ctx, root, placement, state, dict(plan.idmapped))
     _prepare_process(ctx, console)
     env = process.environment(proc)
     with step("looking up the program"):
@@ -288,7 +289,7 @@ class _Placement:
 
 
 def _build_rootfs(ctx: InitContext, root: str, placement: _Placement,
-                  state: dict[str, Any]) -> None:
+                  state: dict[str, Any], idmapped: dict[int, int]) -> None:
     """Mounts, devices, createContainer hooks (before pivot_root, runtime.md), pivot_root,
     then what needs the container's /proc: sysctls, masks, read-only paths; hostname.
 
@@ -302,7 +303,7 @@ def _build_rootfs(ctx: InitContext, root: str, placement: _Placement,
     with step(f"preparing rootfs {root}"):
         rootfs.prepare(root, spec.linux.rootfs_propagation)
     with step("mounts"):
-        rootfs.mount_all(spec, root, ctx.bundle, placement.cgroups)
+        rootfs.mount_all(spec, root, ctx.bundle, placement.cgroups, idmapped)
     if spec.hooks.create_container:
         placement.wait()
     with step("devices"):

@@ -181,6 +181,9 @@ class _Uncounted:
     def oom_counter(self) -> tuple[str, str] | None:
         return None
 
+    def leftover_group(self) -> str | None:
+        return None
+
 
 def _set_up_from_wire(sock: Any, raw: bytes, fds: list[int],
                       parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],

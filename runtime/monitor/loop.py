@@ -30,6 +30,7 @@ from runtime.monitor import framing
 from runtime.monitor.attach import listen_unix
 from runtime.monitor.crilog import READ_SIZE, CriLogWriter
 from runtime.monitor.exitfile import ExitStatus, rfc3339_nano, write_exit_file
+from runtime.monitor.leftovers import end_group
 from runtime.monitor.stdio import ChildStdio, MonitorSide, StdioPlan
 from runtime.records import dataclass
 
@@ -94,6 +95,12 @@ class ChildSpawner(Protocol):
         rather than building the spawner again for ``oom_kill_count``; None: it builds it."""
         ...
 
+    def leftover_group(self) -> str | None:
+        """The cgroup directory whose processes the monitor ends once the process has exited
+        (``runtime.monitor.leftovers``): a container init without a PID namespace of its
+        own; None for everything else."""
+        ...
+
 
 class _Client:
     def __init__(self, sock: _socket.socket) -> None:
@@ -118,6 +125,7 @@ class Monitor:
         self.wait_fd = wait_fd
         self.pid = 0
         self.oom_counter: tuple[str, str] | None = None
+        self.group: str | None = None  # see ChildSpawner.leftover_group
         self.status: ExitStatus | None = None
         self.log: CriLogWriter | None = None
         # _socket's type, not socket's: its Python wrappers (and their enum conversions) would
@@ -238,6 +246,7 @@ class Monitor:
             oom_before = spawner.oom_kill_count()
             self.pid = spawner.spawn(plan.child)
             counter = spawner.oom_counter()
+            group = spawner.leftover_group()
             self._after_spawn(plan, unlink=False)
         except BaseException as e:
             self._fail(plan, e, unlink=False)
@@ -250,6 +259,8 @@ class Monitor:
         words += _to_unlink(plan, None)
         if counter is not None:  # where the monitor reads the OOM kills at the end
             words += [b"oomdir=" + os.fsencode(counter[0]), b"oomfile=" + os.fsencode(counter[1])]
+        if group is not None:  # whose leftovers the monitor ends (ChildSpawner.leftover_group)
+            words.append(b"group=" + os.fsencode(group))
         sock.sendmsg([b"\0".join(words + extra)],
                      [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         return 0
@@ -279,6 +290,8 @@ class Monitor:
         if b"oomdir" in handoff:
             self.oom_counter = (handoff[b"oomdir"].decode(errors="surrogateescape"),
                                 handoff[b"oomfile"].decode(errors="surrogateescape"))
+        if b"group" in handoff:
+            self.group = handoff[b"group"].decode(errors="surrogateescape")
         self.mine = MonitorSide(outputs={s: kept[r] for s, r in ((1, b"out1"), (2, b"out2"))
                                          if r in kept},
                                 stdin=kept.get(b"stdin"), pty=kept.get(b"pty"))
@@ -329,6 +342,7 @@ class Monitor:
         deadline = None
         while self.mine.outputs or self.status is None:
             if self.status is not None and deadline is None:
+                self._end_leftovers()
                 deadline = time.monotonic() + _DRAIN_GRACE
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) * 1000
             events = self.poll.poll(timeout)
@@ -349,6 +363,16 @@ class Monitor:
             self._on_client(fd, ev)
         elif fd == self.mine.stdin:
             self._flush_stdin()
+
+    def _end_leftovers(self) -> None:
+        """The process has exited: end whatever it left in its cgroup (see ``leftovers``)
+        before the exit is recorded; they held its output pipes too, so the drain ends."""
+        if self.group is not None:
+            end_group(self.group, self._reap_now)
+
+    def _reap_now(self) -> None:
+        _drain(self.wake_r)
+        self._reap()
 
     def _reap(self) -> None:
         while True:

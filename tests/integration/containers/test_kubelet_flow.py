@@ -228,7 +228,8 @@ def test_remove_image_refused_while_used_and_status_features(rig: ContainerRig) 
     handlers = {h.name: h.features for h in st.runtime_handlers}
     assert set(handlers) == {"", "crid"}
     assert handlers[""] == handlers["crid"]
-    assert handlers[""].recursive_read_only_mounts  # this kernel has mount_setattr
+    # this kernel has mount_setattr: rro and idmapped mounts (user namespaces)
+    assert handlers[""].recursive_read_only_mounts and handlers[""].user_namespaces
     assert st.features.supplemental_groups_policy
 
 

@@ -173,3 +173,47 @@ def test_joins_a_pinned_user_namespace_by_path(open_bundle, tmp_path):
         libc.umount2(str(pin), libc.MNT_DETACH)
     assert res.error == ""
     assert res.output.split() == ["0", str(base), "65536", "0"]
+
+
+def test_idmapped_binds_in_a_user_namespace_joined_by_path(open_bundle, tmp_path):
+    """What crid asks of its runtime for a hostUsers: false pod: the pod's user namespace
+    joined by path, host files reached through `idmap` binds mapped like it."""
+    import subprocess
+
+    base = 400000
+    _chown_tree(os.path.join(open_bundle, "rootfs"), base, base)
+    vol = tmp_path / "crt-vol"
+    vol.mkdir()
+    (vol / "by-root").write_text("x")
+    (vol / "by-1000").write_text("x")
+    os.chown(vol / "by-1000", 1000, 1000)
+    holder = subprocess.Popen(["unshare", "--user", "cat"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        holder.stdin.write(b"x\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline() == b"x\n"
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{holder.pid}/{name}", "w") as f:
+                f.write(f"0 {base} 65536\n")
+        cfg = default_config(["sh", "-c", "id -u; stat -c '%n %u' /vol/by-root /vol/by-1000; "
+                              "touch /vol/new"])
+        cfg["linux"]["namespaces"].append({"type": "user",
+                                           "path": f"/proc/{holder.pid}/ns/user"})
+        cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(vol),
+                              "options": ["rbind", "rprivate", "idmap"]})
+        res = run(open_bundle, cfg)
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    assert res.error == ""
+    assert res.output.splitlines() == ["0", "/vol/by-root 0", "/vol/by-1000 1000"]
+    assert os.stat(vol / "new").st_uid == 0  # written back through the idmap
+
+
+def test_idmapped_binds_need_a_user_namespace_path(bundle):
+    cfg = default_config(["true"])
+    cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": "/tmp",
+                          "options": ["rbind", "idmap"]})
+    res = run(bundle, cfg)
+    assert "needs the container to join a user namespace by path" in res.error

@@ -226,6 +226,28 @@ def test_readonly_rootfs_and_no_new_privs() -> None:
     assert spec["process"]["noNewPrivileges"] is True
 
 
+def test_a_user_namespaced_pod_joins_its_user_namespace_with_idmapped_binds() -> None:
+    pod = dataclasses.replace(POD, userns_path="/run/crid/pods/p1/ns/user",
+                              userns_root=(165536, 165536))
+    req = ContainerRequest("app", 0, "img", mounts=(MountRequest("/data", "/h/data"),))
+    spec = generate_spec(inputs(req, pod=pod))
+    ns = spec["linux"]["namespaces"]
+    assert ns[:2] == [{"type": "mount"}, {"type": "user", "path": pod.userns_path}]
+    assert "uidMappings" not in spec["linux"]  # joined by path: the namespace has them
+    binds = {m["destination"]: m["options"] for m in spec["mounts"] if m["type"] == "bind"}
+    assert set(binds) == {"/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/dev/shm",
+                          "/data"}
+    assert all(opts[-1] == "idmap" for opts in binds.values())
+    others = [m for m in spec["mounts"] if m["type"] != "bind"]
+    assert all("idmap" not in m["options"] for m in others)
+
+
+def test_pods_without_a_user_namespace_stay_as_they_were() -> None:
+    spec = generate_spec(inputs())
+    assert all(n["type"] != "user" for n in spec["linux"]["namespaces"])
+    assert all("idmap" not in m["options"] for m in spec["mounts"])
+
+
 @pytest.mark.parametrize("modes, want", [
     ((), None), ((Propagation.PRIVATE,), None),
     ((Propagation.PRIVATE, Propagation.HOST_TO_CONTAINER), "rslave"),

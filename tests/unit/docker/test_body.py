@@ -194,4 +194,5 @@ def test_client_closing_mid_body_does_not_stop_the_server(server: tuple[Path, Pa
                   + b"a" * 10)
     [(status, _)] = _exchange(server[0], _sized("/echo", b"{}"))
     assert status == 200
-    assert list(server[1].iterdir()) == []
+    # the spool directory is made on first use, which may not have come yet
+    assert not server[1].exists() or list(server[1].iterdir()) == []

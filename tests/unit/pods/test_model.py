@@ -16,7 +16,7 @@ from crid.pods import (
 )
 from crid.pods.cgroups import cgroup_limits, combine, pod_cgroup_path
 from crid.pods.files import hosts, resolv_conf
-from crid.pods.model import Infra
+from crid.pods.model import IdMapping, Infra, UserNamespace
 from crid.reservations import ReservationStore
 from crid.resources import Resources
 from runtime.cgroups.convert import v1_writes, v2_writes
@@ -36,6 +36,14 @@ def test_record_round_trip() -> None:
     pod = PodSandbox(PodId.new(), spec, PodState.READY, 123, ("10.0.0.2", "fd00::2"),
                      Infra(42, 99), "x/crid-1")
     assert PodSandbox.from_record(pod.to_record()) == pod
+
+
+def test_record_round_trip_with_a_user_namespace() -> None:
+    userns = UserNamespace("POD", (IdMapping(0, 165536, 65536),), (IdMapping(0, 231072, 65536),))
+    pod = PodSandbox(PodId.new(), PodSpec(MD, namespaces=NamespaceOptions(userns=userns)),
+                     PodState.READY, 123)
+    assert PodSandbox.from_record(pod.to_record()) == pod
+    assert pod.spec.userns == userns
 
 
 def test_pod_id_is_validated() -> None:

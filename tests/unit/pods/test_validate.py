@@ -6,7 +6,7 @@ import pytest
 
 from crid.errors import InvalidArgument
 from crid.network.api import DNSConfig, PortMapping
-from crid.pods import Metadata, NamespaceOptions, PodSpec
+from crid.pods import IdMapping, Metadata, NamespaceOptions, PodSpec, UserNamespace
 from crid.pods.validate import sysctl_path, validate
 
 HANDLERS = frozenset({"", "crid"})
@@ -71,3 +71,30 @@ def test_systemd_driver_wants_a_slice_name_as_cgroup_parent(parent: str) -> None
     validate(spec(cgroup_parent=""), HANDLERS, "systemd")
     with pytest.raises(InvalidArgument, match="cgroup_parent"):
         validate(spec(cgroup_parent=parent), HANDLERS, "systemd")
+
+
+def _userns(mode: str = "POD", uids: tuple = ((0, 165536, 65536),),
+            gids: tuple = ((0, 165536, 65536),)) -> UserNamespace:
+    return UserNamespace(mode, tuple(IdMapping(*m) for m in uids),
+                         tuple(IdMapping(*m) for m in gids))
+
+
+def test_a_pod_user_namespace_is_valid() -> None:
+    validate(spec(namespaces=NamespaceOptions(userns=_userns())), HANDLERS)
+
+
+@pytest.mark.parametrize("namespaces,needle", [
+    (NamespaceOptions(userns=_userns("CONTAINER")), "mode CONTAINER"),
+    (NamespaceOptions(userns=_userns("TARGET")), "mode TARGET"),
+    (NamespaceOptions(userns=_userns(uids=((0, 165536, 10), (10, 200000, 10)))),
+     "uids: exactly one mapping"),
+    (NamespaceOptions(userns=_userns(gids=())), "gids: exactly one mapping"),
+    (NamespaceOptions(userns=_userns(uids=((1, 165536, 65536),))), "container id 0 unmapped"),
+    (NamespaceOptions(userns=_userns(gids=((0, 165536, 0),))), "empty"),
+    (NamespaceOptions(userns=_userns(uids=((0, 2**32 - 10, 65536),))), "overflows"),
+    (NamespaceOptions(network="NODE", userns=_userns()), "host's network"),
+    (NamespaceOptions(ipc="NODE", pid="NODE", userns=_userns()), "host's pid, ipc"),
+])
+def test_bad_user_namespaces(namespaces: NamespaceOptions, needle: str) -> None:
+    with pytest.raises(InvalidArgument, match=needle):
+        validate(spec(namespaces=namespaces), HANDLERS)

@@ -46,3 +46,7 @@ def test_recursive_atime_modes_replace_each_other():
     assert (o.rec_set, o.rec_clr) == (libc.MOUNT_ATTR_STRICTATIME, libc.MOUNT_ATTR__ATIME)
     o = mountopts.parse(("rnoatime", "ratime"))
     assert (o.rec_set, o.rec_clr) == (0, libc.MOUNT_ATTR__ATIME)
+
+
+def test_idmap_options_are_not_filesystem_data():
+    assert mountopts.parse(("rbind", "idmap", "ridmap")).data == ""
