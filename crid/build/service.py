@@ -26,8 +26,14 @@ from crid.build.runner import Cancelled, PodStepRunner, RunnerOptions
 from crid.containers.manager import ContainerManager
 from crid.events import EventBus
 from crid.pods.manager import PodManager
-from imagestore import Credentials, ImageRecord, ImageStore, InvalidReference, Reference
-from imagestore.reference import candidates
+from imagestore import (
+    Credentials,
+    ImageRecord,
+    ImageStore,
+    InvalidReference,
+    Reference,
+    reference_candidates,
+)
 from runtime import libc
 
 log = logs.get("crid.build")
@@ -125,7 +131,7 @@ class BuildService:
         def pull(name: str) -> ImageRecord:
             creds = None
             with contextlib.suppress(InvalidReference):
-                ref: Reference = candidates(name, self._opts.short_name_registries)[0]
+                ref: Reference = reference_candidates(name, self._opts.short_name_registries)[0]
                 # The CLI keys Docker Hub's credentials by its v1 index address.
                 creds = auth.get(ref.domain) or (auth.get("index.docker.io")
                                                  if ref.domain == "docker.io" else None)

@@ -16,9 +16,7 @@ from typing import Any
 
 from crid.docker.errors import BadRequest, NotImplementedYet
 from crid.docker.http import Request
-from imagestore import Credentials, InvalidReference
-from imagestore.manifest import host_platform
-from imagestore.reference import parse as parse_reference
+from imagestore import Credentials, InvalidReference, host_platform, parse_reference
 
 _NETWORKS = ("", "default", "bridge", "host", "none")
 
