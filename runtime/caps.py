@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from runtime import libc
+from runtime.linux import libc
 from runtime.records import dataclass
 
 # Index is the capability number (linux/capability.h), up to CAP_CHECKPOINT_RESTORE = 40.

@@ -6,7 +6,7 @@ import errno
 import functools
 from typing import Any
 
-from runtime import libc
+from runtime.linux import libc
 
 _BASIC_MOUNT_OPTIONS = [
     "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",

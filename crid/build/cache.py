@@ -12,7 +12,7 @@ import json
 import threading
 from pathlib import Path
 
-from runtime.atomic import write_atomic
+from runtime.linux.atomic import write_atomic
 
 MAX_ENTRIES = 10_000
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from crid.build.errors import BuildError
 from crid.containers.rootfs import MAX_MOUNT_DATA
-from runtime import libc
+from runtime.linux import libc
 
 
 @contextlib.contextmanager

@@ -19,10 +19,10 @@ from crid.containers.model import (
     ProfileKind,
     UserNs,
 )
-from crid.containers.ports import PodForContainers
+from crid.containers.seams import PodForContainers
 from crid.containers.spec import HostDevice
 from crid.containers.users import UserDB
-from crid.errors import InvalidArgument, NotFound
+from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.runtime_info import handler_features
 from runtime.api import SpecError, expand_slice
 
@@ -152,7 +152,7 @@ def _slice_path(unit: str) -> str | None:
 
 
 def user_db(rootfs: Path) -> UserDB:
-    from runtime.securejoin import secure_join
+    from runtime.linux.securejoin import secure_join
 
     def read(rel: str) -> str:
         try:
@@ -188,6 +188,26 @@ def with_pod_namespaces(req: ContainerRequest, pod: PodForContainers) -> Contain
                        target_id=ns.target_id)
     return dataclasses.replace(req, security=dataclasses.replace(req.security,
                                                                  namespaces=fixed))
+
+
+def check_reachable_from_userns(root: Path) -> None:
+    """A user-namespaced container's init is a host uid of its pod's range, not root, when
+    it mounts its rootfs by path: every directory down to the containers' root must let
+    others search it (crid makes its own 0711; a root under a 0700 directory fails here
+    instead of as EACCES from the runtime).
+
+    Raises:
+        FailedPrecondition: names the first directory that others may not search.
+    """
+    for d in (root, *root.parents):
+        try:
+            mode = os.stat(d).st_mode
+        except OSError as e:
+            raise FailedPrecondition(f"user-namespaced containers: {d}: {e.strerror}") from e
+        if not mode & stat.S_IXOTH:
+            raise FailedPrecondition(
+                f"user-namespaced containers cannot reach their rootfs under {root}: {d} "
+                f"is mode {stat.S_IMODE(mode):04o}; others need search permission (0711)")
 
 
 def _userns_text(u: UserNs) -> str:

@@ -2,7 +2,7 @@
 
 The manager owns records (persisted in the metadata store, listed from memory), name
 reservations, and each container's directory under <root>/containers/<id>. It reaches the
-runtime, images and pods through small Protocols (crid/containers/ports.py).
+runtime, images and pods through small Protocols (crid/containers/seams.py).
 
 Operations that change a container (start, remove, resource updates) hold that container's own
 lock and re-read its record once they hold it, as containerd's setContainerStarting keeps start
@@ -33,7 +33,8 @@ from crid.containers.model import (
     ImageConfig,
     NsMode,
 )
-from crid.containers.ports import (
+from crid.containers.record import ContainerRecord, ContainerState
+from crid.containers.seams import (
     ContainerRuntime,
     ExecResult,
     ExitInfo,
@@ -41,7 +42,6 @@ from crid.containers.ports import (
     PodForContainers,
     PodLookup,
 )
-from crid.containers.record import ContainerRecord, ContainerState
 from crid.containers.spec import (
     HostDevice,
     PodContext,
@@ -56,7 +56,7 @@ from crid.locks import KeyedLocks
 from crid.reservations import ReservationStore
 from crid.resources import Resources
 from crid.store import MetadataStore
-from runtime.atomic import write_atomic
+from runtime.linux.atomic import write_atomic
 
 KIND = "container"
 
@@ -162,6 +162,8 @@ class ContainerManager:
 
     def _create(self, cid: str, pod: PodForContainers, req: ContainerRequest) -> ContainerRecord:
         req = inputs.with_pod_namespaces(req, pod)
+        if pod.context.userns_path:
+            inputs.check_reachable_from_userns(self._o.root)
         image = self._images.status(req.image)
         if image is None:
             raise NotFound(f"image {req.image!r} is not present: pull it first")

@@ -12,7 +12,7 @@ from crid.docker.deps import DockerDeps
 from crid.docker.lifecycle import ExitPolicies
 from crid.docker.router import Router
 from crid.docker.server import DockerServer, DockerServerOptions
-from runtime.atomic import write_atomic
+from runtime.linux.atomic import write_atomic
 
 
 class DockerFrontDoor:

@@ -14,8 +14,8 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from crid.docker.logs import STDERR, STDOUT, frame
-from crid.streaming.backend import ProcessHandle
-from crid.streaming.fdio import read_fd, set_nonblocking, write_fd
+from crid.streaming.protocol.backend import ProcessHandle
+from crid.streaming.protocol.fdio import read_fd, set_nonblocking, write_fd
 
 Opener = Callable[[], Awaitable[ProcessHandle]]
 

@@ -1,4 +1,4 @@
-"""JSON state files (written through ``runtime.atomic``) and a cross-process lock for the
+"""JSON state files (written through ``runtime.linux.atomic``) and a cross-process lock for the
 network's state directory."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runtime.atomic import fsync_dir, write_atomic
+from runtime.linux.atomic import fsync_dir, write_atomic
 
 
 def write_json_atomic(path: str, data: Any, durable: bool = True) -> None:

@@ -10,45 +10,22 @@ the socket from its own thread with ``IPRoute(use_socket=...)``.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
-import threading
 from collections.abc import Iterator
 
 from pyroute2 import IPRoute
 
 from crid.network.rtnl import Rtnl
-from runtime import libc
+from runtime.linux.netns import in_netns
 
 NETLINK_ROUTE = 0
-
-
-def _make_in_ns(netns_path: str, family: int, stype: int, proto: int, box: list) -> None:
-    try:
-        fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            libc.setns(fd, libc.CLONE_NEWNET)
-        finally:
-            os.close(fd)
-        box.append(socket.socket(family, stype, proto))
-    except BaseException as e:  # handed to the caller's thread
-        box.append(e)
-    # This thread now lives in the pod's namespace; it ends here, so nothing else ever runs
-    # in it.
 
 
 def socket_in_netns(netns_path: str, family: int = socket.AF_NETLINK,
                     stype: int = socket.SOCK_DGRAM, proto: int = NETLINK_ROUTE
                     ) -> socket.socket:
     """A new socket created inside the netns at ``netns_path``. Raises OSError."""
-    box: list = []
-    t = threading.Thread(target=_make_in_ns, name="netns-socket",
-                         args=(netns_path, family, stype, proto, box), daemon=True)
-    t.start()
-    t.join()
-    if isinstance(box[0], BaseException):
-        raise box[0]
-    return box[0]
+    return in_netns(netns_path, lambda: socket.socket(family, stype, proto))
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crid.network.api import DNSConfig
-from runtime.atomic import write_atomic
+from runtime.linux.atomic import write_atomic
 
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 HOST_HOSTS = Path("/etc/hosts")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.atomic import write_atomic
+from runtime.linux.atomic import write_atomic
 
 
 @dataclass(frozen=True)

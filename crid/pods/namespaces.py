@@ -21,18 +21,17 @@ enters the pinned namespaces (setns of net, IPC and UTS works per thread) to con
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from crid.errors import Internal, InvalidArgument
 from crid.network import rtnl
 from crid.pods.model import IdMapping, UserNamespace
-from runtime import libc
+from runtime.linux import libc
+from runtime.linux.mounts import unmount_all
+from runtime.linux.netns import enter, in_own_thread
 
 # "user" last: it is unpinned after the namespaces it owns.
 KINDS = ("net", "ipc", "uts", "user")
@@ -79,16 +78,13 @@ def _enter_and_configure(req: PinRequest, paths: dict[str, str]) -> None:
     namespace by `_pin_with_userns`), then configures them."""
     for kind in req.kinds:
         if kind in _FLAGS:
-            fd = os.open(paths[kind], os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                libc.setns(fd, _FLAGS[kind])
-            finally:
-                os.close(fd)
-    _configure(req)
+            enter(paths[kind], _FLAGS[kind])
+    _configure(req, req.userns.uids[0].host_id if req.userns else None)
 
 
-def _configure(req: PinRequest) -> None:
-    """Hostname, loopback up and sysctls, in the calling thread's (the pod's) namespaces."""
+def _configure(req: PinRequest, ns_root: int | None = None) -> None:
+    """Hostname, loopback up and sysctls, in the calling thread's (the pod's) namespaces;
+    ``ns_root``: the host uid of the root of the user namespace that owns them."""
     if req.hostname and "uts" in req.kinds:
         libc.sethostname(req.hostname)
     if "net" in req.kinds:
@@ -96,10 +92,29 @@ def _configure(req: PinRequest) -> None:
             rt.run(rtnl.set_up("lo"))
     for path, value in req.sysctls:
         try:
-            with open(f"/proc/sys/{path}", "w") as f:
-                f.write(value)
+            _write_sysctl(path, value, ns_root)
         except OSError as e:
             raise _SysctlRefused(path) from e
+
+
+def _write_sysctl(path: str, value: str, ns_root: int | None) -> None:
+    try:
+        with open(f"/proc/sys/{path}", "w") as f:
+            f.write(value)
+        return
+    except PermissionError:
+        if ns_root is None:
+            raise
+    # The IPC and mqueue sysctls of a namespace owned by a user namespace are writable only
+    # by that namespace's root: the kernel compares the euid (ipc_permissions), capabilities
+    # over the namespace do not count. This thread (its own, ending right after) takes that
+    # euid for the write; the process's other threads are untouched.
+    libc.thread_seteuid(ns_root)
+    try:
+        with open(f"/proc/sys/{path}", "w") as f:
+            f.write(value)
+    finally:
+        libc.thread_seteuid(0)
 
 
 class NamespacePinner:
@@ -127,10 +142,10 @@ class NamespacePinner:
                 box.append(e)
             work = _enter_and_configure
         if not box:
-            t = threading.Thread(target=_catching, args=(box, req, paths, work),
-                                 name="pod-netns", daemon=True)
-            t.start()
-            t.join()
+            try:
+                in_own_thread(lambda: work(req, paths), "pod-netns")
+            except BaseException as e:  # noqa: BLE001 - undone and reported below
+                box.append(e)
         if not box:
             return paths
         self.unpin(req.ns_dir)  # whatever was pinned before the failure
@@ -151,13 +166,10 @@ class NamespacePinner:
             path = ns_dir / kind
             if not path.exists():
                 continue
-            while is_pinned(path):
-                try:
-                    libc.umount2(str(path), libc.MNT_DETACH)
-                except OSError as e:
-                    if e.errno in (errno.EINVAL, errno.ENOENT):
-                        break
-                    raise NamespaceError(f"unpinning {path}: {e}") from e
+            try:
+                unmount_all(path, is_pinned)
+            except OSError as e:
+                raise NamespaceError(f"unpinning {path}: {e}") from e
             path.unlink(missing_ok=True)
         try:
             ns_dir.rmdir()
@@ -174,14 +186,6 @@ def is_pinned(path: Path) -> bool:
         return os.stat(path).st_dev != os.stat(path.parent).st_dev
     except OSError:
         return False
-
-
-def _catching(box: list[BaseException], req: PinRequest, paths: dict[str, str],
-              work: Callable[[PinRequest, dict[str, str]], None]) -> None:
-    try:
-        work(req, paths)
-    except BaseException as e:  # handed to the caller's thread
-        box.append(e)
 
 
 def id_map(maps: tuple[IdMapping, ...]) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 
 from crid.errors import Internal
-from runtime import libc
+from runtime.linux import libc
+from runtime.linux.mounts import unmount_all
 
 
 class ShmError(Internal):
@@ -29,13 +29,10 @@ def mount_shm(path: Path, size_bytes: int) -> None:
 
 def unmount_shm(path: Path) -> None:
     """Unmounts (lazily) and removes path; nothing mounted or no path at all is fine."""
-    while path.is_dir() and path.is_mount():
-        try:
-            libc.umount2(str(path), libc.MNT_DETACH)
-        except OSError as e:
-            if e.errno in (errno.EINVAL, errno.ENOENT):
-                break
-            raise ShmError(f"unmounting the pod's /dev/shm at {path}: {e}") from e
+    try:
+        unmount_all(path, lambda p: p.is_dir() and p.is_mount())
+    except OSError as e:
+        raise ShmError(f"unmounting the pod's /dev/shm at {path}: {e}") from e
     try:
         path.rmdir()
     except FileNotFoundError:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from imagestore.digest import Digest
-from imagestore.store.atomic import write_atomic
+from runtime.linux.atomic import write_atomic
 
 
 class BlobStore:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from imagestore.errors import ImageStoreError
-from imagestore.store.atomic import write_atomic
+from runtime.linux.atomic import write_atomic
 
 _VERSION = 1
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import struct
 
-from runtime import libc
 from runtime.cgroups.errors import CgroupError
 from runtime.cgroups.resources import DeviceRule
+from runtime.linux import libc
 from runtime.records import dataclass
 
 DEV_BLOCK, DEV_CHAR = 1, 2  # BPF_DEVCG_DEV_*

@@ -19,6 +19,37 @@ from runtime.cgroups.stats import CgroupStats, v1_stats
 OPTIONAL = {"hugetlb", "net_cls", "net_prio"}
 
 
+HUGEPAGES = "/sys/kernel/mm/hugepages"
+
+
+def host_page_sizes() -> set[str]:
+    """This kernel's huge page sizes, spelt as the hugetlb files are ("2MB", "1GB", "64KB")."""
+    try:
+        names = os.listdir(HUGEPAGES)
+    except FileNotFoundError:
+        return set()
+    out = set()
+    for n in names:
+        if n.startswith("hugepages-") and n.endswith("kB"):
+            size, unit = int(n[len("hugepages-"):-2]), 0
+            while size >= 1024 and size % 1024 == 0 and unit < 4:
+                size, unit = size // 1024, unit + 1
+            out.add(f"{size}{('KB', 'MB', 'GB', 'TB', 'PB')[unit]}")
+    return out
+
+
+def _check_page_sizes(resources: Resources) -> None:
+    """Without a hugetlb hierarchy the limits are skipped, but a page size this kernel does not
+    have stays an error, as it is where hugetlb is mounted (no such limit file)."""
+    if not resources.hugepage_limits:
+        return
+    sizes = host_page_sizes()
+    for h in resources.hugepage_limits:
+        if h.page_size not in sizes:
+            raise CgroupError(f"linux.resources.hugepageLimits: this host has no {h.page_size} "
+                              f"huge pages (it has {', '.join(sorted(sizes)) or 'none'})")
+
+
 class V1Manager:
     """``CgroupManager`` for cgroup v1 hierarchies (see ``manager.CgroupManager``)."""
 
@@ -96,6 +127,8 @@ class V1Manager:
             weight = next((n for n in ("blkio.weight", "blkio.bfq.weight")
                            if files.exists(self._dirs["blkio"], n)), None)
         memsw = memory is not None and files.exists(memory, "memory.memsw.limit_in_bytes")
+        if "hugetlb" not in self._dirs:
+            _check_page_sizes(resources)
         writes = v1_writes(resources, current or 0, memsw, weight)
         for w in writes:
             self._write(w)

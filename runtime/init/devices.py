@@ -6,7 +6,7 @@ import errno
 import os
 import stat
 
-from runtime import libc, securejoin
+from runtime.linux import libc, securejoin
 from runtime.spec.model import Device
 
 # runtime-spec config-linux.md "Default Devices"

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from runtime import libc
 from runtime.errors import SpecError
 from runtime.init.mountopts import IDMAP_OPTIONS
+from runtime.linux import libc
 from runtime.spec.model import Spec
 
 AT_FDCWD = -100

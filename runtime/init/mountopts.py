@@ -5,7 +5,7 @@ Pure functions (unit tested); the option table is runc's (libcontainer/specconv)
 
 from __future__ import annotations
 
-from runtime import libc
+from runtime.linux import libc
 from runtime.records import dataclass
 
 # option -> (clear?, flag)

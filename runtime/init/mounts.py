@@ -13,8 +13,8 @@ import os
 import stat
 from collections.abc import Callable
 
-from runtime import libc, securejoin
 from runtime.init import idmap, mountopts
+from runtime.linux import libc, securejoin
 from runtime.records import dataclass
 from runtime.spec.model import Mount
 
@@ -32,7 +32,7 @@ def mount_entry(root: str, bundle: str, m: Mount,
                 idmapped: int | None = None) -> None:
     """Make one OCI mount under root; ``cgroups()`` gives the container's cgroups to a cgroup
     mount; ``idmapped``, the fd of a bind's detached idmapped copy (attached, not bound).
-    Raises OSError/SecurityError naming the destination."""
+    Raises OSError (securejoin.UnsafePath among them) naming the destination."""
     opts = mountopts.parse(m.options, m.type)
     if m.type in ("cgroup", "cgroup2") and not opts.is_bind:
         _mount_cgroups(root, m, opts, cgroups())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from runtime import libc
+from runtime.linux import libc
 from runtime.records import dataclass
 from runtime.spec.model import IDMapping, Linux
 
@@ -33,6 +33,7 @@ class NsPlan:
     new_pid: bool
     new_cgroup: bool
     idmapped: tuple[tuple[int, int], ...] = ()  # (mount index, detached idmapped copy's fd)
+    rootfs_copy: int | None = None  # a new user namespace's detached copy of the rootfs mount
 
     @property
     def user_fd(self) -> int | None:

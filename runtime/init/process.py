@@ -12,8 +12,9 @@ import socket
 import struct
 import termios
 
-from runtime import caps, libc
+from runtime import caps
 from runtime.errors import SecurityError
+from runtime.linux import libc
 from runtime.sockpath import short_path
 from runtime.spec.model import ConsoleSize, Personality, Process
 

@@ -8,10 +8,10 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
-from runtime import libc
 from runtime.errors import InitError, OCIRuntimeError
 from runtime.init import process
 from runtime.init.channel import Channel, pair
+from runtime.linux import libc
 from runtime.seccomp import CompiledFilter, install_filter, prepare_filter
 from runtime.spec.model import Process
 

@@ -11,7 +11,7 @@ import json
 import os
 import time
 
-from runtime.atomic import write_atomic
+from runtime.linux.atomic import write_atomic
 from runtime.records import asdict, dataclass
 
 

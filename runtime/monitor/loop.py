@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from runtime import libc
 from runtime.cgroups.files import read_keyed
+from runtime.linux import libc
 from runtime.monitor import framing
 from runtime.monitor.attach import listen_unix
 from runtime.monitor.crilog import READ_SIZE, CriLogWriter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from runtime import libc
+from runtime.linux import libc
 from runtime.seccomp.errors import SeccompError
 
 

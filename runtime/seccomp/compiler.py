@@ -1,6 +1,6 @@
 """Compile a ``SeccompProfile`` into a classic BPF program with libseccomp, as runc does.
 
-libseccomp (Debian's libseccomp2, through ``runtime.libc``) resolves syscall names for every
+libseccomp (Debian's libseccomp2, through ``runtime.linux.libc``) resolves syscall names for every
 architecture of the filter and writes the program; ``seccomp_export_bpf`` hands it back as
 bytes so the container init only has to load it with seccomp(2). Semantics are libseccomp's
 and runc's: names libseccomp does not know are skipped (one profile serves every kernel),
@@ -13,7 +13,7 @@ In front of libseccomp's program goes runc's ENOSYS stub (``enosys_stub``).
 
 from __future__ import annotations
 
-from runtime import libc
+from runtime.linux import libc
 from runtime.records import dataclass
 from runtime.seccomp import bpf
 from runtime.seccomp.arch import arch_token

@@ -10,7 +10,7 @@ Only the x86 family is handled: the profile keeps only the architectures this ho
 
 from __future__ import annotations
 
-from runtime import libc
+from runtime.linux import libc
 from runtime.seccomp import bpf
 from runtime.seccomp.arch import arch_token
 from runtime.seccomp.profile import RET_ERRNO, SeccompProfile

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from runtime import libc
+from runtime.linux import libc
 from runtime.seccomp.compiler import CompiledFilter, compile_filter
 from runtime.seccomp.errors import SeccompError
 from runtime.seccomp.profile import SeccompProfile, validate_seccomp

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = [b for b in REGISTRY if not args.only or b.name in args.only]
     with contextlib.ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="crt-rig-bench-"))
+        workdir.chmod(0o711)  # user-namespaced containers walk down to their rootfs
         stack.callback(_rmtree, workdir)
         stack.callback(remove_cgroup_dirs)
         registry = stack.enter_context(running_registry())

@@ -1,6 +1,5 @@
-"""One contract for the atomic file replacement of both libraries (runtime.atomic and
-imagestore.store.atomic; crid uses runtime's). The libraries may not import each other, so each
-carries the same file; the first test keeps the copies from drifting apart."""
+"""The atomic file replacement every library shares (runtime.linux.atomic: the runtime's state,
+the image store's records and blobs, crid's)."""
 
 from __future__ import annotations
 
@@ -11,16 +10,9 @@ from types import ModuleType
 
 import pytest
 
-import imagestore.store.atomic
-import runtime.atomic
-from tests.rig.daemon import TOP
+import runtime.linux.atomic
 
-IMPLEMENTATIONS = [runtime.atomic, imagestore.store.atomic]
-
-
-def test_both_libraries_carry_the_same_file() -> None:
-    text = (TOP / "runtime" / "atomic.py").read_text()
-    assert (TOP / "imagestore" / "store" / "atomic.py").read_text() == text
+IMPLEMENTATIONS = [runtime.linux.atomic]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS, ids=lambda m: m.__name__)

@@ -110,7 +110,7 @@ def test_version_command() -> None:
 
 def test_sigterm_delivered_to_a_worker_thread_still_stops(tmp_path: Path) -> None:
     """The kernel may hand a process-directed SIGTERM to any thread, not only the main one."""
-    from runtime import libc
+    from runtime.linux import libc
 
     daemon = start_crid(tmp_path)
     try:

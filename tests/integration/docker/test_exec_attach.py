@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.integration.docker.conftest import DOCKER_CLI, DockerRig
+from tests.integration.docker.conftest import DOCKER_CLI, DockerRig, until
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_exec_output_streams_and_exit_code(rig: DockerRig) -> None:
                   "sh", "-c", 'echo "$X $(pwd) $(id -u):$(id -g)"')
     assert env.stdout == "1 /tmp 1000:1000\n"
     rig.cli("exec", "-d", "box", "sh", "-c", "echo detached > /tmp/mark")
-    assert _until(lambda: rig.cli("exec", "box", "cat", "/tmp/mark", check=False).stdout
+    assert until(lambda: rig.cli("exec", "box", "cat", "/tmp/mark", check=False).stdout
                   ) == "detached\n"
     missing = rig.cli("exec", "box", "/no/such/binary", check=False)
     assert missing.returncode in (126, 127), missing
@@ -97,7 +97,7 @@ def test_run_it_under_a_pty(rig: DockerRig) -> None:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
         os.close(master)
-    _until(lambda: rig.cli("ps", "-aq").stdout == "")  # --rm: removed after the exit
+    until(lambda: rig.cli("ps", "-aq").stdout == "")  # --rm: removed after the exit
 
 
 def test_run_it_ctrl_c_reaches_the_container(rig: DockerRig) -> None:
@@ -167,13 +167,3 @@ def _expect_eof(fd: int, timeout: float = 30) -> bytes:
             if not chunk:
                 return got
             got += chunk
-
-
-def _until(fn, timeout: float = 20):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            assert value, "condition never held"
-            return value
-        time.sleep(0.1)

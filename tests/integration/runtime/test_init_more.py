@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from runtime import libc
+from runtime.linux import libc
 from tests.integration.runtime.bundle import default_config, make_rootfs, run
 
 

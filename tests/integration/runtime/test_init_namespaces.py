@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from runtime import libc
 from runtime.init import ExecContext, exec_in
+from runtime.linux import libc
 from runtime.spec import parse_process
 from tests.integration.runtime.bundle import default_config, make_rootfs, run
 

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from runtime import libc
 from runtime.errors import InitError
 from runtime.init import namespaces, process
 from runtime.init.channel import pair
+from runtime.linux import libc
 from runtime.spec import parse_process, parse_spec
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.atomic import write_atomic
-from runtime.cli_commands import UsageError, parse_signal
+from runtime.cli.commands import UsageError, parse_signal
 from runtime.errors import ContainerExists, ContainerNotFound, InvalidState
 from runtime.exits import ExitWatcher, wait_for_file
+from runtime.linux.atomic import write_atomic
 from runtime.state import ContainerRecord, StateStore, Status, is_alive, process_start_time
 
 

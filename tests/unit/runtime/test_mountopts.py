@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from runtime import libc
 from runtime.init import mountopts
+from runtime.linux import libc
 
 
 def test_flags_data_and_propagation():

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from runtime import libc
 from runtime.errors import SpecError
+from runtime.linux import libc
 from runtime.seccomp import SeccompError, install_filter, prepare_filter
 
 BUSYBOX = "/bin/busybox"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime import libc
+from runtime.linux import libc
 from runtime.seccomp import compile_filter, validate_seccomp
 from runtime.seccomp.profile import (
     RET_ALLOW,
