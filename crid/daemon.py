@@ -364,7 +364,8 @@ class Daemon:
                           console_dir=self.run_root / "console",
                           state_dir=self.root / "docker", root=self.root,
                           cgroup_driver=self.cfg.cgroup_driver,
-                          cgroup_parent=self.cfg.docker.cgroup_parent)
+                          cgroup_parent=self.cfg.docker.cgroup_parent,
+                          short_names=tuple(self.cfg.images.short_name_registries))
         return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group,
                                upload_limit=parse_size(self.cfg.docker.max_upload_size))
 

@@ -15,7 +15,7 @@ from crid.containers.record import ContainerRecord, ContainerState
 from crid.docker.create_body import CreateBody
 from crid.docker.deps import DockerDeps
 from crid.docker.errors import BadRequest
-from crid.docker.specs import CONFIG_ANNOTATION
+from crid.docker.specs import CONFIG_ANNOTATION, NAMESPACE
 from crid.errors import NotFound
 from crid.pods import PodFilter, PodSandbox
 from crid.pods.model import DOCKER
@@ -46,7 +46,10 @@ class DockerContainer:
 
 
 def docker_pods(d: DockerDeps) -> list[PodSandbox]:
-    return d.pods.list_pods(PodFilter(front_door=DOCKER))
+    # Build step pods are DOCKER pods too (the kubelet must not see them), in a namespace
+    # of their own: they are not containers a client made.
+    return [p for p in d.pods.list_pods(PodFilter(front_door=DOCKER))
+            if p.spec.metadata.namespace == NAMESPACE]
 
 
 def _latest(records: list[ContainerRecord]) -> ContainerRecord | None:

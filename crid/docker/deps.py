@@ -27,6 +27,7 @@ class DockerDeps:
     root: Path  # crid's root (DockerRootDir)
     cgroup_driver: str = "cgroupfs"
     cgroup_parent: str = ""  # pod cgroup parent of Docker-side containers ("" = crid's default)
+    short_names: tuple[str, ...] = ("docker.io",)  # the image store's short-name registries
     journal: EventJournal = field(default_factory=EventJournal)  # what `docker events` shows
     configs: ImageConfigs = field(default_factory=ImageConfigs)
 

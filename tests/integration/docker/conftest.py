@@ -99,7 +99,7 @@ def docker_rig(tmp_path: Path, registry: Registry, busybox_image: BuiltImage
         yield rig
     finally:
         _remove_all(rig)
-        assert daemon.stop() == 0, daemon.log()[-8000:]
+        assert rig.daemon.stop() == 0, rig.daemon.log()[-8000:]  # a test may restart it
         cleanup_cgroup_parent(parent)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         subprocess.run(["nft", "delete", "table", "inet", f"crid_{bridge}"],
