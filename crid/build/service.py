@@ -34,7 +34,7 @@ from imagestore import (
     Reference,
     reference_candidates,
 )
-from runtime import libc
+from runtime.linux import libc
 
 log = logs.get("crid.build")
 
