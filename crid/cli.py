@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         sys.stdout.write(configmod.render_toml(cfg))
         return 0
-    return _serve(cfg)
+    return _serve(cfg, lambda: configmod.load(args.config, overrides))
 
 
-def _serve(cfg: configmod.Config) -> int:
+def _serve(cfg: configmod.Config, loader: Callable[[], configmod.Config]) -> int:
     from crid.daemon import Daemon, StartupError  # grpc is imported only to serve
     from crid.sd_notify import Notifier
 
     logs.setup(cfg.log_level, cfg.log_format)
-    daemon = Daemon(cfg, Notifier.from_env(os.environ))
+    daemon = Daemon(cfg, Notifier.from_env(os.environ), loader)
     daemon.install_signal_handlers()
     try:
         daemon.start()

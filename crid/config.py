@@ -156,6 +156,22 @@ class MetricsConfig:
                       "scraper elsewhere needs it (the page is unauthenticated)", kind="hostport")
 
 
+def _check_otlp_endpoint(value: str) -> None:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or "/" in rest.rstrip("/"):
+        raise ValueError(f"{value!r} is not an OTLP/gRPC endpoint (e.g. \"http://127.0.0.1:4317\"; "
+                         "https:// for TLS)")
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    enable: bool = opt(False, "export OpenTelemetry spans of CRI calls (docs/operating.md)")
+    endpoint: str = opt("http://127.0.0.1:4317", "OTLP/gRPC collector: http:// plain, https:// "
+                        "TLS", kind="otlp")
+    sampling_rate: float = opt(1.0, "fraction of new traces recorded, 0.0-1.0 (a caller's "
+                               "sampled traceparent is always followed)", kind="fraction")
+
+
 @dataclass(frozen=True)
 class Config:
     root: str = opt("/var/lib/crid", "persistent state: images, containers, metadata")
@@ -174,6 +190,7 @@ class Config:
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     docker: DockerConfig = field(default_factory=DockerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
 
     @property
     def socket_path(self) -> str:
@@ -194,6 +211,8 @@ _KIND_CHECKS: dict[str, Callable[[Any], object]] = {
     "ip": lambda v: ipaddress.ip_address(v) and None,
     "listen": _check_listen,
     "hostport": lambda v: split_host_port(v) and None,
+    "otlp": _check_otlp_endpoint,
+    "fraction": lambda v: None if 0.0 <= v <= 1.0 else _raise("must be between 0.0 and 1.0"),
     "ifname": lambda v: None if 0 < len(v) <= 15 and "/" not in v and " " not in v
     else _raise("must be a network interface name of 1-15 characters"),
 }
@@ -211,6 +230,8 @@ def _type_ok(value: Any, ftype: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if t == "str":
         return isinstance(value, str)
+    if t == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if t.startswith("list[str]"):
         return isinstance(value, list) and all(isinstance(x, str) for x in value)
     return False
@@ -244,6 +265,8 @@ def _value(f: dataclasses.Field, value: Any, name: str, current: Any) -> Any:
         return merged
     if not _type_ok(value, f.type):
         raise ConfigError(f"{name}: expected {f.type}, got {type(value).__name__} {value!r}")
+    if str(f.type) == "float":
+        value = float(value)  # TOML's 1 is an integer
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{name}: {value!r} is not one of {', '.join(choices)}")
@@ -332,7 +355,7 @@ def _toml_key(key: str) -> str:
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
+    if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"

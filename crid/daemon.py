@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import faulthandler
@@ -12,6 +13,8 @@ import re
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 
@@ -20,9 +23,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from crid import logs
+from crid import reload as reloadmod
 from crid.api import api_pb2, api_pb2_grpc
 from crid.children import end_process, mark, marked_before_us
-from crid.config import Config, NetworkConfig, parse_size
+from crid.config import Config, ConfigError, NetworkConfig, parse_size
 from crid.containers import capabilities
 from crid.containers.exit_watch import ExitWatchThread
 from crid.containers.manager import ContainerManager, ContainerOptions
@@ -48,9 +52,10 @@ from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps, add_
 from crid.server.stats_rpc import StatsDeps
 from crid.server.streaming_rpc import StreamingDeps
 from crid.store import MetadataStore
-from crid.streaming import StreamingOptions, StreamingServer
-from crid.streaming_backend import BackendOptions, CridStreamingBackend, DaemonTargets
-from imagestore import ImageStore
+from crid.streaming.backend import BackendOptions, CridStreamingBackend, DaemonTargets
+from crid.streaming.protocol import StreamingOptions, StreamingServer
+from crid.traced import TracedNetwork, TracedRuntime
+from imagestore import ImageStore, ImageStoreError
 from runtime.api import Zygote
 
 log = logs.get("crid.daemon")
@@ -110,8 +115,11 @@ def prepare_socket(path: Path) -> None:
 class Daemon:
     """One running crid: components, gRPC server, and the lock on its root."""
 
-    def __init__(self, cfg: Config, notifier: Notifier | None = None) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: Config, notifier: Notifier | None = None,
+                 loader: Callable[[], Config] | None = None) -> None:
+        self.cfg = cfg  # the running configuration (a reload replaces it)
+        self._loader = loader or (lambda: cfg)  # reads the files and flags again (SIGHUP)
+        self._reload_wanted = threading.Event()
         self._notifier = notifier or Notifier()
         self.root = Path(cfg.root)
         self.run_root = Path(cfg.run_root)
@@ -127,8 +135,10 @@ class Daemon:
         self._runtime: EmbeddedRuntime | None = None
         self._docker: DockerFrontDoor | None = None
         self._events = EventBus()
-        self._observability: Observability | None = None
-        self._socket_ours = False
+        # Metrics and tracing: empty until start-up binds and applies them, but there from the
+        # start, since the components it traces are wrapped as they are built.
+        self._observability = Observability(self._events)
+        self._stack = contextlib.ExitStack()  # what start() started, undone in reverse
 
     def start(self) -> None:
         """Takes the root lock, opens state, and starts serving.
@@ -142,10 +152,12 @@ class Daemon:
             self._lock.acquire()
         except OSError as e:
             raise StartupError(f"preparing {e.filename or self.root}: {e.strerror or e}") from e
+        self._stack.callback(self._lock.release)
         try:
-            self._store = MetadataStore(self.root / "metadata.db")
+            self._store = self._stack.enter_context(
+                contextlib.closing(MetadataStore(self.root / "metadata.db")))
             prepare_socket(self.socket_path)
-            self._socket_ours = True  # from here on the path is ours to remove
+            self._stack.callback(self.socket_path.unlink, missing_ok=True)  # ours from here on
             self._server = self._build_server(self._store)
             # Everything built so far lives as long as the daemon: keep it out of the cyclic
             # collector's passes, which otherwise show up as List* latency spikes.
@@ -154,12 +166,14 @@ class Daemon:
             if not self._server.add_insecure_port(f"unix://{self.socket_path}"):
                 raise StartupError(f"cannot listen on {self.socket_path}")
             self._server.start()
+            self._stack.callback(lambda s: s.stop(GRACE_SECONDS).wait(), self._server)
             os.chmod(self.socket_path, 0o660)
             if self._docker is not None:
                 prepare_socket(Path(self.cfg.docker_socket_path))
                 self._docker.start()
+                self._stack.callback(self._docker.stop)
         except BaseException:
-            self._teardown()  # whatever started (zygote, streaming server) stops again
+            self._teardown()  # whatever started stops again, in reverse
             raise
         log.info("serving", socket=str(self.socket_path), root=str(self.root),
                  run_root=str(self.run_root), pid=os.getpid())
@@ -200,25 +214,27 @@ class Daemon:
             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                      ("grpc.max_send_message_length", MAX_MESSAGE)])
         pod_cidrs = PodCidrStore(store)
-        network = self._build_pod_network(pod_cidrs)
+        network = TracedNetwork(self._build_pod_network(pod_cidrs), self._observability.span)
         containers: list[ContainerManager] = []  # bound below: images ask who uses them
         self._images = ImageStore(
             store_options(self.cfg.images, self.root / "images"),
             in_use=lambda: containers[0].image_ids_in_use() if containers else ())
+        self._stack.callback(self._images.close)
+        self._stack.callback(self._events.close)  # after the exit watcher's last event
         pods = self._build_pods(store, network)
         containers.append(self._build_containers(store, pods))
         streaming = self._build_streaming(containers[0], pods)
-        self._observability = self._build_observability(containers[0], pods)
+        self._start_observability(containers[0], pods)
         if self.cfg.docker.enable:
             self._docker = self._build_docker(containers[0], pods)
         runtime = RuntimeService(RuntimeServiceDeps(
-            config=self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
+            config=lambda: self.cfg, network=ReadinessCondition(network), pod_cidrs=pod_cidrs,
             pods=pods, pod_network=network,
             containers=ContainerDeps(containers[0], pods, self._events),
             stats=StatsDeps(containers[0], pods, CgroupReader()), streaming=streaming))
         images = ImageService(ImageServiceDeps(
             store=self._images, containers_dir=self.root / "containers",
-            pulled_bytes=self._observability.pulled_bytes))
+            pulled_bytes=self._observability.pulled_bytes, span=self._observability.span))
         add_to_server(runtime, server)
         api_pb2_grpc.add_ImageServiceServicer_to_server(images, server)
         health_servicer = health.HealthServicer()
@@ -232,26 +248,29 @@ class Daemon:
         return server
 
     def _observers(self) -> tuple:
-        return self._observability.observers() if self._observability is not None else ()
+        return self._observability.observers()
 
-    def _build_observability(self, containers: ContainerManager,
-                             pods: PodManager) -> Observability:
+    def _start_observability(self, containers: ContainerManager, pods: PodManager) -> None:
         """Metrics (when enabled), serving from now on: their port is bound at start-up, so
-        a taken port fails the start as the CRI socket would."""
+        a taken port fails the start as the CRI socket would; tracing (when enabled)."""
         assert self._streaming is not None
         streaming = self._streaming
         sources = MetricSources(
             container_states=lambda: [r.state.name.lower() for r in containers.list()],
             pod_states=lambda: [p.state.name.lower() for p in pods.list_pods()],
             streaming_sessions=lambda: streaming.open_sessions)
-        obs = Observability(sources, self._events)
+        obs = self._observability
+        obs.bind(sources)
+        self._stack.callback(obs.close)
         try:
             if obs.apply_metrics(self.cfg.metrics):
                 log.info("serving metrics", url=obs.metrics_url)
         except OSError as e:
             raise StartupError(f"metrics on {self.cfg.metrics.listen}: {e.strerror or e}") \
                 from e
-        return obs
+        if obs.apply_tracing(self.cfg.tracing):
+            log.info("exporting traces", endpoint=self.cfg.tracing.endpoint,
+                     sampling_rate=self.cfg.tracing.sampling_rate)
 
     def _build_pod_network(self, pod_cidrs: PodCidrStore) -> PodNetwork:
         opts = options_from_config(self.cfg.network, str(self.root))
@@ -284,6 +303,7 @@ class Daemon:
         """The container manager over the embedded runtime; exits are watched before the
         start-up reconciliation so none is missed in between."""
         self._zygote = Zygote.start(env=mark(self.run_root))
+        self._stack.callback(self._zygote.close)
         rt = EmbeddedRuntime(RuntimeOptions(root=self.run_root / "runtime",
                                             exits_dir=self.run_root / "exits"),
                              launcher=self._zygote)
@@ -299,11 +319,13 @@ class Daemon:
             ContainerOptions(root=self.root / "containers",
                              forbidden_roots=(self.root, self.run_root),
                              cgroup_driver=self.cfg.cgroup_driver, grantable_caps=grantable),
-            store, rt, self._images, PodManagerLookup(pods), self._events)
+            store, TracedRuntime(rt, self._observability.span), self._images,
+            PodManagerLookup(pods), self._events)
         self._exits = ExitWatchThread(self.run_root / "exits", manager.mark_exited)
         for change in manager.reconcile():
             log.info("reconciled container", change=change)
         self._exits.start()
+        self._stack.callback(self._exits.stop)
         return manager
 
     def _end_unrecorded_monitors(self, rt: EmbeddedRuntime) -> None:
@@ -330,6 +352,7 @@ class Daemon:
                              tls_cert=cfg.tls_cert or None, tls_key=cfg.tls_key or None),
             backend)
         self._streaming.start()
+        self._stack.callback(self._streaming.stop)  # ends every session: exec'd ones killed
         log.info("streaming server", url=self._streaming.base_url)
         return StreamingDeps(self._streaming, targets)
 
@@ -341,7 +364,8 @@ class Daemon:
                           console_dir=self.run_root / "console",
                           state_dir=self.root / "docker", root=self.root,
                           cgroup_driver=self.cfg.cgroup_driver,
-                          cgroup_parent=self.cfg.docker.cgroup_parent)
+                          cgroup_parent=self.cfg.docker.cgroup_parent,
+                          short_names=tuple(self.cfg.images.short_name_registries))
         return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group,
                                upload_limit=parse_size(self.cfg.docker.max_upload_size))
 
@@ -352,11 +376,51 @@ class Daemon:
         # thread blocked in an untimed wait: it would never see the signal. Waking up
         # periodically lets the handler run whichever thread took the signal.
         while not self._stopped.wait(SIGNAL_POLL_SECONDS):
-            pass
+            if self._reload_wanted.is_set():
+                self._reload_wanted.clear()
+                self.reload()
+
+    def reload(self) -> None:
+        """Reads the configuration again and applies what can change at runtime (see
+        crid/reload.py); a new configuration that does not load or apply is refused whole,
+        with one error line, and the running one stays."""
+        self._notifier.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            new = self._loader()
+            plan = reloadmod.plan(self.cfg, new)
+            self._apply(plan)
+        except (ConfigError, ImageStoreError, OSError) as e:
+            log.error("configuration reload failed; keeping the running configuration",
+                      error=str(e))
+        else:
+            self.cfg = plan.effective
+            log.info("configuration reloaded", changed=list(plan.applied),
+                     needs_restart=list(plan.restart))
+        finally:
+            self._notifier.notify("READY=1", f"STATUS=serving on unix://{self.socket_path}")
+
+    def _apply(self, plan: reloadmod.ReloadPlan) -> None:
+        """Images first, then metrics; a metrics address that cannot be bound puts the
+        image settings back, so nothing of the new configuration is half applied."""
+        new, images, obs = plan.effective, self._images, self._observability
+        assert images is not None
+        images.reconfigure(store_options(new.images, self.root / "images"))
+        try:
+            obs.apply_metrics(new.metrics)
+        except OSError as e:
+            images.reconfigure(store_options(self.cfg.images, self.root / "images"))
+            raise OSError(f"metrics on {new.metrics.listen}: {e.strerror or e}") from e
+        obs.apply_tracing(new.tracing)
+        logs.reconfigure(new.log_level, new.log_format)
+        if obs.metrics_url and any(k.startswith("metrics.") for k in plan.applied):
+            log.info("serving metrics", url=obs.metrics_url)
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopped.set())
+        # SIGHUP reloads the configuration (systemctl reload): in wait(), not in the handler,
+        # which may run in the middle of anything the main thread does.
+        signal.signal(signal.SIGHUP, lambda *_: self._reload_wanted.set())
         # SIGUSR1 dumps every thread's stack to the log, as Go daemons do on SIGQUIT.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
 
@@ -371,31 +435,8 @@ class Daemon:
         log.info("stopped")
 
     def _teardown(self) -> None:
-        if self._server is not None:
-            self._server.stop(GRACE_SECONDS).wait()
-            self._server = None
-        if self._docker is not None:
-            self._docker.stop()
-            self._docker = None
-        if self._observability is not None:
-            self._observability.close()
-            self._observability = None
-        if self._streaming is not None:
-            self._streaming.stop()  # ends every session: exec'd processes are killed
-            self._streaming = None
-        self._events.close()
-        if self._exits is not None:
-            self._exits.stop()
-            self._exits = None
-        if self._zygote is not None:
-            self._zygote.close()
-            self._zygote = None
-        if self._images is not None:
-            self._images.close()
-            self._images = None
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        if self._socket_ours:
-            self.socket_path.unlink(missing_ok=True)
-        self._lock.release()
+        try:
+            self._stack.close()
+        finally:
+            self._server = self._docker = self._streaming = None
+            self._exits = self._zygote = self._images = self._store = None

@@ -1,5 +1,8 @@
 """Logging set-up with structlog: human-readable on a terminal, JSON otherwise.
 
+Level and format can change at runtime (`reconfigure`, on SIGHUP): loggers are cached on first
+use, so both live in one `_Settings` that the first and last processors read per event.
+
 A processor scrubs secrets from every event: keys that name credentials and bearer tokens or
 basic-auth strings inside values never reach a log.
 """
@@ -35,27 +38,63 @@ def _scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mapping
     return redact(dict(event))
 
 
+_LEVELS = logging.getLevelNamesMapping()
+_METHOD_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "msg": logging.INFO,
+                  "warning": logging.WARNING, "warn": logging.WARNING, "error": logging.ERROR,
+                  "exception": logging.ERROR, "critical": logging.CRITICAL,
+                  "fatal": logging.CRITICAL}
+
+
+class _Settings:
+    """The current level and renderer, swapped whole by reconfigure()."""
+
+    def __init__(self) -> None:
+        self.level = logging.INFO
+        self.stream: Any = sys.stderr
+        self.renderer: Any = structlog.processors.JSONRenderer()
+
+    def apply(self, level: str, fmt: str) -> None:
+        if fmt == "auto":
+            fmt = "text" if self.stream.isatty() else "json"
+        self.renderer = (structlog.dev.ConsoleRenderer(colors=False) if fmt == "text"
+                         else structlog.processors.JSONRenderer())
+        self.level = _LEVELS[level.upper()]
+
+    def drop_below_level(self, _logger: Any, method: str,
+                         event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if _METHOD_LEVELS.get(method, logging.INFO) < self.level:
+            raise structlog.DropEvent
+        return event
+
+    def render(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+        return self.renderer(logger, method, event)
+
+
+_settings = _Settings()
+
+
 def setup(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """Configures structlog for the whole process (called once by the daemon)."""
-    stream = stream or sys.stderr
-    if fmt == "auto":
-        fmt = "text" if stream.isatty() else "json"
-    renderer: Any = (structlog.dev.ConsoleRenderer(colors=False) if fmt == "text"
-                     else structlog.processors.JSONRenderer())
+    _settings.stream = stream or sys.stderr
+    _settings.apply(level, fmt)
     structlog.configure(
         processors=[
+            _settings.drop_below_level,  # first: a dropped event costs one comparison
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             _scrub,
-            renderer,
+            _settings.render,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=structlog.PrintLoggerFactory(_settings.stream),
         cache_logger_on_first_use=True,
     )
+
+
+def reconfigure(level: str, fmt: str) -> None:
+    """Changes level and format of every logger, cached ones included (a reload)."""
+    _settings.apply(level, fmt)
 
 
 def get(name: str = "crid") -> Any:

@@ -1,7 +1,7 @@
 """Prometheus metrics (`[metrics] enable = true`), named as CRI-O's where one exists.
 
-Imported only when metrics are enabled: prometheus_client costs ~90 ms of imports, which a
-daemon with metrics off (the default) and `crid --version` should not pay.
+Imported only when metrics are enabled: prometheus_client's imports take longer than the rest of
+start-up, which a daemon with metrics off (the default) and `crid --version` should not pay.
 
 Counters and histograms are updated by the events that make them (an RPC ending, a pull's
 bytes, an OOM kill); container, pod and session counts are read from memory at scrape time.

@@ -1,19 +1,20 @@
-"""Metrics as configured, turned on and off by the daemon at start and on reload.
+"""Metrics and tracing as configured, turned on and off by the daemon at start and on reload.
 
-Nothing here imports prometheus_client: `crid.metrics` is imported the first time metrics are
-enabled, so a daemon with them off (the default) never pays for it.
+Nothing here imports prometheus_client or opentelemetry: `crid.metrics` and `crid.tracing` are
+imported the first time they are enabled, so a daemon with them off (the default) never pays.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from crid.config import MetricsConfig, split_host_port
+from crid.config import MetricsConfig, TracingConfig, split_host_port
 from crid.events import EventBus
 
 log = structlog.get_logger("crid.observability")
@@ -32,18 +33,50 @@ class MetricSources:
 
 
 class Observability:
-    """Holds the enabled observers (the gRPC interceptor reads `observers()` per call) and
-    the metrics HTTP server."""
+    """Holds the enabled observers (the gRPC interceptor reads `observers()` per call), the
+    metrics HTTP server and the tracer provider."""
 
-    def __init__(self, sources: MetricSources, events: EventBus) -> None:
-        self._sources, self._events = sources, events
+    def __init__(self, events: EventBus) -> None:
+        self._events = events
+        self._sources: MetricSources | None = None  # bound once the managers exist
         self._metrics: Any = None  # crid.metrics.Metrics once first enabled; kept when off
         self._serving = ""  # the listen address metrics are served on, "" when off
+        self._tracing: Any = None  # crid.tracing.Tracing while enabled
+        self._tracing_cfg: TracingConfig | None = None
         self._observers: tuple[Any, ...] = ()
         self._watcher: threading.Thread | None = None
 
+    def bind(self, sources: MetricSources) -> None:
+        self._sources = sources
+
     def observers(self) -> tuple[Any, ...]:
         return self._observers
+
+    def _update_observers(self) -> None:
+        self._observers = tuple(o for o in (self._metrics if self._serving else None,
+                                            self._tracing) if o is not None)
+
+    def span(self, name: str, **attributes: str) -> AbstractContextManager[Any]:
+        """A child span of the current call's span; a no-op while tracing is off."""
+        tracing = self._tracing
+        return tracing.span(name, attributes) if tracing is not None else nullcontext()
+
+    def apply_tracing(self, cfg: TracingConfig) -> str:
+        """Makes tracing match `cfg`; returns what changed ("" for nothing)."""
+        wanted = cfg if cfg.enable else None
+        if wanted == self._tracing_cfg:
+            return ""
+        old = self._tracing
+        if wanted is not None:
+            from crid.tracing import Tracing
+            self._tracing = Tracing(wanted)
+        else:
+            self._tracing = None
+        self._tracing_cfg = wanted
+        self._update_observers()
+        if old is not None:
+            old.close()  # after the swap: calls from now on go to the new provider
+        return f"tracing to {cfg.endpoint}" if wanted else "tracing off"
 
     @property
     def metrics_url(self) -> str:
@@ -65,6 +98,7 @@ class Observability:
             return ""
         if self._metrics is None:
             from crid.metrics import Metrics
+            assert self._sources is not None, "bind() the sources first"
             self._metrics = Metrics(self._sources)
             self._watch_ooms()
         old = self._serving
@@ -78,7 +112,7 @@ class Observability:
                 self._metrics.serve(old)
             raise
         self._serving = wanted
-        self._observers = (self._metrics,) if wanted else ()
+        self._update_observers()
         return f"metrics on {wanted}" if wanted else "metrics off"
 
     def pulled_bytes(self, n: int) -> None:
@@ -100,8 +134,12 @@ class Observability:
         self._watcher.start()
 
     def close(self) -> None:
-        """Stops the metrics server; the event watcher ends when the event bus closes."""
+        """Stops the metrics server and exports the spans still queued; the event watcher
+        ends when the event bus closes."""
         if self._serving:
             self._metrics.close()
             self._serving = ""
+        if self._tracing is not None:
+            self._tracing.close()
+            self._tracing, self._tracing_cfg = None, None
         self._observers = ()

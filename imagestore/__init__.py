@@ -16,6 +16,7 @@ from imagestore.options import ImageStoreOptions, RegistryOptions
 from imagestore.pack import pack_layer
 from imagestore.progress import DONE, DOWNLOADING, EXISTS, VERIFIED, WAITING, LayerProgress
 from imagestore.reference import DEFAULT_TAG, Reference
+from imagestore.reference import candidates as reference_candidates
 from imagestore.reference import parse as parse_reference
 from imagestore.registry.credentials import Credentials
 from imagestore.registry.push import CatalogUnavailable
@@ -34,5 +35,5 @@ __all__ = [
     "ImageRecord", "ImageStore", "ImageStoreError", "ImageStoreOptions", "InvalidImage",
     "InvalidReference", "LayerProgress", "NewImage", "PushEvent", "PushResult", "Reference",
     "RegistryOptions", "RegistryUnavailable", "VERIFIED", "VerificationFailed", "WAITING",
-    "host_platform", "pack_layer", "parse_reference",
+    "host_platform", "pack_layer", "parse_reference", "reference_candidates",
 ]

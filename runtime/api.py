@@ -25,13 +25,13 @@ from runtime.cgroups.errors import CgroupError
 from runtime.errors import ContainerNotFound, InvalidState, OCIRuntimeError, SpecError
 from runtime.exits import ExitWatcher, wait_exit
 from runtime.features import has_mount_setattr
+from runtime.launch.zygote import Zygote
 from runtime.lifecycle import CreateRequest, ExecRequest, MonitorLauncher, Runtime
 from runtime.monitor import framing, reopen_log
 from runtime.monitor.attach import connect_unix, listen_unix
 from runtime.monitor.exitfile import ExitStatus, read_exit_file
 from runtime.requests import Created
 from runtime.state import Status, process_start_time
-from runtime.zygote import Zygote
 
 __all__ = [
     "CgroupError", "CgroupLimits", "CgroupManager", "CgroupPath", "ContainerNotFound", "Cpu",

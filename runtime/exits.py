@@ -87,7 +87,7 @@ class ExitWatcher:
 class _SharedWatch:
     """One inotify instance for every ``wait_for_file`` in the process, never closed.
 
-    Why: closing an inotify fd waits for an SRCU grace period (10-20 ms here); a fresh
+    Why: closing an inotify fd waits for an SRCU grace period (milliseconds); a fresh
     instance per wait made every container wait and delete that much slower. Watches are
     added per directory (the kernel reuses the watch of a directory already watched).
     Waiters re-check the file after every wake-up, and wake at least every 50 ms, so a waiter
@@ -98,7 +98,7 @@ class _SharedWatch:
 
     def __init__(self) -> None:
         self._fd = -1
-        self._lock = _thread.allocate_lock()  # threading costs the CLI 1.5 ms
+        self._lock = _thread.allocate_lock()  # importing threading would cost the CLI
 
     def _fileno(self, directory: str) -> int:
         with self._lock:

@@ -23,7 +23,7 @@ def run_hook(hook: Hook, state: dict[str, Any] | str, kind: str = "hook") -> Non
     Raises:
         HookError: the binary could not be run, timed out, or exited non-zero / by a signal.
     """
-    import subprocess  # here: most containers have no hooks, and it costs the CLI 5 ms
+    import subprocess  # here: most containers have no hooks, and the CLI would pay for it
 
     data = state if isinstance(state, str) else json.dumps(state)
     argv = list(hook.args) or [hook.path]

@@ -2,7 +2,7 @@
 pause/resume, update, ps, wait and features.
 
 ``Runtime(root)`` keeps runc-style state under ``root``. Containers are created through a
-``MonitorLauncher``: crid passes a ``runtime.zygote.Zygote`` (it must never fork); the CLI,
+``MonitorLauncher``: crid passes a ``runtime.launch.zygote.Zygote`` (it must never fork); the CLI,
 single-threaded, uses the default ``ForkLauncher``. Every container gets a monitor that is its
 parent (see ``runtime.monitor``).
 """
@@ -20,9 +20,9 @@ from runtime import caps, hooks
 from runtime.cgroup_seam import Cgroups, host_view, is_frozen, open_cgroups
 from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError, RequestError
-from runtime.execprep import ExecPrep, prepare_exec
 from runtime.exits import wait_exit, wait_for_file
 from runtime.features import features as _features
+from runtime.launch.execprep import ExecPrep, prepare_exec
 from runtime.monitor.attach import AttachClient, reopen_log
 from runtime.monitor.exitfile import ExitStatus, read_exit_file, rfc3339_nano
 from runtime.monitor.launch import MonitorFds, MonitorRequest, fork_monitor, read_reply
@@ -64,7 +64,7 @@ class ForkLauncher:
         self.double = double
 
     def launch(self, request: MonitorRequest, fds: MonitorFds) -> None:
-        from runtime.spawners import make_spawner
+        from runtime.launch.spawners import make_spawner
 
         fork_monitor(request, fds, make_spawner, self.double)
 
@@ -406,7 +406,7 @@ class Runtime:
                        created.wait_fd)
 
     def _exec_prep(self, rec: ContainerRecord) -> ExecPrep:
-        """What execs into ``rec`` need, worked out at its first exec (see runtime.execprep)."""
+        """What execs into ``rec`` need, worked out at its first exec (runtime.launch.execprep)."""
         prep = self._exec_preps.get(rec.id)
         if prep is None or (prep.pid, prep.pid_start) != (rec.pid, rec.pid_start):
             spec = self._spec(rec.id)

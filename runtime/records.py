@@ -1,11 +1,12 @@
 """Record classes declared like dataclasses, but cheap to define.
 
-Why not ``dataclasses``: importing it pulls in ``inspect`` (about 7 ms here) and each
-``@dataclass`` compiles five or six generated methods (0.3-0.8 ms per class). The runtime
-declares some sixty records and ``crid-runtime`` imports most of them on every call, so the
-stdlib decorator alone cost the CLI about 40 ms. Here only ``__init__`` is generated (one
-``exec`` per class, on its first instantiation); ``__repr__``, ``__eq__``, ``__hash__`` and
-the frozen ``__setattr__`` are shared functions reading the class's field names.
+Why not ``dataclasses``: importing it pulls in ``inspect`` and each ``@dataclass`` compiles five
+or six generated methods at class creation. The runtime declares some sixty records and
+``crid-runtime`` imports most of them on every call, so the stdlib decorator cost the CLI a
+measurable share of its start-up (the CLI benchmark in make bench tells how much). Here only
+``__init__`` is generated (one ``exec`` per class, on its first instantiation); ``__repr__``,
+``__eq__``, ``__hash__`` and the frozen ``__setattr__`` are shared functions reading the class's
+field names.
 
 Supported: ``@dataclass`` and ``@dataclass(frozen=True)``, fields with plain defaults or
 ``field(default=...)`` / ``field(default_factory=...)``, and ``asdict``, ``replace``,

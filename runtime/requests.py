@@ -60,8 +60,8 @@ class ExecRequest:
     before the caller connects, and an exit before it connects, are kept for it).
     brief: a process whose exit is read from ``wait_fd`` only (ExecSync, streaming exec): its
     monitor spawns it directly, counts no OOM kills, and writes no exit file unless
-    ``exit_file`` is given. ~4 ms faster; the monitor keeps ~0.4 MiB more (PSS 3.8 vs 3.4 MiB)
-    for as long as the process runs. preserve_fds: as in ``CreateRequest``."""
+    ``exit_file`` is given. Faster (one spawner child less); its monitor keeps somewhat more
+    memory for as long as the process runs. preserve_fds: as in ``CreateRequest``."""
 
     process: dict[str, Any]
     stdio: tuple[int, int, int] | None = None

@@ -20,7 +20,7 @@ from runtime.linux.atomic import write_atomic
 from runtime.records import asdict, dataclass, field
 
 # Patterns stay strings, compiled by re on first use (and cached there): compiling
-# them at import cost every CLI call about 0.2 ms each.
+# them at import would cost every CLI call.
 _ID_RE = r"^[\w+.-]{1,1024}$"
 
 
@@ -145,7 +145,7 @@ class StateStore:
 
 def _remove_tree(path: str) -> None:
     """``shutil.rmtree(path, ignore_errors=True)`` for a state directory (a few files, maybe a
-    socket); shutil's import (bz2, lzma) costs every CLI call 4 ms."""
+    socket); shutil's import (bz2, lzma) would cost every CLI call."""
     try:
         entries = list(os.scandir(path))
     except OSError:

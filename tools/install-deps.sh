@@ -2,9 +2,9 @@
 # Installs the Debian packages the tests and benchmarks need; a no-op when all are present.
 # `install-deps.sh run`: only what the daemon itself needs (make run, make install): python3-venv
 # for the venv, util-linux's nsenter/unshare for pod infra processes, nftables for the built-in
-# network's NAT, iproute2, libseccomp2 for seccomp filters.
+# network's NAT, iproute2, libseccomp2 for seccomp filters, procps' ps for `docker top`.
 set -euo pipefail
-run_pkgs=(python3-venv util-linux nftables iproute2 libseccomp2)
+run_pkgs=(python3-venv util-linux nftables iproute2 libseccomp2 procps)
 pkgs=("${run_pkgs[@]}" docker-registry busybox-static containerd runc crun
       containernetworking-plugins iptables openssl apache2-utils docker.io)
 [ "${1:-}" != run ] || pkgs=("${run_pkgs[@]}")

@@ -25,8 +25,8 @@ from crid.build import dockerignore, instructions
 from crid.build.cache import BuildCache, step_key
 from crid.build.copying import CopySpec, parse_chown, stage_copy, tree_digest
 from crid.build.dockerfile import Dockerfile, Instruction, Stage, exec_form, flags, parse
-from crid.build.errors import BuildError
-from crid.build.runner import RunStep, StepRunner
+from crid.build.errors import BuildCancelled, BuildError
+from crid.build.runner import Cancelled, RunStep, StepRunner
 from crid.build.view import merged_view, resolve_inside
 from crid.build.words import expand_word, split_words
 from crid.containers.users import UserDB
@@ -89,13 +89,15 @@ class Builder:
         self._pull = pull or images.pull
         self._platform = host_platform()
 
-    def build(self, req: BuildRequest, out: BuildOutput) -> str:
+    def build(self, req: BuildRequest, out: BuildOutput,
+              cancelled: Cancelled = lambda: False) -> str:
         """Build `req`; returns the final image id. Raises BuildError (and the image store's
-        and managers' errors, with the message the output should end on)."""
+        and managers' errors, with the message the output should end on); BuildCancelled
+        once `cancelled()` turns true (checked between steps and while a RUN runs)."""
         df = parse(_read_dockerfile(req.context, req.dockerfile))
         _apply_dockerignore(req.context)
         stages = _stages_to_build(df, req.target)
-        run = _Run(self, req, out, df, sum(1 + len(s.instructions) for s in stages))
+        run = _Run(self, req, out, df, sum(1 + len(s.instructions) for s in stages), cancelled)
         built: dict[str, str | None] = {}
         final: str | None = None
         for stage in stages:
@@ -115,7 +117,7 @@ class Builder:
         out.aux(final)
         out.stream(f"Successfully built {_short(final)}\n")
         for tag in req.tags:
-            out.stream(f"Successfully tagged {tag}\n")
+            out.stream(f"Successfully tagged {_familiar(tag)}\n")
         return final
 
 
@@ -123,8 +125,9 @@ class _Run:
     """One build in progress."""
 
     def __init__(self, b: Builder, req: BuildRequest, out: BuildOutput, df: Dockerfile,
-                 total: int) -> None:
+                 total: int, cancelled: Cancelled) -> None:
         self.b = b
+        self.cancelled = cancelled
         self.req = req
         self.out = out
         self.total = total
@@ -189,6 +192,8 @@ class _Run:
     # --- steps ---------------------------------------------------------------------------
 
     def _announce(self, ins: Instruction) -> None:
+        if self.cancelled():
+            raise BuildCancelled("the build was cancelled")
         self.step_no += 1
         self.out.stream(f"Step {self.step_no}/{self.total} : {ins}\n")
 
@@ -229,7 +234,8 @@ class _Run:
             if kw in ("ENV", "LABEL", "USER", "EXPOSE", "STOPSIGNAL"):
                 text = f"{kw} {_expanded_args(ins, env)}"
         key = step_key(st.image_id, text, json.dumps(cfg, sort_keys=True), st.author)
-        self._commit(st, key, f"/bin/sh -c #(nop)  {text}", None)
+        if not self._cached(st, key):
+            self._commit(st, key, f"/bin/sh -c #(nop)  {text}", None)
 
     def _run(self, st: _State, ins: Instruction) -> None:
         argv = instructions.command(ins, st.shell)
@@ -253,7 +259,7 @@ class _Run:
         def output(data: bytes) -> None:
             self.out.stream(data.decode("utf-8", "replace"))
 
-        with self.b._runner.run(step, on_start, output) as result:
+        with self.b._runner.run(step, on_start, output, self.cancelled) as result:
             if result.exit_code != 0:
                 raise BuildError(f"The command '{' '.join(argv)}' returned a non-zero code: "
                                  f"{result.exit_code}", result.exit_code)
@@ -499,6 +505,12 @@ def _from_text(stage: Stage) -> str:
     if stage.platform:
         text = f"--platform={stage.platform} {text}"
     return f"{text} AS {stage.name}" if stage.name else text
+
+
+def _familiar(tag: str) -> str:
+    """The tag as Docker prints it: with its implied ":latest"."""
+    name = tag.rpartition("/")[2]
+    return tag if ":" in name or "@" in name else f"{tag}:latest"
 
 
 def _short(image_id: str) -> str:

@@ -12,3 +12,7 @@ class BuildError(InvalidArgument):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+class BuildCancelled(BuildError):
+    """The client went away: the build stops where it is and leaves nothing behind."""

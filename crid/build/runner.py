@@ -18,12 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from crid import logs
+from crid.build.errors import BuildCancelled
 from crid.containers.manager import ContainerManager
 from crid.containers.model import ContainerRequest, Security
 from crid.containers.record import ContainerState
+from crid.errors import CridError
 from crid.events import EventBus, Subscription
+from crid.pods import PodFilter
 from crid.pods.manager import PodManager
-from crid.pods.model import Metadata, PodSpec
+from crid.pods.model import DOCKER, NODE, POD, Metadata, NamespaceOptions, PodSpec
+
+log = logs.get("crid.build")
 
 BUILD_NAMESPACE = "crid-build"
 BUILD_LABEL = "io.crid.build"
@@ -51,51 +57,93 @@ class StepResult:
 
 
 Output = Callable[[bytes], None]
+Cancelled = Callable[[], bool]
 
 
 class StepRunner(Protocol):
-    def run(self, step: RunStep, started: Callable[[str], None],
-            output: Output) -> contextlib.AbstractContextManager[StepResult]:
-        """Run the step to its end; the result is valid inside the `with` block only."""
+    def run(self, step: RunStep, started: Callable[[str], None], output: Output,
+            cancelled: Cancelled = lambda: False
+            ) -> contextlib.AbstractContextManager[StepResult]:
+        """Run the step to its end; the result is valid inside the `with` block only.
+
+        Raises:
+            BuildCancelled: `cancelled()` turned true while it ran (nothing is left of it).
+        """
         ...
 
 
+@dataclass(frozen=True)
+class RunnerOptions:
+    work_root: Path  # step logs
+    cgroup_parent: str = ""  # of the step pods ("" = the pods' default)
+    host_network: bool = False  # `docker build --network host`
+
+
 class PodStepRunner:
-    """StepRunner over the daemon's pod and container managers."""
+    """StepRunner over the daemon's pod and container managers.
+
+    Step pods belong to the DOCKER front door (the CRI never lists them, so the kubelet
+    never sees, and never kills, a build) in a namespace of their own, so `docker ps` does
+    not list them either.
+    """
 
     def __init__(self, pods: PodManager, containers: ContainerManager, events: EventBus,
-                 work_root: Path) -> None:
+                 opts: RunnerOptions) -> None:
         self._pods = pods
         self._containers = containers
         self._events = events
-        self._work = work_root
+        self._opts = opts
 
     @contextlib.contextmanager
-    def run(self, step: RunStep, started: Callable[[str], None],
-            output: Output) -> Iterator[StepResult]:
+    def run(self, step: RunStep, started: Callable[[str], None], output: Output,
+            cancelled: Cancelled = lambda: False) -> Iterator[StepResult]:
         uid = secrets.token_hex(8)
-        logs = self._work / f"logs-{uid}"
+        logs = self._opts.work_root / f"logs-{uid}"
         logs.mkdir(parents=True, mode=0o700)
         with contextlib.ExitStack() as undo:
             undo.callback(_remove_tree, logs)
-            pod_id = self._pods.run(PodSpec(
-                metadata=Metadata(name=f"build-{uid}", uid=uid, namespace=BUILD_NAMESPACE),
-                hostname=uid[:12], log_directory=str(logs), labels={BUILD_LABEL: "true"}))
+            pod_id = self._pods.run(self._pod_spec(uid, logs))
             undo.callback(self._remove_pod, str(pod_id))
             rec = self._containers.create(str(pod_id), _request(step))
             sub = self._events.subscribe()
             undo.callback(sub.close)
             self._containers.start(rec.id)
             started(rec.id)
-            code = self._follow(rec.id, sub, Path(rec.log_path), output)
+            code = self._follow(rec.id, sub, Path(rec.log_path), output, cancelled)
             points = tuple(m["destination"] for m in self._containers.spec(rec.id)["mounts"])
             yield StepResult(rec.id, code, Path(rec.bundle) / "upper", points)
 
-    def _follow(self, cid: str, sub: Subscription, log: Path, output: Output) -> int:
+    def reap(self) -> int:
+        """Removes the step pods a killed daemon left (a build does not survive a restart);
+        returns how many."""
+        leftovers = [p for p in self._pods.list_pods(PodFilter(labels={BUILD_LABEL: "true"},
+                                                               front_door=DOCKER))
+                     if p.spec.metadata.namespace == BUILD_NAMESPACE]
+        for pod in leftovers:
+            try:
+                self._remove_pod(pod.id.value)
+            except CridError as e:
+                log.warning("removing a leftover build step pod failed", pod=pod.id.value,
+                            error=str(e))
+        return len(leftovers)
+
+    def _pod_spec(self, uid: str, logs: Path) -> PodSpec:
+        network = NODE if self._opts.host_network else POD
+        return PodSpec(
+            metadata=Metadata(name=f"build-{uid}", uid=uid, namespace=BUILD_NAMESPACE),
+            hostname="" if self._opts.host_network else uid[:12], log_directory=str(logs),
+            labels={BUILD_LABEL: "true"}, cgroup_parent=self._opts.cgroup_parent,
+            namespaces=NamespaceOptions(network=network, pid="CONTAINER", ipc=POD),
+            front_door=DOCKER)
+
+    def _follow(self, cid: str, sub: Subscription, log: Path, output: Output,
+                cancelled: Cancelled) -> int:
         reader = _LogReader(log)
         try:
             def running() -> bool:  # checked at every event and every _POLL seconds
                 reader.pump(output)
+                if cancelled():
+                    raise BuildCancelled("the build was cancelled")
                 return self._containers.get(cid).state is not ContainerState.EXITED
 
             for _event in sub.events(poll=_POLL, alive=running):

@@ -14,8 +14,8 @@ import select
 import time
 from typing import Any
 
-from crid.containers.ports import ExecResult
 from crid.containers.runtime_errors import runtime_errors
+from crid.containers.seams import ExecResult
 from crid.errors import DeadlineExceeded
 from runtime.api import ExecRequest, Runtime, proctree
 
@@ -53,7 +53,7 @@ def run_exec(rt: Runtime, cid: str, process: dict[str, Any], timeout: float,
     try:
         try:
             # brief: no exit file (the record comes on the wait fd) and no throwaway spawner
-            # child in the monitor: about 4 ms of the ~17 ms an exec costs.
+            # child in the monitor: a good part of what an exec costs (make bench: exec_sync).
             with runtime_errors(f"exec in container {cid}"):
                 created = rt.exec(cid, ExecRequest(process=process, stdio=(null, out_w, err_w),
                                                    wait_fd=True, brief=True))

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from crid import logs
-from crid.containers.ports import ExitInfo
 from crid.containers.runtime_adapter import exit_info
+from crid.containers.seams import ExitInfo
 from runtime.api import ExitWatcher, read_exit_file
 
 log = logs.get("crid.containers.exits")

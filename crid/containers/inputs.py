@@ -19,7 +19,7 @@ from crid.containers.model import (
     ProfileKind,
     UserNs,
 )
-from crid.containers.ports import PodForContainers
+from crid.containers.seams import PodForContainers
 from crid.containers.spec import HostDevice
 from crid.containers.users import UserDB
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound

@@ -2,7 +2,7 @@
 
 The manager owns records (persisted in the metadata store, listed from memory), name
 reservations, and each container's directory under <root>/containers/<id>. It reaches the
-runtime, images and pods through small Protocols (crid/containers/ports.py).
+runtime, images and pods through small Protocols (crid/containers/seams.py).
 
 Operations that change a container (start, remove, resource updates) hold that container's own
 lock and re-read its record once they hold it, as containerd's setContainerStarting keeps start
@@ -33,7 +33,8 @@ from crid.containers.model import (
     ImageConfig,
     NsMode,
 )
-from crid.containers.ports import (
+from crid.containers.record import ContainerRecord, ContainerState
+from crid.containers.seams import (
     ContainerRuntime,
     ExecResult,
     ExitInfo,
@@ -41,7 +42,6 @@ from crid.containers.ports import (
     PodForContainers,
     PodLookup,
 )
-from crid.containers.record import ContainerRecord, ContainerState
 from crid.containers.spec import (
     HostDevice,
     PodContext,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from crid.containers.model import NsMode, UserNs
-from crid.containers.ports import PodForContainers
+from crid.containers.seams import PodForContainers
 from crid.containers.spec import PodContext
 from crid.errors import FailedPrecondition
 from crid.pods import PodManager, PodState

@@ -11,6 +11,7 @@ from pathlib import Path
 from crid.errors import Internal
 from runtime.linux import libc
 from runtime.linux.mounts import unmount_all
+from runtime.linux.syscalls import LINUX, MountCalls
 
 # mount(2) data is one page; longer lowerdir lists need the new mount API (not used yet).
 MAX_MOUNT_DATA = 4000
@@ -28,7 +29,7 @@ class PodUserns:
 
 
 def mount_rootfs(layers: list[Path], container_dir: Path,
-                 userns: PodUserns | None = None) -> Path:
+                 userns: PodUserns | None = None, calls: MountCalls = LINUX) -> Path:
     """Mounts <container_dir>/rootfs: lowerdir = layers (top first), upper and work beside it.
     With ``userns`` (a pod's user namespace), the layers are reached through idmapped mounts
     mapped like that namespace (see `_idmapped_layers`).
@@ -44,7 +45,7 @@ def mount_rootfs(layers: list[Path], container_dir: Path,
     with contextlib.ExitStack() as fds:
         lower = [str(p) for p in layers]
         if userns is not None:
-            lower = _idmapped_layers(layers, userns.path, fds)
+            lower = _idmapped_layers(layers, userns.path, fds, calls)
             # The upper cannot be idmapped: overlayfs writes it with the mounter's (host
             # root's) credentials, which an idmap of the pod's range cannot represent
             # (EOVERFLOW, and the overlay falls back to read-only). Its root directory, new
@@ -56,14 +57,14 @@ def mount_rootfs(layers: list[Path], container_dir: Path,
             raise Internal(f"mounting rootfs at {merged}: {len(layers)} layers exceed the "
                            "mount option size limit")
         try:
-            libc.mount("overlay", str(merged), "overlay", 0, data)
+            calls.mount("overlay", str(merged), "overlay", 0, data)
         except OSError as e:
             raise Internal(f"mounting rootfs at {merged}: {e}") from e
     return merged
 
 
-def _idmapped_layers(layers: list[Path], userns_path: str,
-                     fds: contextlib.ExitStack) -> list[str]:
+def _idmapped_layers(layers: list[Path], userns_path: str, fds: contextlib.ExitStack,
+                     calls: MountCalls) -> list[str]:
     """Detached idmapped copies of each layer, as /proc/self/fd paths for the overlay options.
 
     overlayfs itself cannot be idmapped (mount_setattr refuses it: EINVAL on 6.18), but since
@@ -78,13 +79,13 @@ def _idmapped_layers(layers: list[Path], userns_path: str,
 
     def idmapped(path: Path) -> str:
         try:
-            fd = libc.open_tree(AT_FDCWD, str(path),
+            fd = calls.open_tree(AT_FDCWD, str(path),
                                 libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC)
         except OSError as e:
             raise Internal(f"idmapping layer {path}: {e}") from e
         fds.callback(os.close, fd)
         try:
-            libc.mount_setattr(fd, "", libc.AT_EMPTY_PATH, libc.MOUNT_ATTR_IDMAP,
+            calls.mount_setattr(fd, "", libc.AT_EMPTY_PATH, libc.MOUNT_ATTR_IDMAP,
                                userns_fd=userns)
         except OSError as e:
             raise Internal(f"idmapping layer {path}: {e}") from e
@@ -99,28 +100,19 @@ def _empty_layer(container_dir: Path) -> Path:
     return empty
 
 
-def unmount_rootfs(container_dir: Path) -> None:
+def unmount_rootfs(container_dir: Path, calls: MountCalls = LINUX) -> None:
     """Unmounts the rootfs if mounted (idempotent)."""
     merged = container_dir / "rootfs"
     try:
-        unmount_all(merged, _is_mountpoint)
+        unmount_all(merged, calls.is_mounted, calls.umount2)
     except OSError as e:
         raise Internal(f"unmounting rootfs at {merged}: {e}") from e
 
 
-def remove_container_dir(container_dir: Path) -> None:
+def remove_container_dir(container_dir: Path, calls: MountCalls = LINUX) -> None:
     """Unmounts and deletes the writable layer and everything else of the container."""
-    unmount_rootfs(container_dir)
+    unmount_rootfs(container_dir, calls)
     shutil.rmtree(container_dir, ignore_errors=True)
-
-
-def _is_mountpoint(path: Path) -> bool:
-    target = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as fh:
-            return any(line.split()[4] == target for line in fh)
-    except OSError:
-        return False
 
 
 def writable_layer_usage(container_dir: Path) -> tuple[int, int]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crid.containers.ports import ExecResult, ExitInfo
 from crid.containers.runtime_errors import runtime_errors
+from crid.containers.seams import ExecResult, ExitInfo
 from crid.errors import FailedPrecondition
 from runtime.api import (
     ContainerNotFound,
@@ -131,6 +131,20 @@ class EmbeddedRuntime:
     def update(self, cid: str, resources: dict[str, Any]) -> None:
         with runtime_errors(f"updating resources of container {cid}"):
             self.rt.update(cid, resources)
+
+    def pause(self, cid: str) -> None:
+        with runtime_errors(f"pausing container {cid}"):
+            self.rt.pause(cid)
+
+    def resume(self, cid: str) -> None:
+        with runtime_errors(f"resuming container {cid}"):
+            self.rt.resume(cid)
+
+    def is_paused(self, cid: str) -> bool:
+        try:
+            return self.rt.state(cid).status is Status.PAUSED
+        except OCIRuntimeError:
+            return False
 
     def pids(self, cid: str) -> list[int]:
         try:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from crid.docker import containers, images, system
+from crid.build.service import BuildService, BuildServiceOptions
+from crid.docker import build, containers, images, system
 from crid.docker.deps import DockerDeps
 from crid.docker.lifecycle import ExitPolicies
 from crid.docker.router import Router
@@ -27,15 +28,21 @@ class DockerFrontDoor:
         system.register(router, deps)
         images.register(router, deps)
         containers.register(router, deps)
+        self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
+                                    BuildServiceOptions(deps.root / "build", deps.cgroup_parent,
+                                                        short_name_registries=deps.short_names))
+        build.register(router, self._builds)
         self._policies = ExitPolicies(deps)
         opts = DockerServerOptions(socket_path, group, upload_limit=upload_limit,
                                    spool_dir=deps.state_dir / "uploads")
         self._server = DockerServer(opts, router)
 
     def start(self) -> None:
+        self._builds.reap()
         self._policies.start()
         self._server.start()
 
     def stop(self) -> None:
+        self._builds.stop()
         self._server.stop()
         self._policies.stop()

@@ -22,10 +22,12 @@ from crid.docker.http import Hijack, Request, Response, empty, json_response
 from crid.docker.inspect import inspect, status_word, summary
 from crid.docker.logs import LogOptions, log_stream, parse_time
 from crid.docker.router import Router
+from crid.docker.stats import stats
 from crid.docker.streams import run_session
+from crid.docker.top import top
 from crid.errors import NotFound
-from crid.streaming import AttachRequest
-from crid.streaming_backend.attach_process import AttachProcess, connect_attach
+from crid.streaming.backend.attach_process import AttachProcess, connect_attach
+from crid.streaming.protocol import AttachRequest
 from runtime.api import connect_unix, framing
 
 _PS_FILTERS = ("id", "name", "label", "status", "exited", "ancestor")
@@ -152,7 +154,8 @@ def attach(d: DockerDeps, req: Request) -> Hijack:
 
     async def open_handle() -> AttachProcess:
         return AttachProcess(monitor, areq, exit_code=lambda: _exit_code(d, rec.id))
-    return Hijack(lambda sock, rest: run_session(sock, rest, open_handle, c.body.tty))
+    return Hijack(lambda sock, rest: run_session(sock, rest, open_handle, c.body.tty,
+                                                 close_stdin=not c.body.tty))
 
 
 def _attach_socket(d: DockerDeps, cid: str) -> str:
@@ -221,10 +224,42 @@ def register(router: Router, d: DockerDeps) -> None:
     router.add("DELETE", "/containers/{id}",
                lambda req: _done(lambda: lifecycle.remove(d, req.params["id"],
                                                           req.flag("force"))))
+    router.add("POST", "/containers/{id}/pause",
+               lambda req: _done(lambda: lifecycle.pause(d, req.params["id"])))
+    router.add("POST", "/containers/{id}/unpause",
+               lambda req: _done(lambda: lifecycle.unpause(d, req.params["id"])))
+    router.add("POST", "/containers/{id}/rename",
+               lambda req: _done(lambda: lifecycle.rename(d, req.params["id"],
+                                                          _required(req, "name"))))
+    router.add("GET", "/containers/{id}/top", lambda req: top(d, req))
+    router.add("GET", "/containers/{id}/stats", lambda req: stats(d, req))
+    router.add("POST", "/containers/prune", lambda req: prune(d, req))
     router.add("GET", "/containers/{id}/logs", lambda req: logs(d, req))
     router.add("POST", "/containers/{id}/attach", lambda req: attach(d, req))
     router.add("POST", "/containers/{id}/resize", lambda req: resize(d, req))
     exec_.register(router, d)
+
+
+def prune(d: DockerDeps, req: Request) -> Response:
+    """Removes every stopped container (label and until filters)."""
+    f = parse_filters(req, ("label", "until"))
+    until = min((parse_time(v) for v in f.get("until", [])), default=2.0 ** 63)
+    gone = []
+    for c in all_containers(d):
+        if c.running or c.pod.created_at / 1e9 >= until or \
+                not _ps_match(c, {"label": f.get("label", [])} if f.get("label") else {}):
+            continue
+        with contextlib.suppress(NotFound):
+            lifecycle.remove(d, c.id, force=False)
+            gone.append(c.id)
+    return json_response({"ContainersDeleted": gone or None, "SpaceReclaimed": 0})
+
+
+def _required(req: Request, name: str) -> str:
+    value = req.arg(name)
+    if not value:
+        raise BadRequest(f"query parameter {name} is required")
+    return value
 
 
 def _done(action: Callable[[], None]) -> Response:

@@ -15,7 +15,7 @@ from crid.containers.record import ContainerRecord, ContainerState
 from crid.docker.create_body import CreateBody
 from crid.docker.deps import DockerDeps
 from crid.docker.errors import BadRequest
-from crid.docker.specs import CONFIG_ANNOTATION
+from crid.docker.specs import CONFIG_ANNOTATION, NAMESPACE
 from crid.errors import NotFound
 from crid.pods import PodFilter, PodSandbox
 from crid.pods.model import DOCKER
@@ -26,6 +26,7 @@ class DockerContainer:
     pod: PodSandbox
     record: ContainerRecord | None  # None: its CRI container is gone (a failed restart)
     body: CreateBody
+    paused: bool = False  # its cgroup is frozen (docker pause)
 
     @property
     def id(self) -> str:
@@ -45,7 +46,10 @@ class DockerContainer:
 
 
 def docker_pods(d: DockerDeps) -> list[PodSandbox]:
-    return d.pods.list_pods(PodFilter(front_door=DOCKER))
+    # Build step pods are DOCKER pods too (the kubelet must not see them), in a namespace
+    # of their own: they are not containers a client made.
+    return [p for p in d.pods.list_pods(PodFilter(front_door=DOCKER))
+            if p.spec.metadata.namespace == NAMESPACE]
 
 
 def _latest(records: list[ContainerRecord]) -> ContainerRecord | None:
@@ -56,7 +60,14 @@ def view(d: DockerDeps, pod: PodSandbox) -> DockerContainer:
     records = [r for r in d.containers.list(ListFilter(pod_id=pod.id.value))
                if r.pod_id == pod.id.value]
     body = CreateBody.from_record(json.loads(pod.spec.annotations[CONFIG_ANNOTATION]))
-    return DockerContainer(pod, _latest(records), body)
+    return _container(d, pod, _latest(records), body)
+
+
+def _container(d: DockerDeps, pod: PodSandbox, record: ContainerRecord | None,
+               body: CreateBody) -> DockerContainer:
+    paused = record is not None and record.state is ContainerState.RUNNING and \
+        d.runtime.is_paused(record.id)
+    return DockerContainer(pod, record, body, paused)
 
 
 def all_containers(d: DockerDeps) -> list[DockerContainer]:
@@ -67,7 +78,7 @@ def all_containers(d: DockerDeps) -> list[DockerContainer]:
     out = []
     for pod in docker_pods(d):
         body = CreateBody.from_record(json.loads(pod.spec.annotations[CONFIG_ANNOTATION]))
-        out.append(DockerContainer(pod, _latest(by_pod.get(pod.id.value, [])), body))
+        out.append(_container(d, pod, _latest(by_pod.get(pod.id.value, [])), body))
     return sorted(out, key=lambda c: -c.pod.created_at)
 
 

@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crid.docker.errors import BadRequest
+from crid.errors import NotFound
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 _PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$")
 RESTART_POLICIES = ("", "no", "always", "on-failure", "unless-stopped")
-NETWORK_MODES = ("", "default", "bridge", "host")
+NETWORK_MODES = ("", "default", "bridge", "host", "none")
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def parse_create(body: Any) -> CreateBody:
         raise BadRequest("can't create 'AutoRemove' container with restart policy")
     network = _get(host, "NetworkMode", str, hc) or "bridge"
     if network not in NETWORK_MODES:
-        raise BadRequest(f"network mode {network[:60]!r} is not served (bridge or host)")
+        raise NotFound(f"network {network[:60]} not found (crid serves bridge, host and none)")
     return CreateBody(
         image=image, cmd=_strings(body, "Cmd", ""), entrypoint=_strings(body, "Entrypoint", ""),
         env=_env(_strings(body, "Env", "") or []),
@@ -154,7 +155,7 @@ def parse_create(body: Any) -> CreateBody:
         cap_add=_strings(host, "CapAdd", hc) or [], cap_drop=_strings(host, "CapDrop", hc) or [],
         memory=_non_negative(host, "Memory"), nano_cpus=_non_negative(host, "NanoCpus"),
         cpu_shares=_non_negative(host, "CpuShares"),
-        network_mode="host" if network == "host" else "bridge",
+        network_mode=network if network in ("host", "none") else "bridge",
         dns=_strings(host, "Dns", hc) or [], extra_hosts=_extra_hosts(host),
         auto_remove=auto_remove, restart_policy=policy if policy else "no",
         restart_max=_non_negative(restart, "MaximumRetryCount"),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from crid.containers.manager import ContainerManager
 from crid.containers.runtime_adapter import EmbeddedRuntime
+from crid.docker.events import EventJournal
+from crid.docker.image_configs import ImageConfigs
 from crid.events import EventBus
 from crid.pods import PodManager
 from imagestore import ImageStore
@@ -24,3 +27,10 @@ class DockerDeps:
     root: Path  # crid's root (DockerRootDir)
     cgroup_driver: str = "cgroupfs"
     cgroup_parent: str = ""  # pod cgroup parent of Docker-side containers ("" = crid's default)
+    short_names: tuple[str, ...] = ("docker.io",)  # the image store's short-name registries
+    journal: EventJournal = field(default_factory=EventJournal)  # what `docker events` shows
+    configs: ImageConfigs = field(default_factory=ImageConfigs)
+
+    def image_config(self, image_id: str) -> dict[str, Any]:
+        """The image's config (cached; do not change it). Raises ImageNotFound."""
+        return self.configs.get(self.images, image_id)

@@ -19,10 +19,10 @@ from crid.docker.http import Hijack, Request, Response, json_response
 from crid.docker.router import Router
 from crid.docker.streams import run_session
 from crid.errors import NotFound
-from crid.streaming import ExecRequest, TerminalSize
-from crid.streaming.backend import ProcessHandle
-from crid.streaming_backend.exec_process import start_exec
-from crid.streaming_backend.ports import ExecTarget
+from crid.streaming.backend.exec_process import start_exec
+from crid.streaming.backend.seams import ExecTarget
+from crid.streaming.protocol import ExecRequest, TerminalSize
+from crid.streaming.protocol.backend import ProcessHandle
 
 MAX_EXECS = 4096
 

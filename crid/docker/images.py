@@ -47,7 +47,7 @@ def find(d: DockerDeps, name: str) -> ImageRecord:
 
 
 def summary(d: DockerDeps, r: ImageRecord) -> dict[str, Any]:
-    config = d.images.config(r.id)
+    config = d.image_config(r.id)
     return {"Id": r.id, "ParentId": "", "RepoTags": list(r.repo_tags),
             "RepoDigests": list(r.repo_digests), "Created": _unix(_created(config)),
             "Size": r.size, "SharedSize": -1, "VirtualSize": r.size,
@@ -63,7 +63,7 @@ def _matches(d: DockerDeps, r: ImageRecord, filters: dict[str, list[str]]) -> bo
     for value in filters.get("dangling", []):
         if (value in ("true", "1")) != (not r.repo_tags):
             return False
-    labels = (d.images.config(r.id).get("config") or {}).get("Labels") or {}
+    labels = (d.image_config(r.id).get("config") or {}).get("Labels") or {}
     for want in filters.get("label", []):
         key, eq, value = want.partition("=")
         if key not in labels or (eq and labels[key] != value):
@@ -73,9 +73,9 @@ def _matches(d: DockerDeps, r: ImageRecord, filters: dict[str, list[str]]) -> bo
 
 def _created_window(d: DockerDeps, filters: dict[str, list[str]]) -> tuple[int, int]:
     """`since`/`before` name images; the listed ones were created strictly between them."""
-    low = max((_unix(_created(d.images.config(find(d, v).id))) for v in filters.get("since", [])),
+    low = max((_unix(_created(d.image_config(find(d, v).id))) for v in filters.get("since", [])),
               default=-1)
-    high = min((_unix(_created(d.images.config(find(d, v).id)))
+    high = min((_unix(_created(d.image_config(find(d, v).id)))
                 for v in filters.get("before", [])), default=2 ** 63)
     return low, high
 
@@ -91,7 +91,7 @@ def list_images(d: DockerDeps, req: Request) -> Response:
 
 def inspect(d: DockerDeps, req: Request) -> Response:
     r = find(d, req.params["name"])
-    config = d.images.config(r.id)
+    config = d.image_config(r.id)
     c = config.get("config") or {}
     return json_response({
         "Id": r.id, "RepoTags": list(r.repo_tags), "RepoDigests": list(r.repo_digests),
@@ -116,7 +116,7 @@ def inspect(d: DockerDeps, req: Request) -> Response:
 
 def history(d: DockerDeps, req: Request) -> Response:
     r = find(d, req.params["name"])
-    config = d.images.config(r.id)
+    config = d.image_config(r.id)
     sizes = iter(d.images.layer_sizes(r.id))
     out = []
     for entry in config.get("history") or []:
@@ -137,7 +137,9 @@ def tag(d: DockerDeps, req: Request) -> Response:
     repo, tag_ = req.arg("repo"), req.arg("tag") or "latest"
     if not repo:
         raise BadRequest("repository name is required (repo=)")
-    d.images.tag(find(d, req.params["name"]).id, f"{repo}:{tag_}")
+    record = find(d, req.params["name"])
+    d.images.tag(record.id, f"{repo}:{tag_}")
+    d.journal.add("image", "tag", record.id, name=f"{repo}:{tag_}")
     return Response(201, b"", content_type="")
 
 
@@ -152,20 +154,31 @@ def remove(d: DockerDeps, req: Request) -> Response:
         raise Conflict(f"conflict: unable to delete {r.id[7:19]} (must be forced) - image is "
                        "referenced in multiple repositories")
     if not by_id and (len(r.repo_tags) > 1 or (used and force)):
-        d.images.untag(name)
-        return json_response([{"Untagged": name}])
+        return json_response(_untag(d, r, [name]))
     if used and force:  # the image stays for its containers, its names go
-        names = [*r.repo_tags, *r.repo_digests]
-        for n in names:
-            d.images.untag(n)
-        return json_response([{"Untagged": n} for n in names])
+        return json_response(_untag(d, r, [*r.repo_tags, *r.repo_digests]))
     if used:
         what = "delete" if by_id else "remove repository reference"
         raise Conflict(f"conflict: unable to {what} {name!r} (must force) - an image used by "
                        f"a container cannot be removed: {r.id[7:19]}")
-    out = [{"Untagged": t} for t in (*r.repo_tags, *r.repo_digests)]
+    return json_response(_delete(d, r))
+
+
+def _untag(d: DockerDeps, r: ImageRecord, names: list[str]) -> list[dict[str, str]]:
+    for n in names:
+        d.images.untag(n)
+        d.journal.add("image", "untag", r.id, name=n)
+    return [{"Untagged": n} for n in names]
+
+
+def _delete(d: DockerDeps, r: ImageRecord) -> list[dict[str, str]]:
+    """Removes the image with every name; Docker's report of it."""
+    names = [*r.repo_tags, *r.repo_digests]
     d.images.remove(r.id)
-    return json_response([*out, {"Deleted": r.id}])
+    for n in names:
+        d.journal.add("image", "untag", r.id, name=n)
+    d.journal.add("image", "delete", r.id, name=r.id)
+    return [*({"Untagged": n} for n in names), {"Deleted": r.id}]
 
 
 def _credentials(req: Request) -> Credentials | None:
@@ -226,14 +239,12 @@ def prune(d: DockerDeps, req: Request) -> Response:
     deleted: list[dict[str, str]] = []
     reclaimed = 0
     for r in d.images.list():
-        config = d.images.config(r.id)
+        config = d.image_config(r.id)
         if r.id in used or (dangling_only and r.repo_tags) or r.pinned or \
                 _unix(_created(config)) >= until or \
                 not _matches(d, r, {"label": filters.get("label", [])}):
             continue
-        deleted += [{"Untagged": t} for t in (*r.repo_tags, *r.repo_digests)]
-        d.images.remove(r.id)
-        deleted.append({"Deleted": r.id})
+        deleted += _delete(d, r)
         reclaimed += r.size
     return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 

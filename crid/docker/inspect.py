@@ -21,7 +21,9 @@ def rfc3339(ns: int) -> str:
 
 
 def status_word(c: DockerContainer) -> str:
-    """Docker's State.Status: created, running, exited (paused/restarting not tracked yet)."""
+    """Docker's State.Status: created, running, paused, exited."""
+    if c.paused:
+        return "paused"
     return {ContainerState.CREATED: "created", ContainerState.RUNNING: "running"}.get(
         c.state, "exited")
 
@@ -41,7 +43,7 @@ def status_text(c: DockerContainer) -> str:
     if r is None or c.state is ContainerState.CREATED:
         return "Created"
     if c.running:
-        return "Up " + _ago(r.started_at).removesuffix(" ago")
+        return "Up " + _ago(r.started_at).removesuffix(" ago") + (" (Paused)" if c.paused else "")
     return f"Exited ({r.exit_code}) {_ago(r.finished_at)}"
 
 
@@ -69,7 +71,7 @@ def _config(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
     image_cfg: dict[str, Any] = {}
     if c.record is not None:
         try:
-            image_cfg = d.images.config(c.record.image_id).get("config") or {}
+            image_cfg = d.image_config(c.record.image_id).get("config") or {}
         except Exception:  # the image may be gone; inspect still answers
             image_cfg = {}
     env = [*(image_cfg.get("Env") or []), *b.env]
@@ -88,7 +90,7 @@ def _config(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
 def _host_config(c: DockerContainer) -> dict[str, Any]:
     b = c.body
     return {"Binds": [f"{m.source}:{m.target}{':ro' if m.readonly else ''}" for m in b.binds],
-            "NetworkMode": "host" if b.network_mode == "host" else "bridge",
+            "NetworkMode": b.network_mode,
             "PortBindings": {f"{p.container_port}/{p.protocol}": [
                 {"HostIp": p.host_ip, "HostPort": str(p.host_port)}] for p in b.port_bindings},
             "RestartPolicy": {"Name": b.restart_policy, "MaximumRetryCount": b.restart_max},
@@ -104,7 +106,7 @@ def _host_config(c: DockerContainer) -> dict[str, Any]:
 
 def state(c: DockerContainer) -> dict[str, Any]:
     r = c.record
-    return {"Status": status_word(c), "Running": c.running, "Paused": False,
+    return {"Status": status_word(c), "Running": c.running, "Paused": c.paused,
             "Restarting": False, "OOMKilled": bool(r and r.reason == "OOMKilled"),
             "Dead": False, "Pid": r.pid if r and c.running else 0,
             "ExitCode": r.exit_code if r and c.state is ContainerState.EXITED else 0,
@@ -118,7 +120,7 @@ def inspect(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
     ip = _ip(c)
     network = {"IPAddress": ip, "IPPrefixLen": 16 if ip else 0, "Gateway": "",
                "MacAddress": "", "NetworkID": "", "EndpointID": ""}
-    mode = "host" if c.body.network_mode == "host" else "bridge"
+    mode = c.body.network_mode
     return {
         "Id": c.id, "Created": rfc3339(c.pod.created_at),
         "Path": "", "Args": [], "State": state(c),
@@ -140,7 +142,7 @@ def summary(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
     command = " ".join([*(cfg["Entrypoint"] or []), *(cfg["Cmd"] or [])])
     ports = [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
               "PublicPort": p.host_port, "Type": p.protocol} for p in c.body.port_bindings]
-    mode = "host" if c.body.network_mode == "host" else "bridge"
+    mode = c.body.network_mode
     return {"Id": c.id, "Names": ["/" + c.name], "Image": c.body.image,
             "ImageID": c.record.image_id if c.record else "", "Command": command,
             "Created": c.pod.created_at // 1_000_000_000, "Ports": ports,

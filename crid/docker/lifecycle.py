@@ -9,10 +9,13 @@ same container; the pod, its id, name, network and log stay. remove: the pod wit
 from __future__ import annotations
 
 import contextlib
+import secrets
+import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from crid import logs
 from crid.containers.record import ContainerState
@@ -20,20 +23,20 @@ from crid.docker.containers_view import DockerContainer, all_containers, find, v
 from crid.docker.create_body import CreateBody, check_name
 from crid.docker.deps import DockerDeps
 from crid.docker.errors import BadRequest, Conflict, NotModified
-from crid.docker.specs import container_request, pod_spec
+from crid.docker.specs import NAME_ANNOTATION, container_request, pod_spec
 from crid.errors import CridError, NotFound
 from crid.events import ContainerEvent
+from crid.locks import KeyedLocks
 
 log = logs.get("crid.docker")
 DEFAULT_STOP_TIMEOUT = 10
 _NAMES = threading.Lock()  # name check and pod creation are one step
+_STARTS = KeyedLocks()
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "quiet", "sharp")
 _NOUNS = ("turing", "hopper", "lovelace", "ritchie", "thompson", "torvalds", "knuth", "liskov")
 
 
 def _generated_name(taken: set[str]) -> str:
-    import secrets
-
     while True:
         name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}{secrets.randbelow(100)}"
         if name not in taken:
@@ -57,7 +60,7 @@ def create(d: DockerDeps, name: str, body: CreateBody) -> str:
             raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
                            f'container "{existing[name]}". You have to remove (or rename) that '
                            "container to be able to reuse that name.")
-        log_dir = d.state_dir / "logs" / name
+        log_dir = d.state_dir / "logs" / secrets.token_hex(16)  # not by name: names change
         spec = pod_spec(name, body, log_dir, d.cgroup_parent)
         pod_id = d.pods.run(spec)
     try:
@@ -65,22 +68,45 @@ def create(d: DockerDeps, name: str, body: CreateBody) -> str:
     except BaseException:
         d.pods.remove(pod_id.value)
         raise
+    _event(d, "create", pod_id.value, name, body)
     return pod_id.value
 
 
-def start(d: DockerDeps, ref: str) -> None:
-    """Starts a created container, or runs an exited one again.
+def _event(d: DockerDeps, action: str, docker_id: str, name: str, body: CreateBody,
+           **extra: str) -> None:
+    d.journal.add("container", action, docker_id, name=name, image=body.image,
+                  **body.labels, **extra)
+
+
+def event(d: DockerDeps, action: str, c: DockerContainer, **extra: str) -> None:
+    """Records a container event for `docker events`."""
+    _event(d, action, c.id, c.name, c.body, **extra)
+
+
+def start(d: DockerDeps, ref: str, by_policy: bool = False) -> None:
+    """Starts a created container, or runs an exited one again. A client's start undoes its
+    stop for the restart policy; a policy's start gives way to a client's stop.
 
     Raises:
-        NotModified: it is running.
+        NotModified: it is running (or, `by_policy`, a client stopped it meanwhile).
     """
+    with _STARTS.held(find(d, ref).id):  # a client's and a policy's start, one at a time
+        _start(d, ref, by_policy)
+
+
+def _start(d: DockerDeps, ref: str, by_policy: bool) -> None:
     c = find(d, ref)
     if c.running:
         raise NotModified("container already started")
+    if by_policy and STOPPED.marked(d, c.id):
+        raise NotModified("container stopped by a client")
+    if not by_policy:
+        STOPPED.clear(d, c.id)
     record = c.record
     if record is None or record.state is not ContainerState.CREATED:
         record = _recreate(d, c)
     d.containers.start(record.id)
+    event(d, "start", c)
 
 
 def _recreate(d: DockerDeps, c: DockerContainer):  # type: ignore[no-untyped-def]
@@ -95,18 +121,61 @@ def stop(d: DockerDeps, ref: str, timeout: int | None) -> None:
     """Stop signal, then SIGKILL after `timeout` seconds (the container's StopTimeout, else
     10). Raises NotModified when it is not running."""
     c = find(d, ref)
+    STOPPED.mark(d, c.id)  # also cancels a restart the policy has pending
     if not c.running or c.record is None:
         raise NotModified("container already stopped")
-    ExitPolicies.mark_stopped(c.id)
+    _thaw(d, c)
     if timeout is None:
         timeout = c.body.stop_timeout if c.body.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
+    event(d, "kill", c, signal=str(int(signal.Signals[_stop_signal(c)])))
     d.containers.stop(c.record.id, max(0, timeout))
+    event(d, "stop", c)
+
+
+def _stop_signal(c: DockerContainer) -> str:
+    name = (c.record.stop_signal if c.record is not None else "") or "SIGTERM"
+    return name if name in signal.Signals.__members__ else "SIGTERM"
+
+
+def pause(d: DockerDeps, ref: str) -> None:
+    """Freezes the container's processes.
+
+    Raises:
+        Conflict: it is not running, or already paused.
+    """
+    c = find(d, ref)
+    if not c.running or c.record is None:
+        raise Conflict(f"Container {c.id} is not running")
+    if c.paused:
+        raise Conflict(f"Container {c.id} is already paused")
+    d.runtime.pause(c.record.id)
+    event(d, "pause", c)
+
+
+def unpause(d: DockerDeps, ref: str) -> None:
+    """Thaws a paused container.
+
+    Raises:
+        Conflict: it is not paused.
+    """
+    c = find(d, ref)
+    if not c.paused or c.record is None:
+        raise Conflict(f"Container {c.id} is not paused")
+    d.runtime.resume(c.record.id)
+    event(d, "unpause", c)
+
+
+def _thaw(d: DockerDeps, c: DockerContainer) -> None:
+    """A frozen process cannot act on a signal: stop, kill and rm -f thaw first (as Docker)."""
+    if c.paused and c.record is not None:
+        d.runtime.resume(c.record.id)
 
 
 def restart(d: DockerDeps, ref: str, timeout: int | None) -> None:
     with contextlib.suppress(NotModified):
         stop(d, ref, timeout)
     start(d, ref)
+    event(d, "restart", find(d, ref))
 
 
 def kill(d: DockerDeps, ref: str, sig_name: str) -> None:
@@ -119,8 +188,10 @@ def kill(d: DockerDeps, ref: str, sig_name: str) -> None:
     sig = _signal(sig_name or "SIGKILL")
     if not c.running or c.record is None:
         raise Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running")
-    ExitPolicies.mark_stopped(c.id)
+    STOPPED.mark(d, c.id)
     d.runtime.kill(c.record.id, sig)
+    _thaw(d, c)
+    event(d, "kill", c, signal=str(sig))
 
 
 def _signal(name: str) -> int:
@@ -143,17 +214,49 @@ def remove(d: DockerDeps, ref: str, force: bool) -> None:
     if c.running and not force:
         raise Conflict(f"You cannot remove a running container {c.id}. Stop the container "
                        "before attempting removal or force remove")
+    _thaw(d, c)
     remove_pod(d, c.id)
 
 
 def remove_pod(d: DockerDeps, pod_id: str) -> None:
     try:
-        rec = view(d, d.pods.status(pod_id)).record
+        c: DockerContainer | None = view(d, d.pods.status(pod_id))
     except (CridError, KeyError):
-        rec = None
+        c = None
     d.containers.remove_pod(pod_id)
     d.pods.remove(pod_id)
-    REMOVALS.record(pod_id, rec.exit_code if rec is not None else 0)
+    STOPPED.clear(d, pod_id)
+    if c is not None:
+        _remove_logs(d, Path(c.pod.spec.log_directory))
+        event(d, "destroy", c)
+    REMOVALS.record(pod_id, c.record.exit_code if c is not None and c.record else 0)
+
+
+def _remove_logs(d: DockerDeps, log_dir: Path) -> None:
+    """The container's log directory, never anything outside crid's own logs directory."""
+    logs_root = (d.state_dir / "logs").resolve()
+    if log_dir.resolve().parent == logs_root:
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def rename(d: DockerDeps, ref: str, new_name: str) -> None:
+    """Renames the container (running or not).
+
+    Raises:
+        Conflict: the name is in use; BadRequest: not a valid name.
+    """
+    name = check_name(new_name.lstrip("/"))
+    with _NAMES:
+        c = find(d, ref)
+        if name == c.name:
+            raise Conflict("Renaming a container with the same name as its current name")
+        taken = {x.name: x.id for x in all_containers(d)}
+        if name in taken:
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
+                           f'container "{taken[name]}". You have to remove (or rename) that '
+                           "container to be able to reuse that name.")
+        d.pods.rename(c.id, name, {NAME_ANNOTATION: name})
+    event(d, "rename", find(d, c.id), oldName="/" + c.name)
 
 
 class _Removals:
@@ -185,12 +288,34 @@ class _Removals:
 REMOVALS = _Removals()
 
 
+class StoppedMarks:
+    """Containers a client stopped or killed: their restart policy stays quiet (Docker's
+    HasBeenManuallyStopped). A file each under <state>/stopped, so a daemon restart keeps
+    them; a client's start clears the mark."""
+
+    def _path(self, d: DockerDeps, docker_id: str) -> Path:
+        return d.state_dir / "stopped" / docker_id
+
+    def mark(self, d: DockerDeps, docker_id: str) -> None:
+        path = self._path(d, docker_id)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.touch()
+
+    def clear(self, d: DockerDeps, docker_id: str) -> None:
+        self._path(d, docker_id).unlink(missing_ok=True)
+
+    def marked(self, d: DockerDeps, docker_id: str) -> bool:
+        return self._path(d, docker_id).exists()
+
+
+STOPPED = StoppedMarks()
+
+
 class ExitPolicies:
     """Acts on exits of Docker-side containers: AutoRemove removes, RestartPolicy restarts
-    (no, always, on-failure[:max], unless-stopped; a container stopped by a client stays)."""
-
-    _stopped_by_client: set[str] = set()
-    _lock = threading.Lock()
+    (no, always, on-failure[:max], unless-stopped; a container stopped by a client stays).
+    On daemon start, containers that exited while it was down get their policy too (and
+    `always` restarts even a stopped one, as Docker does on its start)."""
 
     def __init__(self, d: DockerDeps) -> None:
         self._d = d
@@ -198,20 +323,12 @@ class ExitPolicies:
         self._thread: threading.Thread | None = None
         self._running = True
 
-    @classmethod
-    def mark_stopped(cls, docker_id: str) -> None:
-        with cls._lock:
-            cls._stopped_by_client.add(docker_id)
-
-    @classmethod
-    def _take_stopped(cls, docker_id: str) -> bool:
-        with cls._lock:
-            if docker_id in cls._stopped_by_client:
-                cls._stopped_by_client.discard(docker_id)
-                return True
-            return False
-
     def start(self) -> None:
+        for c in all_containers(self._d):
+            if c.record is not None and c.state is ContainerState.EXITED and \
+                    self._should_restart(c, STOPPED.marked(self._d, c.id) and
+                                         c.body.restart_policy != "always"):
+                threading.Thread(target=self._restart, args=(c, True), daemon=True).start()
         self._thread = threading.Thread(target=self._run, name="docker-exits", daemon=True)
         self._thread.start()
 
@@ -234,11 +351,11 @@ class ExitPolicies:
             return  # not a Docker-side pod, or removed meanwhile
         if c.record is None or c.record.id != ev.container_id:
             return
-        by_client = self._take_stopped(c.id)
+        event(self._d, "die", c, exitCode=str(c.record.exit_code))
         try:
             if c.body.auto_remove:
                 remove_pod(self._d, c.id)
-            elif self._should_restart(c, by_client):
+            elif self._should_restart(c, STOPPED.marked(self._d, c.id)):
                 threading.Thread(target=self._restart, args=(c,), daemon=True).start()
         except CridError as e:
             log.warning("docker exit policy failed", container=c.id, error=str(e))
@@ -253,10 +370,15 @@ class ExitPolicies:
                                   c.record is not None and c.record.attempt < c.body.restart_max)
         return True
 
-    def _restart(self, c: DockerContainer) -> None:
+    def _restart(self, c: DockerContainer, now: bool = False) -> None:
         # Docker backs off 100 ms doubling; a fixed short delay keeps a crash loop cheap.
-        time.sleep(0.1 * min(2 ** (c.record.attempt if c.record else 0), 100))
+        if not now:
+            time.sleep(0.1 * min(2 ** (c.record.attempt if c.record else 0), 100))
         try:
-            start(self._d, c.id)
-        except (CridError, NotModified) as e:
+            if now:  # the daemon's start: the policy wins over an old stop of `always`
+                STOPPED.clear(self._d, c.id)
+            start(self._d, c.id, by_policy=True)
+        except NotModified:
+            pass
+        except CridError as e:
             log.warning("docker restart policy: restart failed", container=c.id, error=str(e))

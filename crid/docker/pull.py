@@ -75,6 +75,7 @@ def pull_stream(d: DockerDeps, image: str, credentials: Credentials | None) -> I
         return
     record = outcome.value
     digest = record.repo_digests[-1].rsplit("@", 1)[-1] if record.repo_digests else record.id
+    d.journal.add("image", "pull", image, name=image)
     yield line(status=f"Digest: {digest}")
     fresh = before is None or before.id != record.id
     yield line(status=f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'}"

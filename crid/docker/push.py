@@ -62,6 +62,7 @@ def push_stream(d: DockerDeps, name: str, targets: list[str],
         if outcome.value is None:
             yield error_line(outcome.error or RuntimeError("the push ended without a result"))
             return
+        d.journal.add("image", "push", target, name=target)
         yield from _result(outcome.value)
 
 

@@ -32,8 +32,11 @@ def pod_spec(name: str, body: CreateBody, log_dir: Path, cgroup_parent: str) -> 
     ports = tuple(PortMapping(p.container_port, p.host_port, p.protocol.upper(),  # type: ignore
                               p.host_ip) for p in body.port_bindings)
     host = body.network_mode == "host"
-    if host and ports:
-        raise BadRequest("published ports are discarded when using host network mode")
+    if body.network_mode == "none" and ports:
+        raise BadRequest("conflicting options: port publishing and the container type "
+                         "network mode")
+    if host:
+        ports = ()  # Docker discards them: the host's ports are the container's
     return PodSpec(
         metadata=Metadata(name=name, uid=secrets.token_hex(16), namespace=NAMESPACE),
         hostname="" if host else (body.hostname or ""), log_directory=str(log_dir),
@@ -41,7 +44,8 @@ def pod_spec(name: str, body: CreateBody, log_dir: Path, cgroup_parent: str) -> 
         labels=dict(body.labels), cgroup_parent=cgroup_parent,
         annotations={CONFIG_ANNOTATION: json.dumps(body.to_record()), NAME_ANNOTATION: name},
         namespaces=NamespaceOptions(network=NODE if host else POD, pid="CONTAINER", ipc=POD),
-        privileged=body.privileged, front_door=DOCKER)
+        privileged=body.privileged, front_door=DOCKER,
+        attach_network=body.network_mode != "none")
 
 
 def _user(text: str) -> dict[str, object]:

@@ -14,29 +14,32 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from crid.docker.logs import STDERR, STDOUT, frame
-from crid.streaming.backend import ProcessHandle
-from crid.streaming.fdio import read_fd, set_nonblocking, write_fd
+from crid.streaming.protocol.backend import ProcessHandle
+from crid.streaming.protocol.fdio import read_fd, set_nonblocking, write_fd
 
 Opener = Callable[[], Awaitable[ProcessHandle]]
 
 
 def run_session(sock: socket.socket, leftover: bytes, open_handle: Opener, tty: bool,
                 on_start: Callable[[ProcessHandle], None] = lambda h: None,
-                on_exit: Callable[[int], None] = lambda code: None) -> None:
-    """Serves one hijacked session in the calling thread (its own event loop)."""
-    asyncio.run(_session(sock, leftover, open_handle, tty, on_start, on_exit))
+                on_exit: Callable[[int], None] = lambda code: None,
+                close_stdin: bool = True) -> None:
+    """Serves one hijacked session in the calling thread (its own event loop).
+    `close_stdin`: the client's EOF closes the process's stdin (Docker keeps a tty
+    container's stdin open when an attached client leaves: detaching must not end it)."""
+    asyncio.run(_session(sock, leftover, open_handle, tty, on_start, on_exit, close_stdin))
 
 
 async def _session(sock: socket.socket, leftover: bytes, open_handle: Opener, tty: bool,
                    on_start: Callable[[ProcessHandle], None],
-                   on_exit: Callable[[int], None]) -> None:
+                   on_exit: Callable[[int], None], close_stdin: bool) -> None:
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
     handle = await open_handle()
     try:
         on_start(handle)
         set_nonblocking(handle.stdin, handle.stdout, handle.stderr)
-        inbound = asyncio.ensure_future(_pump_in(loop, sock, leftover, handle))
+        inbound = asyncio.ensure_future(_pump_in(loop, sock, leftover, handle, close_stdin))
         outs = [(fd, kind) for fd, kind in ((handle.stdout, STDOUT), (handle.stderr, STDERR))
                 if fd is not None]
         try:
@@ -63,7 +66,7 @@ async def _pump_out(loop: asyncio.AbstractEventLoop, sock: socket.socket, fd: in
 
 
 async def _pump_in(loop: asyncio.AbstractEventLoop, sock: socket.socket, leftover: bytes,
-                   handle: ProcessHandle) -> None:
+                   handle: ProcessHandle, close_stdin: bool) -> None:
     data = leftover
     with contextlib.suppress(OSError):
         while True:
@@ -72,5 +75,5 @@ async def _pump_in(loop: asyncio.AbstractEventLoop, sock: socket.socket, leftove
             data = await loop.sock_recv(sock, 65536)
             if not data:
                 break
-    if handle.stdin is not None:
+    if handle.stdin is not None and close_stdin:
         handle.close_stdin()

@@ -10,6 +10,7 @@ import time
 
 from crid.containers.record import ContainerState
 from crid.docker.deps import DockerDeps
+from crid.docker.events import events
 from crid.docker.http import Request, Response, json_response
 from crid.docker.router import Router
 from crid.docker.versions import API_VERSION, MIN_API_VERSION
@@ -100,3 +101,4 @@ def register(router: Router, d: DockerDeps) -> None:
     router.add("GET", "/_ping", ping)
     router.add("GET", "/version", lambda req: json_response(version_info()))
     router.add("GET", "/info", lambda req: json_response(info(d)))
+    router.add("GET", "/events", lambda req: events(d.journal, req))

@@ -180,6 +180,30 @@ class PodManager:
             spec = dataclasses.replace(pod.spec, overhead=overhead, resources=resources)
             self._commit(dataclasses.replace(pod, spec=spec))
 
+    def rename(self, pod_id: str, name: str, annotations: dict[str, str]) -> PodSandbox:
+        """Gives the pod a new Metadata.name (and merges `annotations`), the old name freed
+        only once the new one is held (the Docker front door's `docker rename`).
+
+        Raises:
+            NotFound; AlreadyExists: the new metadata is reserved.
+        """
+        with self._current(pod_id, missing_ok=False) as pod:
+            if pod is None:
+                raise NotFound(f"pod sandbox {pod_id} was removed")
+            md = dataclasses.replace(pod.spec.metadata, name=name)
+            res, _ = self._names.reserve(md, lambda: pod.id, 0)
+            self._names.finish(md, res, ok=True, abandoned=False)
+            spec = dataclasses.replace(pod.spec, metadata=md,
+                                       annotations={**pod.spec.annotations, **annotations})
+            renamed = dataclasses.replace(pod, spec=spec)
+            try:
+                self._commit(renamed)
+            except BaseException:
+                self._names.release(md, pod.id)
+                raise
+            self._names.release(pod.spec.metadata, pod.id)
+            return renamed
+
     # -- start-up ------------------------------------------------------------------------
 
     def reconcile(self) -> list[str]:

@@ -100,6 +100,7 @@ class PodSpec:
     resources: Resources | None = None
     privileged: bool = False
     front_door: str = CRI
+    attach_network: bool = True  # False: its own netns with loopback only (Docker's "none")
 
     @property
     def host_network(self) -> bool:
@@ -153,7 +154,8 @@ class PodSandbox:
             namespaces=NamespaceOptions.from_record(s["namespaces"]), sysctls=s["sysctls"],
             overhead=Resources.from_record(s["overhead"]) if s["overhead"] else None,
             resources=Resources.from_record(s["resources"]) if s["resources"] else None,
-            privileged=s["privileged"], front_door=s.get("front_door", CRI))
+            privileged=s["privileged"], front_door=s.get("front_door", CRI),
+            attach_network=s.get("attach_network", True))
         return cls(id=PodId(rec["id"]), spec=spec, state=PodState(rec["state"]),
                    created_at=rec["created_at"], ips=tuple(rec["ips"]),
                    infra=Infra(**rec["infra"]) if rec["infra"] else None, cgroup=rec["cgroup"])

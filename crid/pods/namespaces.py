@@ -79,11 +79,12 @@ def _enter_and_configure(req: PinRequest, paths: dict[str, str]) -> None:
     for kind in req.kinds:
         if kind in _FLAGS:
             enter(paths[kind], _FLAGS[kind])
-    _configure(req)
+    _configure(req, req.userns.uids[0].host_id if req.userns else None)
 
 
-def _configure(req: PinRequest) -> None:
-    """Hostname, loopback up and sysctls, in the calling thread's (the pod's) namespaces."""
+def _configure(req: PinRequest, ns_root: int | None = None) -> None:
+    """Hostname, loopback up and sysctls, in the calling thread's (the pod's) namespaces;
+    ``ns_root``: the host uid of the root of the user namespace that owns them."""
     if req.hostname and "uts" in req.kinds:
         libc.sethostname(req.hostname)
     if "net" in req.kinds:
@@ -91,10 +92,29 @@ def _configure(req: PinRequest) -> None:
             rt.run(rtnl.set_up("lo"))
     for path, value in req.sysctls:
         try:
-            with open(f"/proc/sys/{path}", "w") as f:
-                f.write(value)
+            _write_sysctl(path, value, ns_root)
         except OSError as e:
             raise _SysctlRefused(path) from e
+
+
+def _write_sysctl(path: str, value: str, ns_root: int | None) -> None:
+    try:
+        with open(f"/proc/sys/{path}", "w") as f:
+            f.write(value)
+        return
+    except PermissionError:
+        if ns_root is None:
+            raise
+    # The IPC and mqueue sysctls of a namespace owned by a user namespace are writable only
+    # by that namespace's root: the kernel compares the euid (ipc_permissions), capabilities
+    # over the namespace do not count. This thread (its own, ending right after) takes that
+    # euid for the write; the process's other threads are untouched.
+    libc.thread_seteuid(ns_root)
+    try:
+        with open(f"/proc/sys/{path}", "w") as f:
+            f.write(value)
+    finally:
+        libc.thread_seteuid(0)
 
 
 class NamespacePinner:

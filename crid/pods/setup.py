@@ -74,7 +74,7 @@ def create_sandbox(pod_id: PodId, spec: PodSpec, deps: SetupDeps) -> PodSandbox:
         job = _CgroupAndInfra(cgroup_path, spec, pins, paths, deps)
         undo.callback(job.undo)
         ips: tuple[str, ...] = ()
-        if spec.namespaces.network != NODE:
+        if spec.namespaces.network != NODE and spec.attach_network:
             req = network_request(pod_id, spec, paths)
             ips = tuple(deps.network.setup(req).ips)
             undo.callback(deps.network.teardown, req)

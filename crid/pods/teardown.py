@@ -16,7 +16,7 @@ def stop_sandbox(pod: PodSandbox, deps: SetupDeps) -> None:
     """Ends the pod's processes and releases its network (the CRI's StopPodSandbox)."""
     if pod.infra is not None:
         stop_infra(pod.infra)
-    if not pod.spec.host_network:
+    if not pod.spec.host_network and pod.spec.attach_network:
         paths = PodPaths.of(deps.run_root, pod.id.value)
         deps.network.teardown(network_request(pod.id, pod.spec, paths))
 

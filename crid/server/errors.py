@@ -6,7 +6,7 @@ import grpc
 
 import imagestore
 from crid import errors
-from crid.streaming import RequestError
+from crid.streaming.protocol import RequestError
 
 _CODES: dict[type[BaseException], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,

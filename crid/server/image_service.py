@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ class ImageServiceDeps:
     store: ImageStore
     containers_dir: Path
     pulled_bytes: Callable[[int], None] = lambda n: None  # layer bytes fetched (metrics)
+    span: Callable[..., AbstractContextManager[Any]] = lambda name, **kw: nullcontext()
 
 
 class ImageService(api_pb2_grpc.ImageServiceServicer):
@@ -34,7 +36,8 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):
 
     def PullImage(self, request: pb.PullImageRequest, context: grpc.ServicerContext) -> Any:
         name = _required_image(request.image)
-        record = self._d.store.pull(name, _credentials(request.auth), self._count_bytes)
+        with self._d.span("image.pull", image=name):
+            record = self._d.store.pull(name, _credentials(request.auth), self._count_bytes)
         return pb.PullImageResponse(image_ref=record.id)
 
     def _count_bytes(self, p: LayerProgress) -> None:

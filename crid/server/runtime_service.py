@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from crid.version import CRI_API_VERSION, KUBELET_API_VERSION, RUNTIME_NAME, __v
 
 @dataclass
 class RuntimeServiceDeps:
-    config: configmod.Config
+    config: Callable[[], configmod.Config]  # the running one: a reload replaces it
     network: NetworkStatusSource
     pod_cidrs: PodCidrStore
     pods: PodManager
@@ -61,7 +62,7 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
             features=pb.RuntimeFeatures(supplemental_groups_policy=True),
         )
         if request.verbose:
-            resp.info["config"] = json.dumps(configmod.to_dict(self._d.config))
+            resp.info["config"] = json.dumps(configmod.to_dict(self._d.config()))
             resp.info["network"] = json.dumps({"pod_cidrs": self._d.pod_cidrs.get()})
         return resp
 
@@ -72,12 +73,12 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
             user_namespaces=f.user_namespaces)
         # The default handler is listed under the empty name too: the kubelet and the
         # conformance suite look the default up as "".
-        names = ["", self._d.config.default_runtime_handler]
+        names = ["", self._d.config().default_runtime_handler]
         return [pb.RuntimeHandler(name=n, features=features) for n in names]
 
     def RuntimeConfig(self, request: pb.RuntimeConfigRequest,
                       context: grpc.ServicerContext) -> Any:
-        driver = (pb.CgroupDriver.SYSTEMD if self._d.config.cgroup_driver == "systemd"
+        driver = (pb.CgroupDriver.SYSTEMD if self._d.config().cgroup_driver == "systemd"
                   else pb.CgroupDriver.CGROUPFS)
         return pb.RuntimeConfigResponse(linux=pb.LinuxRuntimeConfiguration(cgroup_driver=driver))
 

@@ -1,6 +1,6 @@
 """The Exec, Attach and PortForward RPCs: validate, store the request with the streaming
-server, return its URL. The streams themselves run on the streaming server (crid.streaming),
-over crid.streaming_backend."""
+server, return its URL. The streams themselves run on the streaming server
+(crid.streaming.protocol), over crid.streaming.backend."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Protocol
 
 from crid.api import api_pb2 as pb
 from crid.errors import InvalidArgument
-from crid.streaming import (
+from crid.streaming.protocol import (
     AttachRequest,
     ExecRequest,
     PortForwardRequest,
@@ -17,7 +17,7 @@ from crid.streaming import (
 
 
 class SessionTargets(Protocol):
-    """What the RPCs check before handing out a URL (crid.streaming_backend.DaemonTargets)."""
+    """What the RPCs check before handing out a URL (crid.streaming.backend.DaemonTargets)."""
 
     def running_id(self, container_id: str, what: str) -> str:
         """Full id of a running container. Raises NotFound, FailedPrecondition."""

@@ -1,19 +1,3 @@
-"""crid's streaming server: Exec, Attach and PortForward over SPDY/3.1 and WebSocket."""
-
-from crid.streaming.backend import ProcessHandle, StreamingBackend
-from crid.streaming.errors import (
-    BackendError,
-    ProtocolError,
-    RequestError,
-    SessionClosed,
-    StreamingError,
-)
-from crid.streaming.options import StreamingOptions, parse_duration
-from crid.streaming.requests import AttachRequest, ExecRequest, PortForwardRequest, TerminalSize
-from crid.streaming.server import StreamingServer
-
-__all__ = [
-    "AttachRequest", "BackendError", "ExecRequest", "PortForwardRequest", "ProcessHandle",
-    "ProtocolError", "RequestError", "SessionClosed", "StreamingBackend", "StreamingError",
-    "StreamingOptions", "StreamingServer", "TerminalSize", "parse_duration",
-]
+"""The CRI's streaming server (exec, attach, port-forward): `protocol/` speaks HTTP, SPDY and
+WebSocket and knows nothing of crid's domain; `backend/` is the daemon's side, reaching
+containers and pods."""

@@ -81,6 +81,7 @@ class ImageStore:
                  in_use: Callable[[], Collection[str]] | None = None,
                  platform: mf.Platform | None = None) -> None:
         self._opts = options
+        self._own_registry = registry is None  # reconfigure() rebuilds only its own client
         self._registry = registry or RegistryClient(options)
         self._in_use = in_use or (lambda: ())
         self._platform = platform
@@ -107,6 +108,23 @@ class ImageStore:
     def root(self) -> Path:
         """The store's directory (options.root)."""
         return Path(self._opts.root)
+
+    def reconfigure(self, options: ImageStoreOptions) -> None:
+        """Takes new registry settings (mirrors, insecure, auth file, certificates, short-name
+        registries, pins) for the pulls that start from now on; pulls in flight finish with
+        the settings they started with. `root` and `parallel_downloads` stay as they were
+        for the store's lifetime.
+
+        Raises:
+            InvalidReference: a bad `pinned` entry (nothing is changed).
+        """
+        pinned = _normalise_pins(options)
+        options = replace(options, root=self._opts.root,
+                          parallel_downloads=self._opts.parallel_downloads)
+        registry = RegistryClient(options) if self._own_registry else self._registry
+        with self._lock:
+            self._opts, self._registry, self._pinned = options, registry, pinned
+            self._records = {i: self._pin(r) for i, r in self._records.items()}
 
     def close(self) -> None:
         """Stop the download threads (waits for running ones) and unlock the root."""

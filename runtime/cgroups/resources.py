@@ -18,7 +18,7 @@ FIELD = "linux.resources"
 I64 = (-(1 << 63), (1 << 63) - 1)
 U64 = (0, (1 << 64) - 1)
 # Patterns stay strings, compiled by re on first use (and cached there): compiling
-# them at import cost every CLI call about 0.2 ms each.
+# them at import would cost every CLI call.
 _CPU_LIST = r"^\s*(\d+(-\d+)?)(,\d+(-\d+)?)*\s*$"
 _PAGE_SIZE = r"^(\d+)(KB|MB|GB|TB|PB)$"
 _IFACE = r"^[^\s/]{1,15}$"

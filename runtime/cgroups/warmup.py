@@ -2,7 +2,7 @@
 
 Every cgroup migration (a write to ``cgroup.procs``) takes the global
 ``cgroup_threadgroup_rwsem`` for writing, and the first writer after a quiet spell waits for an
-RCU grace period (``rcu_sync_enter``: 10-20 ms on this host; later writers within a grace
+RCU grace period (``rcu_sync_enter``, milliseconds; later writers within a grace
 period of the last one pass at once). Placing a new container in its cgroup is such a first
 writer. ``warm_up_migration`` makes the caller a writer first, by "moving" itself into the
 cgroup it is already in (a no-op for the kernel's accounting): a process with nothing else

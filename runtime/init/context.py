@@ -47,8 +47,8 @@ class ExecContext:
     pid: host pid of the container's init. process: what to run (user, env, cwd, caps, rlimits,
     terminal, noNewPrivileges, apparmorProfile as in config.json). seccomp: raw linux.seccomp
     object to install, or None. stdio / console_socket / compiled_seccomp: as in InitContext.
-    cgroup_dirs: the init's cgroup directories (host paths, as ``runtime.execprep`` keeps them
-    per container); None: read from /proc/<pid>/cgroup.
+    cgroup_dirs: the init's cgroup directories (host paths, as ``runtime.launch.execprep``
+    keeps them per container); None: read from /proc/<pid>/cgroup.
     """
 
     pid: int

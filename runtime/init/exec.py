@@ -4,10 +4,10 @@ One fork. The caller enters the container's pid namespace for its children only 
 CLONE_NEWPID moves ``pid_for_children``, never the caller itself), forks, and goes back to
 its own; the child joins the other namespaces itself and sets itself up. runc forks twice,
 through a stage that joins the namespaces first; here each fork of the zygote's heap costs
-about 1 ms of copy-on-write faults, so the stage is left out.
+copy-on-write faults, so the stage is left out.
 
 Meanwhile the caller places the child in the container's cgroups (a write to each
-hierarchy's ``cgroup.procs``, about 0.1 ms apiece on cgroup v1), then tells it "placed": the
+hierarchy's ``cgroup.procs``, slow on cgroup v1), then tells it "placed": the
 child waits for that before it drops its privileges, so nothing of the container's runs
 outside its cgroups, and the two halves overlap on different CPUs.
 """

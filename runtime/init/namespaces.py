@@ -33,6 +33,7 @@ class NsPlan:
     new_pid: bool
     new_cgroup: bool
     idmapped: tuple[tuple[int, int], ...] = ()  # (mount index, detached idmapped copy's fd)
+    rootfs_copy: int | None = None  # a new user namespace's detached copy of the rootfs mount
 
     @property
     def user_fd(self) -> int | None:

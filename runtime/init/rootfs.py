@@ -14,16 +14,65 @@ from runtime.init.mountopts import PROPAGATION_OPTIONS
 from runtime.linux import libc, securejoin
 from runtime.spec.model import Spec
 
+AT_FDCWD = -100
 
-def prepare(root: str, propagation: str) -> None:
+
+def prepare(root: str, propagation: str, copy: int | None = None) -> None:
     """Make / recursively slave (or the requested propagation), the rootfs's parent mount
-    private (pivot_root refuses a shared parent) and the rootfs a mount point of its own."""
+    private (pivot_root refuses a shared parent) and the rootfs a mount point of its own.
+    ``copy``: a detached copy of the rootfs mount (``copy_tree``), used where the rootfs
+    cannot be reached (and closed)."""
     flag = PROPAGATION_OPTIONS.get(propagation or "rslave", libc.MS_SLAVE | libc.MS_REC)
     if propagation in ("shared", "slave", "private", "unbindable"):
         flag |= libc.MS_REC  # applied to the whole tree first, like runc
     libc.mount(None, "/", None, flag)
+    if copy is not None:
+        try:
+            if _unreachable(root):
+                _attach_unreachable(root, copy)
+                return
+        finally:
+            os.close(copy)
     _make_parent_private(root)
     libc.mount(root, root, None, libc.MS_BIND | libc.MS_REC)
+
+
+def copy_tree(root: str) -> int | None:
+    """A detached recursive copy of the rootfs mount, made before a new user namespace: its
+    root (host uid 1000, say) may not traverse the directories above the rootfs (a bundle
+    in a 0700 directory, as runtime-tools makes them), the host's root can. None on a kernel
+    without open_tree (< 5.2): the rootfs must then be reachable, as for runc."""
+    try:
+        return libc.open_tree(AT_FDCWD, root, libc.OPEN_TREE_CLONE | libc.OPEN_TREE_CLOEXEC |
+                              libc.AT_RECURSIVE)
+    except OSError as e:
+        if e.errno == errno.ENOSYS:
+            return None
+        raise
+
+
+def _unreachable(root: str) -> bool:
+    try:
+        os.stat(root)
+    except PermissionError:
+        return True
+    return False
+
+
+def _attach_unreachable(root: str, copy: int) -> None:
+    """Where the container's root cannot walk to the rootfs, give the path a way there in
+    this mount namespace only: a tmpfs on the first directory it cannot search (whatever
+    was below is out of its reach anyway), the rest of the path made in it, the copy
+    attached at the end. The paths stay the spec's; nothing changes on the host."""
+    parts = root.strip("/").split("/")
+    first = next(i for i in range(len(parts)) if not os.access(
+        "/" + "/".join(parts[:i + 1]), os.X_OK))
+    blocked = "/" + "/".join(parts[:first + 1])
+    libc.mount("tmpfs", blocked, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC,
+               "mode=755")
+    libc.mount(None, blocked, None, libc.MS_PRIVATE)
+    os.makedirs(root, mode=0o755, exist_ok=True)
+    libc.move_mount(copy, "", AT_FDCWD, root, libc.MOVE_MOUNT_F_EMPTY_PATH)
 
 
 def _make_parent_private(root: str) -> None:

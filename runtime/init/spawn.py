@@ -34,8 +34,8 @@ from runtime.init.steps import (
     run_child,
     step,
 )
+from runtime.launch.procname import set_comm
 from runtime.linux import libc, securejoin
-from runtime.procname import set_comm
 from runtime.records import replace
 from runtime.seccomp import CompiledFilter
 from runtime.spec.model import Spec
@@ -110,7 +110,7 @@ def _spawn_in_place(ctx: InitContext, host: InitHost, root: str,
         # All but the mount namespace, which the init makes: we stay in the host's, where
         # the paths of ``host.place`` still lead to the host's files when the init has
         # pivoted its root (it does not wait for placement to do so).
-        plan, console, fifo = _namespaces(ctx, child, but=libc.CLONE_NEWNS)
+        plan, console, fifo = _namespaces(ctx, child, root, but=libc.CLONE_NEWNS)
         pid = os.fork()
         if pid == 0:
             parent.close()
@@ -158,14 +158,14 @@ def _validate(spec: Spec, ctx: InitContext) -> None:
 def _stage1(ctx: InitContext, ch: Channel, root: str,
             seccomp: CompiledFilter | None) -> None:
     """Namespaces (join, then new user ns + maps, then the other new ones) and the init fork."""
-    plan, console, fifo = _namespaces(ctx, ch)
+    plan, console, fifo = _namespaces(ctx, ch, root)
     pid = os.fork()
     if pid == 0:
         run_child(lambda: _init(ctx, ch, root, plan, seccomp, console, fifo), ch)
     ch.send("pid", pid=pid)
 
 
-def _namespaces(ctx: InitContext, ch: Channel, but: int = 0
+def _namespaces(ctx: InitContext, ch: Channel, root: str, but: int = 0
                 ) -> tuple[namespaces.NsPlan, socket.socket | None, int | None]:
     """Stage1's work up to the init's fork: the namespace plan, console socket and exec fifo
     opened in the host's namespaces, then namespaces joined and created (all new ones but
@@ -186,6 +186,9 @@ def _namespaces(ctx: InitContext, ch: Channel, but: int = 0
             fifo = os.open(ctx.exec_fifo, os.O_PATH | os.O_CLOEXEC)
     with step("idmapped mounts"):
         plan = replace(plan, idmapped=idmap.open_idmapped(spec, ctx.bundle, plan.user_fd))
+    if plan.new_user and not any(t == "mount" for t, _ in plan.join):
+        with step(f"copying the rootfs mount {root}"):
+            plan = replace(plan, rootfs_copy=rootfs.copy_tree(root))
     with step("joining namespaces"):
         namespaces.join_all(plan.join)
     if any(t == "user" for t, _ in plan.join):
@@ -228,7 +231,7 @@ def _init(ctx: InitContext, ch: Channel, root: str, plan: namespaces.NsPlan,
     state = {**ctx.state, "pid": int(go["pid"]), "status": "creating"}
     _enter(ctx)
     placement = _Placement(ch, plan, go.get("cgroups"))
-    _build_rootfs(ctx, root, placement, state, dict(plan.idmapped))
+    _build_rootfs(ctx, root, placement, state, plan)
     _prepare_process(ctx, console)
     env = process.environment(proc)
     with step("looking up the program"):
@@ -290,7 +293,7 @@ class _Placement:
 
 
 def _build_rootfs(ctx: InitContext, root: str, placement: _Placement,
-                  state: dict[str, Any], idmapped: dict[int, int]) -> None:
+                  state: dict[str, Any], plan: namespaces.NsPlan) -> None:
     """Mounts, devices, createContainer hooks (before pivot_root, runtime.md), pivot_root,
     then what needs the container's /proc: sysctls, masks, read-only paths; hostname.
 
@@ -302,9 +305,9 @@ def _build_rootfs(ctx: InitContext, root: str, placement: _Placement,
     assert spec.process is not None
     os.umask(0)
     with step(f"preparing rootfs {root}"):
-        rootfs.prepare(root, spec.linux.rootfs_propagation)
+        rootfs.prepare(root, spec.linux.rootfs_propagation, plan.rootfs_copy)
     with step("mounts"):
-        rootfs.mount_all(spec, root, ctx.bundle, placement.cgroups, idmapped)
+        rootfs.mount_all(spec, root, ctx.bundle, placement.cgroups, dict(plan.idmapped))
     if spec.hooks.create_container:
         placement.wait()
     with step("devices"):

@@ -12,7 +12,7 @@ import os
 
 
 def _load_libc() -> ctypes.CDLL:
-    # glibc's soname; find_library runs `ldconfig -p` (2 ms, and ctypes.util imports
+    # glibc's soname; find_library runs `ldconfig -p` (a subprocess, and ctypes.util imports
     # tempfile and random), so it is only the fallback (musl).
     try:
         return ctypes.CDLL("libc.so.6", use_errno=True)
@@ -107,6 +107,17 @@ def unshare(flags: int) -> None:
 def setns(fd: int, nstype: int = 0) -> None:
     """setns(2): move the calling thread into the namespace open at fd."""
     _check(_libc.setns(fd, nstype), f"setns(fd {fd}, {nstype:#x})")
+
+
+SYS_setresuid = 117  # x86_64
+
+
+def thread_seteuid(euid: int) -> None:
+    """setresuid(-1, euid, -1) for the calling thread only: the raw syscall, where glibc's
+    seteuid would change every thread of the process. Leaving euid 0 clears the thread's
+    effective capabilities; returning to 0 restores them (real and saved uid stay 0)."""
+    _check(_libc.syscall(ctypes.c_long(SYS_setresuid), ctypes.c_long(-1), ctypes.c_long(euid),
+                         ctypes.c_long(-1)), f"setresuid(-1, {euid}, -1)")
 
 
 SYS_pivot_root = 155  # x86_64

@@ -9,7 +9,8 @@ from pathlib import Path
 from runtime.linux import libc
 
 
-def unmount_all(path: Path, is_mounted: Callable[[Path], bool]) -> None:
+def unmount_all(path: Path, is_mounted: Callable[[Path], bool],
+                umount2: Callable[[str, int], None] = libc.umount2) -> None:
     """Lazily detaches mounts at `path` until `is_mounted(path)` is false (mounts stack: one
     umount uncovers the next). "Not mounted" or "no such path" from the kernel ends it too.
 
@@ -18,7 +19,7 @@ def unmount_all(path: Path, is_mounted: Callable[[Path], bool]) -> None:
     """
     while is_mounted(path):
         try:
-            libc.umount2(str(path), libc.MNT_DETACH)
+            umount2(str(path), libc.MNT_DETACH)
         except OSError as e:
             if e.errno in (errno.EINVAL, errno.ENOENT):
                 return

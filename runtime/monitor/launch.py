@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.errors import OCIRuntimeError
+from runtime.launch.procname import set_comm
 from runtime.monitor.loop import (
     ChildSpawner,
     Monitor,
@@ -28,7 +29,6 @@ from runtime.monitor.loop import (
     take_handoff,
 )
 from runtime.monitor.stdio import ChildStdio
-from runtime.procname import set_comm
 from runtime.records import dataclass, fields
 
 
@@ -36,7 +36,7 @@ from runtime.records import dataclass, fields
 class MonitorRequest:
     """Everything a monitor needs, in JSON-serialisable form (it crosses the zygote socket).
 
-    ``spawner`` is the parameter dict of ``runtime.spawners.make_spawner``.
+    ``spawner`` is the parameter dict of ``runtime.launch.spawners.make_spawner``.
     """
 
     monitor: MonitorOptions
@@ -67,8 +67,8 @@ def fork_monitor(request: MonitorRequest, fds: MonitorFds,
     """Fork a monitor for ``request`` in a session of its own and return.
 
     With ``double`` (the default) it is forked from an intermediate child that is reaped here,
-    so the monitor is nobody's child. Without, it is the caller's child and one fork cheaper
-    (1-2 ms): only for callers that never wait for it and ignore SIGCHLD (the zygote) or exit
+    so the monitor is nobody's child. Without, it is the caller's child and one fork cheaper:
+    only for callers that never wait for it and ignore SIGCHLD (the zygote) or exit
     soon (the CLI); the monitor is re-parented when they exit.
 
     Call only from a single-threaded process. The monitor closes every fd but those in ``fds``.

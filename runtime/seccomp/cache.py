@@ -1,6 +1,7 @@
 """Compiled filters kept per profile, and their wire form.
 
-Compiling the default profile with libseccomp (three x86 arches) takes 15-30 ms, and the
+Compiling the default profile with libseccomp (three x86 arches) costs more than the rest of a
+container's set-up, and the
 containers of a node use a handful of profiles: a long-lived caller (crid's Runtime) compiles
 each once and sends the bytes to the process that loads them (a fresh
 fork, which could keep nothing).

@@ -63,7 +63,7 @@ _FOREIGN_ARCHES = {
     "SCMP_ARCH_M68K", "SCMP_ARCH_SH", "SCMP_ARCH_SHEB",
 }
 # Patterns stay strings, compiled by re on first use (and cached there): compiling
-# them at import cost every CLI call about 0.2 ms each.
+# them at import would cost every CLI call.
 _SYSCALL_NAME = r"^[a-z_][a-z0-9_]{0,63}$"
 
 

@@ -22,7 +22,7 @@ PROPAGATIONS = ("", "shared", "slave", "private", "unbindable",
 DEVICE_TYPES = ("c", "b", "u", "p")
 PERSONALITY_DOMAINS = ("LINUX", "LINUX32")
 # Patterns stay strings, compiled by re on first use (and cached there): compiling
-# them at import cost every CLI call about 0.2 ms each.
+# them at import would cost every CLI call.
 _VERSION_RE = r"^1\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
 _UINT64 = 2**64 - 1
 

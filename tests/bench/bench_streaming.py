@@ -1,9 +1,9 @@
 """Streaming benchmarks through the CRI: Exec RPC → URL → SPDY session → exit status.
 
 Both runtimes get the same pod (host network, so no CNI is needed) with a busybox container
-sleeping, and the same client: crid's own SPDY client (`crid.streaming.client`), which offers
-v5..v1 and so speaks v4 with containerd 1.6. A runtime whose Exec is not implemented yet is
-recorded as skipped (the runner maps UNIMPLEMENTED).
+sleeping, and the same client: crid's own SPDY client (`crid.streaming.protocol.client`),
+which offers v5..v1 and so speaks v4 with containerd 1.6. A runtime whose Exec is not
+implemented yet is recorded as skipped (the runner maps UNIMPLEMENTED).
 
 The throughput producer is `busybox dd bs=1M`, not `busybox head -c`: head copies through a
 4 KiB buffer and is CPU-bound near 190 MB/s on the 2-core bench machine (`head -c 1G
@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 
 from crid.api import api_pb2 as pb
-from crid.streaming.client import CommandIO, exec_spdy
+from crid.streaming.protocol.client import CommandIO, exec_spdy
 from tests.bench.api import BenchContext, benchmark, latency_figures
 from tests.bench.cgroups import CGROUP_PARENT
 from tests.rig import catalog

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import OCIRuntimeError
+from runtime.launch.zygote import Zygote
 from runtime.lifecycle import CreateRequest, Runtime
-from runtime.zygote import Zygote
 from tests.integration.runtime.bundle import default_config, make_rootfs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +102,7 @@ def _library(root: Path, bundle: Path, with_delete: bool) -> Case:
 
 def _cli(root: Path, bundle: Path, site: bool) -> Case:
     """``crid-runtime run`` as installed: the bin/crid-runtime script (pip only rewrites its
-    #! line), not ``-m runtime.cli`` (runpy's imports add 6 ms). Its runtime server, started
+    #! line), not ``-m runtime.cli.client`` (runpy's imports add 6 ms). Its runtime server, started
     by the warm-up round, exits when the state root is removed at the end."""
     flags = [] if site else ["-S"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}

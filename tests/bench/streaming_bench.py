@@ -20,8 +20,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from crid.streaming import ExecRequest, StreamingOptions, StreamingServer
-from crid.streaming.client import CommandIO, exec_spdy, exec_websocket
+from crid.streaming.protocol import ExecRequest, StreamingOptions, StreamingServer
+from crid.streaming.protocol.client import CommandIO, exec_spdy, exec_websocket
 from tests.integration.streaming.host_backend import HostProcessBackend
 
 

@@ -81,14 +81,16 @@ def test_network_config(base: Path) -> tuple[Path, str]:
 
 def start_crid(base: Path, *extra: str, config: Path | None = None, timeout: float = 20,
                env: dict[str, str] | None = None, new_session: bool = False,
-               listen: str | None = None, wait: bool = True) -> CridProcess:
+               listen: str | None = None, wait: bool = True,
+               log_level: str | None = "debug") -> CridProcess:
     """Starts crid with root, run root and socket under `base`; waits until it answers.
 
     Without `config`, crid gets a test network of its own (bridge, CIDR), removed by stop().
     `env` adds variables; `new_session` gives it a session and process group of its own (as a
     shell gives a foreground job: a test can then signal the whole group, as Ctrl-C does).
     `listen` is the --listen value (default: the path <base>/run/crid.sock). With `wait`
-    false it returns at once, before crid answers.
+    false it returns at once, before crid answers. `log_level` None passes no --log-level
+    (the config file's level applies, and a reload can change it).
     """
     bridge = None
     if config is None:
@@ -97,7 +99,7 @@ def start_crid(base: Path, *extra: str, config: Path | None = None, timeout: flo
     sock = Path(socket_file(listen)) if listen else run_root / "crid.sock"
     log_path = base / f"crid-{time.monotonic_ns()}.log"
     args = ["--root", str(root), "--run-root", str(run_root), "--listen", listen or str(sock),
-            "--log-level", "debug", "--log-format", "json", *extra]
+            *(["--log-level", log_level] if log_level else []), "--log-format", "json", *extra]
     if config is not None:
         args = ["--config", str(config), *args]
     full_env = dict(os.environ, PYTHONPATH=str(TOP), **(env or {}))

@@ -238,7 +238,7 @@ def test_create_outliving_its_deadline_is_handed_to_the_retry(rig: ContainerRig)
     cfg = container_config(command=("/bin/sleep", "3600"))
     cfg.image.image = rig.image
     req = pb.CreateContainerRequest(pod_sandbox_id=pod[0], config=cfg, sandbox_config=pod[1])
-    assert code_of(lambda: rig.rt.CreateContainer(req, timeout=0.02)) == \
+    assert code_of(lambda: rig.rt.CreateContainer(req, timeout=0.002)) == \
         grpc.StatusCode.DEADLINE_EXCEEDED
     time.sleep(1)  # the first create finishes meanwhile
     cid = rig.rt.CreateContainer(req, timeout=30).container_id
@@ -254,7 +254,7 @@ def test_a_retry_while_the_first_create_is_in_flight_waits_for_it(rig: Container
     cfg = container_config(command=("/bin/sleep", "3600"))
     cfg.image.image = rig.image
     req = pb.CreateContainerRequest(pod_sandbox_id=pod[0], config=cfg, sandbox_config=pod[1])
-    assert code_of(lambda: rig.rt.CreateContainer(req, timeout=0.005)) == \
+    assert code_of(lambda: rig.rt.CreateContainer(req, timeout=0.002)) == \
         grpc.StatusCode.DEADLINE_EXCEEDED
     cid = rig.rt.CreateContainer(req, timeout=30).container_id
     assert [c.id for c in rig.rt.ListContainers(pb.ListContainersRequest()).containers] == [cid]

@@ -5,6 +5,7 @@ idmapped mounts, so a host file owned by 0 is root's inside and nothing is chown
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -189,6 +190,29 @@ def test_kubelet_volumes_in_a_user_namespace(rig: ContainerRig) -> None:
         assert mounts.count(f" {secret} ") == 1  # our own tmpfs only
     finally:
         libc.umount2(str(secret), libc.MNT_DETACH)
+
+
+def test_pod_sysctls_in_a_user_namespace(rig: ContainerRig) -> None:
+    """Network, IPC and mqueue sysctls of namespaces the pod's user namespace owns (IPC and
+    mqueue ones are writable only by that namespace's root); the daemon's threads keep
+    their own ids."""
+    pod = rig.run_pod(namespaces=_namespaces(_userns(_host_range())), sysctls={
+        "net.ipv4.ip_unprivileged_port_start": "0", "kernel.shm_rmid_forced": "1",
+        "kernel.msgmax": "16384", "fs.mqueue.msg_max": "20"})
+    cid = rig.run(pod, container_config(command=("/bin/sleep", "3600")))
+    out = rig.exec(cid, "/bin/cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+                   "/proc/sys/kernel/shm_rmid_forced", "/proc/sys/kernel/msgmax",
+                   "/proc/sys/fs/mqueue/msg_max")
+    assert out.stdout.split() == [b"0", b"1", b"16384", b"20"], out.stderr
+    tasks = Path(f"/proc/{rig.daemon.proc.pid}/task")
+    for t in tasks.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            uid = next(ln for ln in (t / "status").read_text().splitlines()
+                       if ln.startswith("Uid:"))
+            assert uid.split()[1:] == ["0"] * 4, t
+    bad = code_of(lambda: rig.run_pod(namespaces=_namespaces(_userns(_host_range())),
+                                      sysctls={"kernel.msgmax": "-5"}))
+    assert bad == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_shared_pid_namespace_in_a_user_namespace(rig: ContainerRig) -> None:

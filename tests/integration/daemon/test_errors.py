@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from crid.api import api_pb2 as pb
-from tests.rig.daemon import TOP, CridProcess, crid_command, start_crid
+from tests.rig.daemon import TOP, CridProcess, crid_command, remove_test_network, start_crid
 
 
 def _failures(daemon: CridProcess, method: str) -> list[dict]:
@@ -122,3 +122,43 @@ def _children_named(pid: int, comm: str) -> list[int]:
     kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(k) for k in kids
             if Path(f"/proc/{k}/comm").read_text(errors="replace").strip() == comm]
+
+
+def _marked(run_root: Path) -> list[int]:
+    """Live processes carrying this run root's mark (crid.children)."""
+    mark = f"CRID_OWNER={run_root}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            env = Path(f"/proc/{name}/environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if name.isdigit() and mark in env:
+            found.append(int(name))
+    return found
+
+
+def test_a_start_failing_late_stops_everything_started_before(tmp_path: Path) -> None:
+    """The Docker socket is the last thing start-up opens: by then the zygote, the exit
+    watcher, the streaming server and the CRI socket exist, and all must go again."""
+    busy = tmp_path / "busy.sock"
+    holder = socket.socket(socket.AF_UNIX)
+    holder.bind(str(busy))
+    holder.listen()
+    cfg = tmp_path / "crid.toml"
+    bridge = f"crtf{os.getpid() % 10000}"
+    cfg.write_text(f'[network]\nmode = "builtin"\nbridge = "{bridge}"\n'
+                   f'pod_cidr = "10.217.{os.getpid() % 250}.0/24"\n'
+                   f'[docker]\nlisten = "{busy}"\n')
+    try:
+        daemon = start_crid(tmp_path, config=cfg, wait=False)
+        assert daemon.proc.wait(60) != 0
+    finally:
+        holder.close()
+    assert f"socket {busy} is served by another process" in daemon.log()
+    assert _marked(daemon.run_root) == []  # zygote and everything it forked: gone
+    assert not daemon.socket.exists()
+    try:
+        start_crid(tmp_path, config=cfg).stop()  # the root lock was released
+    finally:
+        remove_test_network(bridge)

@@ -7,9 +7,11 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -19,6 +21,7 @@ from tests.rig.distribution import DistributionClient
 from tests.rig.images import BuiltImage, push
 from tests.rig.registry import Registry
 
+T = TypeVar("T")
 DOCKER_CLI = "/usr/bin/docker"  # Debian's docker.io client (a newer one may sit in PATH)
 
 
@@ -58,6 +61,17 @@ class DockerRig:
         return docker.DockerClient(base_url=self.host, version="auto", timeout=120)
 
 
+def until(fn: Callable[[], T], timeout: float = 30) -> T:
+    """fn()'s first truthy value, polled (a failure if none comes within `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            assert value, "condition never held"
+            return value
+        time.sleep(0.1)
+
+
 def write_config(base: Path, bridge: str, registry: Registry, parent: str) -> Path:
     cfg = base / "crid.toml"
     cfg.write_text(f'[network]\nmode = "builtin"\nbridge = "{bridge}"\n'
@@ -85,7 +99,7 @@ def docker_rig(tmp_path: Path, registry: Registry, busybox_image: BuiltImage
         yield rig
     finally:
         _remove_all(rig)
-        assert daemon.stop() == 0, daemon.log()[-8000:]
+        assert rig.daemon.stop() == 0, rig.daemon.log()[-8000:]  # a test may restart it
         cleanup_cgroup_parent(parent)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         subprocess.run(["nft", "delete", "table", "inet", f"crid_{bridge}"],

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
+import socket
 import urllib.request
 
 import pytest
 
 from crid.api import api_pb2 as pb
-from tests.integration.docker.conftest import DockerRig
+from tests.integration.docker.conftest import DockerRig, until
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_detached_run_logs_stop(rig: DockerRig) -> None:
     assert ps.startswith(f"{cid} web Up")
     assert rig.cli("ps", "-q", "--filter", "label=app=crt").stdout.strip() == cid[:12]
     assert rig.cli("ps", "-q", "--filter", "label=app=other").stdout == ""
-    _until(lambda: rig.cli("logs", "web").stdout == "hello\n")
+    until(lambda: rig.cli("logs", "web").stdout == "hello\n")
     info = json.loads(rig.cli("inspect", "web").stdout)[0]
     assert info["State"]["Running"] and info["State"]["Pid"] > 0
     assert info["NetworkSettings"]["IPAddress"].startswith("10.217.")
@@ -80,7 +80,7 @@ def test_cri_never_lists_docker_containers(rig: DockerRig) -> None:
 def test_published_port_answers(rig: DockerRig) -> None:
     rig.cli("run", "-d", "--name", "http", "-p", "127.0.0.1:18931:80", "busybox",
                    "sh", "-c", "echo served > /index.html; httpd -f -p 80 -h /")
-    body = _until(lambda: _get("http://127.0.0.1:18931/index.html"))
+    body = until(lambda: _get("http://127.0.0.1:18931/index.html"))
     assert body == b"served\n"
     port = rig.cli("inspect", "-f", "{{json .NetworkSettings.Ports}}", "http").stdout
     assert json.loads(port)["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": "18931"}]
@@ -123,15 +123,6 @@ def _get(url: str) -> bytes | None:
         return None
 
 
-def _until(fn, timeout: float = 20):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            assert value, "condition never held"
-            return value
-        time.sleep(0.1)
-
 
 def test_ps_filters(rig: DockerRig) -> None:
     rig.cli("run", "--name", "three", "busybox", "sh", "-c", "exit 3", check=False)
@@ -157,15 +148,15 @@ def test_ps_filters(rig: DockerRig) -> None:
 def test_kill_restart_wait(rig: DockerRig) -> None:
     rig.cli("run", "-d", "--name", "k", "busybox", "sh", "-c",
             "trap 'echo got-usr1' USR1; echo started; while true; do sleep 0.1; done")
-    _until(lambda: "started" in rig.cli("logs", "k").stdout)
+    until(lambda: "started" in rig.cli("logs", "k").stdout)
     rig.cli("kill", "--signal", "USR1", "k")
-    _until(lambda: "got-usr1" in rig.cli("logs", "k").stdout)
+    until(lambda: "got-usr1" in rig.cli("logs", "k").stdout)
     assert json.loads(rig.cli("inspect", "k").stdout)[0]["State"]["Running"]
     first_pid = json.loads(rig.cli("inspect", "k").stdout)[0]["State"]["Pid"]
     rig.cli("restart", "-t", "1", "k")
     info = json.loads(rig.cli("inspect", "k").stdout)[0]
     assert info["State"]["Running"] and info["State"]["Pid"] != first_pid
-    _until(lambda: rig.cli("logs", "k").stdout.count("started") == 2)
+    until(lambda: rig.cli("logs", "k").stdout.count("started") == 2)
     rig.cli("kill", "k")
     assert rig.cli("wait", "k").stdout == "137\n"
     again = rig.cli("kill", "k", check=False)
@@ -205,3 +196,19 @@ def test_stop_of_a_stopped_container_and_start_of_a_started(rig: DockerRig) -> N
     state = json.loads(rig.cli("inspect", "s").stdout)[0]["State"]
     assert (state["Status"], state["ExitCode"]) == ("exited", 137)
     rig.cli("rm", "s")
+
+
+def test_network_modes(rig: DockerRig) -> None:
+    none = rig.cli("run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                   "ls /sys/class/net; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-ok")
+    assert none.stdout == "lo\nlo-ok\n"
+    host = rig.cli("run", "--rm", "--network", "host", "busybox", "hostname")
+    assert host.stdout.strip() == socket.gethostname()
+    bridged = rig.cli("run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net")
+    assert bridged.stdout.split() == ["eth0", "lo"]
+    missing = rig.cli("run", "--rm", "--network", "nosuchnet", "busybox", "true", check=False)
+    assert missing.returncode != 0 and "network nosuchnet not found" in missing.stderr
+    clash = rig.cli("run", "--rm", "--network", "none", "-p", "18934:80", "busybox", "true",
+                    check=False)
+    assert clash.returncode != 0 and "conflicting options" in clash.stderr
+    assert rig.cli("ps", "-aq").stdout == ""

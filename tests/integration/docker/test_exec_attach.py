@@ -3,15 +3,18 @@ with one, stdin with half-close, exit codes; `docker run -it` under a pseudo-ter
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import select
+import struct
+import termios
 import time
 
 import pytest
 
-from tests.integration.docker.conftest import DOCKER_CLI, DockerRig
+from tests.integration.docker.conftest import DOCKER_CLI, DockerRig, until
 
 
 @pytest.fixture
@@ -31,7 +34,7 @@ def test_exec_output_streams_and_exit_code(rig: DockerRig) -> None:
                   "sh", "-c", 'echo "$X $(pwd) $(id -u):$(id -g)"')
     assert env.stdout == "1 /tmp 1000:1000\n"
     rig.cli("exec", "-d", "box", "sh", "-c", "echo detached > /tmp/mark")
-    assert _until(lambda: rig.cli("exec", "box", "cat", "/tmp/mark", check=False).stdout
+    assert until(lambda: rig.cli("exec", "box", "cat", "/tmp/mark", check=False).stdout
                   ) == "detached\n"
     missing = rig.cli("exec", "box", "/no/such/binary", check=False)
     assert missing.returncode in (126, 127), missing
@@ -77,16 +80,24 @@ def test_attach_to_a_running_container_sees_new_output(rig: DockerRig) -> None:
     rig.cli("rm", "ticker")
 
 
-def test_run_it_under_a_pty(rig: DockerRig) -> None:
-    """An interactive shell: prompt, commands echoed by the container's tty, exit code."""
+def _pty_child(rig: DockerRig, *args: str) -> tuple[int, int]:
+    """The docker CLI on a new pseudo-terminal of 33 rows and 111 columns."""
     pid, master = pty.fork()
     if pid == 0:
-        os.execve(DOCKER_CLI, [DOCKER_CLI, "run", "--rm", "-it", "--name", "tty",
-                               "busybox", "sh"], rig.env())
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+        os.execve(DOCKER_CLI, [DOCKER_CLI, *args], rig.env())
+    return pid, master
+
+
+def test_run_it_under_a_pty(rig: DockerRig) -> None:
+    """An interactive shell: prompt, commands echoed by the container's tty, the terminal's
+    size passed on, exit code."""
+    pid, master = _pty_child(rig, "run", "--rm", "-it", "--name", "tty", "busybox", "sh")
     try:
         _expect(master, b"# ")
         os.write(master, b"echo $((6*7)); stty size\r")
-        seen = _expect(master, b"42")
+        seen = _expect(master, b"33 111")
+        assert b"42" in seen
         os.write(master, b"exit 3\r")
         _expect_eof(master)
         _, status = os.waitpid(pid, 0)
@@ -97,15 +108,33 @@ def test_run_it_under_a_pty(rig: DockerRig) -> None:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
         os.close(master)
-    _until(lambda: rig.cli("ps", "-aq").stdout == "")  # --rm: removed after the exit
+    until(lambda: rig.cli("ps", "-aq").stdout == "")  # --rm: removed after the exit
+
+
+def test_exec_it_gets_the_terminal_size(rig: DockerRig) -> None:
+    rig.cli("run", "-d", "--name", "sized", "busybox", "sleep", "600")
+    # The CLI sends the size just after the start, as Docker's 20.10 client does: wait for it.
+    pid, master = _pty_child(rig, "exec", "-it", "sized", "sh", "-c",
+                             'until [ "$(stty size 2>/dev/null)" = "33 111" ]; do sleep 0.1; '
+                             "done; echo sized; exit 4")
+    try:
+        _expect(master, b"sized")
+        _expect_eof(master)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 4
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(master)
+    rig.cli("rm", "-f", "sized")
 
 
 def test_run_it_ctrl_c_reaches_the_container(rig: DockerRig) -> None:
-    pid, master = pty.fork()
-    if pid == 0:
-        os.execve(DOCKER_CLI, [DOCKER_CLI, "run", "--rm", "-it", "busybox", "sh", "-c",
-                               "trap 'echo caught; exit 130' INT; echo ready; "
-                               "while true; do sleep 0.1; done"], rig.env())
+    pid, master = _pty_child(rig, "run", "--rm", "-it", "busybox", "sh", "-c",
+                             "trap 'echo caught; exit 130' INT; echo ready; "
+                             "while true; do sleep 0.1; done")
     try:
         _expect(master, b"ready")
         os.write(master, b"\x03")
@@ -169,11 +198,34 @@ def _expect_eof(fd: int, timeout: float = 30) -> bytes:
             got += chunk
 
 
-def _until(fn, timeout: float = 20):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            assert value, "condition never held"
-            return value
-        time.sleep(0.1)
+def test_run_it_detach_keys_leave_it_running(rig: DockerRig) -> None:
+    """Ctrl-P Ctrl-Q: the CLI detaches, the shell lives on; `docker attach` gets it back."""
+    pid, master = _pty_child(rig, "run", "-it", "--name", "detached", "busybox", "sh")
+    try:
+        _expect(master, b"# ")
+        os.write(master, b"\x10\x11")
+        _expect_eof(master)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(master)
+    assert json.loads(rig.cli("inspect", "detached").stdout)[0]["State"]["Running"]
+    pid, master = _pty_child(rig, "attach", "detached")
+    try:
+        os.write(master, b"echo back-$((40+2))\r")
+        _expect(master, b"back-42")
+        os.write(master, b"exit 6\r")
+        _expect_eof(master)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 6
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(master)
+    rig.cli("rm", "detached")

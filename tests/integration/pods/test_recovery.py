@@ -58,10 +58,10 @@ def test_lost_pins_make_pod_notready_and_remove_still_works(rig: PodRig) -> None
 
 
 def test_create_past_deadline_is_handed_to_the_retry(rig: PodRig) -> None:
-    # A shared-PID pod takes tens of ms (reaper start): past a 20 ms deadline, still running.
+    # A shared-PID pod takes tens of ms (reaper start): past a 5 ms deadline, still running.
     cfg = pod_config(parent=rig.cgroup_parent, namespaces=pb.NamespaceOption(pid=pb.POD))
     try:
-        rig.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=0.02)
+        rig.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=0.005)
         raise AssertionError("the create beat its deadline; the test needs a slower one")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from runtime.cli import LOCK_NAME, SOCKET_NAME
+from runtime.cli.client import LOCK_NAME, SOCKET_NAME
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "bin" / "crid-runtime"
@@ -40,7 +40,7 @@ def server_pid(root: Path) -> int | None:
             zombie = f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except (OSError, ValueError):
         return None
-    if zombie or b"runtime.cli_server" not in cmdline or str(root).encode() not in cmdline:
+    if zombie or b"runtime.cli.server" not in cmdline or str(root).encode() not in cmdline:
         return None
     return pid
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from runtime.launch.zygote import Zygote
 from runtime.lifecycle import Runtime
-from runtime.zygote import Zygote
 from tests.integration.runtime.bundle import default_config, make_rootfs
 
 # Unique per test process: container ids name cgroups, and two runs of these tests at once

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cli import MAGIC
+from runtime.cli.client import MAGIC
 from tests.integration.runtime.clikit import (
     REPO,
     SCRIPT,
@@ -52,7 +52,7 @@ def _servers_of(root: Path) -> list[int]:
                     args = f.read().split(b"\0")
             except OSError:
                 continue
-            if b"runtime.cli_server" in args and str(root).encode() in args and \
+            if b"runtime.cli.server" in args and str(root).encode() in args and \
                     Path(f"/proc/{entry}/comm").read_text() == "crid-runtime-s\n":
                 out.append(int(entry))
     return out
@@ -161,7 +161,7 @@ def test_removed_socket_stops_the_server(root: Path) -> None:
 def test_changed_code_stops_the_server(root: Path) -> None:
     assert cli(root, "list").returncode == 0
     pid = server_pid(root)
-    module = REPO / "runtime" / "cli_tty.py"
+    module = REPO / "runtime" / "cli" / "tty.py"
     st = os.stat(module)
     os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
     assert pid is not None and wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10.0)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from runtime.launch.zygote import Zygote
 from runtime.lifecycle import CreateRequest, ExecRequest, Runtime
 from runtime.monitor import AttachClient, framing
-from runtime.zygote import Zygote
 from tests.integration.runtime.lifekit import (  # noqa: F401  (fixtures)
     PREFIX,
     runtime_fixture,

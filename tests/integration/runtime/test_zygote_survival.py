@@ -23,7 +23,7 @@ CREATOR = textwrap.dedent("""
     import sys, threading, time
     from pathlib import Path
     from runtime.lifecycle import CreateRequest, Runtime
-    from runtime.zygote import Zygote
+    from runtime.launch.zygote import Zygote
     root, bundle, log, cid = sys.argv[1:5]
     threading.Thread(target=time.sleep, args=(600,), daemon=True).start()  # like gRPC: threads
     z = Zygote.start()
@@ -90,8 +90,8 @@ def test_container_survives_creator_sigkill(tmp_path: Path) -> None:
 
 
 def test_dead_zygote_is_a_named_error(tmp_path: Path) -> None:
+    from runtime.launch.zygote import Zygote, ZygoteError
     from runtime.lifecycle import CreateRequest
-    from runtime.zygote import Zygote, ZygoteError
 
     z = Zygote.start()
     os.kill(z.pid, signal.SIGKILL)
@@ -111,8 +111,8 @@ def test_dead_zygote_is_a_named_error(tmp_path: Path) -> None:
 def test_malformed_request_does_not_kill_the_zygote(tmp_path: Path) -> None:
     import json as _json
 
+    from runtime.launch.zygote import Zygote
     from runtime.lifecycle import CreateRequest
-    from runtime.zygote import Zygote
 
     z = Zygote.start()
     try:
@@ -140,8 +140,8 @@ def test_concurrent_creates_from_threads(tmp_path: Path) -> None:
     """crid's gRPC threads share one Runtime and one zygote."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from runtime.launch.zygote import Zygote
     from runtime.lifecycle import CreateRequest
-    from runtime.zygote import Zygote
 
     bundle = write_bundle(tmp_path / "b", ["sh", "-c", "exit $(( $$ % 7 ))"])
     z = Zygote.start()

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from crid.streaming import StreamingOptions, StreamingServer
+from crid.streaming.protocol import StreamingOptions, StreamingServer
 from tests.integration.streaming.host_backend import HostProcessBackend
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from crid.api import api_pb2 as pb
-from crid.streaming.client import CommandIO, CommandResult, exec_spdy, exec_websocket
+from crid.streaming.protocol.client import CommandIO, CommandResult, exec_spdy, exec_websocket
 from tests.integration.containers.helpers import container_config, wait_for
 from tests.integration.pods.helpers import cleanup_cgroup_parent, pod_config, remove_test_network
 from tests.rig import catalog

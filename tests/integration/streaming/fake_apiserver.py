@@ -14,7 +14,7 @@ import json
 import threading
 from urllib.parse import parse_qs, urlsplit
 
-from crid.streaming import AttachRequest, ExecRequest, PortForwardRequest, StreamingServer
+from crid.streaming.protocol import AttachRequest, ExecRequest, PortForwardRequest, StreamingServer
 
 
 def _pod(ns: str, name: str) -> dict[str, object]:

@@ -16,7 +16,7 @@ import struct
 import subprocess
 import termios
 
-from crid.streaming import AttachRequest, BackendError, ExecRequest, TerminalSize
+from crid.streaming.protocol import AttachRequest, BackendError, ExecRequest, TerminalSize
 
 
 def _exit_code(returncode: int) -> int:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from crid.streaming import AttachRequest, StreamingServer
-from crid.streaming.client import CommandIO, exec_spdy, exec_websocket
+from crid.streaming.protocol import AttachRequest, StreamingServer
+from crid.streaming.protocol.client import CommandIO, exec_spdy, exec_websocket
 from tests.integration.streaming.host_backend import HostProcessBackend
 
 

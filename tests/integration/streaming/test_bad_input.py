@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import pytest
 
-from crid.streaming import ExecRequest, StreamingServer
-from crid.streaming.client import CommandIO, UpgradeRefused, exec_spdy, exec_websocket
-from crid.streaming.spdy import frames as F
-from crid.streaming.spdy.dictionary import DICTIONARY
-from crid.streaming.spdy.headers import HeaderCompressor, encode_block
+from crid.streaming.protocol import ExecRequest, StreamingServer
+from crid.streaming.protocol.client import CommandIO, UpgradeRefused, exec_spdy, exec_websocket
+from crid.streaming.protocol.spdy import frames as F
+from crid.streaming.protocol.spdy.dictionary import DICTIONARY
+from crid.streaming.protocol.spdy.headers import HeaderCompressor, encode_block
 from tests.integration.streaming.host_backend import HostProcessBackend
 
 GOAWAY_HEAD = bytes.fromhex("8003000700000008")
@@ -263,7 +263,7 @@ def test_idle_session_is_closed_and_process_killed(make_server: Callable[..., St
 def test_websocket_unknown_channel_closes_only_that_session(server: StreamingServer,
                                                             backend: HostProcessBackend,
                                                             bystander: _Bystander) -> None:
-    from crid.streaming.client import _ws_connect
+    from crid.streaming.protocol.client import _ws_connect
 
     url = server.request_exec(ExecRequest("c1", ("sleep", "1000"), stdin=True))
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from crid.api import api_pb2 as pb
-from crid.streaming.client import CommandIO, PortForwarder, exec_spdy, exec_websocket
-from crid.streaming.requests import TerminalSize
+from crid.streaming.protocol.client import CommandIO, PortForwarder, exec_spdy, exec_websocket
+from crid.streaming.protocol.requests import TerminalSize
 from tests.integration.streaming.test_portforward import http_server  # noqa: F401
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("containerd") is None,

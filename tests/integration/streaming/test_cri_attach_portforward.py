@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from crid.api import api_pb2 as pb
-from crid.streaming import TerminalSize
-from crid.streaming.client import CommandIO, PortForwarder, exec_spdy
+from crid.streaming.protocol import TerminalSize
+from crid.streaming.protocol.client import CommandIO, PortForwarder, exec_spdy
 from tests.integration.containers.helpers import code_of, wait_for
 from tests.integration.streaming.cri_rig import StreamRig, run_session
 

@@ -13,8 +13,8 @@ import grpc
 import pytest
 
 from crid.api import api_pb2 as pb
-from crid.streaming import TerminalSize
-from crid.streaming.client import CommandIO, exec_spdy
+from crid.streaming.protocol import TerminalSize
+from crid.streaming.protocol.client import CommandIO, exec_spdy
 from tests.integration.containers.helpers import code_of
 from tests.integration.streaming.cri_rig import StreamRig, run_session
 
@@ -147,7 +147,7 @@ def test_exec_rpc_validation(srig: StreamRig) -> None:
 
 
 def test_url_is_single_use(srig: StreamRig) -> None:
-    from crid.streaming.client import UpgradeRefused
+    from crid.streaming.protocol.client import UpgradeRefused
 
     url = srig.exec_url(srig.sleeper, "/bin/true")
     assert run_session(url, CommandIO(stdout=_drop, stderr=_drop)).exit_code == 0

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crid.streaming import ExecRequest, StreamingServer, TerminalSize
-from crid.streaming.client import CommandIO, CommandResult, exec_spdy, exec_websocket
+from crid.streaming.protocol import ExecRequest, StreamingServer, TerminalSize
+from crid.streaming.protocol.client import CommandIO, CommandResult, exec_spdy, exec_websocket
 from tests.integration.streaming.host_backend import HostProcessBackend
 
 TRANSPORTS = ["spdy", "websocket"]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from crid.streaming import StreamingServer
+from crid.streaming.protocol import StreamingServer
 from tests.integration.streaming.fake_apiserver import FakeApiServer
 from tests.integration.streaming.host_backend import HostProcessBackend
 from tests.integration.streaming.test_portforward import echo_server, http_server  # noqa: F401

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from crid.streaming import PortForwardRequest, StreamingServer
-from crid.streaming.client import PortForwarder
+from crid.streaming.protocol import PortForwardRequest, StreamingServer
+from crid.streaming.protocol.client import PortForwarder
 
 
 def _free_port() -> int:

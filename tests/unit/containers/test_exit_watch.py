@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from crid.containers.exit_watch import ExitWatchThread
-from crid.containers.ports import ExitInfo
+from crid.containers.seams import ExitInfo
 from runtime.monitor.exitfile import ExitStatus, write_exit_file
 
 

@@ -20,9 +20,9 @@ from crid.containers.model import (
     ProfileKind,
     Security,
 )
-from crid.containers.ports import PodForContainers
 from crid.containers.record import ContainerRecord, ContainerState
 from crid.containers.runtime_adapter import exit_info, parse_rfc3339_nano
+from crid.containers.seams import PodForContainers
 from crid.containers.spec import PodContext
 from crid.containers.stats import net_usage
 from crid.errors import InvalidArgument, NotFound

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from crid.containers.manager import ContainerManager, ContainerOptions, ListFilter
-from crid.containers.ports import ExecResult, ExitInfo
 from crid.containers.record import ContainerRecord, ContainerState
+from crid.containers.seams import ExecResult, ExitInfo
 from crid.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
 from crid.events import EventBus
 from crid.resources import Resources

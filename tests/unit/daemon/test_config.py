@@ -49,6 +49,10 @@ def test_registry_tables(tmp_path: Path) -> None:
     ("[metrics]\nlisten = '9540'", "metrics.listen: '9540' is not host:port"),
     ("[metrics]\nlisten = 'localhost:9540'", "metrics.listen"),
     ("[metrics]\nlisten = '127.0.0.1:99999'", "is not host:port"),
+    ("[tracing]\nendpoint = '127.0.0.1:4317'", "tracing.endpoint: '127.0.0.1:4317' is not an OTLP"),
+    ("[tracing]\nendpoint = 'grpc://h:4317'", "is not an OTLP/gRPC endpoint"),
+    ("[tracing]\nsampling_rate = 1.5", "tracing.sampling_rate: must be between 0.0 and 1.0"),
+    ("[tracing]\nsampling_rate = '1'", "tracing.sampling_rate: expected float"),
 ])
 def test_bad_values_name_file_and_key(tmp_path: Path, text: str, problem: str) -> None:
     f = tmp_path / "crid.toml"
@@ -109,3 +113,18 @@ def test_metrics_are_off_and_loopback_by_default() -> None:
 def test_shipped_default_config_is_the_rendered_defaults() -> None:
     shipped = Path(__file__).resolve().parents[3] / "deploy/crid.toml"
     assert shipped.read_text() == c.render_toml(c.Config()), "run: crid config > deploy/crid.toml"
+
+
+def test_tracing_is_off_and_an_integer_rate_is_a_fraction(tmp_path: Path) -> None:
+    assert c.Config().tracing.enable is False
+    f = tmp_path / "crid.toml"
+    f.write_text("[tracing]\nenable = true\nsampling_rate = 0\n")
+    cfg = c.load(f)
+    assert (cfg.tracing.sampling_rate, type(cfg.tracing.sampling_rate)) == (0.0, float)
+    assert c.load(_written(tmp_path, c.render_toml(cfg))) == cfg
+
+
+def _written(tmp_path: Path, text: str) -> Path:
+    f = tmp_path / "again.toml"
+    f.write_text(text)
+    return f

@@ -25,3 +25,19 @@ def test_text_format_is_human_readable() -> None:
     logs.get("t").debug("hidden")
     assert "hello" in out.getvalue() and "x=1" in out.getvalue()
     assert "hidden" not in out.getvalue()
+
+
+def test_reconfigure_reaches_loggers_already_used() -> None:
+    out = io.StringIO()
+    logs.setup("info", "json", stream=out)
+    log = logs.get("t")
+    log.debug("before")
+    logs.reconfigure("debug", "text")
+    log.debug("after", x=1)
+    logs.reconfigure("error", "json")
+    log.warning("dropped")
+    log.error("kept")
+    lines = out.getvalue().splitlines()
+    assert "before" not in out.getvalue() and "dropped" not in out.getvalue()
+    assert "after" in lines[0] and "x=1" in lines[0] and not lines[0].startswith("{")
+    assert json.loads(lines[1])["event"] == "kept"

@@ -58,7 +58,8 @@ def test_rpc_outcomes_become_counts_errors_latency_and_pulls() -> None:
 
 def test_observability_turns_metrics_on_moves_them_and_off() -> None:
     bus = EventBus()
-    obs = Observability(SOURCES, bus)
+    obs = Observability(bus)
+    obs.bind(SOURCES)
     try:
         assert obs.apply_metrics(MetricsConfig()) == "" and obs.observers() == ()
         assert obs.apply_metrics(MetricsConfig(enable=True, listen="127.0.0.1:0")) == \

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cli import DEFAULT_ROOT, SOCKET_NAME, SUN_PATH_MAX, scan_globals, socket_path
+from runtime.cli import DEFAULT_ROOT
+from runtime.cli.client import SOCKET_NAME, SUN_PATH_MAX, scan_globals, socket_path
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[3]
@@ -39,8 +40,8 @@ def test_long_socket_paths_go_through_proc(tmp_path: Path) -> None:
 
 def test_the_client_imports_only_builtins_and_socket() -> None:
     """Its start-up is the point: no os, no re, no json, no runtime library."""
-    code = ("import sys; before = set(sys.modules); import runtime.cli; "
+    code = ("import sys; before = set(sys.modules); import runtime.cli.client; "
             "print(sorted(set(sys.modules) - before))")
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO)}, check=True).stdout
-    assert out.strip() == "['_socket', 'runtime', 'runtime.cli']"
+    assert out.strip() == "['_socket', 'runtime', 'runtime.cli', 'runtime.cli.client']"

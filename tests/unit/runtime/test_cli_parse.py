@@ -2,7 +2,7 @@
 
 import pytest
 
-from runtime.cli_commands import _parse
+from runtime.cli.commands import _parse
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from runtime.errors import SpecError
-from runtime.execprep import ExecPrep
+from runtime.launch.execprep import ExecPrep
 from runtime.seccomp import CompiledFilter, SeccompError, prepare_filter
 
 PROFILE = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],

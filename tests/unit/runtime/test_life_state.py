@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cli_commands import UsageError, parse_signal
+from runtime.cli.commands import UsageError, parse_signal
 from runtime.errors import ContainerExists, ContainerNotFound, InvalidState
 from runtime.exits import ExitWatcher, wait_for_file
 from runtime.linux.atomic import write_atomic

@@ -7,9 +7,9 @@ import json
 import os
 import socket
 
-from crid.streaming import AttachRequest, TerminalSize
-from crid.streaming.fdio import read_fd, write_fd
-from crid.streaming_backend.attach_process import AttachProcess
+from crid.streaming.backend.attach_process import AttachProcess
+from crid.streaming.protocol import AttachRequest, TerminalSize
+from crid.streaming.protocol.fdio import read_fd, write_fd
 from runtime.monitor import framing
 
 

@@ -7,11 +7,11 @@ import socket
 
 import pytest
 
-from crid.streaming.client import CommandIO, _run_spdy_command
-from crid.streaming.errors import StreamingError
-from crid.streaming.remotecommand import V5
-from crid.streaming.spdy.session import SpdySession
-from crid.streaming.transport import StreamTransport
+from crid.streaming.protocol.client import CommandIO, _run_spdy_command
+from crid.streaming.protocol.errors import StreamingError
+from crid.streaming.protocol.remotecommand import V5
+from crid.streaming.protocol.spdy.session import SpdySession
+from crid.streaming.protocol.transport import StreamTransport
 
 
 async def _sessions() -> tuple[SpdySession, SpdySession]:

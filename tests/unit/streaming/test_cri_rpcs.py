@@ -8,7 +8,7 @@ import pytest
 from crid.api import api_pb2 as pb
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from crid.server.streaming_rpc import StreamingDeps, attach_rpc, exec_rpc, port_forward_rpc
-from crid.streaming import (
+from crid.streaming.protocol import (
     AttachRequest,
     ExecRequest,
     PortForwardRequest,

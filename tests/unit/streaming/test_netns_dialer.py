@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from crid.streaming import BackendError
-from crid.streaming_backend.netns_dialer import connect_local
+from crid.streaming.backend.netns_dialer import connect_local
+from crid.streaming.protocol import BackendError
 
 
 def test_connects_to_a_loopback_listener() -> None:

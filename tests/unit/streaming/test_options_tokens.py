@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from crid.streaming import (
+from crid.streaming.protocol import (
     AttachRequest,
     ExecRequest,
     PortForwardRequest,
@@ -15,12 +15,12 @@ from crid.streaming import (
     TerminalSize,
     parse_duration,
 )
-from crid.streaming.errors import ProtocolError
-from crid.streaming.remotecommand import ResizeDecoder
-from crid.streaming.requests import validate_attach, validate_exec, validate_port_forward
-from crid.streaming.status import decode_exit_code, encode_status, exit_status
-from crid.streaming.tokens import TokenCache
-from crid.streaming.wschannels import decode_ws_frame, encode_ws_frame
+from crid.streaming.protocol.errors import ProtocolError
+from crid.streaming.protocol.remotecommand import ResizeDecoder
+from crid.streaming.protocol.requests import validate_attach, validate_exec, validate_port_forward
+from crid.streaming.protocol.status import decode_exit_code, encode_status, exit_status
+from crid.streaming.protocol.tokens import TokenCache
+from crid.streaming.protocol.wschannels import decode_ws_frame, encode_ws_frame
 
 
 @pytest.mark.parametrize("text,seconds", [

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from crid.streaming.errors import ProtocolError
-from crid.streaming.spdy import frames as F
-from crid.streaming.spdy.headers import HeaderCompressor
-from crid.streaming.spdy.session import SessionLimits, SpdySession
-from crid.streaming.transport import StreamTransport
+from crid.streaming.protocol.errors import ProtocolError
+from crid.streaming.protocol.spdy import frames as F
+from crid.streaming.protocol.spdy.headers import HeaderCompressor
+from crid.streaming.protocol.spdy.session import SessionLimits, SpdySession
+from crid.streaming.protocol.transport import StreamTransport
 
 
 async def _pair() -> tuple[StreamTransport, StreamTransport]:

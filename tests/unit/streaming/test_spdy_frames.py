@@ -6,10 +6,10 @@ import zlib
 
 import pytest
 
-from crid.streaming.errors import ProtocolError
-from crid.streaming.spdy import frames as F
-from crid.streaming.spdy.dictionary import DICTIONARY
-from crid.streaming.spdy.headers import HeaderCompressor, HeaderDecompressor, encode_block
+from crid.streaming.protocol.errors import ProtocolError
+from crid.streaming.protocol.spdy import frames as F
+from crid.streaming.protocol.spdy.dictionary import DICTIONARY
+from crid.streaming.protocol.spdy.headers import HeaderCompressor, HeaderDecompressor, encode_block
 
 # Each vector: the frame, then its bytes written out field by field.
 VECTORS = [

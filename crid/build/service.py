@@ -1,0 +1,151 @@
+"""Builds as the daemon runs them: a context archive in, an image out, nothing left behind.
+
+Everything a build makes lives under `work_root` (its unpacked context, staged COPY trees,
+read-only image views, layer tars, step logs) and goes when the build ends, however it ends;
+what a killed daemon left there (and its step pods) is removed by `reap()` at start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from crid import logs
+from crid.build.builder import Builder, BuildOutput, BuildRequest
+from crid.build.cache import BuildCache
+from crid.build.context import unpack_context
+from crid.build.errors import BuildCancelled
+from crid.build.runner import Cancelled, PodStepRunner, RunnerOptions
+from crid.containers.manager import ContainerManager
+from crid.events import EventBus
+from crid.pods.manager import PodManager
+from imagestore import (
+    Credentials,
+    ImageRecord,
+    ImageStore,
+    InvalidReference,
+    Reference,
+    reference_candidates,
+)
+from runtime.linux import libc
+
+log = logs.get("crid.build")
+
+
+@dataclass(frozen=True)
+class BuildServiceOptions:
+    work_root: Path  # <root>/build: contexts, staging, views, step logs, the cache file
+    cgroup_parent: str = ""  # of RUN step pods
+    context_limit: int = 8 << 30  # bytes of unpacked context
+    short_name_registries: tuple[str, ...] = ("docker.io",)
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """One build: the request without its context (the archive is unpacked by `run`)."""
+
+    request: BuildRequest
+    host_network: bool = False
+    auth: dict[str, Credentials] = dataclasses.field(default_factory=dict)
+
+
+class BuildService:
+    def __init__(self, images: ImageStore, pods: PodManager, containers: ContainerManager,
+                 events: EventBus, opts: BuildServiceOptions) -> None:
+        self._images, self._pods, self._containers, self._events = \
+            images, pods, containers, events
+        self._opts = opts
+        self._cache = BuildCache(opts.work_root / "cache.json")
+        self._stopping = threading.Event()
+        self._active = 0
+        self._idle = threading.Condition()
+
+    def run(self, context: BinaryIO, job: BuildJob, out: BuildOutput,
+            cancelled: Cancelled = lambda: False) -> str:
+        """Unpacks `context` and builds; returns the image id.
+
+        Raises:
+            BuildError (BuildCancelled), and the image store's and managers' errors.
+        """
+        with self._idle:
+            if self._stopping.is_set():
+                raise BuildCancelled("the daemon is stopping")
+            self._active += 1
+        try:
+            return self._run(context, job, out,
+                             lambda: self._stopping.is_set() or cancelled())
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Cancels the builds in progress and waits (up to `timeout`) until each has removed
+        what it made: a build does not outlive the daemon."""
+        with self._idle:
+            self._stopping.set()
+            self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    def _run(self, context: BinaryIO, job: BuildJob, out: BuildOutput,
+             cancelled: Cancelled) -> str:
+        work = self._opts.work_root
+        work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryDirectory(prefix="build-", dir=work) as tmp:
+            root = Path(tmp)
+            ctx = root / "context"
+            ctx.mkdir()
+            unpack_context(context, ctx, self._opts.context_limit)
+            runner = PodStepRunner(self._pods, self._containers, self._events, RunnerOptions(
+                root, self._opts.cgroup_parent, job.host_network))
+            builder = Builder(self._images, runner, self._cache, root,
+                              pull=self._puller(job.auth))
+            return builder.build(dataclasses.replace(job.request, context=ctx), out, cancelled)
+
+    def reap(self) -> None:
+        """Removes what builds of a killed daemon left: step pods, mounts, directories."""
+        runner = PodStepRunner(self._pods, self._containers, self._events,
+                               RunnerOptions(self._opts.work_root, self._opts.cgroup_parent))
+        pods = runner.reap()
+        work = self._opts.work_root
+        if not work.is_dir():
+            return
+        mounts = _mounts_below(work)
+        for point in mounts:
+            with contextlib.suppress(OSError):
+                libc.umount2(point, libc.MNT_DETACH)
+        dirs = [p for p in work.iterdir() if p.is_dir() and not p.is_symlink()]
+        for p in dirs:
+            shutil.rmtree(p, ignore_errors=True)
+        if pods or mounts or dirs:
+            log.info("removed leftovers of interrupted builds", pods=pods, mounts=len(mounts),
+                     dirs=len(dirs))
+
+    def _puller(self, auth: dict[str, Credentials]) -> Callable[[str], ImageRecord]:
+        def pull(name: str) -> ImageRecord:
+            creds = None
+            with contextlib.suppress(InvalidReference):
+                ref: Reference = reference_candidates(name, self._opts.short_name_registries)[0]
+                # The CLI keys Docker Hub's credentials by its v1 index address.
+                creds = auth.get(ref.domain) or (auth.get("index.docker.io")
+                                                 if ref.domain == "docker.io" else None)
+            return self._images.pull(name, creds)
+        return pull
+
+
+def _mounts_below(root: Path) -> list[str]:
+    """Mount points under `root` (deepest first), from this process's mountinfo."""
+    prefix = str(root.resolve()) + "/"
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            point = line.split(" ")[4].encode().decode("unicode_escape")
+            if point.startswith(prefix):
+                points.append(point)
+    return sorted(points, key=len, reverse=True)

@@ -1,0 +1,90 @@
+"""Docker Engine API benchmarks (issue 16), through Debian's docker CLI: crid's docker.sock
+against Debian's dockerd in the same run.
+
+This benchmark's peer is dockerd, not containerd: in the runner's containerd pass it starts
+its own dockerd (tests.bench.dockerd) and measures that, so the table's containerd column and
+the crid/containerd ratio read as dockerd and crid/dockerd here. Figures: `docker run --rm
+<busybox> true` and `docker ps -a` with PS_CONTAINERS stopped containers present, sequential,
+and EXEC_SESSIONS concurrent `docker exec`s; wall time of each CLI process.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.bench.api import BenchContext, benchmark, latency_figures
+from tests.bench.dockerd import DOCKER_CLI, running_dockerd
+from tests.rig import catalog
+from tests.rig.cri_client import CriClient
+from tests.rig.distribution import DistributionClient
+from tests.rig.images import push
+
+BUSYBOX_REPO = "crt-rig/docker-busybox"
+PS_CONTAINERS = 10
+EXEC_SESSIONS = 20
+
+
+def _cli(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([DOCKER_CLI, "-H", f"unix://{sock}", *args], capture_output=True,
+                          text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args)}: exit {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def _timed(sock: Path, *args: str) -> float:
+    started = time.perf_counter()
+    _cli(sock, *args)
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _docker_socket(client: CriClient, ctx: BenchContext) -> Iterator[Path]:
+    if ctx.runtime == "crid":
+        yield client.socket.parent / "docker.sock"  # <run-root>/docker.sock beside crid.sock
+        return
+    with running_dockerd() as dockerd:
+        yield dockerd.socket
+
+
+@benchmark("docker_cli")
+def docker_cli(client: CriClient, ctx: BenchContext) -> dict[str, float]:
+    """docker run --rm busybox true and docker ps -a through the docker CLI (peer: dockerd)."""
+    ref = ctx.once("docker-busybox", lambda: (
+        push(DistributionClient(ctx.registry), BUSYBOX_REPO, catalog.busybox_image(),
+             tag="1.0"), ctx.registry.ref(BUSYBOX_REPO, "1.0"))[1])
+    runs, lists = (5, 5) if ctx.quick else (20, 20)
+    with _docker_socket(client, ctx) as sock:
+        pull_s = _timed(sock, "pull", "-q", ref)
+        _cli(sock, "run", "--rm", ref, "true")  # warm: first container of the daemon
+        run = [_timed(sock, "run", "--rm", ref, "true") for _ in range(runs)]
+        names = [f"crt-bench-ps-{i}" for i in range(PS_CONTAINERS)]
+        for name in names:
+            _cli(sock, "create", "--name", name, ref, "true")
+        try:
+            _cli(sock, "ps", "-a")
+            ps = [_timed(sock, "ps", "-a") for _ in range(lists)]
+        finally:
+            _cli(sock, "rm", "-f", *names)
+        execs = _concurrent_execs(sock, ref, EXEC_SESSIONS)
+        _cli(sock, "rmi", ref)
+    return {"pull_busybox_s": pull_s, **latency_figures("run_rm_true", run),
+            **latency_figures("ps_a_10", ps), **latency_figures("exec_20_concurrent", execs)}
+
+
+def _concurrent_execs(sock: Path, ref: str, count: int) -> list[float]:
+    """`count` `docker exec <c> true` started at once; each one's wall time. Raises if any
+    fails (every session must complete)."""
+    name = "crt-bench-exec"
+    _cli(sock, "run", "-d", "--name", name, ref, "sleep", "600")
+    try:
+        _cli(sock, "exec", name, "true")  # warm
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            return list(pool.map(lambda _: _timed(sock, "exec", name, "true"), range(count)))
+    finally:
+        _cli(sock, "rm", "-f", name)
