@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 from crid.build.service import BuildService, BuildServiceOptions
-from crid.docker import build, containers, images, system, volumes
+from crid.docker import archive, build, containers, images, system, volumes
 from crid.docker.deps import DockerDeps
 from crid.docker.lifecycle import ExitPolicies
 from crid.docker.router import Router
@@ -28,6 +28,7 @@ class DockerFrontDoor:
         system.register(router, deps)
         images.register(router, deps)
         containers.register(router, deps)
+        archive.register(router, deps)
         volumes.register(router, deps)
         self._volumes = deps.volumes
         self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
