@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from crid.build.service import BuildService, BuildServiceOptions
-from crid.docker import build, changes, commit, containers, export, images, system
+from crid.docker import archive, build, changes, commit, containers, export, images, system
 from crid.docker.deps import DockerDeps
 from crid.docker.lifecycle import ExitPolicies
 from crid.docker.router import Router
@@ -31,6 +31,7 @@ class DockerFrontDoor:
         system.register(router, deps)
         images.register(router, deps)
         containers.register(router, deps)
+        archive.register(router, deps)
         changes.register(router, deps)
         commit.register(router, deps)
         export.register(router, deps)
