@@ -42,9 +42,9 @@ def publish(d: DockerDeps, body: CreateBody, image_config: dict[str, Any]) -> Cr
     if body.publish_all:
         bound = {(b.container_port, b.protocol) for b in bindings}
         for key in exposed:
-            port, _, proto = key.partition("/")
-            if (int(port), proto) not in bound:
-                bindings.append(PortBinding(int(port), proto, "", 0))
+            number, _, proto = key.partition("/")
+            if (int(number), proto) not in bound:
+                bindings.append(PortBinding(int(number), proto, "", 0))
     used = _used(d)
     chosen = []
     for b in bindings:
