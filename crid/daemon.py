@@ -36,9 +36,10 @@ from crid.containers.stats import CgroupReader
 from crid.docker import DockerDeps, DockerFrontDoor
 from crid.events import EventBus
 from crid.images import store_options
+from crid.metric_sources import MetricSources
 from crid.network import PodNetwork, make_pod_network
 from crid.network.factory import options_from_config
-from crid.observability import MetricSources, Observability
+from crid.observability import Observability
 from crid.pods import PodManager, PodOptions, SetupDeps, handler_set
 from crid.pods.cgroups import RuntimePodCgroups
 from crid.pods.namespaces import NamespacePinner

@@ -21,7 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from crid.config import split_host_port
-from crid.observability import MetricSources
+from crid.metric_sources import MetricSources
 from crid.version import CRI_API_VERSION, __version__
 
 # From 1 ms (List*, Version) to 5 min (a large pull): the kubelet's own CRI buckets span this.

@@ -7,29 +7,18 @@ imported the first time they are enabled, so a daemon with them off (the default
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from crid.config import MetricsConfig, TracingConfig, split_host_port
 from crid.events import EventBus
+from crid.metric_sources import MetricSources
 
 log = structlog.get_logger("crid.observability")
 
 EVENT_POLL_SECONDS = 60.0  # the subscription ends on close(); the poll only bounds a lost wake
-
-
-@dataclass(frozen=True)
-class MetricSources:
-    """What the scrape-time gauges read: each returns the current states, one entry per
-    object (e.g. ["running", "running", "exited"])."""
-
-    container_states: Callable[[], Iterable[str]]
-    pod_states: Callable[[], Iterable[str]]
-    streaming_sessions: Callable[[], int]
 
 
 class Observability:

@@ -4,10 +4,11 @@ watcher that acts on Docker-side exits (AutoRemove, RestartPolicy)."""
 from __future__ import annotations
 
 import secrets
+import shutil
 from pathlib import Path
 
 from crid.build.service import BuildService, BuildServiceOptions
-from crid.docker import build, containers, images, system
+from crid.docker import archive, build, changes, commit, containers, export, images, system
 from crid.docker.deps import DockerDeps
 from crid.docker.lifecycle import ExitPolicies
 from crid.docker.router import Router
@@ -21,6 +22,8 @@ class DockerFrontDoor:
     def __init__(self, deps: DockerDeps, socket_path: Path, group: str = "",
                  upload_limit: int = DockerServerOptions.upload_limit) -> None:
         deps.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # What a commit, import or load in progress when the daemon died was staging.
+        shutil.rmtree(deps.state_dir / "work", ignore_errors=True)
         engine_id = deps.state_dir / "engine-id"
         if not engine_id.exists():
             write_atomic(engine_id, secrets.token_hex(16).encode())
@@ -28,6 +31,10 @@ class DockerFrontDoor:
         system.register(router, deps)
         images.register(router, deps)
         containers.register(router, deps)
+        archive.register(router, deps)
+        changes.register(router, deps)
+        commit.register(router, deps)
+        export.register(router, deps)
         self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
                                     BuildServiceOptions(deps.root / "build", deps.cgroup_parent,
                                                         short_name_registries=deps.short_names))

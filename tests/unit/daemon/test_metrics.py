@@ -12,8 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crid.config import MetricsConfig
 from crid.events import ContainerEvent, EventBus
+from crid.metric_sources import MetricSources
 from crid.metrics import Metrics
-from crid.observability import MetricSources, Observability
+from crid.observability import Observability
 
 SOURCES = MetricSources(container_states=lambda: ["running", "running", "exited"],
                         pod_states=lambda: ["ready"], streaming_sessions=lambda: 2)
