@@ -32,7 +32,8 @@ class PortBinding:
     container_port: int
     protocol: str  # tcp, udp, sctp
     host_ip: str
-    host_port: int
+    host_port: int  # 0: any free port (HostPort "" or "0"), chosen at create
+    host_port_end: int = 0  # HostPort "a-b": the first free port of a..b, chosen at create
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class CreateBody:
     restart_policy: str = "no"
     restart_max: int = 0
     readonly_rootfs: bool = False
+    publish_all: bool = False  # -P: every exposed port (the image's too) gets a free host port
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,7 +161,8 @@ def parse_create(body: Any) -> CreateBody:
         dns=_strings(host, "Dns", hc) or [], extra_hosts=_extra_hosts(host),
         auto_remove=auto_remove, restart_policy=policy if policy else "no",
         restart_max=_non_negative(restart, "MaximumRetryCount"),
-        readonly_rootfs=bool(_get(host, "ReadonlyRootfs", bool, hc)))
+        readonly_rootfs=bool(_get(host, "ReadonlyRootfs", bool, hc)),
+        publish_all=bool(_get(host, "PublishAllPorts", bool, hc)))
 
 
 def _non_negative(obj: dict[str, Any], key: str) -> int:
@@ -214,14 +217,20 @@ def _port_bindings(host: dict[str, Any]) -> list[PortBinding]:
         for b in bindings:
             if not isinstance(b, dict):
                 raise BadRequest(f"PortBindings {key!r}: each binding must be an object")
-            text = _get(b, "HostPort", str, "PortBindings.") or "0"
-            if not text.isdigit() or not 0 <= int(text) < 65536:
-                raise BadRequest(f"invalid host port {text[:20]!r}")
-            if int(text) == 0:
-                raise BadRequest("a random host port (HostPort empty) is not served yet")
+            first, last = _host_ports(_get(b, "HostPort", str, "PortBindings.") or "0")
             out.append(PortBinding(int(m.group(1)), m.group(2) or "tcp",
-                                   _get(b, "HostIp", str, "PortBindings.") or "", int(text)))
+                                   _get(b, "HostIp", str, "PortBindings.") or "", first, last))
     return out
+
+
+def _host_ports(text: str) -> tuple[int, int]:
+    """A HostPort: "8080", "" / "0" (any), or a range "8000-8010" (its first free port)."""
+    low, sep, high = text.partition("-")
+    ok = low.isdigit() and (not sep or high.isdigit())
+    first, last = (int(low), int(high) if sep else 0) if ok else (-1, 0)
+    if not ok or not 0 <= first < 65536 or not 0 <= last < 65536 or (sep and last < first):
+        raise BadRequest(f"invalid host port {text[:20]!r}")
+    return first, last if last != first else 0
 
 
 def _extra_hosts(host: dict[str, Any]) -> list[str]:

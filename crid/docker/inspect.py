@@ -140,8 +140,12 @@ def summary(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
     """One `docker ps` row."""
     cfg = _config(d, c)
     command = " ".join([*(cfg["Entrypoint"] or []), *(cfg["Cmd"] or [])])
-    ports = [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
-              "PublicPort": p.host_port, "Type": p.protocol} for p in c.body.port_bindings]
+    ports: list[dict[str, Any]] = [
+        {"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
+         "PublicPort": p.host_port, "Type": p.protocol} for p in c.body.port_bindings]
+    bound = {f"{p.container_port}/{p.protocol}" for p in c.body.port_bindings}
+    ports += [{"PrivatePort": int(k.partition("/")[0]), "Type": k.partition("/")[2] or "tcp"}
+              for k in c.body.exposed_ports if (k if "/" in k else f"{k}/tcp") not in bound]
     mode = c.body.network_mode
     return {"Id": c.id, "Names": ["/" + c.name], "Image": c.body.image,
             "ImageID": c.record.image_id if c.record else "", "Command": command,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from crid import logs
 from crid.containers.record import ContainerState
+from crid.docker import ports
 from crid.docker.containers_view import DockerContainer, all_containers, find, view
 from crid.docker.create_body import CreateBody, check_name
 from crid.docker.deps import DockerDeps
@@ -60,6 +61,7 @@ def create(d: DockerDeps, name: str, body: CreateBody) -> str:
             raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
                            f'container "{existing[name]}". You have to remove (or rename) that '
                            "container to be able to reuse that name.")
+        body = ports.publish(d, body, d.image_config(image.id))
         log_dir = d.state_dir / "logs" / secrets.token_hex(16)  # not by name: names change
         spec = pod_spec(name, body, log_dir, d.cgroup_parent)
         pod_id = d.pods.run(spec)
