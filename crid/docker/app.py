@@ -8,7 +8,17 @@ import shutil
 from pathlib import Path
 
 from crid.build.service import BuildService, BuildServiceOptions
-from crid.docker import archive, build, changes, commit, containers, export, images, system
+from crid.docker import (
+    archive,
+    build,
+    changes,
+    commit,
+    containers,
+    export,
+    images,
+    system,
+    volumes,
+)
 from crid.docker.deps import DockerDeps
 from crid.docker.lifecycle import ExitPolicies
 from crid.docker.router import Router
@@ -37,6 +47,8 @@ class DockerFrontDoor:
         changes.register(router, deps)
         commit.register(router, deps)
         export.register(router, deps)
+        volumes.register(router, deps)
+        self._volumes = deps.volumes
         self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
                                     BuildServiceOptions(deps.root / "build", deps.cgroup_parent,
                                                         short_name_registries=deps.short_names))
@@ -47,6 +59,7 @@ class DockerFrontDoor:
         self._server = DockerServer(opts, router)
 
     def start(self) -> None:
+        self._volumes.reap()
         self._builds.reap()
         self._policies.start()
         self._server.start()
