@@ -8,7 +8,18 @@ import shutil
 from pathlib import Path
 
 from crid.build.service import BuildService, BuildServiceOptions
-from crid.docker import archive, build, changes, commit, containers, export, images, system
+from crid.docker import (
+    archive,
+    build,
+    changes,
+    commit,
+    containers,
+    export,
+    images,
+    load,
+    save,
+    system,
+)
 from crid.docker.deps import DockerDeps
 from crid.docker.lifecycle import ExitPolicies
 from crid.docker.router import Router
@@ -35,6 +46,8 @@ class DockerFrontDoor:
         changes.register(router, deps)
         commit.register(router, deps)
         export.register(router, deps)
+        save.register(router, deps)
+        load.register(router, deps)
         self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
                                     BuildServiceOptions(deps.root / "build", deps.cgroup_parent,
                                                         short_name_registries=deps.short_names))
