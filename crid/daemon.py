@@ -56,6 +56,7 @@ from crid.store import MetadataStore
 from crid.streaming.backend import BackendOptions, CridStreamingBackend, DaemonTargets
 from crid.streaming.protocol import StreamingOptions, StreamingServer
 from crid.traced import TracedNetwork, TracedRuntime
+from crid.volumes import VolumeStore
 from imagestore import ImageStore, ImageStoreError
 from runtime.api import Zygote
 
@@ -319,6 +320,7 @@ class Daemon:
         manager = ContainerManager(
             ContainerOptions(root=self.root / "containers",
                              forbidden_roots=(self.root, self.run_root),
+                             volume_root=self.root / "volumes",
                              cgroup_driver=self.cfg.cgroup_driver, grantable_caps=grantable),
             store, TracedRuntime(rt, self._observability.span), self._images,
             PodManagerLookup(pods), self._events)
@@ -364,6 +366,7 @@ class Daemon:
                           events=self._events, runtime=self._runtime,
                           console_dir=self.run_root / "console",
                           state_dir=self.root / "docker", root=self.root,
+                          volumes=VolumeStore(self.root / "volumes"),
                           cgroup_driver=self.cfg.cgroup_driver,
                           cgroup_parent=self.cfg.docker.cgroup_parent,
                           short_names=tuple(self.cfg.images.short_name_registries))

@@ -19,6 +19,7 @@ from crid.docker import (
     load,
     save,
     system,
+    volumes,
 )
 from crid.docker.deps import DockerDeps
 from crid.docker.lifecycle import ExitPolicies
@@ -48,6 +49,8 @@ class DockerFrontDoor:
         export.register(router, deps)
         save.register(router, deps)
         load.register(router, deps)
+        volumes.register(router, deps)
+        self._volumes = deps.volumes
         self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
                                     BuildServiceOptions(deps.root / "build", deps.cgroup_parent,
                                                         short_name_registries=deps.short_names))
@@ -58,6 +61,7 @@ class DockerFrontDoor:
         self._server = DockerServer(opts, router)
 
     def start(self) -> None:
+        self._volumes.reap()
         self._builds.reap()
         self._policies.start()
         self._server.start()
