@@ -34,6 +34,7 @@ from crid.containers.pod_adapter import PodManagerLookup
 from crid.containers.runtime_adapter import EmbeddedRuntime, RuntimeOptions
 from crid.containers.stats import CgroupReader
 from crid.docker import DockerDeps, DockerFrontDoor
+from crid.docker.tls import TcpOptions, TlsConfigError
 from crid.events import EventBus
 from crid.images import store_options
 from crid.metric_sources import MetricSources
@@ -370,8 +371,15 @@ class Daemon:
                           cgroup_driver=self.cfg.cgroup_driver,
                           cgroup_parent=self.cfg.docker.cgroup_parent,
                           short_names=tuple(self.cfg.images.short_name_registries))
+        dc = self.cfg.docker
+        tcp = TcpOptions(dc.tcp, dc.tls_cert, dc.tls_key, dc.tls_ca) if dc.tcp else None
+        if tcp is not None:
+            try:
+                tcp.check()
+            except TlsConfigError as e:
+                raise ConfigError(str(e)) from None
         return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group,
-                               upload_limit=parse_size(self.cfg.docker.max_upload_size))
+                               upload_limit=parse_size(self.cfg.docker.max_upload_size), tcp=tcp)
 
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""
