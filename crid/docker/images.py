@@ -95,7 +95,8 @@ def inspect(d: DockerDeps, req: Request) -> Response:
     c = config.get("config") or {}
     return json_response({
         "Id": r.id, "RepoTags": list(r.repo_tags), "RepoDigests": list(r.repo_digests),
-        "Parent": "", "Comment": "", "Created": _created(config), "Container": "",
+        "Parent": "", "Comment": config.get("comment", ""), "Created": _created(config),
+        "Container": "",
         "ContainerConfig": {}, "DockerVersion": "", "Author": config.get("author", ""),
         "Config": {"Hostname": "", "Domainname": "", "User": c.get("User", ""),
                    "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,

@@ -211,9 +211,9 @@ def test_idmapped_binds_in_a_user_namespace_joined_by_path(open_bundle, tmp_path
     assert os.stat(vol / "new").st_uid == 0  # written back through the idmap
 
 
-def test_idmapped_binds_need_a_user_namespace_path(bundle):
+def test_idmapped_binds_without_mappings_need_a_user_namespace(bundle):
     cfg = default_config(["true"])
     cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": "/tmp",
                           "options": ["rbind", "idmap"]})
     res = run(bundle, cfg)
-    assert "needs the container to join a user namespace by path" in res.error
+    assert "needs the container to have a user namespace" in res.error
