@@ -16,6 +16,8 @@ from crid.docker import (
     containers,
     export,
     images,
+    load,
+    save,
     system,
     volumes,
 )
@@ -47,6 +49,8 @@ class DockerFrontDoor:
         changes.register(router, deps)
         commit.register(router, deps)
         export.register(router, deps)
+        save.register(router, deps)
+        load.register(router, deps)
         volumes.register(router, deps)
         self._volumes = deps.volumes
         self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
