@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crid.docker.errors import BadRequest
-from crid.errors import NotFound
+from crid.errors import InvalidArgument, NotFound
+from crid.volumes import check_volume_name
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 _PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$")
@@ -25,6 +26,17 @@ class BindMount:
     source: str
     target: str
     readonly: bool = False
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    """A volume over `target`: named, or anonymous (name "" until create gives it one)."""
+
+    name: str
+    target: str
+    readonly: bool = False
+    nocopy: bool = False  # no copy-up of the image's content
+    anonymous: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class CreateBody:
     stop_signal: str = ""
     stop_timeout: int | None = None
     binds: list[BindMount] = field(default_factory=list)
+    volumes: list[VolumeMount] = field(default_factory=list)
     port_bindings: list[PortBinding] = field(default_factory=list)
     privileged: bool = False
     cap_add: list[str] = field(default_factory=list)
@@ -76,6 +89,7 @@ class CreateBody:
     def from_record(cls, rec: dict[str, Any]) -> CreateBody:
         rec = dict(rec)
         rec["binds"] = [BindMount(**b) for b in rec.get("binds", [])]
+        rec["volumes"] = [VolumeMount(**v) for v in rec.get("volumes", [])]
         rec["port_bindings"] = [PortBinding(**p) for p in rec.get("port_bindings", [])]
         return cls(**rec)
 
@@ -152,7 +166,7 @@ def parse_create(body: Any) -> CreateBody:
         hostname=_get(body, "Hostname", str, "") or "",
         stop_signal=_get(body, "StopSignal", str, "") or "",
         stop_timeout=_get(body, "StopTimeout", int, ""),
-        binds=_binds(host), port_bindings=_port_bindings(host),
+        binds=_binds(host), volumes=_volumes(body, host), port_bindings=_port_bindings(host),
         privileged=bool(_get(host, "Privileged", bool, hc)),
         cap_add=_strings(host, "CapAdd", hc) or [], cap_drop=_strings(host, "CapDrop", hc) or [],
         memory=_non_negative(host, "Memory"), nano_cpus=_non_negative(host, "NanoCpus"),
@@ -183,9 +197,11 @@ def _binds(host: dict[str, Any]) -> list[BindMount]:
     out = []
     for spec in _strings(host, "Binds", "HostConfig.") or []:
         parts = spec.split(":")
-        if len(parts) not in (2, 3) or not parts[0].startswith("/"):
+        if len(parts) not in (2, 3) or not parts[0]:
             raise BadRequest(f"invalid bind {spec[:200]!r}: want /host/path:/container/path"
-                             "[:ro] (named volumes are not served yet)")
+                             "[:ro] or volume:/container/path[:ro]")
+        if not parts[0].startswith("/"):
+            continue  # a named volume (_volumes)
         opts = parts[2].split(",") if len(parts) == 3 else []
         if set(opts) - {"ro", "rw", "z", "Z", "rprivate", "private"}:
             raise BadRequest(f"invalid bind {spec[:200]!r}: unsupported options")
@@ -194,8 +210,10 @@ def _binds(host: dict[str, Any]) -> list[BindMount]:
         if not isinstance(m, dict):
             raise BadRequest("HostConfig.Mounts: each mount must be an object")
         kind = _get(m, "Type", str, "Mounts.") or "volume"
+        if kind == "volume":
+            continue  # _volumes
         if kind != "bind":
-            raise BadRequest(f"mount type {kind[:20]!r} is not served yet (bind only)")
+            raise BadRequest(f"mount type {kind[:20]!r} is not served yet (bind and volume)")
         source, target = _get(m, "Source", str, "Mounts."), _get(m, "Target", str, "Mounts.")
         if not source or not target:
             raise BadRequest("Mounts: Source and Target are required")
@@ -204,6 +222,58 @@ def _binds(host: dict[str, Any]) -> list[BindMount]:
         if not b.target.startswith("/") or not b.source.startswith("/"):
             raise BadRequest(f"mount {b.target[:200]!r}: paths must be absolute")
     return out
+
+
+def _volumes(body: dict[str, Any], host: dict[str, Any]) -> list[VolumeMount]:
+    """Named volumes of Binds (`name:/path[:ro,nocopy]`), volume Mounts, and the anonymous
+    volumes of Config.Volumes (`docker run -v /path`)."""
+    out = []
+    for spec in _strings(host, "Binds", "HostConfig.") or []:
+        parts = spec.split(":")
+        if parts[0].startswith("/"):
+            continue  # a bind (_binds)
+        opts = parts[2].split(",") if len(parts) == 3 else []
+        if set(opts) - {"ro", "rw", "z", "Z", "nocopy", "rprivate", "private"}:
+            raise BadRequest(f"invalid volume {spec[:200]!r}: unsupported options")
+        out.append(VolumeMount(_volume_name(parts[0]), parts[1], "ro" in opts,
+                               "nocopy" in opts))
+    for m in _get(host, "Mounts", list, "HostConfig.") or []:
+        if (_get(m, "Type", str, "Mounts.") or "volume") == "volume":
+            out.append(_volume_mount(m))
+    taken = {v.target for v in out} | {b.target for b in _binds(host)}
+    for path in sorted(_get(body, "Volumes", dict, "") or {}):
+        if path not in taken:
+            out.append(VolumeMount("", path, anonymous=True))
+    for v in out:
+        if not v.target.startswith("/") or v.target == "/":
+            raise BadRequest(f"invalid mount config: mount path {v.target[:200]!r} must be "
+                             "absolute and not /")
+    if len({v.target for v in out}) != len(out):
+        raise BadRequest("Duplicate mount point: two volumes on one path")
+    return out
+
+
+def _volume_mount(m: dict[str, Any]) -> VolumeMount:
+    target = _get(m, "Target", str, "Mounts.")
+    if not target:
+        raise BadRequest("Mounts: Target is required")
+    opts = _get(m, "VolumeOptions", dict, "Mounts.") or {}
+    driver = _get(opts, "DriverConfig", dict, "Mounts.VolumeOptions.") or {}
+    if (_get(driver, "Name", str, "DriverConfig.") or "local") != "local" or \
+            _get(driver, "Options", dict, "DriverConfig."):
+        raise BadRequest("Mounts: only the local volume driver without options is served")
+    source = _get(m, "Source", str, "Mounts.") or ""
+    return VolumeMount(_volume_name(source) if source else "", target,
+                       bool(_get(m, "ReadOnly", bool, "Mounts.")),
+                       bool(_get(opts, "NoCopy", bool, "Mounts.VolumeOptions.")),
+                       anonymous=not source)
+
+
+def _volume_name(name: str) -> str:
+    try:
+        return check_volume_name(name)
+    except InvalidArgument as e:
+        raise BadRequest(str(e)) from None
 
 
 def _port_bindings(host: dict[str, Any]) -> list[PortBinding]:
