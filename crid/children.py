@@ -130,6 +130,19 @@ class ChildReaper:
                 self._thread.start()
         os.write(self._wake_w, b"x")
 
+    def wait(self, pid: int, timeout: float) -> bool:
+        """Wait until the adopted child ``pid`` is reaped (here or by the reaper thread);
+        False if it is not an adopted child, or still running after ``timeout`` seconds."""
+        with self._lock:
+            child = next((c for c in self._children.values() if c.pid == pid), None)
+        if child is None:
+            return False
+        try:
+            child.wait(timeout)  # Popen.wait is safe beside the reaper's own
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def _run(self) -> None:
         while True:
             poller = select.poll()

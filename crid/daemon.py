@@ -34,6 +34,7 @@ from crid.containers.pod_adapter import PodManagerLookup
 from crid.containers.runtime_adapter import EmbeddedRuntime, RuntimeOptions
 from crid.containers.stats import CgroupReader
 from crid.docker import DockerDeps, DockerFrontDoor
+from crid.docker.tls import TcpOptions, TlsConfigError
 from crid.events import EventBus
 from crid.images import store_options
 from crid.metric_sources import MetricSources
@@ -56,6 +57,7 @@ from crid.store import MetadataStore
 from crid.streaming.backend import BackendOptions, CridStreamingBackend, DaemonTargets
 from crid.streaming.protocol import StreamingOptions, StreamingServer
 from crid.traced import TracedNetwork, TracedRuntime
+from crid.volumes import VolumeStore
 from imagestore import ImageStore, ImageStoreError
 from runtime.api import Zygote
 
@@ -319,6 +321,7 @@ class Daemon:
         manager = ContainerManager(
             ContainerOptions(root=self.root / "containers",
                              forbidden_roots=(self.root, self.run_root),
+                             volume_root=self.root / "volumes",
                              cgroup_driver=self.cfg.cgroup_driver, grantable_caps=grantable),
             store, TracedRuntime(rt, self._observability.span), self._images,
             PodManagerLookup(pods), self._events)
@@ -364,11 +367,19 @@ class Daemon:
                           events=self._events, runtime=self._runtime,
                           console_dir=self.run_root / "console",
                           state_dir=self.root / "docker", root=self.root,
+                          volumes=VolumeStore(self.root / "volumes"),
                           cgroup_driver=self.cfg.cgroup_driver,
                           cgroup_parent=self.cfg.docker.cgroup_parent,
                           short_names=tuple(self.cfg.images.short_name_registries))
+        dc = self.cfg.docker
+        tcp = TcpOptions(dc.tcp, dc.tls_cert, dc.tls_key, dc.tls_ca) if dc.tcp else None
+        if tcp is not None:
+            try:
+                tcp.check()
+            except TlsConfigError as e:
+                raise ConfigError(str(e)) from None
         return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group,
-                               upload_limit=parse_size(self.cfg.docker.max_upload_size))
+                               upload_limit=parse_size(self.cfg.docker.max_upload_size), tcp=tcp)
 
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""

@@ -13,7 +13,7 @@ from imagestore.errors import (
 )
 from imagestore.manifest import host_platform
 from imagestore.options import ImageStoreOptions, RegistryOptions
-from imagestore.pack import pack_layer
+from imagestore.pack import is_opaque, pack_layer
 from imagestore.progress import DONE, DOWNLOADING, EXISTS, VERIFIED, WAITING, LayerProgress
 from imagestore.reference import DEFAULT_TAG, Reference
 from imagestore.reference import candidates as reference_candidates
@@ -27,6 +27,7 @@ from imagestore.store import (
     NewImage,
     PushEvent,
     PushResult,
+    SavedLayer,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_TAG", "DONE", "DOWNLOADING", "EXISTS", "FsUsage", "ImageInUse", "ImageNotFound",
     "ImageRecord", "ImageStore", "ImageStoreError", "ImageStoreOptions", "InvalidImage",
     "InvalidReference", "LayerProgress", "NewImage", "PushEvent", "PushResult", "Reference",
-    "RegistryOptions", "RegistryUnavailable", "VERIFIED", "VerificationFailed", "WAITING",
-    "host_platform", "pack_layer", "parse_reference", "reference_candidates",
+    "RegistryOptions", "RegistryUnavailable", "SavedLayer", "VERIFIED", "VerificationFailed",
+    "WAITING",
+    "host_platform", "is_opaque", "pack_layer", "parse_reference", "reference_candidates",
 ]

@@ -19,7 +19,7 @@ import hashlib
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -57,8 +57,10 @@ class _Hashing:
         return len(data)
 
 
-def pack_layer(root: str | os.PathLike[str], out: BinaryIO) -> PackStats:
-    """Write the tar of the tree at `root` (its changes, as a layer) to `out`.
+def pack_layer(root: str | os.PathLike[str], out: BinaryIO,
+               exclude: Collection[str] = ()) -> PackStats:
+    """Write the tar of the tree at `root` (its changes, as a layer) to `out`, without the
+    entries (and what is below them) whose paths relative to `root` are in `exclude`.
 
     Raises:
         ImageStoreError: the tree cannot be read (the message names the entry).
@@ -70,7 +72,7 @@ def pack_layer(root: str | os.PathLike[str], out: BinaryIO) -> PackStats:
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                           encoding="utf-8", errors="surrogateescape") as tar:
             links: dict[tuple[int, int], str] = {}
-            for info, data_fd in _walk(fd, "", links):
+            for info, data_fd in _walk(fd, "", links, frozenset(exclude)):
                 try:
                     if data_fd is None:
                         tar.addfile(info)
@@ -84,11 +86,13 @@ def pack_layer(root: str | os.PathLike[str], out: BinaryIO) -> PackStats:
     return PackStats(Digest("sha256", sink.hasher.hexdigest()), sink.size, count)
 
 
-def _walk(dir_fd: int, prefix: str, links: dict[tuple[int, int], str]
-          ) -> Iterator[tuple[tarfile.TarInfo, int | None]]:
+def _walk(dir_fd: int, prefix: str, links: dict[tuple[int, int], str],
+          exclude: frozenset[str]) -> Iterator[tuple[tarfile.TarInfo, int | None]]:
     names = sorted(os.listdir(dir_fd))
     for name in names:
         path = f"{prefix}{name}"
+        if path in exclude:
+            continue
         try:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -98,11 +102,11 @@ def _walk(dir_fd: int, prefix: str, links: dict[tuple[int, int], str]
         elif stat.S_ISDIR(st.st_mode):
             sub = _open(name, dir_fd, _DIR, path)
             try:
-                opaque = _is_opaque(sub)
+                opaque = is_opaque(sub)
                 yield _info(path + "/", st, tarfile.DIRTYPE, _xattrs(sub)), None
                 if opaque:
                     yield _whiteout(path + "/", OPAQUE[len(WHITEOUT):]), None
-                yield from _walk(sub, path + "/", links)
+                yield from _walk(sub, path + "/", links, exclude)
             finally:
                 os.close(sub)
         elif not stat.S_ISSOCK(st.st_mode):
@@ -164,7 +168,8 @@ def _open(name: str, dir_fd: int, flags: int, path: str) -> int:
         raise ImageStoreError(f"packing layer entry {path!r:.200}: {e}") from e
 
 
-def _is_opaque(fd: int) -> bool:
+def is_opaque(fd: int) -> bool:
+    """Whether the directory open at `fd` is an overlayfs opaque directory."""
     for key in _OPAQUE_XATTRS:
         try:
             if os.getxattr(fd, key) == b"y":

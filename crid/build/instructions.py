@@ -7,11 +7,12 @@ expansion) and changes the config in place; none touches the file system.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from crid.build.dockerfile import Instruction, exec_form, flags
+from crid.build.dockerfile import Instruction, exec_form, flags, parse
 from crid.build.errors import BuildError
 from crid.build.words import expand_word, key_values, split_words
 from crid.config import parse_duration
@@ -176,3 +177,35 @@ def apply(config: dict[str, Any], ins: Instruction, env: Mapping[str, str],
 
 _SIMPLE = {"ENV": do_env, "LABEL": do_label, "USER": do_user, "EXPOSE": do_expose,
            "VOLUME": do_volume, "STOPSIGNAL": do_stopsignal}
+
+
+def apply_changes(config: dict[str, Any], lines: list[str]) -> None:
+    """Apply `docker commit --change` / `docker import --change` lines (Dockerfile
+    instructions of COMMIT_CHANGES) to an image's runtime config, as a build would;
+    WORKDIR only sets the config here (there is no file system to make it in).
+
+    Raises:
+        BuildError: an instruction that does not parse or is not allowed.
+    """
+    shell = tuple(config.get("Shell") or DEFAULT_SHELL)
+    cmd_set = False
+    for line in lines:
+        if not line.strip():
+            continue
+        df = parse(f"FROM scratch\n{line}\n".encode())
+        if len(df.stages) != 1:  # the line was a FROM
+            raise BuildError("FROM is not a valid change command")
+        for ins in df.stages[0].instructions:
+            if ins.keyword not in COMMIT_CHANGES:
+                raise BuildError(f"{ins.keyword} is not a valid change command")
+            env = env_map(config)
+            if ins.keyword == "WORKDIR":
+                path = expand_word(ins.args, env).strip()
+                if not path:
+                    raise BuildError("WORKDIR requires exactly one argument")
+                config["WorkingDir"] = os.path.normpath(
+                    path if path.startswith("/") else os.path.join(
+                        config.get("WorkingDir") or "/", path))
+                continue
+            shell = apply(config, ins, env, shell, cmd_set)
+            cmd_set = cmd_set or ins.keyword == "CMD"

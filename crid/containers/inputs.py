@@ -29,8 +29,10 @@ from runtime.api import SpecError, expand_slice
 MAX_PROFILE_BYTES = 1 << 20
 
 
-def check_mount_sources(req: ContainerRequest, forbidden_roots: tuple[Path, ...]) -> None:
-    """Host paths of the request's mounts exist and lie outside crid's own state.
+def check_mount_sources(req: ContainerRequest, forbidden_roots: tuple[Path, ...],
+                        volume_root: Path | None = None) -> None:
+    """Host paths of the request's mounts exist and lie outside crid's own state, but for a
+    volume's data (`<volume_root>/<name>/_data` and below; never its metadata).
 
     Raises:
         NotFound: a source does not exist; InvalidArgument: it is inside crid's state, or
@@ -44,9 +46,20 @@ def check_mount_sources(req: ContainerRequest, forbidden_roots: tuple[Path, ...]
         if not src.exists():
             raise NotFound(f"mount {m.container_path!r}: host path {m.host_path!r} "
                            "does not exist")
-        if any(src == r or r in src.parents for r in forbidden_roots):
+        if any(src == r or r in src.parents for r in forbidden_roots) and \
+                not _volume_data(src, volume_root):
             raise InvalidArgument(f"mount {m.container_path!r}: host path "
                                    f"{m.host_path!r} is inside crid's own state")
+
+
+def _volume_data(src: Path, volume_root: Path | None) -> bool:
+    if volume_root is None:
+        return False
+    try:
+        parts = src.relative_to(volume_root.resolve()).parts
+    except ValueError:
+        return False
+    return len(parts) >= 2 and not parts[0].startswith(".") and parts[1] == "_data"
 
 
 def host_device(d: DeviceRequest) -> HostDevice:

@@ -64,6 +64,7 @@ KIND = "container"
 class ContainerOptions:
     root: Path  # <root>/containers
     forbidden_roots: tuple[Path, ...]  # crid's own state: never a mount or device source
+    volume_root: Path | None = None  # in that state, but each <name>/_data below is mountable
     cgroup_driver: str = "cgroupfs"
     apparmor_enabled: bool = False
     retry_wait: float = 30.0  # how long a retried create waits for the first one
@@ -212,7 +213,7 @@ class ContainerManager:
 
     def _resolve(self, req: ContainerRequest) -> _Resolved:
         """Host-side checks that need nothing created yet."""
-        inputs.check_mount_sources(req, self._o.forbidden_roots)
+        inputs.check_mount_sources(req, self._o.forbidden_roots, self._o.volume_root)
         return _Resolved(tuple(inputs.host_device(d) for d in req.devices),
                          inputs.localhost_profile(req))
 

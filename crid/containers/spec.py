@@ -185,10 +185,12 @@ def _mounts(inp: SpecInputs) -> list[dict[str, Any]]:
     mounts = _all_mounts(inp)
     if inp.pod.userns_path:
         # Host files reach a user-namespaced container through idmapped binds, mapped like
-        # its user namespace (host uid 0 is the container's 0): nothing is chowned.
+        # its user namespace (host uid 0 is the container's 0): nothing is chowned. A
+        # recursive bind is idmapped recursively (ridmap), or its submounts (a tmpfs or a
+        # bind inside a volume) would show every owner as the overflow id 65534.
         for m in mounts:
             if m["type"] == "bind":
-                m["options"].append("idmap")
+                m["options"].append("ridmap" if "rbind" in m["options"] else "idmap")
     return mounts
 
 

@@ -223,7 +223,7 @@ def register(router: Router, d: DockerDeps) -> None:
     router.add("POST", "/containers/{id}/wait", lambda req: _wait(d, req))
     router.add("DELETE", "/containers/{id}",
                lambda req: _done(lambda: lifecycle.remove(d, req.params["id"],
-                                                          req.flag("force"))))
+                                                          req.flag("force"), req.flag("v"))))
     router.add("POST", "/containers/{id}/pause",
                lambda req: _done(lambda: lifecycle.pause(d, req.params["id"])))
     router.add("POST", "/containers/{id}/unpause",

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crid.docker.errors import BadRequest
-from crid.errors import NotFound
+from crid.errors import InvalidArgument, NotFound
+from crid.volumes import check_volume_name
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 _PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$")
@@ -28,11 +29,23 @@ class BindMount:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A volume over `target`: named, or anonymous (name "" until create gives it one)."""
+
+    name: str
+    target: str
+    readonly: bool = False
+    nocopy: bool = False  # no copy-up of the image's content
+    anonymous: bool = False
+
+
+@dataclass(frozen=True)
 class PortBinding:
     container_port: int
     protocol: str  # tcp, udp, sctp
     host_ip: str
-    host_port: int
+    host_port: int  # 0: any free port (HostPort "" or "0"), chosen at create
+    host_port_end: int = 0  # HostPort "a-b": the first free port of a..b, chosen at create
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class CreateBody:
     stop_signal: str = ""
     stop_timeout: int | None = None
     binds: list[BindMount] = field(default_factory=list)
+    volumes: list[VolumeMount] = field(default_factory=list)
     port_bindings: list[PortBinding] = field(default_factory=list)
     privileged: bool = False
     cap_add: list[str] = field(default_factory=list)
@@ -66,6 +80,7 @@ class CreateBody:
     restart_policy: str = "no"
     restart_max: int = 0
     readonly_rootfs: bool = False
+    publish_all: bool = False  # -P: every exposed port (the image's too) gets a free host port
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +89,7 @@ class CreateBody:
     def from_record(cls, rec: dict[str, Any]) -> CreateBody:
         rec = dict(rec)
         rec["binds"] = [BindMount(**b) for b in rec.get("binds", [])]
+        rec["volumes"] = [VolumeMount(**v) for v in rec.get("volumes", [])]
         rec["port_bindings"] = [PortBinding(**p) for p in rec.get("port_bindings", [])]
         return cls(**rec)
 
@@ -150,7 +166,7 @@ def parse_create(body: Any) -> CreateBody:
         hostname=_get(body, "Hostname", str, "") or "",
         stop_signal=_get(body, "StopSignal", str, "") or "",
         stop_timeout=_get(body, "StopTimeout", int, ""),
-        binds=_binds(host), port_bindings=_port_bindings(host),
+        binds=_binds(host), volumes=_volumes(body, host), port_bindings=_port_bindings(host),
         privileged=bool(_get(host, "Privileged", bool, hc)),
         cap_add=_strings(host, "CapAdd", hc) or [], cap_drop=_strings(host, "CapDrop", hc) or [],
         memory=_non_negative(host, "Memory"), nano_cpus=_non_negative(host, "NanoCpus"),
@@ -159,7 +175,8 @@ def parse_create(body: Any) -> CreateBody:
         dns=_strings(host, "Dns", hc) or [], extra_hosts=_extra_hosts(host),
         auto_remove=auto_remove, restart_policy=policy if policy else "no",
         restart_max=_non_negative(restart, "MaximumRetryCount"),
-        readonly_rootfs=bool(_get(host, "ReadonlyRootfs", bool, hc)))
+        readonly_rootfs=bool(_get(host, "ReadonlyRootfs", bool, hc)),
+        publish_all=bool(_get(host, "PublishAllPorts", bool, hc)))
 
 
 def _non_negative(obj: dict[str, Any], key: str) -> int:
@@ -180,9 +197,11 @@ def _binds(host: dict[str, Any]) -> list[BindMount]:
     out = []
     for spec in _strings(host, "Binds", "HostConfig.") or []:
         parts = spec.split(":")
-        if len(parts) not in (2, 3) or not parts[0].startswith("/"):
+        if len(parts) not in (2, 3) or not parts[0]:
             raise BadRequest(f"invalid bind {spec[:200]!r}: want /host/path:/container/path"
-                             "[:ro] (named volumes are not served yet)")
+                             "[:ro] or volume:/container/path[:ro]")
+        if not parts[0].startswith("/"):
+            continue  # a named volume (_volumes)
         opts = parts[2].split(",") if len(parts) == 3 else []
         if set(opts) - {"ro", "rw", "z", "Z", "rprivate", "private"}:
             raise BadRequest(f"invalid bind {spec[:200]!r}: unsupported options")
@@ -191,8 +210,10 @@ def _binds(host: dict[str, Any]) -> list[BindMount]:
         if not isinstance(m, dict):
             raise BadRequest("HostConfig.Mounts: each mount must be an object")
         kind = _get(m, "Type", str, "Mounts.") or "volume"
+        if kind == "volume":
+            continue  # _volumes
         if kind != "bind":
-            raise BadRequest(f"mount type {kind[:20]!r} is not served yet (bind only)")
+            raise BadRequest(f"mount type {kind[:20]!r} is not served yet (bind and volume)")
         source, target = _get(m, "Source", str, "Mounts."), _get(m, "Target", str, "Mounts.")
         if not source or not target:
             raise BadRequest("Mounts: Source and Target are required")
@@ -201,6 +222,58 @@ def _binds(host: dict[str, Any]) -> list[BindMount]:
         if not b.target.startswith("/") or not b.source.startswith("/"):
             raise BadRequest(f"mount {b.target[:200]!r}: paths must be absolute")
     return out
+
+
+def _volumes(body: dict[str, Any], host: dict[str, Any]) -> list[VolumeMount]:
+    """Named volumes of Binds (`name:/path[:ro,nocopy]`), volume Mounts, and the anonymous
+    volumes of Config.Volumes (`docker run -v /path`)."""
+    out = []
+    for spec in _strings(host, "Binds", "HostConfig.") or []:
+        parts = spec.split(":")
+        if parts[0].startswith("/"):
+            continue  # a bind (_binds)
+        opts = parts[2].split(",") if len(parts) == 3 else []
+        if set(opts) - {"ro", "rw", "z", "Z", "nocopy", "rprivate", "private"}:
+            raise BadRequest(f"invalid volume {spec[:200]!r}: unsupported options")
+        out.append(VolumeMount(_volume_name(parts[0]), parts[1], "ro" in opts,
+                               "nocopy" in opts))
+    for m in _get(host, "Mounts", list, "HostConfig.") or []:
+        if (_get(m, "Type", str, "Mounts.") or "volume") == "volume":
+            out.append(_volume_mount(m))
+    taken = {v.target for v in out} | {b.target for b in _binds(host)}
+    for path in sorted(_get(body, "Volumes", dict, "") or {}):
+        if path not in taken:
+            out.append(VolumeMount("", path, anonymous=True))
+    for v in out:
+        if not v.target.startswith("/") or v.target == "/":
+            raise BadRequest(f"invalid mount config: mount path {v.target[:200]!r} must be "
+                             "absolute and not /")
+    if len({v.target for v in out}) != len(out):
+        raise BadRequest("Duplicate mount point: two volumes on one path")
+    return out
+
+
+def _volume_mount(m: dict[str, Any]) -> VolumeMount:
+    target = _get(m, "Target", str, "Mounts.")
+    if not target:
+        raise BadRequest("Mounts: Target is required")
+    opts = _get(m, "VolumeOptions", dict, "Mounts.") or {}
+    driver = _get(opts, "DriverConfig", dict, "Mounts.VolumeOptions.") or {}
+    if (_get(driver, "Name", str, "DriverConfig.") or "local") != "local" or \
+            _get(driver, "Options", dict, "DriverConfig."):
+        raise BadRequest("Mounts: only the local volume driver without options is served")
+    source = _get(m, "Source", str, "Mounts.") or ""
+    return VolumeMount(_volume_name(source) if source else "", target,
+                       bool(_get(m, "ReadOnly", bool, "Mounts.")),
+                       bool(_get(opts, "NoCopy", bool, "Mounts.VolumeOptions.")),
+                       anonymous=not source)
+
+
+def _volume_name(name: str) -> str:
+    try:
+        return check_volume_name(name)
+    except InvalidArgument as e:
+        raise BadRequest(str(e)) from None
 
 
 def _port_bindings(host: dict[str, Any]) -> list[PortBinding]:
@@ -214,14 +287,20 @@ def _port_bindings(host: dict[str, Any]) -> list[PortBinding]:
         for b in bindings:
             if not isinstance(b, dict):
                 raise BadRequest(f"PortBindings {key!r}: each binding must be an object")
-            text = _get(b, "HostPort", str, "PortBindings.") or "0"
-            if not text.isdigit() or not 0 <= int(text) < 65536:
-                raise BadRequest(f"invalid host port {text[:20]!r}")
-            if int(text) == 0:
-                raise BadRequest("a random host port (HostPort empty) is not served yet")
+            first, last = _host_ports(_get(b, "HostPort", str, "PortBindings.") or "0")
             out.append(PortBinding(int(m.group(1)), m.group(2) or "tcp",
-                                   _get(b, "HostIp", str, "PortBindings.") or "", int(text)))
+                                   _get(b, "HostIp", str, "PortBindings.") or "", first, last))
     return out
+
+
+def _host_ports(text: str) -> tuple[int, int]:
+    """A HostPort: "8080", "" / "0" (any), or a range "8000-8010" (its first free port)."""
+    low, sep, high = text.partition("-")
+    ok = low.isdigit() and (not sep or high.isdigit())
+    first, last = (int(low), int(high) if sep else 0) if ok else (-1, 0)
+    if not ok or not 0 <= first < 65536 or not 0 <= last < 65536 or (sep and last < first):
+        raise BadRequest(f"invalid host port {text[:20]!r}")
+    return first, last if last != first else 0
 
 
 def _extra_hosts(host: dict[str, Any]) -> list[str]:

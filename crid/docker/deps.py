@@ -12,6 +12,7 @@ from crid.docker.events import EventJournal
 from crid.docker.image_configs import ImageConfigs
 from crid.events import EventBus
 from crid.pods import PodManager
+from crid.volumes import VolumeStore
 from imagestore import ImageStore
 
 
@@ -25,6 +26,7 @@ class DockerDeps:
     console_dir: Path  # console sockets of tty execs (the streaming backend's too)
     state_dir: Path  # <root>/docker: container logs of Docker-side containers
     root: Path  # crid's root (DockerRootDir)
+    volumes: VolumeStore  # <root>/volumes
     cgroup_driver: str = "cgroupfs"
     cgroup_parent: str = ""  # pod cgroup parent of Docker-side containers ("" = crid's default)
     short_names: tuple[str, ...] = ("docker.io",)  # the image store's short-name registries

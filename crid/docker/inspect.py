@@ -61,9 +61,13 @@ def _ip(c: DockerContainer) -> str:
     return next((ip for ip in c.pod.ips if ":" not in ip), "")
 
 
-def _mounts(body: CreateBody) -> list[dict[str, Any]]:
-    return [{"Type": "bind", "Source": b.source, "Destination": b.target, "Mode": "",
-             "RW": not b.readonly, "Propagation": "rprivate"} for b in body.binds]
+def _mounts(d: DockerDeps, body: CreateBody) -> list[dict[str, Any]]:
+    binds = [{"Type": "bind", "Source": b.source, "Destination": b.target, "Mode": "",
+              "RW": not b.readonly, "Propagation": "rprivate"} for b in body.binds]
+    return binds + [{"Type": "volume", "Name": v.name,
+                     "Source": str(d.volumes.mountpoint(v.name)), "Destination": v.target,
+                     "Driver": "local", "Mode": "z", "RW": not v.readonly, "Propagation": ""}
+                    for v in body.volumes]
 
 
 def _config(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
@@ -89,7 +93,9 @@ def _config(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
 
 def _host_config(c: DockerContainer) -> dict[str, Any]:
     b = c.body
-    return {"Binds": [f"{m.source}:{m.target}{':ro' if m.readonly else ''}" for m in b.binds],
+    binds = [*((m.source, m.target, m.readonly) for m in b.binds),
+             *((v.name, v.target, v.readonly) for v in b.volumes if not v.anonymous)]
+    return {"Binds": [f"{src}:{dst}{':ro' if ro else ''}" for src, dst, ro in binds],
             "NetworkMode": b.network_mode,
             "PortBindings": {f"{p.container_port}/{p.protocol}": [
                 {"HostIp": p.host_ip, "HostPort": str(p.host_port)}] for p in b.port_bindings},
@@ -130,7 +136,7 @@ def inspect(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
         "HostConfig": _host_config(c),
         "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": r.rootfs if r else ""}},
-        "Mounts": _mounts(c.body), "Config": _config(d, c),
+        "Mounts": _mounts(d, c.body), "Config": _config(d, c),
         "NetworkSettings": {"Bridge": "", "SandboxID": c.id, "HairpinMode": False,
                             "Ports": _ports(d, c), "SandboxKey": "", **network,
                             "Networks": {mode: {**network, "Aliases": None, "Links": None}}}}
@@ -140,8 +146,12 @@ def summary(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
     """One `docker ps` row."""
     cfg = _config(d, c)
     command = " ".join([*(cfg["Entrypoint"] or []), *(cfg["Cmd"] or [])])
-    ports = [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
-              "PublicPort": p.host_port, "Type": p.protocol} for p in c.body.port_bindings]
+    ports: list[dict[str, Any]] = [
+        {"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
+         "PublicPort": p.host_port, "Type": p.protocol} for p in c.body.port_bindings]
+    bound = {f"{p.container_port}/{p.protocol}" for p in c.body.port_bindings}
+    ports += [{"PrivatePort": int(k.partition("/")[0]), "Type": k.partition("/")[2] or "tcp"}
+              for k in c.body.exposed_ports if (k if "/" in k else f"{k}/tcp") not in bound]
     mode = c.body.network_mode
     return {"Id": c.id, "Names": ["/" + c.name], "Image": c.body.image,
             "ImageID": c.record.image_id if c.record else "", "Command": command,
@@ -149,4 +159,4 @@ def summary(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
             "Labels": c.body.labels, "State": status_word(c), "Status": status_text(c),
             "HostConfig": {"NetworkMode": mode},
             "NetworkSettings": {"Networks": {mode: {"IPAddress": _ip(c)}}},
-            "Mounts": _mounts(c.body)}
+            "Mounts": _mounts(d, c.body)}

@@ -18,7 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from crid import logs
+from crid.containers.model import ContainerRequest
 from crid.containers.record import ContainerState
+from crid.docker import container_volumes as volumes
+from crid.docker import ports
 from crid.docker.containers_view import DockerContainer, all_containers, find, view
 from crid.docker.create_body import CreateBody, check_name
 from crid.docker.deps import DockerDeps
@@ -53,6 +56,7 @@ def create(d: DockerDeps, name: str, body: CreateBody) -> str:
     image = d.images.status(body.image)
     if image is None:
         raise NotFound(f"No such image: {body.image[:200]}")
+    body = volumes.with_image_volumes(body, d.image_config(image.id))
     with _NAMES:
         existing = {c.name: c.id for c in all_containers(d)}
         name = check_name(name) if name else _generated_name(set(existing))
@@ -60,16 +64,26 @@ def create(d: DockerDeps, name: str, body: CreateBody) -> str:
             raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
                            f'container "{existing[name]}". You have to remove (or rename) that '
                            "container to be able to reuse that name.")
+        body = ports.publish(d, body, d.image_config(image.id))
         log_dir = d.state_dir / "logs" / secrets.token_hex(16)  # not by name: names change
-        spec = pod_spec(name, body, log_dir, d.cgroup_parent)
-        pod_id = d.pods.run(spec)
+        with d.volumes.lock, volumes.attached(d, body) as body:
+            pod_id = d.pods.run(pod_spec(name, body, log_dir, d.cgroup_parent))
     try:
-        d.containers.create(pod_id.value, container_request(name, 0, body, image.id))
+        rec = d.containers.create(pod_id.value, _request(d, name, 0, body, image.id))
+        volumes.fill(d, body, Path(rec.rootfs))
     except BaseException:
+        d.containers.remove_pod(pod_id.value)
         d.pods.remove(pod_id.value)
+        volumes.remove_anonymous(d, body)
         raise
     _event(d, "create", pod_id.value, name, body)
     return pod_id.value
+
+
+def _request(d: DockerDeps, name: str, attempt: int, body: CreateBody, image_id: str
+             ) -> ContainerRequest:
+    return container_request(name, attempt, body, image_id,
+                             lambda vol: d.volumes.get(vol).mountpoint)
 
 
 def _event(d: DockerDeps, action: str, docker_id: str, name: str, body: CreateBody,
@@ -114,7 +128,9 @@ def _recreate(d: DockerDeps, c: DockerContainer):  # type: ignore[no-untyped-def
     image = c.record.image_id if c.record is not None else c.body.image
     if c.record is not None:
         d.containers.remove(c.record.id)
-    return d.containers.create(c.id, container_request(c.name, attempt, c.body, image))
+    rec = d.containers.create(c.id, _request(d, c.name, attempt, c.body, image))
+    volumes.fill(d, c.body, Path(rec.rootfs))  # a volume emptied meanwhile fills again
+    return rec
 
 
 def stop(d: DockerDeps, ref: str, timeout: int | None) -> None:
@@ -204,8 +220,8 @@ def _signal(name: str) -> int:
         raise BadRequest(f"Invalid signal: {name[:20]}") from None
 
 
-def remove(d: DockerDeps, ref: str, force: bool) -> None:
-    """Removes the container and its pod.
+def remove(d: DockerDeps, ref: str, force: bool, remove_volumes: bool = False) -> None:
+    """Removes the container and its pod (and, `remove_volumes`, its anonymous volumes).
 
     Raises:
         Conflict: it is running and `force` is not set.
@@ -215,10 +231,12 @@ def remove(d: DockerDeps, ref: str, force: bool) -> None:
         raise Conflict(f"You cannot remove a running container {c.id}. Stop the container "
                        "before attempting removal or force remove")
     _thaw(d, c)
-    remove_pod(d, c.id)
+    remove_pod(d, c.id, remove_volumes)
 
 
-def remove_pod(d: DockerDeps, pod_id: str) -> None:
+def remove_pod(d: DockerDeps, pod_id: str, remove_volumes: bool = False) -> None:
+    """Removes the container's pod, log and stop mark; with `remove_volumes`, its anonymous
+    volumes that no other container mounts (`rm -v`, `--rm`)."""
     try:
         c: DockerContainer | None = view(d, d.pods.status(pod_id))
     except (CridError, KeyError):
@@ -228,6 +246,8 @@ def remove_pod(d: DockerDeps, pod_id: str) -> None:
     STOPPED.clear(d, pod_id)
     if c is not None:
         _remove_logs(d, Path(c.pod.spec.log_directory))
+        if remove_volumes:
+            volumes.remove_anonymous(d, c.body)
         event(d, "destroy", c)
     REMOVALS.record(pod_id, c.record.exit_code if c is not None and c.record else 0)
 
@@ -353,8 +373,8 @@ class ExitPolicies:
             return
         event(self._d, "die", c, exitCode=str(c.record.exit_code))
         try:
-            if c.body.auto_remove:
-                remove_pod(self._d, c.id)
+            if c.body.auto_remove:  # Docker's --rm takes the anonymous volumes along
+                remove_pod(self._d, c.id, remove_volumes=True)
             elif self._should_restart(c, STOPPED.marked(self._d, c.id)):
                 threading.Thread(target=self._restart, args=(c,), daemon=True).start()
         except CridError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from crid.containers.model import (
@@ -70,9 +71,20 @@ def _resources(body: CreateBody) -> Resources:
                      cpu_shares=body.cpu_shares, memory_limit=body.memory)
 
 
-def container_request(name: str, attempt: int, body: CreateBody, image_id: str) -> ContainerRequest:
+def _mounts(body: CreateBody, volume_dir: Callable[[str], Path]) -> tuple[MountRequest, ...]:
+    """Binds and volumes, parents before children (as Docker sorts them), so a mount inside
+    another's path lands on it rather than under it."""
+    mounts = [*(MountRequest(b.target, b.source, b.readonly) for b in body.binds),
+              *(MountRequest(v.target, str(volume_dir(v.name)), v.readonly)
+                for v in body.volumes)]
+    return tuple(sorted(mounts, key=lambda m: len([p for p in m.container_path.split("/")
+                                                    if p])))
+
+
+def container_request(name: str, attempt: int, body: CreateBody, image_id: str,
+                      volume_dir: Callable[[str], Path]) -> ContainerRequest:
     """The container in the pod; attempt counts its runs (each restart is a new CRI
-    container in the same pod)."""
+    container in the same pod). `volume_dir` names a volume's data directory."""
     env = tuple((k, v) for k, _, v in (e.partition("=") for e in body.env))
     seccomp = Profile(ProfileKind.UNCONFINED if body.privileged else ProfileKind.RUNTIME_DEFAULT)
     security = Security(privileged=body.privileged, caps_add=tuple(body.cap_add),
@@ -83,7 +95,7 @@ def container_request(name: str, attempt: int, body: CreateBody, image_id: str) 
         command=tuple(body.entrypoint) if body.entrypoint is not None else (),
         args=tuple(body.cmd) if body.cmd is not None else (),
         working_dir=body.working_dir, env=env,
-        mounts=tuple(MountRequest(b.target, b.source, b.readonly) for b in body.binds),
+        mounts=_mounts(body, volume_dir),
         labels=dict(body.labels), log_path=LOG_NAME, stdin=body.open_stdin,
         stdin_once=body.stdin_once, tty=body.tty, resources=_resources(body),
         security=security, stop_signal=body.stop_signal)

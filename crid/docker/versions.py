@@ -34,3 +34,9 @@ def split_version(path: str) -> tuple[str, str]:
                          f"version is {MIN_API_VERSION}, please upgrade your client to a "
                          "newer version")
     return version, m.group(3)
+
+
+def at_least(version: str, wanted: str) -> bool:
+    """Whether a request's API version (from its path; "" = the newest served) is `wanted`
+    or newer."""
+    return _tuple(version or API_VERSION) >= _tuple(wanted)

@@ -112,11 +112,26 @@ def stop_infra(infra: Infra, grace: float = 5.0) -> None:
     """
     if not infra_alive(infra):
         return
+    parent = _parent(infra.pid)
     try:
         os.kill(infra.pid, signal.SIGKILL)
     except ProcessLookupError:
         return
-    # Woken by its pidfd. Its parent, unshare, reaps it at once and exits (reaped by
-    # REAPER, or by init after a daemon restart).
+    # Woken by its pidfd. Its parent, unshare, reaps it at once and exits: waited for too,
+    # so nothing of the pod outlives its removal (reaped here, or by init after a daemon
+    # restart).
     if not wait_exit(infra.pid, infra.start_time, grace):
         raise InfraError(f"pod infra process {infra.pid} survived SIGKILL")
+    if parent is not None and not REAPER.wait(parent[0], grace):
+        wait_exit(*parent, grace)
+
+
+def _parent(pid: int) -> tuple[int, int] | None:
+    """(pid, start time) of the infra process's unshare; None if that is not its parent."""
+    try:
+        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        comm = Path(f"/proc/{ppid}/comm").read_text().strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    start = process_start_time(ppid)
+    return (ppid, start) if comm == "unshare" and start is not None else None

@@ -25,6 +25,7 @@ from crid.pods.namespaces import NamespacePinner, PinRequest
 from crid.pods.network import network_request
 from crid.pods.shm import mount_shm, unmount_shm
 from crid.pods.state import PodState
+from crid.pods.sysctl_ids import in_host_ids
 from crid.pods.validate import sysctl_path
 
 
@@ -60,7 +61,8 @@ def create_sandbox(pod_id: PodId, spec: PodSpec, deps: SetupDeps) -> PodSandbox:
         hostname = spec.hostname if spec.namespaces.network != NODE else os.uname().nodename
         pins = deps.pinner.pin(PinRequest(
             paths.ns_dir, namespace_kinds(spec), hostname=hostname,
-            sysctls=tuple((sysctl_path(k), v) for k, v in sorted(spec.sysctls.items())),
+            sysctls=tuple((sysctl_path(k), in_host_ids(sysctl_path(k), v, spec.userns))
+                          for k, v in sorted(spec.sysctls.items())),
             userns=spec.userns))
         undo.callback(deps.pinner.unpin, paths.ns_dir)
         if spec.namespaces.ipc != NODE:

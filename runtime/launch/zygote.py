@@ -210,18 +210,27 @@ def _next_spare(sock: socket.socket) -> bytes:
         os.close(r)
 
 
-def serve(sock: socket.socket) -> None:
-    """The zygote's loop: one spare (monitor-to-be) at a time until the socket closes."""
-    import gc
+def prepare() -> None:
+    """Import, compile and warm what the zygote's forks run, before its heap is frozen.
 
+    Nothing here may import ``threading`` (``logging`` does): its at-fork hook runs in every
+    fork and leaves each monitor ~400 KiB of private pages (tests/unit/runtime/test_zygote.py)."""
     import runtime.launch.spawners  # noqa: F401
     import runtime.monitor.launch  # noqa: F401  (import before freezing: forks share it)
-    from runtime.launch.procname import set_comm
     from runtime.records import compile_all
 
     compile_all()  # once here rather than in every child
     from runtime.launch.prewarm import prewarm
     prewarm()
+
+
+def serve(sock: socket.socket) -> None:
+    """The zygote's loop: one spare (monitor-to-be) at a time until the socket closes."""
+    import gc
+
+    from runtime.launch.procname import set_comm
+
+    prepare()
     set_comm("crid-zygote")
     # Monitors are forked directly (not double-forked: one fork less per container); the
     # kernel reaps them when they exit because SIGCHLD is ignored here. A subreaper, so that

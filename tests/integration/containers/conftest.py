@@ -14,6 +14,7 @@ from tests.integration.pods.helpers import cleanup_cgroup_parent, remove_test_ne
 from tests.rig.daemon import start_crid
 from tests.rig.distribution import DistributionClient
 from tests.rig.images import BuiltImage, push
+from tests.rig.leaks import Leaks
 from tests.rig.registry import Registry
 
 
@@ -38,15 +39,21 @@ def pull_busybox(r: ContainerRig, registry: Registry, busybox_image: BuiltImage)
 def serving(r: ContainerRig, registry: Registry, busybox_image: BuiltImage,
             remove_cgroups: Callable[[], None]) -> Iterator[ContainerRig]:
     """The rig with busybox pulled; afterwards its pods gone, its crid stopped (cleanly),
-    its cgroups (``remove_cgroups``) and its test bridge removed."""
+    its cgroups (``remove_cgroups``) and its test bridge removed, and nothing of them left:
+    no zombie or stray process of the daemon, no process or directory in its cgroups."""
     try:
         pull_busybox(r, registry, busybox_image)
         yield r
     finally:
-        r.remove_all()
-        assert r.daemon.stop() == 0, r.daemon.log()
-        remove_cgroups()
-        remove_test_network(r.bridge)
+        try:
+            r.remove_all()
+            left = Leaks.of(r.daemon, r.cgroup_parent)
+            assert r.daemon.stop() == 0, r.daemon.log()
+            after = Leaks.after_stop(r.daemon.run_root, r.cgroup_parent)
+        finally:
+            remove_cgroups()
+            remove_test_network(r.bridge)
+    assert (left, after) == (Leaks(), Leaks())
 
 
 @pytest.fixture

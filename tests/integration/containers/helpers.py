@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 
 from crid.api import api_pb2 as pb
-from tests.integration.pods.helpers import pod_config
+from tests.integration.pods.helpers import listed_pods, pod_config
 from tests.rig.daemon import CridProcess, start_crid
 
 PREFIX = "crt-ctr-"
@@ -95,7 +95,8 @@ class ContainerRig:
         self.daemon = start_crid(self.base, config=self.config)
 
     def remove_all(self) -> None:
-        for pod_id in self.pods:
+        """Every pod the daemon has (all are this test's), and those the test made."""
+        for pod_id in dict.fromkeys(self.pods + listed_pods(self.rt)):
             try:
                 self.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id),
                                        timeout=60)

@@ -22,7 +22,9 @@ from tests.integration.containers.helpers import (
     container_config,
     wait_for,
 )
-from tests.integration.containers.procs import (
+from tests.integration.pods.helpers import cgroups_under, pod_config
+from tests.rig.daemon import start_crid
+from tests.rig.leaks import (
     daemon_tree,
     holders,
     leaving_a_child,
@@ -30,8 +32,6 @@ from tests.integration.containers.procs import (
     with_arg,
     zombies,
 )
-from tests.integration.pods.helpers import cgroups_under, pod_config
-from tests.rig.daemon import start_crid
 
 MODES = {"POD": pb.POD, "NODE": pb.NODE, "CONTAINER": pb.CONTAINER}
 

@@ -84,6 +84,12 @@ def test_named_adds_the_engine_lacks_are_left_out(rig: ContainerRig) -> None:
     want = [c for c in capabilities.ALL_CAPS if c in capabilities.DEFAULT_CAPS
             or c in ("CAP_NET_ADMIN", "CAP_SYS_RESOURCE")]
     assert got == [c for c in want if c in _engine_caps()]
+    # said at debug level for this container, naming what was left out
+    left_out = [c for c in want if c not in _engine_caps()]
+    said = [ln for ln in rig.daemon.log().splitlines()
+            if "capabilities the engine does not hold, not granted" in ln and cid in ln]
+    assert len(said) == (1 if left_out else 0)
+    assert all(c in said[0] for c in left_out)
 
 
 def test_seccomp_is_ignored_when_privileged(rig: ContainerRig, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,6 +193,70 @@ def test_kubelet_volumes_in_a_user_namespace(rig: ContainerRig) -> None:
         libc.umount2(str(secret), libc.MNT_DETACH)
 
 
+def test_a_volumes_submounts_are_idmapped_too(rig: ContainerRig) -> None:
+    """A volume with mounts inside it (a tmpfs, a bind of another directory), as a kubelet
+    volume holding projected or nested volumes: owners read the same through every level,
+    not 65534 below the top (the binds are idmapped recursively)."""
+    host = _host_range()
+    vol, other = rig.base / "crt-vol", rig.base / "crt-other"
+    for d in (vol, other, vol / "tmp", vol / "bound"):
+        d.mkdir()
+    (other / "f").write_text("b\n")
+    os.chown(other / "f", 1000, 1000)
+    (vol / "top").write_text("t\n")
+    os.chown(vol / "top", 1000, 1000)
+    libc.mount("tmpfs", str(vol / "tmp"), "tmpfs", 0, "size=1m,mode=0755")
+    try:
+        libc.mount(str(other), str(vol / "bound"), None, libc.MS_BIND)
+        (vol / "tmp" / "f").write_text("m\n")
+        os.chown(vol / "tmp" / "f", 1000, 1000)
+        os.chown(vol / "tmp", 1000, 1000)
+        pod = rig.run_pod(namespaces=_namespaces(_userns(host)))
+        cid = rig.run(pod, container_config(command=("/bin/sleep", "3600"), mounts=[
+            pb.Mount(container_path="/vol", host_path=str(vol)),
+            pb.Mount(container_path="/rro", host_path=str(vol), readonly=True,
+                     recursive_read_only=True)]))
+        out = rig.exec(cid, "/bin/stat", "-c", "%n %u %g", "/vol/top", "/vol/tmp",
+                       "/vol/tmp/f", "/vol/bound/f", "/rro/tmp/f")
+        assert out.stdout.decode().splitlines() == [
+            "/vol/top 1000 1000", "/vol/tmp 1000 1000", "/vol/tmp/f 1000 1000",
+            "/vol/bound/f 1000 1000", "/rro/tmp/f 1000 1000"], out.stderr
+        # idmapped and recursively read-only together: the submount refuses writes too
+        refused = rig.exec(cid, "/bin/touch", "/rro/tmp/refused")
+        assert refused.exit_code != 0 and b"Read-only file system" in refused.stderr
+        # written through the submount's idmap: stored with the host's ids, not the range's
+        assert rig.exec(cid, "/bin/sh", "-c", "echo w > /vol/tmp/new").exit_code == 0
+        assert os.stat(vol / "tmp" / "new").st_uid == 0
+        rig.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod[0]))
+        rig.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod[0]))
+        rig.pods.remove(pod[0])
+        assert mounts_under(rig.daemon.root / "containers") == []
+    finally:
+        for d in (vol / "bound", vol / "tmp"):
+            with contextlib.suppress(OSError):
+                libc.umount2(str(d), libc.MNT_DETACH)
+
+
+def test_a_submount_that_cannot_be_idmapped_is_refused_by_name(rig: ContainerRig) -> None:
+    """A volume holding a filesystem the kernel will not idmap (proc here; overlayfs too):
+    the create fails naming that submount and its type, rather than showing its files as
+    65534, and leaves nothing."""
+    vol = rig.base / "crt-vol"
+    (vol / "p").mkdir(parents=True)
+    libc.mount("proc", str(vol / "p"), "proc", 0)
+    try:
+        pod = rig.run_pod(namespaces=_namespaces(_userns(_host_range())))
+        with pytest.raises(grpc.RpcError) as err:
+            rig.create(pod, container_config(command=("/bin/sleep", "3600"), mounts=[
+                pb.Mount(container_path="/vol", host_path=str(vol))]))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert f"its submount {vol / 'p'} (proc) cannot be idmapped" in err.value.details()
+        assert rig.rt.ListContainers(pb.ListContainersRequest()).containers == []
+        assert mounts_under(rig.daemon.root / "containers") == []
+    finally:
+        libc.umount2(str(vol / "p"), libc.MNT_DETACH)
+
+
 def test_pod_sysctls_in_a_user_namespace(rig: ContainerRig) -> None:
     """Network, IPC and mqueue sysctls of namespaces the pod's user namespace owns (IPC and
     mqueue ones are writable only by that namespace's root); the daemon's threads keep
@@ -213,6 +278,33 @@ def test_pod_sysctls_in_a_user_namespace(rig: ContainerRig) -> None:
     bad = code_of(lambda: rig.run_pod(namespaces=_namespaces(_userns(_host_range())),
                                       sysctls={"kernel.msgmax": "-5"}))
     assert bad == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_id_valued_sysctls_are_in_the_pods_id_space(rig: ContainerRig) -> None:
+    """net.ipv4.ping_group_range names gids, which the kernel reads in the writer's user
+    namespace: the pod's range reads back inside as asked (not 65534), is the range's host
+    gids outside, and the kubelet's usual "every group" stops at the range's last gid (as
+    CRI-O does: the kernel refuses a gid the namespace does not map)."""
+    host = _host_range()
+    key = "net.ipv4.ping_group_range"
+    for asked, inside in (("0 2147483647", [0, RANGE - 1]), ("100 200", [100, 200])):
+        pod = rig.run_pod(namespaces=_namespaces(_userns(host)), sysctls={key: asked})
+        cid = rig.run(pod, container_config(command=("/bin/sleep", "3600")))
+        out = rig.exec(cid, "/bin/cat", "/proc/sys/net/ipv4/ping_group_range")
+        assert [int(x) for x in out.stdout.split()] == inside, out.stderr
+        fd = os.open(f"/proc/{_pid(rig, cid)}/ns/net", os.O_RDONLY)
+        try:
+            outside = subprocess.run(
+                ["nsenter", f"--net=/proc/self/fd/{fd}", "cat",
+                 "/proc/sys/net/ipv4/ping_group_range"], pass_fds=(fd,), capture_output=True,
+                check=True).stdout
+        finally:
+            os.close(fd)
+        assert [int(x) for x in outside.split()] == [host + i for i in inside]
+    refused = code_of(lambda: rig.run_pod(namespaces=_namespaces(_userns(_host_range())),
+                                          sysctls={key: f"{RANGE + 5} {RANGE + 9}"}))
+    assert refused == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(rig.rt.ListPodSandbox(pb.ListPodSandboxRequest()).items) == 2
 
 
 def test_shared_pid_namespace_in_a_user_namespace(rig: ContainerRig) -> None:
@@ -297,7 +389,7 @@ def test_pods_without_a_user_namespace_are_unchanged(rig: ContainerRig,
     assert cdir.stat().st_mode & 0o777 == 0o700
     spec = json.loads((cdir / "config.json").read_text())
     assert all(n["type"] != "user" for n in spec["linux"]["namespaces"])
-    assert all("idmap" not in m["options"] for m in spec["mounts"])
+    assert all(not {"idmap", "ridmap"} & set(m["options"]) for m in spec["mounts"])
     assert [p for p in _ns_pins(rig, pod[0]) if p.endswith("/user")] == []
     assert rig.exec(cid, "/bin/sh", "-c", "echo x > /vol/f").exit_code == 0
     assert os.stat(vol / "f").st_uid == 0

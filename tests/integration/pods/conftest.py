@@ -9,6 +9,7 @@ import pytest
 
 from tests.integration.pods.helpers import PodRig, cleanup_cgroup_parent, remove_test_network
 from tests.rig.daemon import start_crid
+from tests.rig.leaks import Leaks
 
 
 def write_config(base: Path, bridge: str) -> Path:
@@ -34,8 +35,11 @@ def rig(tmp_path: Path) -> Iterator[PodRig]:
     finally:
         try:
             r.remove_all()
+            left = Leaks.of(r.daemon, parent)
             code = r.daemon.stop()
+            after = Leaks.after_stop(r.daemon.run_root, parent)
         finally:
             cleanup_cgroup_parent(parent)
             remove_test_network(bridge)
     assert code == 0, r.daemon.log()
+    assert (left, after) == (Leaks(), Leaks())

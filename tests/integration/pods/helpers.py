@@ -10,12 +10,8 @@ from pathlib import Path
 import grpc
 
 from crid.api import api_pb2 as pb
-from runtime.cgroups import read_mounts
 from tests.rig.daemon import CridProcess, remove_test_network, start_crid  # noqa: F401
-
-# Every hierarchy pod and container cgroups are made in: the v1 controllers, name=systemd and
-# a hybrid host's cgroup2 too (a leak there is a leak as well).
-CGROUP_ROOTS = sorted({Path(m.mountpoint) for m in read_mounts()})
+from tests.rig.leaks import CGROUP_ROOTS, cgroups_under  # noqa: F401
 
 
 def pod_config(name: str = "", parent: str = "", **kw: object) -> pb.PodSandboxConfig:
@@ -70,11 +66,20 @@ class PodRig:
         self.daemon = start_crid(self.base, config=self.config)
 
     def remove_all(self) -> None:
-        for pod_id in self.created:
+        """Every pod the daemon has (all are this test's), and those the test made."""
+        for pod_id in dict.fromkeys(self.created + listed_pods(self.rt)):
             try:
                 self.remove(pod_id)
             except grpc.RpcError:
                 pass
+
+
+def listed_pods(rt) -> list[str]:  # noqa: ANN001
+    """The ids of the pods the daemon lists ([] when it does not answer)."""
+    try:
+        return [p.id for p in rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items]
+    except grpc.RpcError:
+        return []
 
 
 def code_of(call) -> grpc.StatusCode:  # noqa: ANN001
@@ -95,15 +100,6 @@ def in_pod(ns_dir: Path, *cmd: str, kinds: tuple[str, ...] = ("net", "ipc", "uts
 def mounts_under(path: Path) -> list[str]:
     text = Path("/proc/self/mountinfo").read_text()
     return [line.split()[4] for line in text.splitlines() if line.split()[4].startswith(str(path))]
-
-
-def cgroups_under(parent: str) -> list[str]:
-    found = []
-    for root in CGROUP_ROOTS:
-        base = root / parent.lstrip("/")
-        if base.is_dir():
-            found += [str(p) for p in base.rglob("*") if p.is_dir()]
-    return found
 
 
 def cleanup_cgroup_parent(parent: str) -> None:

@@ -247,18 +247,22 @@ def test_failing_on_created_aborts_and_leaves_no_process(bundle):
 
 
 def test_idmapped_mounts_it_cannot_make_are_refused_not_ignored(bundle):
-    """idmap binds are made for a user namespace joined by path (what crid asks for); a
-    mount's own mappings, or idmap without such a namespace, are refused."""
+    """An idmapped mount needs a mapping (its own, complete, or the container's user
+    namespace's) and a bind: otherwise create fails naming the mount."""
     cfg = default_config(["true"])
     cfg["mounts"].append({"destination": "/m", "type": "bind", "source": "/tmp",
                           "options": ["rbind", "idmap"]})
     res = run(bundle, cfg)
-    assert res.error == ("SpecError: mounts[7]: an idmapped mount needs the container to "
-                         "join a user namespace by path")
+    assert res.error == ("SpecError: mounts[7]: an idmapped mount without mappings of its "
+                         "own needs the container to have a user namespace")
     cfg["mounts"][-1]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 10}]
     res = run(bundle, cfg)
-    assert res.error.startswith("SpecError: mounts[7]: idmapped mounts with mappings of "
-                                "their own are not supported")
+    assert res.error == ("SpecError: mounts[7]: an idmapped mount needs both uidMappings "
+                         "and gidMappings")
+    cfg["mounts"][-1] = {"destination": "/m", "type": "tmpfs", "source": "tmpfs",
+                         "options": ["idmap"]}
+    res = run(bundle, cfg)
+    assert res.error == "SpecError: mounts[7]: only bind mounts can be idmapped"
 
 
 def test_exec_fifo_without_proc_fails_at_create(bundle, tmp_path):

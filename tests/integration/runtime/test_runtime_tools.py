@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from crid.containers.seccomp_default import default_profile
+from runtime.linux import libc
 from tests.integration.runtime.bundle import DEFAULT_CAPS
 from tests.integration.runtime.clikit import SCRIPT, cli_env, stop_server
 from tests.integration.runtime.lifekit import PREFIX, leftover_cgroups, mounts_mentioning
@@ -343,6 +344,79 @@ def test_linux_uid_mappings_in_a_bundle_the_container_root_reaches(make: Any,
     edit(rt, lambda c: _userns(c, 3200))
     out = run_to_stop(rt)
     assert [line.split() for line in out.splitlines()] == [["0", "1000", "3200"], ["/bin/sh"]]
+
+
+OWN_MAPPINGS = ("runc 1.1 ignores a mount's uidMappings/gidMappings (runtime-spec 1.2 "
+                "idmapped mounts, runc >= 1.2): the files keep their on-disk owners")
+
+
+def _owned_tree(root: Path) -> Path:
+    """A volume: files by host 0 and 1000, one by 5000, a tmpfs submount owned by 1000."""
+    vol = root / "crt-idvol"
+    (vol / "sub").mkdir(parents=True)
+    for name, uid in (("by-0", 0), ("by-1000", 1000), ("by-5000", 5000)):
+        (vol / name).write_text(name)
+        os.chown(vol / name, uid, uid)
+    libc.mount("tmpfs", str(vol / "sub"), "tmpfs", 0, "size=1m,mode=0755")
+    (vol / "sub" / "f").write_text("f")
+    os.chown(vol / "sub" / "f", 1000, 1000)
+    return vol
+
+
+@pytest.mark.parametrize("name", diverging(OWN_MAPPINGS))
+def test_mounts_idmapped_by_their_own_mappings(make: Any, name: str) -> None:
+    """config.md mounts uidMappings/gidMappings: the mount shows on-disk id containerID+n as
+    hostID+n (no user namespace here: the host's ids), ids outside it as the overflow id;
+    `ridmap` maps its submounts too, plain mappings the top mount only."""
+    vol = _owned_tree(make.bundles.parent / f"crt-own-{name}")
+    try:
+        rt = make(name, ["stat", "-c", "%n %u %g", "/v/by-0", "/v/by-1000", "/v/by-5000",
+                         "/v/sub/f", "/top/sub/f"], "ownmap")
+        maps = [{"containerID": 0, "hostID": 2000, "size": 1001}]
+        edit(rt, lambda c: c["mounts"].extend([
+            {"destination": "/v", "type": "bind", "source": str(vol),
+             "options": ["rbind", "ridmap"], "uidMappings": maps, "gidMappings": maps},
+            {"destination": "/top", "type": "bind", "source": str(vol),
+             "options": ["rbind"], "uidMappings": maps, "gidMappings": maps}]))
+        out = run_to_stop(rt)
+        assert out.splitlines() == ["/v/by-0 2000 2000", "/v/by-1000 3000 3000",
+                                    "/v/by-5000 65534 65534", "/v/sub/f 3000 3000",
+                                    "/top/sub/f 1000 1000"], \
+            (rt.bundle / "stderr-c").read_text()
+    finally:
+        libc.umount2(str(vol / "sub"), libc.MNT_DETACH)
+        shutil.rmtree(vol.parent)
+
+
+@pytest.mark.parametrize("name", diverging(OWN_MAPPINGS))
+def test_mounts_idmapped_for_the_containers_user_namespace(make: Any, name: str) -> None:
+    """A container with a user namespace of its own (0 -> 1000) and a volume mapped like it:
+    root's files are its root's, and what its root writes is stored as host 0."""
+    make.bundles.chmod(0o711)
+    vol = _owned_tree(make.bundles / "vols")
+    try:
+        rt = make(name, ["sh", "-c", "stat -c '%n %u' /v/by-0 /v/by-1000 /v/sub/f /w/sub/f; "
+                         "echo x > /v/new"], "nsmap")
+        for d in ("v", "w"):  # the rootfs is host root's: its root may not make them
+            (rt.bundle / d).mkdir()
+        maps = [{"containerID": 0, "hostID": 1000, "size": 3200}]
+
+        def change(c: dict[str, Any]) -> None:
+            _userns(c, 3200)
+            c["mounts"].append({"destination": "/v", "type": "bind", "source": str(vol),
+                                "options": ["rbind", "ridmap"], "uidMappings": maps,
+                                "gidMappings": maps})
+            # no mappings of its own: mapped like the container's user namespace
+            c["mounts"].append({"destination": "/w", "type": "bind", "source": str(vol),
+                                "options": ["rbind", "ridmap"]})
+        edit(rt, change)
+        out = run_to_stop(rt)
+        assert out.splitlines() == ["/v/by-0 0", "/v/by-1000 1000", "/v/sub/f 1000",
+                                    "/w/sub/f 1000"], \
+            (rt.bundle / "stderr-c").read_text()
+        assert (os.stat(vol / "new").st_uid, os.stat(vol / "new").st_gid) == (0, 0)
+    finally:
+        libc.umount2(str(vol / "sub"), libc.MNT_DETACH)
 
 
 NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")

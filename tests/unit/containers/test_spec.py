@@ -237,15 +237,16 @@ def test_a_user_namespaced_pod_joins_its_user_namespace_with_idmapped_binds() ->
     binds = {m["destination"]: m["options"] for m in spec["mounts"] if m["type"] == "bind"}
     assert set(binds) == {"/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/dev/shm",
                           "/data"}
-    assert all(opts[-1] == "idmap" for opts in binds.values())
+    # rbinds, so idmapped recursively: a volume's submounts keep their owners too
+    assert all(opts[0] == "rbind" and opts[-1] == "ridmap" for opts in binds.values())
     others = [m for m in spec["mounts"] if m["type"] != "bind"]
-    assert all("idmap" not in m["options"] for m in others)
+    assert all(not {"idmap", "ridmap"} & set(m["options"]) for m in others)
 
 
 def test_pods_without_a_user_namespace_stay_as_they_were() -> None:
     spec = generate_spec(inputs())
     assert all(n["type"] != "user" for n in spec["linux"]["namespaces"])
-    assert all("idmap" not in m["options"] for m in spec["mounts"])
+    assert all(not {"idmap", "ridmap"} & set(m["options"]) for m in spec["mounts"])
 
 
 @pytest.mark.parametrize("modes, want", [

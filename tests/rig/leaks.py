@@ -1,6 +1,10 @@
-"""Which processes belong to one test daemon: its descendants and every process marked with its
-run root (crid.children: the zygote and all it forks, pod holders), and which of their children
-are zombies. Only this daemon's are counted: other sessions run daemons on this machine too."""
+"""Leak counters for one test daemon: its processes (its descendants and every process marked
+with its run root, crid.children: the zygote and all it forks, pod holders), their zombies,
+the processes in and the directories of the cgroups under a test's cgroup parent. Only this
+daemon's and this parent's are counted: other sessions run daemons on this machine too.
+
+`Leaks.of(daemon, parent)` takes them all at once, for a fixture's teardown (`assert
+leaks.of(...) == Leaks()` once every pod is removed) or a before/after comparison."""
 
 from __future__ import annotations
 
@@ -10,7 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crid.children import OWNER, POD
+from runtime.cgroups import read_mounts
 from tests.rig.daemon import CridProcess
+
+# Every hierarchy pod and container cgroups are made in: the v1 controllers, name=systemd and
+# a hybrid host's cgroup2 too (a leak there is a leak as well).
+CGROUP_ROOTS = sorted({Path(m.mountpoint) for m in read_mounts()})
 
 
 @dataclass(frozen=True)
@@ -107,3 +116,54 @@ def leaving_a_child() -> tuple[tuple[str, ...], str]:
     length of its own (to find its processes among everyone's): (command, the length)."""
     seconds = str(86400 + secrets.randbelow(10**6))
     return ("/bin/sh", "-c", f"trap 'exit 0' TERM; sleep {seconds} & wait"), seconds
+
+
+def cgroups_under(parent: str) -> list[str]:
+    """Every cgroup directory below ``parent`` (not itself) in every hierarchy."""
+    found = []
+    for root in CGROUP_ROOTS:
+        base = root / parent.lstrip("/")
+        if base.is_dir():
+            found += [str(p) for p in base.rglob("*") if p.is_dir()]
+    return found
+
+
+def processes_in_cgroups(parent: str) -> dict[int, str]:
+    """pid -> cgroup directory of every process in a cgroup at or below ``parent``."""
+    found = {}
+    for root in CGROUP_ROOTS:
+        base = root / parent.lstrip("/")
+        for d in [base, *base.rglob("*")] if base.is_dir() else []:
+            try:
+                pids = (d / "cgroup.procs").read_text().split()
+            except OSError:  # removed meanwhile, or not a directory
+                continue
+            found.update({int(p): str(d) for p in pids})
+    return found
+
+
+@dataclass(frozen=True)
+class Leaks:
+    """What is left of a test daemon's work; ``Leaks()`` is nothing."""
+
+    zombies: tuple[Proc, ...] = ()
+    strays: tuple[Proc, ...] = ()  # marked processes no longer the daemon's descendants
+    cgroup_processes: tuple[int, ...] = ()
+    cgroup_dirs: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, daemon: CridProcess | None, parent: str) -> Leaks:
+        """The leaks of ``daemon`` (None: it is stopped, every marked process of
+        ``run_root`` counts) and of the cgroups under ``parent``."""
+        return cls(zombies=tuple(zombies(daemon)) if daemon is not None else (),
+                   strays=tuple(strays(daemon).values()) if daemon is not None else (),
+                   cgroup_processes=tuple(sorted(processes_in_cgroups(parent))),
+                   cgroup_dirs=tuple(cgroups_under(parent)))
+
+    @classmethod
+    def after_stop(cls, run_root: Path, parent: str) -> Leaks:
+        """The leaks of a stopped daemon: every process still marked with its run root
+        (nothing of it may outlive it once its pods are removed), and the cgroups."""
+        return cls(strays=tuple(marked(run_root).values()),
+                   cgroup_processes=tuple(sorted(processes_in_cgroups(parent))),
+                   cgroup_dirs=tuple(cgroups_under(parent)))
