@@ -21,6 +21,7 @@ from crid.docker import (
     system,
     volumes,
 )
+from crid.docker.build_steps import KeptStepRunner
 from crid.docker.deps import DockerDeps
 from crid.docker.lifecycle import ExitPolicies
 from crid.docker.router import Router
@@ -55,7 +56,8 @@ class DockerFrontDoor:
         self._volumes = deps.volumes
         self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
                                     BuildServiceOptions(deps.root / "build", deps.cgroup_parent,
-                                                        short_name_registries=deps.short_names))
+                                                        short_name_registries=deps.short_names),
+                                    kept_runner=lambda opts: KeptStepRunner(deps, opts))
         build.register(router, self._builds)
         self._policies = ExitPolicies(deps)
         opts = DockerServerOptions(socket_path, group, upload_limit=upload_limit,
