@@ -336,12 +336,21 @@ class Daemon:
         """Monitors, set-up children and spares a killed daemon forked but never recorded
         (its zygote marked them all, see crid.children) are ended: no container record
         claims them, so nothing would ever stop them. Their containers' processes are ended
-        with the leftovers of those creates (ContainerManager.reconcile)."""
+        with the leftovers of those creates (ContainerManager.reconcile). The monitors of
+        execs still running in a recorded container are adopted instead
+        (runtime.lifecycle.adopt_exec_monitors): the exec'd process runs on in its container
+        whatever becomes of its monitor, and only its monitor can serve it (a detached docker
+        exec's output, its exit record)."""
         recorded = rt.monitors()
-        for p in marked_before_us(self.run_root):
-            if not p.pod_id and (p.pid, p.start) not in recorded:
-                log.info("ending an unrecorded process", pid=p.pid, comm=p.comm)
-                end_process(p)
+        unrecorded = [p for p in marked_before_us(self.run_root)
+                      if not p.pod_id and (p.pid, p.start) not in recorded]
+        adopted = rt.rt.adopt_exec_monitors([(p.pid, p.start) for p in unrecorded])
+        for p in unrecorded:
+            if (p.pid, p.start) in adopted:
+                log.info("adopted the monitor of a running exec", pid=p.pid)
+                continue
+            log.info("ending an unrecorded process", pid=p.pid, comm=p.comm)
+            end_process(p)
 
     def _build_streaming(self, containers: ContainerManager, pods: PodManager) -> StreamingDeps:
         """The exec/attach/port-forward HTTP server, started now (it binds its port) and

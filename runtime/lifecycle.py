@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from runtime import caps, hooks
+from runtime import caps, hooks, proctree
 from runtime.cgroup_seam import Cgroups, host_view, is_frozen, open_cgroups
 from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError, RequestError
@@ -83,6 +83,8 @@ class Runtime:
         self._filters = FilterCache()
         self._cgroup_managers: dict[str, Cgroups] = {}
         self._exec_preps: dict[str, ExecPrep] = {}
+        # Monitors of execs a previous user of this state started (see adopt_exec_monitors).
+        self._adopted_execs: dict[str, set[tuple[int, int]]] = {}
 
     # -- create / start ---------------------------------------------------------------------
     def create(self, req: CreateRequest) -> Created:
@@ -340,6 +342,7 @@ class Runtime:
             if not _quiet(lambda: wait_exit(rec.monitor_pid, rec.monitor_start, 2.0)):
                 _quiet(lambda: os.kill(rec.monitor_pid, signal.SIGKILL))
         self._end_leftovers(rec.id)
+        self._await_adopted_execs(rec.id)
         cg = self._cgroups(rec.id)
         if cg is not None:
             _quiet(cg.destroy)
@@ -354,6 +357,14 @@ class Runtime:
         self._specs.pop(rec.id, None)
         self._cgroup_managers.pop(rec.id, None)
         self._exec_preps.pop(rec.id, None)
+
+    def _await_adopted_execs(self, cid: str) -> None:
+        """An adopted exec's monitor ends once its process is gone (the container's processes
+        are all dead by now): waited for as the container's own monitor is, so nothing of the
+        container outlives its deletion."""
+        for pid, start in self._adopted_execs.pop(cid, set()):
+            if not _quiet(lambda p=pid, s=start: wait_exit(p, s, 2.0)) and is_alive(pid, start):
+                _quiet(lambda p=pid: os.kill(p, signal.SIGKILL))
 
     def _end_unrecorded(self, cid: str) -> None:
         """A create its caller never recorded (it died meanwhile): whatever it started in the
@@ -416,6 +427,31 @@ class Runtime:
             prep = prepare_exec(spec, rec.pid, rec.pid_start, self._filters)
             self._exec_preps[rec.id] = prep
         return prep
+
+    def adopt_exec_monitors(self, candidates: list[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Of ``candidates`` ((pid, start time) of monitors no container record claims, left
+        by a previous user of this state that was killed), those serving an exec into a
+        recorded container: a monitor is its process's subreaper, so the exec'd process and
+        what it left are its descendants, in the container's cgroup. Those exec'd processes
+        keep running, served by their monitors (stdio, exit record); deleting the container
+        waits for the adopted monitors too. Returns the adopted ones; the rest are the
+        caller's to end."""
+        if not candidates:
+            return set()
+        owner = {pid: cid for cid in self.store.ids() for pid in self._pids_or_none(cid)}
+        adopted = set()
+        for monitor in candidates:
+            found = [owner[p] for p, _ in proctree.tree(monitor[0])[1:] if p in owner]
+            if found and process_start_time(monitor[0]) == monitor[1]:
+                self._adopted_execs.setdefault(found[0], set()).add(monitor)
+                adopted.add(monitor)
+        return adopted
+
+    def _pids_or_none(self, cid: str) -> list[int]:
+        try:
+            return self.ps(cid)
+        except OCIRuntimeError:  # a state directory without a record: a create in progress
+            return []
 
     def release_exec(self, result: Created) -> None:
         """Forget a finished exec: remove its exit file (exec probes would pile them up)."""
