@@ -16,6 +16,7 @@ from crid.docker import (
     containers,
     export,
     images,
+    networks,
     system,
     volumes,
 )
@@ -46,6 +47,7 @@ class DockerFrontDoor:
         commit.register(router, deps)
         export.register(router, deps)
         volumes.register(router, deps)
+        networks.register(router, deps)
         self._volumes = deps.volumes
         self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
                                     BuildServiceOptions(deps.root / "build", deps.cgroup_parent,
