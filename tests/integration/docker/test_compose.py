@@ -27,7 +27,13 @@ services:
     depends_on: [web]
     environment:
       GREETING: hello-from-the-volume
-    command: ["sh", "-c", "echo $$GREETING > /www/index.html; until wget -q -O - http://web:8080/index.html; do sleep 0.2; done; exec sleep 600"]
+    command:
+      - sh
+      - -c
+      - >-
+        echo $$GREETING > /www/index.html;
+        until wget -q -O - http://web:8080/index.html; do sleep 0.2; done;
+        exec sleep 600
     volumes:
       - site:/www
 volumes:
