@@ -170,11 +170,14 @@ class NamedNetworks:
             rec = NetworkRecord(secrets.token_hex(32), req.name, str(subnet), gateway,
                                 time.time(), dict(req.labels), dict(req.options), req.internal,
                                 req.attachable)
+            # The record first: a crash after it leaves a network that start() completes,
+            # never a bridge or NAT table no record accounts for.
+            self._save(rec)
             try:
                 self._activate(rec)
-                self._save(rec)
             except BaseException:
                 self._deactivate(rec.id)
+                (self.root / f"{rec.id}.json").unlink(missing_ok=True)
                 self._purge(rec.id)
                 raise
             self._records[rec.id] = rec
@@ -191,9 +194,11 @@ class NamedNetworks:
             if self.leases(rec.id):
                 raise FailedPrecondition(f"error while removing network: network {rec.name} "
                                          f"id {rec.id} has active endpoints")
+            # Kernel objects first, the record last: a crash in between leaves the network
+            # recorded, and start() makes its bridge again.
+            self._deactivate(rec.id)
             (self.root / f"{rec.id}.json").unlink(missing_ok=True)
             del self._records[rec.id]
-            self._deactivate(rec.id)
             self._purge(rec.id)
             return rec
 
