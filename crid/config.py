@@ -140,7 +140,13 @@ class StreamingConfig:
 class DockerConfig:
     enable: bool = opt(True, "serve the Docker Engine API (docs/docker-api.md)")
     listen: str = opt("", "its unix socket; empty means <run_root>/docker.sock (mode 0660, "
-                      "root-equivalent: TCP is not offered)")
+                      "root-equivalent)")
+    tcp: str = opt("", "host:port of a TCP listener too (dockerd -H tcp://); served only with "
+                   "tls_cert, tls_key and tls_ca: clients need a certificate that CA signed "
+                   "(dockerd's --tlsverify)")
+    tls_cert: str = opt("", "PEM server certificate of the TCP listener")
+    tls_key: str = opt("", "PEM private key of tls_cert")
+    tls_ca: str = opt("", "PEM CA bundle that client certificates must chain to")
     group: str = opt("", "group owning the socket; empty means root's")
     cgroup_parent: str = opt("", "cgroup parent of Docker-side containers' pods; empty means "
                              "the pods' default")

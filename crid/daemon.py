@@ -34,6 +34,7 @@ from crid.containers.pod_adapter import PodManagerLookup
 from crid.containers.runtime_adapter import EmbeddedRuntime, RuntimeOptions
 from crid.containers.stats import CgroupReader
 from crid.docker import DockerDeps, DockerFrontDoor
+from crid.docker.tls import TcpOptions, TlsConfigError
 from crid.events import EventBus
 from crid.images import store_options
 from crid.metric_sources import MetricSources
@@ -342,12 +343,21 @@ class Daemon:
         """Monitors, set-up children and spares a killed daemon forked but never recorded
         (its zygote marked them all, see crid.children) are ended: no container record
         claims them, so nothing would ever stop them. Their containers' processes are ended
-        with the leftovers of those creates (ContainerManager.reconcile)."""
+        with the leftovers of those creates (ContainerManager.reconcile). The monitors of
+        execs still running in a recorded container are adopted instead
+        (runtime.lifecycle.adopt_exec_monitors): the exec'd process runs on in its container
+        whatever becomes of its monitor, and only its monitor can serve it (a detached docker
+        exec's output, its exit record)."""
         recorded = rt.monitors()
-        for p in marked_before_us(self.run_root):
-            if not p.pod_id and (p.pid, p.start) not in recorded:
-                log.info("ending an unrecorded process", pid=p.pid, comm=p.comm)
-                end_process(p)
+        unrecorded = [p for p in marked_before_us(self.run_root)
+                      if not p.pod_id and (p.pid, p.start) not in recorded]
+        adopted = rt.rt.adopt_exec_monitors([(p.pid, p.start) for p in unrecorded])
+        for p in unrecorded:
+            if (p.pid, p.start) in adopted:
+                log.info("adopted the monitor of a running exec", pid=p.pid)
+                continue
+            log.info("ending an unrecorded process", pid=p.pid, comm=p.comm)
+            end_process(p)
 
     def _build_streaming(self, containers: ContainerManager, pods: PodManager) -> StreamingDeps:
         """The exec/attach/port-forward HTTP server, started now (it binds its port) and
@@ -377,8 +387,15 @@ class Daemon:
                           cgroup_driver=self.cfg.cgroup_driver,
                           cgroup_parent=self.cfg.docker.cgroup_parent,
                           short_names=tuple(self.cfg.images.short_name_registries))
+        dc = self.cfg.docker
+        tcp = TcpOptions(dc.tcp, dc.tls_cert, dc.tls_key, dc.tls_ca) if dc.tcp else None
+        if tcp is not None:
+            try:
+                tcp.check()
+            except TlsConfigError as e:
+                raise ConfigError(str(e)) from None
         return DockerFrontDoor(deps, Path(self.cfg.docker_socket_path), self.cfg.docker.group,
-                               upload_limit=parse_size(self.cfg.docker.max_upload_size))
+                               upload_limit=parse_size(self.cfg.docker.max_upload_size), tcp=tcp)
 
     def wait(self) -> None:
         """Blocks until stop() (from a signal handler or another thread)."""

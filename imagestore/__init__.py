@@ -27,6 +27,7 @@ from imagestore.store import (
     NewImage,
     PushEvent,
     PushResult,
+    SavedLayer,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_TAG", "DONE", "DOWNLOADING", "EXISTS", "FsUsage", "ImageInUse", "ImageNotFound",
     "ImageRecord", "ImageStore", "ImageStoreError", "ImageStoreOptions", "InvalidImage",
     "InvalidReference", "LayerProgress", "NewImage", "PushEvent", "PushResult", "Reference",
-    "RegistryOptions", "RegistryUnavailable", "VERIFIED", "VerificationFailed", "WAITING",
+    "RegistryOptions", "RegistryUnavailable", "SavedLayer", "VERIFIED", "VerificationFailed",
+    "WAITING",
     "host_platform", "is_opaque", "pack_layer", "parse_reference", "reference_candidates",
 ]

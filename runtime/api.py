@@ -22,7 +22,13 @@ from runtime.cgroups import (
 )
 from runtime.cgroups import Resources as CgroupLimits
 from runtime.cgroups.errors import CgroupError
-from runtime.errors import ContainerNotFound, InvalidState, OCIRuntimeError, SpecError
+from runtime.errors import (
+    ContainerNotFound,
+    InvalidState,
+    OCIRuntimeError,
+    SpecError,
+    UnsupportedMount,
+)
 from runtime.exits import ExitWatcher, wait_exit
 from runtime.features import has_mount_setattr
 from runtime.launch.zygote import Zygote
@@ -31,13 +37,15 @@ from runtime.monitor import framing, reopen_log
 from runtime.monitor.attach import connect_unix, listen_unix
 from runtime.monitor.exitfile import ExitStatus, read_exit_file
 from runtime.requests import Created
+from runtime.spec import Config, config_from_doc
 from runtime.state import Status, process_start_time
 
 __all__ = [
-    "CgroupError", "CgroupLimits", "CgroupManager", "CgroupPath", "ContainerNotFound", "Cpu",
-    "CreateRequest", "Created", "ExecRequest", "ExitStatus", "ExitWatcher", "InvalidState",
+    "CgroupError", "CgroupLimits", "CgroupManager", "CgroupPath", "Config", "ContainerNotFound",
+    "Cpu", "CreateRequest", "Created", "ExecRequest", "ExitStatus", "ExitWatcher", "InvalidState",
     "Memory", "MonitorLauncher", "Mount", "OCIRuntimeError", "Runtime", "SpecError", "Status",
-    "Zygote", "cgroup_paths_of", "connect_unix", "expand_slice", "framing", "has_mount_setattr",
-    "listen_unix", "open_cgroup", "parse_cgroups_path", "process_start_time", "proctree",
-    "read_exit_file", "read_mounts", "reopen_log", "wait_exit",
+    "UnsupportedMount", "Zygote", "cgroup_paths_of", "config_from_doc", "connect_unix",
+    "expand_slice", "framing", "has_mount_setattr", "listen_unix", "open_cgroup",
+    "parse_cgroups_path", "process_start_time", "proctree", "read_exit_file", "read_mounts",
+    "reopen_log", "wait_exit",
 ]

@@ -14,7 +14,7 @@ ambient capabilities but no inheritable set).
 
 from __future__ import annotations
 
-import logging
+import sys
 from collections.abc import Iterable
 
 from runtime.linux import libc
@@ -138,12 +138,17 @@ def grantable(m: CapMasks, h: Held) -> CapMasks:
                     m.ambient & permitted & inheritable)
 
 
-_log = logging.getLogger("runtime.caps")
-
-
 def log_ungranted(what: str, m: CapMasks, h: Held | None = None) -> None:
     """Debug lines naming the capabilities of m that a process holding h (default: this one)
-    leaves out; nothing is read when debug logging is off."""
+    leaves out; nothing is read when debug logging is off.
+
+    ``logging`` is not imported here: a process that never imported it has no handler to
+    enable (the zygote and its monitors). Importing it would import ``threading``, whose
+    at-fork hook costs every process the zygote forks ~400 KiB of private pages."""
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return
+    _log = logging.getLogger("runtime.caps")
     if not _log.isEnabledFor(logging.DEBUG):
         return
     g = grantable(m, h or held())

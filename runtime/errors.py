@@ -39,6 +39,12 @@ class InitError(OCIRuntimeError):
     """
 
 
+class UnsupportedMount(OCIRuntimeError):
+    """A mount the spec asks for cannot be made on this host's filesystems as asked (a bind
+    whose tree holds a filesystem the kernel will not idmap): the host's state, not the
+    runtime, is at fault. Crosses the init's error pipe by name."""
+
+
 class RequestError(OCIRuntimeError):
     """A request the runtime cannot carry out as given (e.g. too many fds to preserve)."""
 

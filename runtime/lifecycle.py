@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from runtime import caps, hooks
+from runtime import caps, hooks, proctree
 from runtime.cgroup_seam import Cgroups, host_view, is_frozen, open_cgroups
 from runtime.cgroups.warmup import warm_up_migration
 from runtime.errors import ContainerNotFound, InitError, InvalidState, OCIRuntimeError, RequestError
 from runtime.exits import wait_exit, wait_for_file
 from runtime.features import features as _features
 from runtime.launch.execprep import ExecPrep, prepare_exec
+from runtime.launch.params import ExecParams, InitParams
 from runtime.monitor.attach import AttachClient, reopen_log
 from runtime.monitor.exitfile import ExitStatus, read_exit_file, rfc3339_nano
 from runtime.monitor.launch import MonitorFds, MonitorRequest, fork_monitor, read_reply
@@ -38,9 +39,8 @@ from runtime.requests import (
 )
 from runtime.seccomp import CompiledFilter
 from runtime.seccomp.cache import FilterCache
-from runtime.seccomp.cache import to_wire as filter_to_wire
-from runtime.spec import load_spec
-from runtime.spec.model import Spec
+from runtime.spec import load_config, load_spec, parse_process
+from runtime.spec.model import Config, Spec
 from runtime.state import ContainerRecord, StateStore, Status, is_alive, process_start_time
 
 __all__ = ["OCI_VERSION", "Created", "CreateRequest", "ExecRequest", "ForkLauncher",
@@ -83,13 +83,16 @@ class Runtime:
         self._filters = FilterCache()
         self._cgroup_managers: dict[str, Cgroups] = {}
         self._exec_preps: dict[str, ExecPrep] = {}
+        # Monitors of execs a previous user of this state started (see adopt_exec_monitors).
+        self._adopted_execs: dict[str, set[tuple[int, int]]] = {}
 
     # -- create / start ---------------------------------------------------------------------
     def create(self, req: CreateRequest) -> Created:
         """Create the container and leave its process waiting for ``start``."""
         _check_preserved(req)
         bundle = os.path.abspath(req.bundle)
-        spec = load_spec(bundle)
+        config = req.config if req.config is not None else load_config(bundle)
+        spec = config.spec
         if spec.process is None:
             raise InvalidState(f"creating container {req.id}: config.json has no process")
         if spec.process.capabilities is not None:
@@ -103,18 +106,19 @@ class Runtime:
         self._cgroup_managers.pop(req.id, None)
         self._exec_preps.pop(req.id, None)
         try:
-            created = self._create(req, bundle, spec, d, seccomp)
+            created = self._create(req, bundle, config, d, seccomp)
         except BaseException:
             self._abandon(req.id, spec)
             raise
-        # The state copy of config.json holds the same bytes: start (poststart hooks, the
-        # freezer check) needs not read and parse it again.
+        # The state's config.json holds the same bytes: start (poststart hooks, the freezer
+        # check), exec and delete need not read and parse it again.
         self._specs[req.id] = spec
         return created
 
-    def _create(self, req: CreateRequest, bundle: str, spec: Spec, d: Path,
+    def _create(self, req: CreateRequest, bundle: str, config: Config, d: Path,
                 seccomp: CompiledFilter | None) -> Created:
-        (d / "config.json").write_bytes(Path(bundle, "config.json").read_bytes())
+        spec = config.spec
+        (d / "config.json").write_bytes(config.raw)  # for OCI tools and a later CLI command
         fifo = str(d / "exec.fifo")
         # In a user namespace the init reopens it as a uid of its range (which may not be
         # known here: a namespace joined by path): writable by all, as runc makes it (0622).
@@ -145,9 +149,8 @@ class Runtime:
         cgroups = open_cgroups(spec, req.id, view)
         cgroups.create()
         self._cgroup_managers[req.id] = cgroups
-        params = {"kind": "init", "id": req.id, "bundle": bundle, "exec_fifo": fifo,
-                  "state": state, "no_pivot": req.no_pivot, "cgroups": view,
-                  "seccomp": None if seccomp is None else filter_to_wire(seccomp)}
+        params = InitParams(id=req.id, bundle=bundle, spec=spec, exec_fifo=fifo, state=state,
+                            cgroups=view, seccomp=seccomp, no_pivot=req.no_pivot)
         created = self._launch(MonitorRequest(opts, params), req, req.id)
         try:
             rec.pid, rec.monitor_pid = created.pid, created.monitor_pid
@@ -339,6 +342,7 @@ class Runtime:
             if not _quiet(lambda: wait_exit(rec.monitor_pid, rec.monitor_start, 2.0)):
                 _quiet(lambda: os.kill(rec.monitor_pid, signal.SIGKILL))
         self._end_leftovers(rec.id)
+        self._await_adopted_execs(rec.id)
         cg = self._cgroups(rec.id)
         if cg is not None:
             _quiet(cg.destroy)
@@ -353,6 +357,14 @@ class Runtime:
         self._specs.pop(rec.id, None)
         self._cgroup_managers.pop(rec.id, None)
         self._exec_preps.pop(rec.id, None)
+
+    def _await_adopted_execs(self, cid: str) -> None:
+        """An adopted exec's monitor ends once its process is gone (the container's processes
+        are all dead by now): waited for as the container's own monitor is, so nothing of the
+        container outlives its deletion."""
+        for pid, start in self._adopted_execs.pop(cid, set()):
+            if not _quiet(lambda p=pid, s=start: wait_exit(p, s, 2.0)) and is_alive(pid, start):
+                _quiet(lambda p=pid: os.kill(p, signal.SIGKILL))
 
     def _end_unrecorded(self, cid: str) -> None:
         """A create its caller never recorded (it died meanwhile): whatever it started in the
@@ -387,7 +399,8 @@ class Runtime:
         status.require(status.can_exec, "exec in", cid)
         d = self.store.dir(cid)
         tag = f"exec-{time.monotonic_ns()}"
-        terminal = bool(req.process.get("terminal"))
+        process = parse_process(_with_root(req.process))
+        terminal = process.terminal
         mode = _stdio_mode(terminal, req.console_socket, req.stdio)
         exit_file = str(req.exit_file or ("" if req.brief else d / f"{tag}.exit"))
         attach = str(req.attach_socket or d / tag) if mode in ("pipes", "terminal") else ""
@@ -396,9 +409,8 @@ class Runtime:
                               console_socket=_opt(req.console_socket), stdin=req.stdin,
                               stdin_once=req.stdin_once, await_attach=req.await_attach,
                               brief=req.brief)
-        params = {"kind": "exec", "id": cid, "bundle": str(d), "pid": rec.pid,
-                  "process": _with_root(req.process),
-                  "prepared": self._exec_prep(rec).to_params()}
+        params = ExecParams(id=cid, bundle=str(d), pid=rec.pid, process=process,
+                            prepared=self._exec_prep(rec))
         created = self._launch(MonitorRequest(opts, params), req, cid)
         if req.pid_file:
             _write_pid_file(req.pid_file, created.pid)
@@ -415,6 +427,31 @@ class Runtime:
             prep = prepare_exec(spec, rec.pid, rec.pid_start, self._filters)
             self._exec_preps[rec.id] = prep
         return prep
+
+    def adopt_exec_monitors(self, candidates: list[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Of ``candidates`` ((pid, start time) of monitors no container record claims, left
+        by a previous user of this state that was killed), those serving an exec into a
+        recorded container: a monitor is its process's subreaper, so the exec'd process and
+        what it left are its descendants, in the container's cgroup. Those exec'd processes
+        keep running, served by their monitors (stdio, exit record); deleting the container
+        waits for the adopted monitors too. Returns the adopted ones; the rest are the
+        caller's to end."""
+        if not candidates:
+            return set()
+        owner = {pid: cid for cid in self.store.ids() for pid in self._pids_or_none(cid)}
+        adopted = set()
+        for monitor in candidates:
+            found = [owner[p] for p, _ in proctree.tree(monitor[0])[1:] if p in owner]
+            if found and process_start_time(monitor[0]) == monitor[1]:
+                self._adopted_execs.setdefault(found[0], set()).add(monitor)
+                adopted.add(monitor)
+        return adopted
+
+    def _pids_or_none(self, cid: str) -> list[int]:
+        try:
+            return self.ps(cid)
+        except OCIRuntimeError:  # a state directory without a record: a create in progress
+            return []
 
     def release_exec(self, result: Created) -> None:
         """Forget a finished exec: remove its exit file (exec probes would pile them up)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.records import dataclass, field
+from runtime.spec.model import Config
 from runtime.state import Status
 
 OCI_VERSION = "1.2.0"
@@ -19,7 +20,9 @@ class CreateRequest:
     pipes (or the pty) and logs them to ``log_path`` / serves them on ``attach_socket``.
     Defaults for exit_file and attach_socket live in the container's state directory.
     wait_fd: also return a read fd that yields the exit record (CLI ``run``).
-    preserve_fds: fds the process gets as 3, 4, ... (runc's ``--preserve-fds``)."""
+    preserve_fds: fds the process gets as 3, 4, ... (runc's ``--preserve-fds``).
+    config: the bundle's config.json as its caller read and validated it (crid builds it, the
+    CLI reads it), handed down to the init as such; None: ``create`` reads it from ``bundle``."""
 
     id: str
     bundle: Path
@@ -36,6 +39,7 @@ class CreateRequest:
     await_attach: bool = False
     timeout: float = 60.0
     preserve_fds: tuple[int, ...] = ()
+    config: Config | None = None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,15 @@ from crid.build.runner import Cancelled, RunStep, StepRunner
 from crid.build.view import merged_view, resolve_inside
 from crid.build.words import expand_word, split_words
 from crid.containers.users import UserDB
-from imagestore import ImageRecord, ImageStore, ImageStoreError, NewImage, host_platform, pack_layer
+from imagestore import (
+    ImageRecord,
+    ImageStore,
+    ImageStoreError,
+    LayerProgress,
+    NewImage,
+    host_platform,
+    pack_layer,
+)
 
 # Build arguments every Dockerfile may use without declaring them (Docker's list).
 PREDEFINED_ARGS = frozenset({
@@ -50,12 +58,24 @@ class BuildRequest:
     no_cache: bool = False
     pull: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    remove_containers: bool = True  # False (rm=0): the runner keeps them, nothing is said
 
 
 class BuildOutput(Protocol):
     def stream(self, text: str) -> None: ...
 
     def aux(self, image_id: str) -> None: ...
+
+    def status(self, text: str, id: str = "") -> None:
+        """A status message (a base image's pull: "Pulling from", "Digest:", "Status:")."""
+        ...
+
+    def pull_progress(self, event: LayerProgress) -> None:
+        """A layer of a base image's pull advanced (called from download threads)."""
+        ...
+
+
+Puller = Callable[[str, Callable[[LayerProgress], None]], ImageRecord]
 
 
 @dataclass
@@ -81,12 +101,12 @@ class Builder:
     """Runs builds; thread-safe (each build has its own state and work directory)."""
 
     def __init__(self, images: ImageStore, runner: StepRunner, cache: BuildCache,
-                 work_root: Path, pull: Callable[[str], ImageRecord] | None = None) -> None:
+                 work_root: Path, pull: Puller | None = None) -> None:
         self._images = images
         self._runner = runner
         self._cache = cache
         self._work_root = work_root
-        self._pull = pull or images.pull
+        self._pull: Puller = pull or (lambda name, progress: images.pull(name, None, progress))
         self._platform = host_platform()
 
     def build(self, req: BuildRequest, out: BuildOutput,
@@ -175,8 +195,14 @@ class _Run:
     def _image(self, name: str) -> ImageRecord:
         record = None if self.req.pull else self.b._images.status(name)
         if record is None:
-            self.out.stream(f"Pulling {name}\n")
-            record = self.b._pull(name)
+            self.out.status(f"Pulling from {_repository(name)}", _tag(name))
+            before = self.b._images.status(name)
+            record = self.b._pull(name, self.out.pull_progress)
+            if record.repo_digests:
+                self.out.status(f"Digest: {record.repo_digests[-1].rsplit('@', 1)[-1]}")
+            fresh = before is None or before.id != record.id
+            what = "Downloaded newer image" if fresh else "Image is up to date"
+            self.out.status(f"Status: {what} for {name}")
         return record
 
     def _global_args(self, df: Dockerfile) -> dict[str, str | None]:
@@ -266,7 +292,8 @@ class _Run:
             drop_mountpoints(result.upper, result.mountpoints)
             with self._layer_from(result.upper) as tar:
                 self._commit(st, key, created_by, tar, announce_cached=False)
-        self.out.stream(f"Removing intermediate container {_short(started[0])}\n")
+        if self.req.remove_containers:
+            self.out.stream(f"Removing intermediate container {_short(started[0])}\n")
         self.out.stream(f" ---> {_short(st.image_id or '')}\n")
 
     def _copy(self, st: _State, ins: Instruction, built: Mapping[str, str | None]) -> None:
@@ -505,6 +532,21 @@ def _from_text(stage: Stage) -> str:
     if stage.platform:
         text = f"--platform={stage.platform} {text}"
     return f"{text} AS {stage.name}" if stage.name else text
+
+
+def _repository(name: str) -> str:
+    """`name` without its tag or digest."""
+    name = name.partition("@")[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.partition(':')[0]}" if head else last.partition(":")[0]
+
+
+def _tag(name: str) -> str:
+    """`name`'s tag as the pull progress names it ("latest" when implied, "" by digest)."""
+    if "@" in name:
+        return ""
+    last = name.rpartition("/")[2]
+    return last.partition(":")[2] or "latest"
 
 
 def _familiar(tag: str) -> str:

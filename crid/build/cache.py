@@ -42,10 +42,24 @@ class BuildCache:
         with self._lock:
             return self._entries.get(key)
 
+    def entries(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._entries)
+
+    def drop(self, keys: set[str]) -> None:
+        """Forgets the entries `keys` (the others stay)."""
+        with self._lock:
+            for key in keys:
+                self._entries.pop(key, None)
+            self._save()
+
     def put(self, key: str, image_id: str) -> None:
         with self._lock:
             self._entries[key] = image_id
             while len(self._entries) > MAX_ENTRIES:  # oldest first: dicts keep insertion order
                 del self._entries[next(iter(self._entries))]
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self._path, json.dumps(self._entries).encode())
+            self._save()
+
+    def _save(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self._path, json.dumps(self._entries).encode())

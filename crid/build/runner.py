@@ -28,6 +28,7 @@ from crid.events import EventBus, Subscription
 from crid.pods import PodFilter
 from crid.pods.manager import PodManager
 from crid.pods.model import DOCKER, NODE, POD, Metadata, NamespaceOptions, PodSpec
+from crid.resources import Resources
 
 log = logs.get("crid.build")
 
@@ -77,6 +78,7 @@ class RunnerOptions:
     work_root: Path  # step logs
     cgroup_parent: str = ""  # of the step pods ("" = the pods' default)
     host_network: bool = False  # `docker build --network host`
+    resources: Resources = Resources()  # of each RUN container (`docker build --memory` ...)
 
 
 class PodStepRunner:
@@ -104,12 +106,12 @@ class PodStepRunner:
             undo.callback(_remove_tree, logs)
             pod_id = self._pods.run(self._pod_spec(uid, logs))
             undo.callback(self._remove_pod, str(pod_id))
-            rec = self._containers.create(str(pod_id), _request(step))
+            rec = self._containers.create(str(pod_id), _request(step, self._opts.resources))
             sub = self._events.subscribe()
             undo.callback(sub.close)
             self._containers.start(rec.id)
             started(rec.id)
-            code = self._follow(rec.id, sub, Path(rec.log_path), output, cancelled)
+            code = follow(self._containers, rec.id, sub, Path(rec.log_path), output, cancelled)
             points = tuple(m["destination"] for m in self._containers.spec(rec.id)["mounts"])
             yield StepResult(rec.id, code, Path(rec.bundle) / "upper", points)
 
@@ -136,23 +138,6 @@ class PodStepRunner:
             namespaces=NamespaceOptions(network=network, pid="CONTAINER", ipc=POD),
             front_door=DOCKER)
 
-    def _follow(self, cid: str, sub: Subscription, log: Path, output: Output,
-                cancelled: Cancelled) -> int:
-        reader = _LogReader(log)
-        try:
-            def running() -> bool:  # checked at every event and every _POLL seconds
-                reader.pump(output)
-                if cancelled():
-                    raise BuildCancelled("the build was cancelled")
-                return self._containers.get(cid).state is not ContainerState.EXITED
-
-            for _event in sub.events(poll=_POLL, alive=running):
-                pass
-            reader.pump(output)
-            return self._containers.get(cid).exit_code
-        finally:
-            reader.close()
-
     def _remove_pod(self, pod_id: str) -> None:
         self._containers.stop_pod(pod_id)
         self._containers.remove_pod(pod_id)
@@ -160,7 +145,30 @@ class PodStepRunner:
         self._pods.remove(pod_id)
 
 
-def _request(step: RunStep) -> ContainerRequest:
+def follow(containers: ContainerManager, cid: str, sub: Subscription, log: Path,
+           output: Output, cancelled: Cancelled) -> int:
+    """Streams the step container's output until it exits; its exit code.
+
+    Raises:
+        BuildCancelled: `cancelled()` turned true meanwhile (the caller removes it).
+    """
+    reader = _LogReader(log)
+    try:
+        def running() -> bool:  # checked at every event and every _POLL seconds
+            reader.pump(output)
+            if cancelled():
+                raise BuildCancelled("the build was cancelled")
+            return containers.get(cid).state is not ContainerState.EXITED
+
+        for _event in sub.events(poll=_POLL, alive=running):
+            pass
+        reader.pump(output)
+        return containers.get(cid).exit_code
+    finally:
+        reader.close()
+
+
+def _request(step: RunStep, resources: Resources) -> ContainerRequest:
     user, _, group = step.user.partition(":")
     security = Security(
         run_as_user=int(user) if user.isdigit() else None,
@@ -169,7 +177,7 @@ def _request(step: RunStep) -> ContainerRequest:
     return ContainerRequest(
         name="step", attempt=0, image=step.image_id, command=step.argv[:1],
         args=step.argv[1:], working_dir=step.workdir, env=step.env, log_path="step.log",
-        labels={BUILD_LABEL: "true"}, security=security)
+        labels={BUILD_LABEL: "true"}, security=security, resources=resources)
 
 
 class _LogReader:

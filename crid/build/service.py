@@ -18,19 +18,22 @@ from pathlib import Path
 from typing import BinaryIO
 
 from crid import logs
-from crid.build.builder import Builder, BuildOutput, BuildRequest
+from crid.build.builder import Builder, BuildOutput, BuildRequest, Puller
 from crid.build.cache import BuildCache
 from crid.build.context import unpack_context
 from crid.build.errors import BuildCancelled
-from crid.build.runner import Cancelled, PodStepRunner, RunnerOptions
+from crid.build.runner import Cancelled, PodStepRunner, RunnerOptions, StepRunner
 from crid.containers.manager import ContainerManager
 from crid.events import EventBus
 from crid.pods.manager import PodManager
+from crid.resources import Resources
 from imagestore import (
     Credentials,
+    ImageInUse,
     ImageRecord,
     ImageStore,
     InvalidReference,
+    LayerProgress,
     Reference,
     reference_candidates,
 )
@@ -54,13 +57,19 @@ class BuildJob:
     request: BuildRequest
     host_network: bool = False
     auth: dict[str, Credentials] = dataclasses.field(default_factory=dict)
+    resources: Resources = Resources()  # of each RUN container
+    keep_containers: bool = False  # rm=0: RUN steps run through `kept_runner`
 
 
 class BuildService:
     def __init__(self, images: ImageStore, pods: PodManager, containers: ContainerManager,
-                 events: EventBus, opts: BuildServiceOptions) -> None:
+                 events: EventBus, opts: BuildServiceOptions,
+                 kept_runner: Callable[[RunnerOptions], StepRunner] | None = None) -> None:
+        """`kept_runner`: the runner of builds that keep their RUN containers (rm=0), as
+        containers of the front door that asked (None: they are removed all the same)."""
         self._images, self._pods, self._containers, self._events = \
             images, pods, containers, events
+        self._kept_runner = kept_runner
         self._opts = opts
         self._cache = BuildCache(opts.work_root / "cache.json")
         self._stopping = threading.Event()
@@ -102,11 +111,39 @@ class BuildService:
             ctx = root / "context"
             ctx.mkdir()
             unpack_context(context, ctx, self._opts.context_limit)
-            runner = PodStepRunner(self._pods, self._containers, self._events, RunnerOptions(
-                root, self._opts.cgroup_parent, job.host_network))
+            opts = RunnerOptions(root, self._opts.cgroup_parent, job.host_network,
+                                 job.resources)
+            runner: StepRunner = PodStepRunner(self._pods, self._containers, self._events, opts)
+            if job.keep_containers and self._kept_runner is not None:
+                runner = self._kept_runner(opts)
             builder = Builder(self._images, runner, self._cache, root,
                               pull=self._puller(job.auth))
             return builder.build(dataclasses.replace(job.request, context=ctx), out, cancelled)
+
+    def prune(self, everything: bool = False) -> tuple[list[str], int]:
+        """Forgets the layer cache and removes the intermediate images it pointed at (those
+        without a tag that no container uses); `everything`: also the entries whose image
+        is tagged (the image stays). Returns the removed ids and the bytes freed.
+        """
+        before = self._images.fs_usage().used_bytes
+        removed: list[str] = []
+        dropped: set[str] = set()
+        for key, image_id in self._cache.entries().items():
+            record = self._images.status(image_id)
+            if record is not None and record.repo_tags:
+                if everything:
+                    dropped.add(key)
+                continue
+            dropped.add(key)
+            if record is None or record.id in removed:
+                continue
+            try:
+                self._images.remove(record.id)
+                removed.append(record.id)
+            except ImageInUse:
+                continue  # a container runs it: the image stays, uncached
+        self._cache.drop(dropped)
+        return removed, max(0, before - self._images.fs_usage().used_bytes)
 
     def reap(self) -> None:
         """Removes what builds of a killed daemon left: step pods, mounts, directories."""
@@ -127,15 +164,15 @@ class BuildService:
             log.info("removed leftovers of interrupted builds", pods=pods, mounts=len(mounts),
                      dirs=len(dirs))
 
-    def _puller(self, auth: dict[str, Credentials]) -> Callable[[str], ImageRecord]:
-        def pull(name: str) -> ImageRecord:
+    def _puller(self, auth: dict[str, Credentials]) -> Puller:
+        def pull(name: str, progress: Callable[[LayerProgress], None]) -> ImageRecord:
             creds = None
             with contextlib.suppress(InvalidReference):
                 ref: Reference = reference_candidates(name, self._opts.short_name_registries)[0]
                 # The CLI keys Docker Hub's credentials by its v1 index address.
                 creds = auth.get(ref.domain) or (auth.get("index.docker.io")
                                                  if ref.domain == "docker.io" else None)
-            return self._images.pull(name, creds)
+            return self._images.pull(name, creds, progress)
         return pull
 
 

@@ -56,7 +56,6 @@ from crid.locks import KeyedLocks
 from crid.reservations import ReservationStore
 from crid.resources import Resources
 from crid.store import MetadataStore
-from runtime.linux.atomic import write_atomic
 
 KIND = "container"
 
@@ -91,7 +90,7 @@ class ContainerManager:
                  images: ImageLookup, pods: PodLookup, events: EventBus) -> None:
         self._o, self._store, self._rt = opts, store, runtime
         self._images, self._pods, self._events = images, pods, events
-        self._lock = threading.RLock()  # the index (_records, _exec_templates)
+        self._lock = threading.RLock()  # the index (_records, _specs)
         self._ops = KeyedLocks()  # one lock per container: its changing operations
         # Traversable, not listable: a user-namespaced container's root (a host uid of its
         # pod's range) walks down to its rootfs (see `_container_dir_mode`).
@@ -99,7 +98,9 @@ class ContainerManager:
         opts.root.chmod(0o711)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names: ReservationStore[str] = ReservationStore()
-        self._exec_templates: dict[str, dict[str, Any]] = {}  # id -> config.json process
+        # id -> config.json as created (it never changes after; read from the bundle once after
+        # a restart): probes exec every few seconds, each from the spec's process
+        self._specs: dict[str, dict[str, Any]] = {}
         self._exit_waits: dict[str, threading.Event] = {}  # id -> set when its exit is marked
         for r in self._records.values():
             self._names.hold(_name_key(r.pod_id, r.name, r.attempt), r.id)
@@ -178,12 +179,11 @@ class ContainerManager:
             rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir,
                                              _pod_userns(pod.context))
             spec, user, img = self._spec(cid, req, image, pod, rootfs, resolved)
-            # not durable: a power loss ends the container anyway, and the record (in the
-            # metadata store) is what a restart reconciles from
-            write_atomic(cdir / "config.json", json.dumps(spec).encode(), durable=False)
             if log_path:
                 os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
-            pid = self._rt.create(cid, cdir, log_path, req.stdin, req.stdin_once, req.tty)
+            pid = self._rt.create(cid, cdir, spec, log_path, req.stdin, req.stdin_once,
+                                  req.tty)
+            self._specs[cid] = spec
             undo.callback(self._rt.delete, cid, True)
             rec = dataclasses.replace(self._record(cid, pod.context.pod_id, req, image, cdir,
                                                    log_path, spec, user, img), pid=pid)
@@ -315,7 +315,7 @@ class ContainerManager:
         with self._lock:
             self._store.delete(KIND, rec.id)
             self._records.pop(rec.id, None)
-            self._exec_templates.pop(rec.id, None)
+            self._specs.pop(rec.id, None)
             self._exit_waits.pop(rec.id, None)
 
     def stop_pod(self, pod_id: str, timeout: int = 0) -> None:
@@ -375,27 +375,30 @@ class ContainerManager:
         return self._rt.exec_sync(rec.id, process, timeout)
 
     def exec_process(self, cid: str) -> dict[str, Any]:
-        """The container's OCI process object, the template of its execs (read once: config.json
-        never changes after create, and probes exec every few seconds). A shallow copy: set
+        """The container's OCI process object, the template of its execs. A shallow copy: set
         keys freely, but replace nested lists and objects rather than change them.
 
         Raises:
             NotFound: no such container, or its spec cannot be read.
         """
-        rec = self.get(cid)
-        template = self._exec_templates.get(rec.id)
-        if template is None:
-            template = self.spec(rec.id)["process"]
-            self._exec_templates[rec.id] = template
-        return dict(template)
+        return dict(self.spec(cid)["process"])
 
     def spec(self, cid: str) -> dict[str, Any]:
-        """The container's OCI config.json."""
+        """The container's OCI config.json, from memory (read from its bundle once after a
+        restart). Shared: read it, do not change it.
+
+        Raises:
+            NotFound: no such container, or its spec cannot be read.
+        """
         rec = self.get(cid)
-        try:
-            return json.loads((Path(rec.bundle) / "config.json").read_bytes())
-        except (OSError, ValueError) as e:
-            raise NotFound(f"container {rec.id}: its spec cannot be read: {e}") from e
+        spec = self._specs.get(rec.id)
+        if spec is None:
+            try:
+                spec = json.loads((Path(rec.bundle) / "config.json").read_bytes())
+            except (OSError, ValueError) as e:
+                raise NotFound(f"container {rec.id}: its spec cannot be read: {e}") from e
+            self._specs[rec.id] = spec
+        return spec
 
     # --- exits and start-up ----------------------------------------------------------------------
 

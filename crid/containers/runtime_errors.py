@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from crid.errors import FailedPrecondition, Internal, NotFound
-from runtime.api import ContainerNotFound, InvalidState, OCIRuntimeError
+from runtime.api import ContainerNotFound, InvalidState, OCIRuntimeError, UnsupportedMount
 
 
 class RuntimeFailed(Internal):
@@ -32,6 +32,6 @@ def mapped(what: str, e: OCIRuntimeError) -> Exception:
     msg = str(e) if what.split()[-1] in str(e) else f"{what}: {e}"
     if isinstance(e, ContainerNotFound):
         return NotFound(msg)
-    if isinstance(e, InvalidState):
+    if isinstance(e, InvalidState | UnsupportedMount):  # UnsupportedMount: the host's mounts
         return FailedPrecondition(msg)
     return RuntimeFailed(msg)

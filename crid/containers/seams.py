@@ -41,9 +41,11 @@ class PodForContainers:
 
 
 class ContainerRuntime(Protocol):
-    def create(self, cid: str, bundle: Path, log_path: str, stdin: bool, stdin_once: bool,
-               tty: bool) -> int:
-        """Creates the container (its process waits for start); returns its host pid."""
+    def create(self, cid: str, bundle: Path, spec: dict[str, Any], log_path: str, stdin: bool,
+               stdin_once: bool, tty: bool) -> int:
+        """Creates the container of the OCI config ``spec`` (validated once, and written as
+        the bundle's config.json for OCI tools); its process waits for start. Returns its
+        host pid."""
         ...
     def start(self, cid: str) -> None: ...
     def kill(self, cid: str, sig: int) -> None: ...

@@ -24,8 +24,12 @@ from crid.build.builder import BuildRequest
 from crid.build.errors import BuildError
 from crid.build.service import BuildJob, BuildService
 from crid.docker.build_query import BuildQuery, parse_query
-from crid.docker.http import Request, Response
+from crid.docker.errors import BadRequest
+from crid.docker.filters import parse_filters
+from crid.docker.http import Request, Response, json_response
+from crid.docker.pull import Drawer
 from crid.docker.router import Router
+from imagestore import LayerProgress
 
 log = logs.get("crid.docker")
 _END = object()
@@ -44,6 +48,7 @@ class _Sink:
         self._q, self._quiet = q, quiet
         self.held: list[str] = []
         self.sent = False
+        self._drawer = Drawer()
 
     def stream(self, text: str) -> None:
         if self._quiet:
@@ -53,6 +58,15 @@ class _Sink:
 
     def aux(self, image_id: str) -> None:
         self.put(_line(aux={"ID": image_id}))
+
+    def status(self, text: str, id: str = "") -> None:
+        if not self._quiet:
+            self.put(_line(status=text, **({"id": id} if id else {})))
+
+    def pull_progress(self, event: LayerProgress) -> None:
+        if not self._quiet:
+            for line in self._drawer.lines(event):
+                self.put(line)
 
     def put(self, line: bytes) -> None:
         self.sent = True
@@ -87,8 +101,9 @@ def _job(query: BuildQuery) -> BuildJob:
     request = BuildRequest(
         context=Path("/nonexistent"), dockerfile=query.dockerfile, tags=query.tags,
         build_args=query.build_args, target=query.target, no_cache=query.no_cache,
-        pull=query.pull, labels=query.labels)
-    return BuildJob(request, query.host_network, query.auth)
+        pull=query.pull, labels=query.labels, remove_containers=not query.keep_containers)
+    return BuildJob(request, query.host_network, query.auth, query.resources,
+                    query.keep_containers)
 
 
 def _work(svc: BuildService, context: io.BufferedReader, job: BuildJob, sink: _Sink,
@@ -133,5 +148,17 @@ def _messages(first: bytes, q: queue.Queue[Any], worker: threading.Thread,
         worker.join()
 
 
+def prune(svc: BuildService, req: Request) -> Response:
+    """POST /build/prune: the layer cache and its intermediate images (`all`: the entries
+    of tagged images too). `keep-storage` and filters other than `until` are refused."""
+    filters = parse_filters(req, ("until",))
+    if filters.get("until") or req.int_arg("keep-storage", 0):
+        raise BadRequest("build cache prune by age or size is not served: the classic "
+                         "builder's cache has no per-entry times (prune it all)")
+    removed, reclaimed = svc.prune(everything=req.flag("all"))
+    return json_response({"CachesDeleted": removed or None, "SpaceReclaimed": reclaimed})
+
+
 def register(router: Router, svc: BuildService) -> None:
     router.add("POST", "/build", lambda req: build(svc, req), streams_body=True)
+    router.add("POST", "/build/prune", lambda req: prune(svc, req))

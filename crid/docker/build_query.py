@@ -3,7 +3,9 @@
 The parameters are moby's (api/swagger.yaml, ImageBuild); those crid does not serve are
 refused with a 400 or 501 that says so, rather than ignored: a BuildKit request (version=2),
 a remote context, a platform other than the host's, a network other than bridge/host/none.
-Resource limits (memory, cpushares ...) and extrahosts are accepted and not applied.
+The RUN containers get the resource limits (memory, memswap, cpushares, cpuperiod,
+cpuquota, cpusetcpus); `rm=0` keeps them as Docker containers (`docker ps -a` lists them);
+extrahosts and shmsize are accepted and not applied.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from crid.docker.errors import BadRequest, NotImplementedYet
 from crid.docker.http import Request
+from crid.resources import Resources
 from imagestore import Credentials, InvalidReference, host_platform, parse_reference
 
 _NETWORKS = ("", "default", "bridge", "host", "none")
@@ -33,6 +36,8 @@ class BuildQuery:
     quiet: bool = False
     host_network: bool = False
     auth: dict[str, Credentials] = field(default_factory=dict)  # registry host -> credentials
+    resources: Resources = Resources()  # of each RUN container
+    keep_containers: bool = False  # rm=0: the RUN containers stay, as Docker containers
 
 
 def parse_query(req: Request) -> BuildQuery:
@@ -59,7 +64,43 @@ def parse_query(req: Request) -> BuildQuery:
         labels={k: v or "" for k, v in _string_map(req, "labels").items()},
         target=req.arg("target"), no_cache=req.flag("nocache"), pull=req.flag("pull"),
         quiet=req.flag("q"), host_network=network == "host",
-        auth=_registry_config(req.header("x-registry-config")))
+        auth=_registry_config(req.header("x-registry-config")),
+        resources=_resources(req), keep_containers=not req.flag("rm", True))
+
+
+_MIN_MEMORY = 6 << 20  # Docker's floor: a smaller limit only kills the step
+
+
+def _resources(req: Request) -> Resources:
+    """The RUN containers' limits (moby's names; 0 = unset).
+
+    Raises:
+        BadRequest: a negative or malformed value, memory under 6 MB, swap under memory.
+    """
+    values = {}
+    for name in ("memory", "memswap", "cpushares", "cpuperiod", "cpuquota"):
+        value = req.int_arg(name, 0) or 0
+        if value < 0 and not (name == "memswap" and value == -1):
+            raise BadRequest(f"{name} must not be negative")
+        values[name] = value
+    memory, swap = values["memory"], values["memswap"]
+    if memory and memory < _MIN_MEMORY:
+        raise BadRequest("Minimum memory limit allowed is 6MB")
+    if swap > 0 and (not memory or swap < memory):
+        raise BadRequest("Minimum memoryswap limit should be larger than memory limit, "
+                         "see usage")
+    if values["cpuquota"] and values["cpuquota"] < 1000:
+        raise BadRequest("CPU cfs quota cannot be less than 1ms (i.e. 1000)")
+    if values["cpuperiod"] and not 1000 <= values["cpuperiod"] <= 1_000_000:
+        raise BadRequest("CPU cfs period can not be less than 1ms (i.e. 1000) or larger "
+                         "than 1 second (i.e. 1000000)")
+    cpus = req.arg("cpusetcpus")
+    if cpus and not all(part.replace("-", "", 1).isdigit() for part in cpus.split(",")):
+        raise BadRequest(f"invalid cpusetcpus {cpus[:40]!r}")
+    period = values["cpuperiod"] or (100_000 if values["cpuquota"] else 0)
+    return Resources(cpu_period=period, cpu_quota=values["cpuquota"],
+                     cpu_shares=values["cpushares"], memory_limit=memory,
+                     memory_swap_limit=swap if swap > 0 else 0, cpuset_cpus=cpus)
 
 
 def _check_tag(tag: str) -> str:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from crid import logs
 from crid.build.view import merged_view
@@ -29,25 +30,23 @@ log = logs.get("crid.docker")
 _CHUNK = 1 << 16
 
 
-def tar_stream(root_cm: contextlib.AbstractContextManager[Path]) -> Iterator[bytes]:
-    """The tar of the tree `root_cm` yields, in chunks, while a thread packs it."""
+def piped(write: Callable[[BinaryIO], None], what: str) -> Iterator[bytes]:
+    """What `write(out)` writes, in chunks, while a thread writes it into a pipe."""
     r, w = os.pipe()
     failed: list[BaseException] = []
 
     def writer() -> None:
+        out = os.fdopen(w, "wb", buffering=_CHUNK)  # owns w from here: closes it once
         try:
-            with root_cm as root, os.fdopen(w, "wb", buffering=_CHUNK) as out:
-                pack_layer(root, out)
+            with out:
+                write(out)
         except BrokenPipeError:
             pass  # the client went away
         except BaseException as e:  # noqa: BLE001 - reported where the stream ends
             failed.append(e)
-            log.warning("exporting a container failed", error=str(e))
-        finally:
-            with contextlib.suppress(OSError):
-                os.close(w)
+            log.warning(f"{what} failed", error=str(e), type=type(e).__name__)
 
-    thread = threading.Thread(target=writer, name="docker-export", daemon=True)
+    thread = threading.Thread(target=writer, name="docker-tar", daemon=True)
     thread.start()
     try:
         while chunk := os.read(r, _CHUNK):
@@ -74,7 +73,11 @@ def export(d: DockerDeps, req: Request) -> Response:
     if r is None or not r.bundle or not (Path(r.bundle) / "upper").is_dir():
         raise Conflict(f"container {c.id[:12]} has no file system to export")
     rootfs = Path(r.rootfs or Path(r.bundle) / "rootfs")
-    stream = tar_stream(_rootfs(d, rootfs, Path(r.bundle) / "upper", r.image_id))
+    def write(out: BinaryIO) -> None:
+        with _rootfs(d, rootfs, Path(r.bundle) / "upper", r.image_id) as root:
+            pack_layer(root, out)
+
+    stream = piped(write, "exporting a container")
     d.journal.add("container", "export", c.id, name=c.name, image=c.body.image)
     return Response(200, stream, content_type="application/x-tar")
 

@@ -15,6 +15,7 @@ from crid.docker.deps import DockerDeps
 from crid.docker.errors import BadRequest, Conflict
 from crid.docker.filters import parse_filters
 from crid.docker.http import Request, Response, json_response
+from crid.docker.imports import import_image
 from crid.docker.logs import parse_time
 from crid.docker.pull import pull_stream
 from crid.docker.push import push_stream, push_targets
@@ -197,9 +198,11 @@ def _credentials(req: Request) -> Credentials | None:
 
 
 def create(d: DockerDeps, req: Request) -> Response:
+    if req.arg("fromSrc"):
+        return import_image(d, req)
     image = req.arg("fromImage")
     if not image:
-        raise BadRequest("fromImage is required (importing from fromSrc is not served yet)")
+        raise BadRequest("fromImage or fromSrc is required")
     tag_ = req.arg("tag")
     if tag_:
         image += ("@" if tag_.startswith("sha256:") else ":") + tag_
@@ -254,7 +257,8 @@ def register(router: Router, d: DockerDeps) -> None:
     router.add("GET", "/images/json", lambda req: list_images(d, req))
     router.add("GET", "/images/search", lambda req: search(d, req))
     router.add("POST", "/images/prune", lambda req: prune(d, req))
-    router.add("POST", "/images/create", lambda req: create(d, req))
+    # streams_body: an import's archive is the body (a pull has none)
+    router.add("POST", "/images/create", lambda req: create(d, req), streams_body=True)
     router.add("GET", "/images/{name}/json", lambda req: inspect(d, req))
     router.add("GET", "/images/{name}/history", lambda req: history(d, req))
     router.add("POST", "/images/{name}/tag", lambda req: tag(d, req))

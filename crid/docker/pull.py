@@ -27,7 +27,7 @@ from imagestore import (
 DRAW_STEP = 512 * 1024  # a "Downloading" line per this many bytes, not per chunk
 
 
-class _Drawer:
+class Drawer:
     """Turns layer progress into Docker's lines; one per phase, downloads throttled."""
 
     def __init__(self) -> None:
@@ -65,7 +65,7 @@ def pull_stream(d: DockerDeps, image: str, credentials: Credentials | None) -> I
     if "/" in tag:
         name, tag = image, "latest"
     yield line(status=f"Pulling from {name or image}", id=tag or "latest")
-    drawer = _Drawer()
+    drawer = Drawer()
     outcome: Outcome[ImageRecord] = Outcome()
     for item in in_worker(lambda report: d.images.pull(image, credentials, progress=report),
                           "docker-pull", outcome):

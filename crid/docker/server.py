@@ -11,6 +11,7 @@ import grp
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from crid.docker.http import (
     split_target,
 )
 from crid.docker.router import Router
+from crid.docker.tls import TcpOptions, handshake, listen_tcp, plain_end
 from crid.docker.versions import split_version
 from crid.errors import CridError
 from imagestore import ImageStoreError
@@ -39,6 +41,7 @@ class DockerServerOptions:
     group: str = ""  # the socket's group ("" = root's); mode 0660 either way
     upload_limit: int = 16 << 30  # bytes of one streamed body (build context, image archive)
     spool_dir: Path = Path("/var/lib/crid/docker/uploads")  # where spooled bodies live
+    tcp: TcpOptions | None = None  # a TCP listener too, TLS with client certificates only
 
 
 class DockerServer:
@@ -46,8 +49,8 @@ class DockerServer:
 
     def __init__(self, opts: DockerServerOptions, router: Router) -> None:
         self._opts, self._router = opts, router
-        self._listener: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._listeners: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -56,8 +59,12 @@ class DockerServer:
         """Binds the socket (mode 0660, the configured group) and serves in the background.
 
         Raises:
-            OSError: the socket cannot be made; KeyError: the group does not exist.
+            OSError: the socket cannot be made; KeyError: the group does not exist;
+            TlsConfigError, ssl.SSLError: a TCP listener without usable TLS files.
         """
+        tcp: tuple[socket.socket, ssl.SSLContext] | None = None
+        if self._opts.tcp is not None:
+            tcp = listen_tcp(self._opts.tcp)
         path = self._opts.socket_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
@@ -72,46 +79,51 @@ class DockerServer:
         os.chown(path, -1, gid)
         os.chmod(path, 0o660)
         listener.listen(256)
-        self._listener = listener
-        self._thread = threading.Thread(target=self._accept_loop, name="docker-api",
-                                        daemon=True)
-        self._thread.start()
+        self._serve_on(listener, None)
+        if tcp is not None:
+            self._serve_on(*tcp)
+
+    def _serve_on(self, listener: socket.socket, ctx: ssl.SSLContext | None) -> None:
+        self._listeners.append(listener)
+        thread = threading.Thread(target=self._accept_loop, args=(listener, ctx),
+                                  name="docker-api", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def stop(self) -> None:
         """Stops accepting and closes every connection (hijacked sessions end)."""
         self._stopping.set()
-        if self._listener is not None:
+        for listener in self._listeners:
             with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(5)
+        for thread in self._threads:
+            thread.join(5)
         self._opts.socket_path.unlink(missing_ok=True)
 
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
+    def _accept_loop(self, listener: socket.socket, ctx: ssl.SSLContext | None) -> None:
         while not self._stopping.is_set():
             try:
-                sock, _ = self._listener.accept()
+                sock, _ = listener.accept()
             except OSError:
                 return
             with self._lock:
                 self._conns.add(sock)
-            threading.Thread(target=self._serve, args=(sock,), name="docker-conn",
+            threading.Thread(target=self._serve, args=(sock, ctx), name="docker-conn",
                              daemon=True).start()
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: socket.socket, ctx: ssl.SSLContext | None) -> None:
         try:
-            conn = HttpConnection(sock)
+            conn = HttpConnection(handshake(ctx, sock) if ctx is not None else sock)
             while self._one_request(conn):
                 pass
             conn.linger()
-        except (OSError, BadRequest) as e:
+        except (OSError, BadRequest) as e:  # ssl.SSLError too: a client without a certificate
             log.debug("docker API connection ended", error=str(e))
         finally:
             with self._lock:
@@ -136,7 +148,7 @@ class DockerServer:
         result = self._dispatch(conn, req)
         if isinstance(result, Hijack):
             conn.send_hijack_head(req.wants_upgrade, result.content_type)
-            result.serve(conn.sock, conn.leftover)
+            _hijacked(conn.sock, result, conn.leftover)
             return False
         if req.stream is not None and not req.stream.done and result.status < 400:
             # A handler that succeeded without reading all of its upload: the client is owed
@@ -162,6 +174,19 @@ class DockerServer:
                 log.warning("docker API request failed", method=req.method, path=req.path,
                             error=str(e), type=type(e).__name__)
             return _error(e)
+
+
+def _hijacked(sock: socket.socket, hijack: Hijack, leftover: bytes) -> None:
+    """Runs the session on the connection; over TLS through a relayed plain socket."""
+    if not isinstance(sock, ssl.SSLSocket):
+        hijack.serve(sock, leftover)
+        return
+    plain, relay = plain_end(sock)
+    try:
+        hijack.serve(plain, leftover)
+    finally:
+        plain.close()
+        relay.join()
 
 
 def _error(exc: BaseException) -> Response:

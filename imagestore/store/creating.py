@@ -45,6 +45,9 @@ class NewImage:
     layers: tuple[Path, ...]
     config: dict[str, Any]
     tags: tuple[str, ...] = ()
+    # A loaded image's config as it came (its digest is the image id it keeps): `config`
+    # parsed from it, its `rootfs` checked against the layers instead of written.
+    raw_config: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from imagestore.errors import (
     ImageStoreError,
     InvalidImage,
     InvalidReference,
+    VerificationFailed,
 )
 from imagestore.options import ImageStoreOptions
 from imagestore.progress import DONE, EXISTS, WAITING, LayerProgress, Progress, counting
@@ -56,6 +57,7 @@ from imagestore.store.layers import LayerInfo, LayerStore
 from imagestore.store.pushing import PushEvent, PushResult, push_image, push_target
 from imagestore.store.records import ImageRecord
 from imagestore.store.resolve import Resolved, resolve
+from imagestore.store.saving import SavedLayer, saved_layer
 from imagestore.unpack import unpack_layer
 
 _ID = re.compile(r"^(?:sha256:)?([a-f0-9]{64})$")
@@ -262,6 +264,8 @@ class ImageStore:
         try:
             layers = [compress_layer(t, work / f"{i}.gz") for i, t in enumerate(new.layers)]
             config = build_config(base_config, new.config, [c.diff_id for c in layers])
+            if new.raw_config is not None:
+                _check_rootfs(new.config, config)
             chains = [str(c) for c in chain_ids(mf.diff_ids(config))]
             with self._lock:
                 self._leases.update(chains)
@@ -303,7 +307,7 @@ class ImageStore:
             def unpack(dest: Path, tar: Path = tar, layer: CompressedLayer = layer) -> Any:
                 return unpack_layer(file_chunks(tar), "none", dest, layer.diff_id, limits)
             infos.append(self._layers.ensure(chains[first + i], unpack))
-        config_bytes = canonical(config)
+        config_bytes = new.raw_config if new.raw_config is not None else canonical(config)
         config_digest = Digest.of(config_bytes)
         manifest = build_manifest(base_manifest, config_digest, len(config_bytes), layers)
         manifest_digest = Digest.of(manifest)
@@ -409,6 +413,42 @@ class ImageStore:
         record = self._require(image_id)
         return mf.parse_config(self._blobs.get(Digest.parse(record.id)),
                                len(record.chain_ids))
+
+    def config_bytes(self, image_id: str) -> bytes:
+        """The image config as stored (its sha256 is the image id).
+
+        Raises:
+            ImageNotFound: no such image.
+        """
+        return self._blobs.get(Digest.parse(self._require(image_id).id))
+
+    def save_layers(self, image_id: str, work: Path) -> builtins.list[SavedLayer]:
+        """The image's layers, bottom first, as uncompressed tars written under `work`
+        (the caller's directory; see saving.py for when a tar is not the original's).
+
+        Raises:
+            ImageNotFound: no such image (or it was removed meanwhile).
+            ImageStoreError: reading the store or writing `work` failed.
+        """
+        record = self._require(image_id)
+        with self._lock:
+            self._leases.update(record.chain_ids)  # no gc under our feet
+        try:
+            parsed = mf.parse(self._blobs.get(Digest.parse(record.manifest_digest)))
+            descs = parsed.layers if isinstance(parsed, mf.Manifest) else ()
+            diff_ids = [str(d) for d in mf.diff_ids(self.config(record.id))]
+            out = []
+            for i, chain in enumerate(record.chain_ids):
+                desc = descs[i] if i < len(descs) else None
+                out.append(saved_layer(self._blobs, desc, self._layers.diff_dir(chain),
+                                       diff_ids[i], work / f"layer-{i}.tar"))
+            return out
+        except OSError as e:
+            raise ImageStoreError(f"saving image {record.id}: {e}") from e
+        finally:
+            with self._lock:
+                self._leases.subtract(record.chain_ids)
+                self._leases += Counter()
 
     def layer_dirs(self, image_id: str) -> builtins.list[Path]:
         """The image's layer directories for overlayfs `lowerdir`: TOP layer FIRST.
@@ -550,6 +590,18 @@ class ImageStore:
         names = set(record.repo_tags) | set(record.repo_digests)
         pinned = bool(names & self._pinned)
         return record if record.pinned == pinned else replace(record, pinned=pinned)
+
+
+def _check_rootfs(given: dict[str, Any], made: dict[str, Any]) -> None:
+    """A loaded config names exactly the layers it came with.
+
+    Raises:
+        VerificationFailed: a layer's diff_id is not the one its config says.
+    """
+    said = (given.get("rootfs") or {}).get("diff_ids") if isinstance(given, dict) else None
+    if said != made["rootfs"]["diff_ids"]:
+        raise VerificationFailed(f"the layers have diff_ids {made['rootfs']['diff_ids']}, "
+                                 f"the image config says {said}")
 
 
 class _Cancelled(ImageStoreError):

@@ -293,12 +293,21 @@ def _abs(path: str | None) -> Path | None:
     return Path(os.path.abspath(path)) if path else None
 
 
-def _create_request(args: argparse.Namespace, wait: bool) -> Any:
+def _create_request(args: argparse.Namespace, wait: bool, config: Any) -> Any:
     from runtime.lifecycle import CreateRequest
 
     return CreateRequest(id=args.id, bundle=Path(args.bundle), pid_file=_abs(args.pid_file),
                          console_socket=_abs(args.console_socket), stdio=(0, 1, 2),
-                         no_pivot=args.no_pivot, wait_fd=wait, preserve_fds=_preserved(args))
+                         no_pivot=args.no_pivot, wait_fd=wait, preserve_fds=_preserved(args),
+                         config=config)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The bundle's config.json, read and validated once: create hands it to the init as
+    such. Raises SpecError."""
+    from runtime.spec import load_config
+
+    return load_config(args.bundle)
 
 
 def _preserved(args: argparse.Namespace) -> tuple[int, ...]:
@@ -318,15 +327,16 @@ def _preserved(args: argparse.Namespace) -> tuple[int, ...]:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    _runtime(args).create(_create_request(args, False))
+    _runtime(args).create(_create_request(args, False, _config(args)))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int | Foreground:
     rt = _runtime(args)
-    if _wants_tty_proxy(args):
-        return _run_with_tty(rt, args)
-    created = rt.create(_create_request(args, not args.detach))
+    config = _config(args)
+    if _wants_tty_proxy(args, config.spec):
+        return _run_with_tty(rt, args, config)
+    created = rt.create(_create_request(args, not args.detach, config))
     try:
         rt.start(args.id)
     except BaseException:
@@ -338,14 +348,10 @@ def cmd_run(args: argparse.Namespace) -> int | Foreground:
     return Foreground(created.pid, created.wait_fd)
 
 
-def _wants_tty_proxy(args: argparse.Namespace) -> bool:
+def _wants_tty_proxy(args: argparse.Namespace, spec: Any) -> bool:
     """A terminal container run in the foreground without a console socket: runc allocates
     the pty itself and proxies it; so do we (through the monitor)."""
-    try:  # only a peek: create loads and validates the spec, and reports what is wrong
-        with open(os.path.join(args.bundle, "config.json"), "rb") as f:
-            terminal = json.load(f)["process"]["terminal"] is True
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+    terminal = spec.process is not None and spec.process.terminal
     if not terminal or args.console_socket:
         return False
     if args.detach:
@@ -355,12 +361,13 @@ def _wants_tty_proxy(args: argparse.Namespace) -> bool:
     return True
 
 
-def _run_with_tty(rt: Any, args: argparse.Namespace) -> int:
+def _run_with_tty(rt: Any, args: argparse.Namespace, config: Any) -> int:
     from runtime.cli.tty import proxy
     from runtime.monitor.attach import AttachClient
     from runtime.records import replace
 
-    req = replace(_create_request(args, False), stdio=None, stdin=True, stdin_once=True)
+    req = replace(_create_request(args, False, config), stdio=None, stdin=True,
+                  stdin_once=True)
     created = rt.create(req)
     with AttachClient(created.attach_socket) as client:
         rt.start(args.id)

@@ -11,13 +11,23 @@ import json
 import socket
 from typing import Any
 
-from runtime.errors import InitError
+from runtime.errors import InitError, OCIRuntimeError, UnsupportedMount
 
 
 class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._buf = b""
+
+    def send_error(self, e: BaseException) -> None:
+        """An "error" message: the text, and the named type where the other side rebuilds
+        one (see ``error_of``)."""
+        if isinstance(e, InitError):
+            self.send("error", message=str(e))
+        elif isinstance(e, UnsupportedMount):
+            self.send("error", message=str(e), error_type=type(e).__name__)
+        else:
+            self.send("error", message=f"{type(e).__name__}: {e}")
 
     def send(self, kind: str, **fields: Any) -> None:
         self.sock.sendall(json.dumps({"type": kind, **fields}).encode() + b"\n")
@@ -43,7 +53,7 @@ class Channel:
         """Receive a message of that kind; an "error" message raises InitError with its text."""
         msg = self.recv()
         if msg["type"] == "error":
-            raise InitError(msg["message"])
+            raise error_of(msg)
         if msg["type"] != kind:
             raise InitError(f"init protocol: expected {kind!r}, got {msg['type']!r}")
         return msg
@@ -65,3 +75,10 @@ def pair() -> tuple[Channel, Channel]:
     """(parent end, child end); both close-on-exec."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     return Channel(a), Channel(b)
+
+
+def error_of(msg: dict[str, Any]) -> OCIRuntimeError:
+    """The exception an "error" message stands for: UnsupportedMount by name, else InitError."""
+    if msg.get("error_type") == UnsupportedMount.__name__:
+        return UnsupportedMount(msg["message"])
+    return InitError(msg["message"])

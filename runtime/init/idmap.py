@@ -13,10 +13,11 @@ that mapping alone by a short-lived child (as runc ≥ 1.2 does): its fd is all 
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 
-from runtime.errors import SpecError
+from runtime.errors import SpecError, UnsupportedMount
 from runtime.init.mountopts import IDMAP_OPTIONS
 from runtime.init.namespaces import format_map
 from runtime.linux import libc
@@ -55,8 +56,9 @@ def open_idmapped(spec: Spec, bundle: str, userns_fd: int | None
     `rbind` copies the whole tree; `ridmap` idmaps all of it, `idmap` its top mount.
     ``userns_fd``: the user namespace the container joins by path, if any.
 
-    Raises OSError naming the source (and, when a submount's filesystem cannot be idmapped,
-    that submount); the fds already made are O_CLOEXEC."""
+    Raises UnsupportedMount when the kernel will not idmap the source's filesystem or that
+    of a submount (named), OSError naming the source for the rest; the fds already made are
+    O_CLOEXEC."""
     out = []
     with _Namespaces(userns_fd) as namespaces:
         for i, m in enumerate(spec.mounts):
@@ -89,13 +91,16 @@ def _idmapped_copy(source: str, m: Mount, userns_fd: int) -> int:
                            libc.MOUNT_ATTR_IDMAP, userns_fd=userns_fd)
     except OSError as e:
         os.close(fd)
-        why = e.strerror
-        if recursive:
-            bad = _unmappable_submount(source, userns_fd)
-            if bad:
-                why = (f"its submount {bad[0]} ({bad[1]}) cannot be idmapped (the kernel "
-                       "refuses MOUNT_ATTR_IDMAP for that filesystem)")
-        raise OSError(e.errno, f"idmapping {source} for {m.destination}: {why}") from e
+        what = f"idmapping {source} for {m.destination}"
+        if e.errno != errno.EINVAL:
+            raise OSError(e.errno, f"{what}: {e.strerror}") from e
+        bad = _unmappable_submount(source, userns_fd) if recursive else None
+        if bad:
+            raise UnsupportedMount(f"{what}: its submount {bad[0]} ({bad[1]}) cannot be "
+                                   "idmapped (the kernel refuses MOUNT_ATTR_IDMAP for that "
+                                   "filesystem)") from e
+        raise UnsupportedMount(f"{what}: the kernel refuses MOUNT_ATTR_IDMAP for its "
+                               "filesystem") from e
     return fd
 
 

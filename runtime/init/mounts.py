@@ -2,7 +2,8 @@
 
 Every destination is resolved with securejoin and the resulting inode re-checked through
 /proc/self/fd before mount(2) uses it, so neither ``../../x`` nor a rootfs symlink
-(``/etc -> /``) can put a mount outside the rootfs.
+(``/etc -> /``) can put a mount outside the rootfs. The mount calls go through a ``MountCalls``
+(the kernel's by default), so their order and failure handling are unit-tested without root.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from runtime.init import idmap, mountopts
 from runtime.linux import libc, securejoin
+from runtime.linux.syscalls import LINUX, MountCalls
 from runtime.records import dataclass
 from runtime.spec.model import Mount
 
@@ -29,13 +31,13 @@ class CgroupHierarchy:
 
 def mount_entry(root: str, bundle: str, m: Mount,
                 cgroups: Callable[[], tuple[CgroupHierarchy, ...]],
-                idmapped: int | None = None) -> None:
+                idmapped: int | None = None, calls: MountCalls = LINUX) -> None:
     """Make one OCI mount under root; ``cgroups()`` gives the container's cgroups to a cgroup
     mount; ``idmapped``, the fd of a bind's detached idmapped copy (attached, not bound).
     Raises OSError (securejoin.UnsafePath among them) naming the destination."""
     opts = mountopts.parse(m.options, m.type)
     if m.type in ("cgroup", "cgroup2") and not opts.is_bind:
-        _mount_cgroups(root, m, opts, cgroups())
+        _mount_cgroups(root, m, opts, cgroups(), calls)
         return
     if opts.is_bind:
         source = m.source if m.source.startswith("/") else os.path.join(bundle, m.source)
@@ -47,40 +49,41 @@ def mount_entry(root: str, bundle: str, m: Mount,
         if idmapped is not None:
             _with_target(root, target, lambda t: idmap.attach(idmapped, t))
         else:
-            _with_target(root, target, lambda t: libc.mount(
+            _with_target(root, target, lambda t: calls.mount(
                 source, t, None, opts.flags & (libc.MS_BIND | libc.MS_REC)))
         if opts.remount_flags:
-            remount(target, opts.remount_flags)
+            remount(target, opts.remount_flags, calls)
     else:
         target = _make_target(root, m.destination, True)
         source = m.source or m.type
         try:
-            _with_target(root, target, lambda t: libc.mount(
+            _with_target(root, target, lambda t: calls.mount(
                 source, t, m.type, opts.flags & ~(libc.MS_BIND | libc.MS_REC), opts.data or None))
         except OSError as e:
             if m.type != "sysfs" or e.errno != errno.EPERM:
                 raise
             # sysfs cannot be mounted without a private network namespace: bind the host's.
-            libc.mount("/sys", target, None, libc.MS_BIND | libc.MS_REC)
-            remount(target, opts.remount_flags)
+            calls.mount("/sys", target, None, libc.MS_BIND | libc.MS_REC)
+            remount(target, opts.remount_flags, calls)
     for flag in opts.propagation:
-        libc.mount(None, target, None, flag)
+        calls.mount(None, target, None, flag)
     if opts.recursive:
-        set_recursive(root, target, opts.rec_set, opts.rec_clr)
+        set_recursive(root, target, opts.rec_set, opts.rec_clr, calls)
 
 
-def set_recursive(root: str, target: str, attr_set: int, attr_clr: int) -> None:
+def set_recursive(root: str, target: str, attr_set: int, attr_clr: int,
+                  calls: MountCalls = LINUX) -> None:
     """mount_setattr(AT_RECURSIVE) on the mount now at target (rro and the other recursive
     options): unlike a bind remount, it reaches every submount too. Opened after the mount,
     so the fd is the new mount's root, and checked to be inside root like every target."""
     fd = securejoin.open_in_root(root, target)
     try:
-        libc.mount_setattr(fd, "", libc.AT_EMPTY_PATH | libc.AT_RECURSIVE, attr_set, attr_clr)
+        calls.mount_setattr(fd, "", libc.AT_EMPTY_PATH | libc.AT_RECURSIVE, attr_set, attr_clr)
     finally:
         os.close(fd)
 
 
-def remount(target: str, flags: int) -> None:
+def remount(target: str, flags: int, calls: MountCalls = LINUX) -> None:
     """Bind-remount target with flags, keeping the flags the kernel locked on it.
 
     A bind of a mount that is nosuid/nodev/noexec (or mounted in another user namespace) cannot
@@ -88,16 +91,12 @@ def remount(target: str, flags: int) -> None:
     """
     base = libc.MS_BIND | libc.MS_REMOUNT
     try:
-        libc.mount(None, target, None, base | flags)
+        calls.mount(None, target, None, base | flags)
     except OSError as e:
         if e.errno != errno.EPERM:
             raise
         locked = mountopts.statvfs_to_ms(os.statvfs(target).f_flag)
-        libc.mount(None, target, None, base | flags | locked)
-
-
-def _bind(source: str, target: str) -> None:
-    libc.mount(source, target, None, libc.MS_BIND | libc.MS_REC)
+        calls.mount(None, target, None, base | flags | locked)
 
 
 def _make_target(root: str, dest: str, is_dir: bool) -> str:
@@ -116,7 +115,7 @@ def _with_target(root: str, target: str, do: Callable[[str], None]) -> None:
 
 
 def _mount_cgroups(root: str, m: Mount, opts: mountopts.MountOptions,
-                   cgroups: tuple[CgroupHierarchy, ...]) -> None:
+                   cgroups: tuple[CgroupHierarchy, ...], calls: MountCalls) -> None:
     """cgroup v1 (hybrid host): a tmpfs with the container's own cgroup of each hierarchy bound
     below it; cgroup v2 only: bind the container's cgroup directory itself."""
     flags = opts.flags & ~(libc.MS_BIND | libc.MS_REC)
@@ -126,11 +125,11 @@ def _mount_cgroups(root: str, m: Mount, opts: mountopts.MountOptions,
         unified = next((h for h in cgroups if h.name == ""), None)
         if unified is None:
             return
-        _with_target(root, target, lambda t: libc.mount(unified.host_dir, t, None,
-                                                        libc.MS_BIND | libc.MS_REC))
-        remount(target, flags & mountopts.FLAGS_KEPT_ON_REMOUNT)
+        _with_target(root, target, lambda t: calls.mount(unified.host_dir, t, None,
+                                                         libc.MS_BIND | libc.MS_REC))
+        remount(target, flags & mountopts.FLAGS_KEPT_ON_REMOUNT, calls)
         return
-    _with_target(root, target, lambda t: libc.mount(
+    _with_target(root, target, lambda t: calls.mount(
         "tmpfs", t, "tmpfs", flags & ~libc.MS_RDONLY, "mode=755"))
     # The tmpfs is new and ours: each hierarchy's directory is made in it and bound through
     # the checked fd of its root, with no path walk (nor symlink) in between.
@@ -139,8 +138,8 @@ def _mount_cgroups(root: str, m: Mount, opts: mountopts.MountOptions,
         for h in v1:
             os.mkdir(h.name, 0o755, dir_fd=fd)
             sub = f"/proc/self/fd/{fd}/{h.name}"
-            _bind(h.host_dir, sub)
-            remount(sub, flags & mountopts.FLAGS_KEPT_ON_REMOUNT)
+            calls.mount(h.host_dir, sub, None, libc.MS_BIND | libc.MS_REC)
+            remount(sub, flags & mountopts.FLAGS_KEPT_ON_REMOUNT, calls)
             for alias in h.name.split(","):  # "cpu,cpuacct" is also reachable as cpu, cpuacct
                 if alias != h.name:
                     with contextlib.suppress(FileExistsError):
@@ -148,7 +147,7 @@ def _mount_cgroups(root: str, m: Mount, opts: mountopts.MountOptions,
     finally:
         os.close(fd)
     if flags & libc.MS_RDONLY:
-        remount(target, flags & mountopts.FLAGS_KEPT_ON_REMOUNT)
+        remount(target, flags & mountopts.FLAGS_KEPT_ON_REMOUNT, calls)
 
 
 def host_cgroups(pid: str = "self") -> tuple[CgroupHierarchy, ...]:

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from runtime.init import devices, mounts
 from runtime.init.mountopts import PROPAGATION_OPTIONS
 from runtime.linux import libc, securejoin
+from runtime.linux.syscalls import LINUX, MountCalls
 from runtime.spec.model import Spec
 
 AT_FDCWD = -100
 
 
-def prepare(root: str, propagation: str, copy: int | None = None) -> None:
+def prepare(root: str, propagation: str, copy: int | None = None,
+            calls: MountCalls = LINUX) -> None:
     """Make / recursively slave (or the requested propagation), the rootfs's parent mount
     private (pivot_root refuses a shared parent) and the rootfs a mount point of its own.
     ``copy``: a detached copy of the rootfs mount (``copy_tree``), used where the rootfs
@@ -25,7 +27,7 @@ def prepare(root: str, propagation: str, copy: int | None = None) -> None:
     flag = PROPAGATION_OPTIONS.get(propagation or "rslave", libc.MS_SLAVE | libc.MS_REC)
     if propagation in ("shared", "slave", "private", "unbindable"):
         flag |= libc.MS_REC  # applied to the whole tree first, like runc
-    libc.mount(None, "/", None, flag)
+    calls.mount(None, "/", None, flag)
     if copy is not None:
         try:
             if _unreachable(root):
@@ -33,8 +35,8 @@ def prepare(root: str, propagation: str, copy: int | None = None) -> None:
                 return
         finally:
             os.close(copy)
-    _make_parent_private(root)
-    libc.mount(root, root, None, libc.MS_BIND | libc.MS_REC)
+    _make_parent_private(root, calls)
+    calls.mount(root, root, None, libc.MS_BIND | libc.MS_REC)
 
 
 def copy_tree(root: str) -> int | None:
@@ -75,11 +77,11 @@ def _attach_unreachable(root: str, copy: int) -> None:
     libc.move_mount(copy, "", AT_FDCWD, root, libc.MOVE_MOUNT_F_EMPTY_PATH)
 
 
-def _make_parent_private(root: str) -> None:
+def _make_parent_private(root: str, calls: MountCalls) -> None:
     path = root
     while True:
         try:
-            libc.mount(None, path, None, libc.MS_PRIVATE)
+            calls.mount(None, path, None, libc.MS_PRIVATE)
             return
         except OSError as e:
             if e.errno != errno.EINVAL or path == "/":  # EINVAL: not a mount point
@@ -89,12 +91,13 @@ def _make_parent_private(root: str) -> None:
 
 def mount_all(spec: Spec, root: str, bundle: str,
               cgroups: Callable[[], tuple[mounts.CgroupHierarchy, ...]],
-              idmapped: dict[int, int] | None = None) -> None:
-    """Every spec mount; ``cgroups()`` is asked for only by a cgroup mount; ``idmapped``:
-    mount index -> fd of the detached idmapped copy to attach instead of binding."""
+              idmapped: dict[int, int] | None = None, calls: MountCalls = LINUX) -> None:
+    """Every spec mount, in order; ``cgroups()`` is asked for only by a cgroup mount;
+    ``idmapped``: mount index -> fd of the detached idmapped copy to attach instead of
+    binding. Raises OSError naming the mount that failed (the ones before it stay)."""
     for i, m in enumerate(spec.mounts):
         try:
-            mounts.mount_entry(root, bundle, m, cgroups, (idmapped or {}).get(i))
+            mounts.mount_entry(root, bundle, m, cgroups, (idmapped or {}).get(i), calls)
         except OSError as e:
             raise OSError(e.errno, f"mounting {m.type or 'bind'} {m.source!r} on "
                           f"{m.destination}: {e.strerror or e}") from e
@@ -148,18 +151,18 @@ def _on_initramfs() -> bool:
     return False
 
 
-def finish(spec: Spec) -> None:
+def finish(spec: Spec, calls: MountCalls = LINUX) -> None:
     """After pivot_root: propagation of /, sysctls, readonly and masked paths, read-only root."""
     if spec.linux.rootfs_propagation:
-        libc.mount(None, "/", None, PROPAGATION_OPTIONS[spec.linux.rootfs_propagation])
+        calls.mount(None, "/", None, PROPAGATION_OPTIONS[spec.linux.rootfs_propagation])
     for key, value in spec.linux.sysctl:
         write_sysctl(key, value)
     for path in spec.linux.readonly_paths:
-        readonly_path(path)
+        readonly_path(path, calls)
     for path in spec.linux.masked_paths:
-        mask_path(path)
+        mask_path(path, calls)
     if spec.root.readonly:
-        mounts.remount("/", libc.MS_RDONLY)
+        mounts.remount("/", libc.MS_RDONLY, calls)
 
 
 def write_sysctl(key: str, value: str) -> None:
@@ -174,16 +177,16 @@ def write_sysctl(key: str, value: str) -> None:
         raise OSError(e.errno, f"setting sysctl {key}={value}: {e.strerror}") from e
 
 
-def readonly_path(path: str) -> None:
+def readonly_path(path: str, calls: MountCalls = LINUX) -> None:
     """Bind path on itself read-only; a missing path is skipped (runc)."""
     target = securejoin.secure_join("/", path)
     if not os.path.lexists(target):
         return
-    libc.mount(target, target, None, libc.MS_BIND | libc.MS_REC)
-    mounts.remount(target, libc.MS_RDONLY)
+    calls.mount(target, target, None, libc.MS_BIND | libc.MS_REC)
+    mounts.remount(target, libc.MS_RDONLY, calls)
 
 
-def mask_path(path: str) -> None:
+def mask_path(path: str, calls: MountCalls = LINUX) -> None:
     """Hide path: /dev/null bound over a file, an empty read-only tmpfs over a directory."""
     target = securejoin.secure_join("/", path)
     try:
@@ -191,6 +194,6 @@ def mask_path(path: str) -> None:
     except (FileNotFoundError, NotADirectoryError):
         return
     if stat.S_ISDIR(st.st_mode):
-        libc.mount("tmpfs", target, "tmpfs", libc.MS_RDONLY)
+        calls.mount("tmpfs", target, "tmpfs", libc.MS_RDONLY)
     else:
-        libc.mount("/dev/null", target, None, libc.MS_BIND)
+        calls.mount("/dev/null", target, None, libc.MS_BIND)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from runtime import hooks
 from runtime.errors import InitError, SpecError
 from runtime.init import idmap, namespaces, process, rootfs
-from runtime.init.channel import Channel, pair
+from runtime.init.channel import Channel, error_of, pair
 from runtime.init.context import InitContext
 from runtime.init.mounts import CgroupHierarchy, host_cgroups
 from runtime.init.steps import (
@@ -87,7 +87,7 @@ def spawn_init(ctx: InitContext, host: InitHost, in_place: bool = False) -> int:
             parent.send("mapped")
             msg = parent.recv()
         if msg["type"] == "error":
-            raise InitError(msg["message"])
+            raise error_of(msg)
         children.target = int(msg["pid"])
         _see_through(children, host, cgroups)
     return children.target

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
-from runtime.errors import InitError, OCIRuntimeError
+from runtime.errors import InitError, OCIRuntimeError, UnsupportedMount
 from runtime.init import process
 from runtime.init.channel import Channel, pair
 from runtime.linux import libc
@@ -21,7 +21,7 @@ def step(what: str) -> Iterator[None]:
     """Turn any failure inside into InitError("<what>: <cause>")."""
     try:
         yield
-    except InitError:
+    except (InitError, UnsupportedMount):
         raise
     except (OSError, OCIRuntimeError, ValueError) as e:
         raise InitError(f"{what}: {e}") from e
@@ -36,7 +36,7 @@ def run_child(fn: Callable[[], Any], ch: Channel) -> NoReturn:
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent as text
         msg = str(e) if isinstance(e, InitError) else f"{type(e).__name__}: {e}"
         try:
-            ch.send("error", message=msg)
+            ch.send_error(e)
         except OSError:
             with contextlib.suppress(OSError):
                 os.write(2, f"container init: {msg}\n".encode())
@@ -114,6 +114,8 @@ class Children:
             kill_and_reap(self.target)
             if isinstance(e, OSError | InitError):  # name the container in the message
                 raise InitError(f"{what}: {e}") from e
+            if isinstance(e, UnsupportedMount):
+                raise UnsupportedMount(f"{what}: {e}") from e
             raise
         finally:
             self.channel.close()

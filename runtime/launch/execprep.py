@@ -4,21 +4,17 @@ An exec's monitor is a fresh fork of the zygote, and a fork pays for all it comp
 CPU and in copy-on-write faults. Re-reading the container's spec, finding its cgroups in
 mountinfo and compiling its seccomp profile cost more than the rest of an exec. ``Runtime.exec``
 works them out once per container init (``prepare_exec``; seccomp filters come from the
-Runtime's ``FilterCache``), keeps them, and sends them with every request (``to_params``); the
-exec spawner takes them back (``from_params``).
+Runtime's ``FilterCache``), keeps them, and sends them with every request
+(``runtime.launch.params.ExecParams``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from runtime.errors import InitError, SpecError
+from runtime.errors import InitError
 from runtime.init.mounts import host_cgroups
 from runtime.records import dataclass
-from runtime.seccomp import CompiledFilter, SeccompError
+from runtime.seccomp import CompiledFilter
 from runtime.seccomp.cache import FilterCache
-from runtime.seccomp.cache import from_wire as filter_from_wire
-from runtime.seccomp.cache import to_wire as filter_to_wire
 from runtime.spec.model import Spec
 
 
@@ -32,22 +28,6 @@ class ExecPrep:
     pid_start: int
     cgroup_dirs: tuple[str, ...]
     seccomp: CompiledFilter | None = None
-
-    def to_params(self) -> dict[str, Any]:
-        """JSON-serialisable form, for the monitor request."""
-        return {"pid": self.pid, "pid_start": self.pid_start,
-                "cgroup_dirs": list(self.cgroup_dirs),
-                "seccomp": None if self.seccomp is None else filter_to_wire(self.seccomp)}
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any]) -> ExecPrep:
-        """Inverse of ``to_params``. Raises SpecError on a malformed one."""
-        try:
-            seccomp = None if d["seccomp"] is None else filter_from_wire(d["seccomp"])
-            return cls(int(d["pid"]), int(d["pid_start"]),
-                       tuple(str(p) for p in d["cgroup_dirs"]), seccomp)
-        except (KeyError, TypeError, ValueError, SeccompError) as e:
-            raise SpecError("prepared", f"malformed exec preparation: {e}") from e
 
 
 def prepare_exec(spec: Spec, pid: int, pid_start: int, filters: FilterCache) -> ExecPrep:

@@ -4,9 +4,10 @@ Every process that creates a container is a fork of the zygote and shares its pa
 copy-on-write. Code a fork runs for the first time costs it twice over: Python 3.11 specialises
 a function's bytecode in place after a few calls, and lazily built caches (the struct and regex
 caches, interned strings) fill on first use; each is a write to a shared page, that is a page
-copy in every fork. ``load_spec`` in a fresh fork faults about half as many pages, and takes a
-fraction of the time, after a warm zygote as after a cold one. Nothing here touches the
-filesystem or the kernel's state; cgroup managers are only opened (/proc is read), never
+copy in every fork. A fork no longer parses the spec (the Runtime sends it parsed, through
+``runtime.launch.params``), but it decodes the request and runs the spec's conversions (mount
+options, cgroup limits, the cgroup managers), and those pay the same way. Nothing here touches
+the filesystem or the kernel's state; cgroup managers are only opened (/proc is read), never
 created.
 """
 
@@ -20,6 +21,9 @@ from runtime.cgroup_seam import mount_hierarchies, open_cgroups
 from runtime.cgroups import Resources
 from runtime.errors import OCIRuntimeError
 from runtime.init import mountopts
+from runtime.launch import params
+from runtime.monitor.launch import MonitorRequest
+from runtime.monitor.loop import MonitorOptions
 from runtime.seccomp import prepare_filter
 from runtime.spec import parse_spec
 
@@ -39,7 +43,10 @@ def prewarm(rounds: int = _ROUNDS) -> None:
 
 
 def _once(raw: str) -> None:
-    spec = parse_spec(json.loads(raw))
+    init = params.InitParams(id="crid-prewarm", bundle="/", spec=parse_spec(json.loads(raw)),
+                             exec_fifo="", state={}, cgroups={})
+    request = MonitorRequest(MonitorOptions(container_id="crid-prewarm"), init)
+    spec = params.from_wire(params.to_wire(request, {"reply": 0}))[0].spawner.spec
     for m in spec.mounts:
         mountopts.parse(m.options, m.type)
     Resources.from_oci(spec.linux.resources)

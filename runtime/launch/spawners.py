@@ -1,5 +1,5 @@
-"""What a monitor runs: the container init (``kind: init``) or a process exec'd into a running
-container (``kind: exec``), built from JSON parameters inside the monitor process.
+"""What a monitor runs: the container init (``InitParams``) or a process exec'd into a running
+container (``ExecParams``), from the records ``runtime.launch.params`` declares.
 
 The heavy lifting is ``runtime.init`` (namespaces, mounts, process set-up) and
 ``runtime.cgroups``; this module only ties them to the monitor's ``ChildSpawner`` seam.
@@ -8,7 +8,6 @@ The heavy lifting is ``runtime.init`` (namespaces, mounts, process set-up) and
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from runtime import hooks
 from runtime.cgroup_seam import mount_hierarchies, open_cgroups
@@ -18,34 +17,30 @@ from runtime.cgroups.resources import with_allowed_devices
 from runtime.errors import OCIRuntimeError, SpecError
 from runtime.init import ExecContext, InitContext, exec_in, spawn_init
 from runtime.init.mounts import CgroupHierarchy
-from runtime.launch.execprep import ExecPrep
+from runtime.launch.params import ExecParams, InitParams, SpawnerParams
 from runtime.monitor.leftovers import group_dir
 from runtime.monitor.loop import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
-from runtime.seccomp.cache import from_wire as filter_from_wire
-from runtime.spec import load_spec, parse_process
 
 
 class InitSpawner:
     """Creates the container: init via ``spawn_init``, cgroup, createRuntime/prestart hooks."""
 
-    def __init__(self, params: dict[str, Any]) -> None:
+    def __init__(self, params: InitParams) -> None:
         self.params = params
-        self.spec = load_spec(params["bundle"])
-        # "cgroups": the Runtime's view of the host (the Runtime has made the cgroups)
-        self.cgroups = open_cgroups(self.spec, params["id"], params["cgroups"])
-        self._state: dict[str, Any] = {}
+        self.spec = params.spec
+        # the Runtime's view of the host (the Runtime has made the cgroups)
+        self.cgroups = open_cgroups(self.spec, params.id, params.cgroups)
+        self._state: dict = {}
 
     def spawn(self, stdio: ChildStdio) -> int:
         p = self.params
-        state = dict(p.get("state") or {})
-        ctx = InitContext(spec=self.spec, bundle=p["bundle"], container_id=p["id"],
+        state = dict(p.state)
+        ctx = InitContext(spec=self.spec, bundle=p.bundle, container_id=p.id,
                           stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
-                          console_socket=stdio.console_socket, exec_fifo=p.get("exec_fifo"),
-                          preserve_fds=stdio.preserved,
-                          state=state, no_pivot=bool(p.get("no_pivot")),
-                          compiled_seccomp=filter_from_wire(p["seccomp"]) if p.get("seccomp")
-                          else None)
+                          console_socket=stdio.console_socket, exec_fifo=p.exec_fifo,
+                          preserve_fds=stdio.preserved, state=state, no_pivot=p.no_pivot,
+                          compiled_seccomp=p.seccomp)
         self._state = state
         # in place: the monitor calls this in its throwaway creator child (_spawn_in_child)
         return spawn_init(ctx, self, in_place=True)
@@ -81,23 +76,19 @@ class InitSpawner:
 
 
 class ExecSpawner:
-    """Starts an extra process inside a running container (its namespaces and cgroup).
+    """Starts an extra process inside a running container (its namespaces and cgroup), from
+    what the caller parsed and worked out once per container (so this fork reads no spec)."""
 
-    ``params``: ``id``, ``bundle`` (the state directory holding config.json), ``pid`` (the
-    init), ``process`` (OCI process object) and ``prepared`` (``ExecPrep.to_params()``: what
-    the caller worked out once per container, so this fork reads no spec).
-    """
-
-    def __init__(self, params: dict[str, Any]) -> None:
+    def __init__(self, params: ExecParams) -> None:
         self.params = params
-        self.process = parse_process(params["process"])
-        self.prep = ExecPrep.from_params(params["prepared"])
-        if self.prep.pid != int(params["pid"]):
-            raise SpecError("prepared", f"prepared for pid {self.prep.pid}, not {params['pid']}")
+        self.process = params.process
+        self.prep = params.prepared
+        if self.prep.pid != params.pid:
+            raise SpecError("prepared", f"prepared for pid {self.prep.pid}, not {params.pid}")
 
     def spawn(self, stdio: ChildStdio) -> int:
         ctx = ExecContext(pid=self.prep.pid, process=self.process,
-                          container_id=self.params["id"], compiled_seccomp=self.prep.seccomp,
+                          container_id=self.params.id, compiled_seccomp=self.prep.seccomp,
                           stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr,
                           console_socket=stdio.console_socket, preserve_fds=stdio.preserved,
                           cgroup_dirs=self.prep.cgroup_dirs)
@@ -124,12 +115,11 @@ class ExecSpawner:
         return None  # an exec's end is not the container's
 
 
-def make_spawner(params: dict[str, Any]) -> ChildSpawner:
-    """The spawner for ``params["kind"]``. Raises OCIRuntimeError (SpecError...) or KeyError."""
-    kind = params.get("kind")
-    if kind == "init":
+def make_spawner(params: SpawnerParams) -> ChildSpawner:
+    """The spawner for ``params``. Raises OCIRuntimeError (SpecError...) or ValueError."""
+    if isinstance(params, InitParams):
         return InitSpawner(params)
-    if kind == "exec":
+    if isinstance(params, ExecParams):
         return ExecSpawner(params)
-    raise ValueError(f"unknown spawner kind {kind!r}")
+    raise ValueError(f"unknown spawner parameters {type(params).__name__}")
 

@@ -3,14 +3,12 @@
 crid's gRPC process is multi-threaded and must never fork. It starts one zygote
 (``Zygote.start()``), which imports everything a monitor needs, freezes the heap
 (``gc.freeze()``, so forks share it copy-on-write) and then serves requests on a
-``SOCK_SEQPACKET`` socketpair. Each request is one JSON datagram with its fds attached
-(SCM_RIGHTS)::
+``SOCK_SEQPACKET`` socketpair. Each request is one datagram with its fds attached
+(SCM_RIGHTS): one byte, ``D`` (deferred: the request is parsed and set up in the monitor's
+set-up child) or ``B`` (brief), then ``runtime.launch.params.to_wire`` of the MonitorRequest and
+of the index of the attached fds::
 
-    {"deferred": true, "op": "monitor", "request": <MonitorRequest.to_dict()>,
-     "fds": {"reply": 0, "wait": 1 | null, "stdio": [2, 3, 4] | null, "preserved": [5, ...]}}
-
-where the numbers index the attached fds; ``deferred`` (first, absent for a brief request)
-has the request parsed and set up in the monitor's set-up child.
+    {"reply": 0, "wait": 1 | None, "stdio": [2, 3, 4] | None, "preserved": [5, ...]}
 
 Each request is taken by a *spare*: a monitor-to-be the zygote forked before the request
 came, which has forked its own set-up child before the request came too
@@ -35,6 +33,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import OCIRuntimeError
+from runtime.launch import params
 from runtime.linux import libc
 from runtime.monitor.launch import MonitorFds, MonitorRequest
 
@@ -48,7 +47,7 @@ _PEEK_LENGTH = int(socket.MSG_PEEK | socket.MSG_TRUNC)
 # A request that starts so is parsed, like all its set-up, in the monitor's throwaway set-up
 # child (``monitor_ahead``): every page the long-lived monitor touches is a private copy.
 # Brief ones (ExecSync) are served by that child itself, as their monitor.
-_DEFERRED = json.dumps({"deferred": True})[:-1].encode() + b","
+_DEFERRED, _BRIEF = b"D", b"B"
 
 
 class ZygoteError(OCIRuntimeError):
@@ -111,10 +110,9 @@ class Zygote:
         if fds.preserved:
             index["preserved"] = list(range(len(attached), len(attached) + len(fds.preserved)))
             attached += list(fds.preserved)
-        # "deferred" first, so the spare sees it without parsing (see _DEFERRED).
-        head = {} if request.monitor.brief else {"deferred": True}
-        msg = json.dumps({**head, "op": "monitor", "request": request.to_dict(),
-                          "fds": index}).encode()
+        # The kind first, so the spare sees it without parsing (see _DEFERRED).
+        head = _BRIEF if request.monitor.brief else _DEFERRED
+        msg = head + params.to_wire(request, index)
         with self._lock:
             try:
                 socket.send_fds(self._sock, [msg], attached)
@@ -154,16 +152,15 @@ def _receive(sock: socket.socket) -> tuple[bytes, list[int]] | None:
 
 def _parse(raw: bytes, fds: list[int]) -> tuple[MonitorRequest, MonitorFds]:
     """The request and its fds. Raises ValueError/KeyError/IndexError on a malformed one."""
-    msg = json.loads(raw)
-    if msg.get("op") != "monitor":
-        raise ValueError(f"unknown op {msg.get('op')!r}")
-    index = msg["fds"]
+    if raw[:1] not in (_DEFERRED, _BRIEF):
+        raise ValueError(f"unknown request kind {raw[:1]!r}")
+    request, index = params.from_wire(raw[1:])
     stdio = tuple(fds[i] for i in index["stdio"]) if index.get("stdio") else None
     wait = fds[index["wait"]] if index.get("wait") is not None else None
     preserved = tuple(fds[i] for i in index.get("preserved") or ())
     monitor_fds = MonitorFds(reply=fds[index["reply"]], wait=wait, stdio=stdio,  # type: ignore[arg-type]
                              preserved=preserved)
-    return MonitorRequest.from_dict(msg["request"]), monitor_fds
+    return request, monitor_fds
 
 
 # What a spare tells the zygote on its pipe: it took a request, or the socket closed.
@@ -213,18 +210,27 @@ def _next_spare(sock: socket.socket) -> bytes:
         os.close(r)
 
 
-def serve(sock: socket.socket) -> None:
-    """The zygote's loop: one spare (monitor-to-be) at a time until the socket closes."""
-    import gc
+def prepare() -> None:
+    """Import, compile and warm what the zygote's forks run, before its heap is frozen.
 
+    Nothing here may import ``threading`` (``logging`` does): its at-fork hook runs in every
+    fork and leaves each monitor ~400 KiB of private pages (tests/unit/runtime/test_zygote.py)."""
     import runtime.launch.spawners  # noqa: F401
     import runtime.monitor.launch  # noqa: F401  (import before freezing: forks share it)
-    from runtime.launch.procname import set_comm
     from runtime.records import compile_all
 
     compile_all()  # once here rather than in every child
     from runtime.launch.prewarm import prewarm
     prewarm()
+
+
+def serve(sock: socket.socket) -> None:
+    """The zygote's loop: one spare (monitor-to-be) at a time until the socket closes."""
+    import gc
+
+    from runtime.launch.procname import set_comm
+
+    prepare()
     set_comm("crid-zygote")
     # Monitors are forked directly (not double-forked: one fork less per container); the
     # kernel reaps them when they exit because SIGCHLD is ignored here. A subreaper, so that

@@ -34,21 +34,13 @@ from runtime.records import dataclass, fields
 
 @dataclass(frozen=True)
 class MonitorRequest:
-    """Everything a monitor needs, in JSON-serialisable form (it crosses the zygote socket).
-
-    ``spawner`` is the parameter dict of ``runtime.launch.spawners.make_spawner``.
+    """Everything a monitor needs. ``spawner`` is what ``make_spawner`` takes (the records of
+    ``runtime.launch.params``, whose codec carries the request across the zygote socket); the
+    monitor only hands it on.
     """
 
     monitor: MonitorOptions
-    spawner: dict
-
-    def to_dict(self) -> dict:
-        from runtime.records import asdict
-        return {"monitor": asdict(self.monitor), "spawner": self.spawner}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> MonitorRequest:
-        return cls(MonitorOptions.from_dict(d["monitor"]), dict(d["spawner"]))
+    spawner: Any
 
 
 @dataclass(frozen=True)
@@ -63,7 +55,7 @@ class MonitorFds:
 
 
 def fork_monitor(request: MonitorRequest, fds: MonitorFds,
-                 make_spawner: Callable[[dict], ChildSpawner], double: bool = True) -> None:
+                 make_spawner: Callable[[Any], ChildSpawner], double: bool = True) -> None:
     """Fork a monitor for ``request`` in a session of its own and return.
 
     With ``double`` (the default) it is forked from an intermediate child that is reaped here,
@@ -89,7 +81,7 @@ def fork_monitor(request: MonitorRequest, fds: MonitorFds,
 
 
 def monitor_main(request: MonitorRequest, fds: MonitorFds,
-                 make_spawner: Callable[[dict], ChildSpawner]) -> int:
+                 make_spawner: Callable[[Any], ChildSpawner]) -> int:
     """Become the monitor for ``request`` in the calling (freshly forked) process; returns
     its exit code. Closes every fd but those in ``fds`` and 0-2."""
     keep = {0, 1, 2, fds.reply} | ({fds.wait} if fds.wait is not None else set())
@@ -105,7 +97,7 @@ def monitor_ahead(take: Callable[[], tuple[bytes, list[int]] | None],
                   deferred: Callable[[bytes], bool],
                   parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],
                   report: Callable[[list[int], Exception], None],
-                  make_spawner: Callable[[dict], ChildSpawner]) -> int:
+                  make_spawner: Callable[[Any], ChildSpawner]) -> int:
     """Become a monitor in the calling, freshly forked process (the zygote's spare) whose
     set-up child is forked *before* the request comes; returns the exit code.
 
@@ -146,7 +138,7 @@ def _take_and_set_up(sock: Any, take: Callable[[], tuple[bytes, list[int]] | Non
                      deferred: Callable[[bytes], bool],
                      parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],
                      report: Callable[[list[int], Exception], None],
-                     make_spawner: Callable[[dict], ChildSpawner]) -> int:
+                     make_spawner: Callable[[Any], ChildSpawner]) -> int:
     """The set-up child of ``monitor_ahead``: take a request and set up, or serve a brief one
     as its monitor, or tell the monitor there is none."""
     received = take()
@@ -188,7 +180,7 @@ class _Uncounted:
 def _set_up_from_wire(sock: Any, raw: bytes, fds: list[int],
                       parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],
                       report: Callable[[list[int], Exception], None],
-                      make_spawner: Callable[[dict], ChildSpawner]) -> int:
+                      make_spawner: Callable[[Any], ChildSpawner]) -> int:
     """The set-up of ``monitor_ahead``'s child: parse, then as ``Monitor.run``'s."""
     try:
         request, mfds = parse(raw, fds)

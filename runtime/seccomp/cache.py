@@ -1,4 +1,4 @@
-"""Compiled filters kept per profile, and their wire form.
+"""Compiled filters kept per profile.
 
 Compiling the default profile with libseccomp (three x86 arches) costs more than the rest of a
 container's set-up, and the
@@ -10,7 +10,6 @@ fork, which could keep nothing).
 from __future__ import annotations
 
 import _thread
-import base64
 import json
 from collections import OrderedDict
 from typing import Any
@@ -42,13 +41,3 @@ class FilterCache:
             while len(self._filters) > self._size:
                 self._filters.popitem(last=False)
         return compiled
-
-
-def to_wire(compiled: CompiledFilter) -> dict[str, Any]:
-    """JSON-serialisable form (for a monitor request)."""
-    return {"bpf": base64.b64encode(compiled.encode()).decode(), "flags": compiled.flags}
-
-
-def from_wire(d: dict[str, Any]) -> CompiledFilter:
-    """Inverse of ``to_wire``. Raises SeccompError, ValueError or KeyError on a malformed one."""
-    return CompiledFilter.from_bytes(base64.b64decode(d["bpf"], validate=True), int(d["flags"]))

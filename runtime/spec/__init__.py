@@ -1,8 +1,9 @@
 """OCI runtime-spec: typed model and loader (re-exports only)."""
 
-from runtime.spec.load import load_spec, parse_process, parse_spec
+from runtime.spec.load import config_from_doc, load_config, load_spec, parse_process, parse_spec
 from runtime.spec.model import (
     Capabilities,
+    Config,
     ConsoleSize,
     CPUAffinity,
     Device,
@@ -23,7 +24,8 @@ from runtime.spec.model import (
 )
 
 __all__ = [
-    "CPUAffinity", "Capabilities", "ConsoleSize", "Device", "Hook", "Hooks", "IDMapping",
+    "CPUAffinity", "Capabilities", "Config", "ConsoleSize", "Device", "Hook", "Hooks", "IDMapping",
     "IOPriority", "Linux", "Mount", "Namespace", "Personality", "Process", "Rlimit", "Root",
-    "Scheduler", "Spec", "User", "load_spec", "parse_process", "parse_spec",
+    "Scheduler", "Spec", "User", "config_from_doc", "load_config", "load_spec", "parse_process",
+    "parse_spec",
 ]

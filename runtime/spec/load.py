@@ -33,6 +33,15 @@ def load_spec(bundle: str) -> m.Spec:
     Raises:
         SpecError: the file is missing, not JSON, or a field is invalid (message names the field).
     """
+    return load_config(bundle).spec
+
+
+def load_config(bundle: str) -> m.Config:
+    """Read ``<bundle>/config.json`` and validate it, keeping the bytes read.
+
+    Raises:
+        SpecError: the file is missing, not JSON, or a field is invalid (message names the field).
+    """
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
@@ -43,7 +52,20 @@ def load_spec(bundle: str) -> m.Spec:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise SpecError("", f"parsing {path}: {e}") from e
-    return parse_spec(doc)
+    return m.Config(parse_spec(doc), raw)
+
+
+def config_from_doc(doc: Any) -> m.Config:
+    """Validate a config.json document built in memory (crid's); ``raw`` is its JSON.
+
+    Raises SpecError naming the field (or the value json cannot encode).
+    """
+    spec = parse_spec(doc)
+    try:
+        raw = json.dumps(doc).encode()
+    except (TypeError, ValueError) as e:
+        raise SpecError("", f"encoding config.json: {e}") from e
+    return m.Config(spec, raw)
 
 
 def parse_spec(doc: Any) -> m.Spec:

@@ -183,3 +183,17 @@ class Spec:
     hooks: Hooks = field(default_factory=Hooks)
     annotations: dict[str, str] = field(default_factory=dict)
     linux: Linux = field(default_factory=Linux)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config.json: its typed ``spec`` and the bytes it was read from (``raw``).
+
+    Parsed once, where the caller has the document (crid builds it; the CLI reads the
+    bundle's), and handed down as such through ``Runtime.create`` to the container's init;
+    ``raw`` is what the state directory's config.json holds, for OCI tools, never parsed again
+    on the way.
+    """
+
+    spec: Spec
+    raw: bytes

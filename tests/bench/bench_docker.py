@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,5 +87,70 @@ def _concurrent_execs(sock: Path, ref: str, count: int) -> list[float]:
         _cli(sock, "exec", name, "true")  # warm
         with concurrent.futures.ThreadPoolExecutor(count) as pool:
             return list(pool.map(lambda _: _timed(sock, "exec", name, "true"), range(count)))
+    finally:
+        _cli(sock, "rm", "-f", name)
+
+
+BUILD_DOCKERFILE = """\
+FROM {base}
+RUN echo built > /built && mkdir -p /app
+COPY hello.txt /app/hello.txt
+CMD ["cat", "/app/hello.txt"]
+"""
+COMMIT_MB = 50
+
+
+def _build_s(sock: Path, ctx: Path, *args: str) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([DOCKER_CLI, "-H", f"unix://{sock}", "build", "-q", *args, str(ctx)],
+                          capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "DOCKER_BUILDKIT": "0"})
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"docker build {' '.join(args)}: exit {proc.returncode}: "
+                           f"{proc.stderr}")
+    return elapsed
+
+
+@benchmark("docker_build")
+def docker_build(client: CriClient, ctx: BenchContext) -> dict[str, float]:
+    """The classic builder through the docker CLI (DOCKER_BUILDKIT=0; peer: dockerd): a
+    3-step Dockerfile (RUN, COPY, CMD on a present busybox) built with --no-cache, the same
+    rebuilt from the cache, and `docker commit` of a container with a 50 MB change."""
+    ref = ctx.once("docker-busybox", lambda: (
+        push(DistributionClient(ctx.registry), BUSYBOX_REPO, catalog.busybox_image(),
+             tag="1.0"), ctx.registry.ref(BUSYBOX_REPO, "1.0"))[1])
+    rounds = 3 if ctx.quick else 10
+    with tempfile.TemporaryDirectory(prefix="crt-bench-build-") as tmp, \
+            _docker_socket(client, ctx) as sock:
+        build_ctx = Path(tmp)
+        (build_ctx / "Dockerfile").write_text(BUILD_DOCKERFILE.format(base=ref))
+        (build_ctx / "hello.txt").write_text("hello\n")
+        _cli(sock, "pull", "-q", ref)
+        tag = "crt-bench-build:1"
+        _build_s(sock, build_ctx, "-t", tag)  # warm: the daemon's first build
+        cold = [_build_s(sock, build_ctx, "--no-cache", "-t", tag) for _ in range(rounds)]
+        cached = [_build_s(sock, build_ctx, "-t", tag) for _ in range(rounds)]
+        commits = _commits(sock, ref, max(2, rounds // 2))
+        _cli(sock, "rmi", "-f", tag)
+        with contextlib.suppress(RuntimeError):  # dangling intermediate images of the builds
+            _cli(sock, "image", "prune", "-f")
+        _cli(sock, "rmi", ref)
+    return {**latency_figures("build_3_steps_no_cache", cold),
+            **latency_figures("build_3_steps_cached", cached),
+            **latency_figures(f"commit_{COMMIT_MB}mb", commits)}
+
+
+def _commits(sock: Path, ref: str, count: int) -> list[float]:
+    name = "crt-bench-commit"
+    # the rig's busybox has few applets: busybox dd itself
+    _cli(sock, "run", "--name", name, ref, "busybox", "dd", "if=/dev/urandom", "of=/big",
+         "bs=1M", f"count={COMMIT_MB}")
+    try:
+        out = []
+        for i in range(count):
+            out.append(_timed(sock, "commit", name, f"crt-bench-commit:{i}"))
+            _cli(sock, "rmi", f"crt-bench-commit:{i}")
+        return out
     finally:
         _cli(sock, "rm", "-f", name)

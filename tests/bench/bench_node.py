@@ -55,6 +55,7 @@ def node_100(client: CriClient, ctx: BenchContext) -> dict[str, float]:
         out = {"containers": float(len(cids))}
         out |= _latencies(client, cids, 100 if ctx.quick else 500)
         out |= _pss_mib(client, ctx.pid, cids)
+        out |= _tree_memory(client, ctx.pid, cids)
         out |= _polling_cpu(client, ctx, cids, 10.0 if ctx.quick else POLL_SECONDS)
     return out
 
@@ -146,6 +147,28 @@ def runtime_tree(client: CriClient, daemon_pid: int, cids: list[str]) -> set[int
     for parent in {_ppid(p) for p in containers} - {0, 1}:
         tree |= {parent} | _descendants(parent)
     return tree - containers - {os.getpid()}
+
+
+def _rollup(pid: int) -> dict[str, int]:
+    """/proc/<pid>/smaps_rollup's kB figures by name ({} for a gone process)."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return {}
+    return {f[0].rstrip(":"): int(f[1]) for f in map(str.split, lines)
+            if len(f) == 3 and f[2] == "kB"}
+
+
+def _tree_memory(client: CriClient, daemon_pid: int, cids: list[str]) -> dict[str, float]:
+    """PSS of the whole runtime tree (``runtime_tree``: the pod's pid 1 processes, crid's
+    holders and containerd's pause, included), and the private dirty memory of the container
+    processes' parents: what each monitor/shim costs on its own, whatever it shares."""
+    tree = runtime_tree(client, daemon_pid, cids)
+    parents = {_ppid(p) for p in _container_pids(client, cids)} - {0, 1, daemon_pid}
+    dirty = [_rollup(p).get("Private_Dirty", 0) for p in parents]
+    return {"tree_pss_mib": sum(_rollup(p).get("Pss", 0) for p in tree) / 1024,
+            "container_parent_private_dirty_mean_kib": statistics.mean(dirty) if dirty
+            else float("nan")}
 
 
 def _polling_cpu(client: CriClient, ctx: BenchContext, cids: list[str],

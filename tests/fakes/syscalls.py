@@ -1,11 +1,13 @@
 """A recording fake of runtime.linux.syscalls.MountCalls: a mount table in memory, every call
-recorded in order, and any call made to fail with the errno a test names."""
+recorded in order, and any call made to fail with the errno a test names (every call of a
+name: `fail`; the calls a test picks by their arguments: `refuse`)."""
 
 from __future__ import annotations
 
 import errno
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,11 +19,13 @@ class RecordingMountCalls:
         default_factory=lambda: defaultdict(list))  # target -> stacked (fstype, data)
     fail: dict[str, int] = field(default_factory=dict)  # call name -> errno to raise
     open_fds: list[int] = field(default_factory=list)
+    # (call name, its args) -> errno to raise, or None to let it through
+    refuse: Callable[[str, tuple[object, ...]], int | None] | None = None
 
     def _record(self, name: str, *args: object) -> None:
         self.calls.append((name, args))
-        if name in self.fail:
-            code = self.fail[name]
+        code = self.fail.get(name) or (self.refuse(name, args) if self.refuse else None)
+        if code:
             raise OSError(code, f"{name}: {os.strerror(code)}")
 
     def mount(self, source: str | None, target: str, fstype: str | None, flags: int = 0,

@@ -10,12 +10,14 @@ import secrets
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import grpc
 import pytest
 
 from crid.api import api_pb2 as pb
 from crid.children import DAEMON, OWNER, POD
+from runtime.api import process_start_time
 from tests.integration.containers.helpers import (
     PREFIX,
     ContainerRig,
@@ -176,3 +178,40 @@ def _config(rig: ContainerRig) -> pb.PodSandboxConfig:
     cfg = pod_config(name=f"{PREFIX}pod-{secrets.token_hex(3)}", parent=rig.cgroup_parent)
     cfg.log_directory = str(rig.log_dir / cfg.metadata.name)
     return cfg
+
+
+def _ppid_comm(pid: int) -> tuple[int, str]:
+    ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return ppid, Path(f"/proc/{ppid}/comm").read_text().strip()
+
+
+@pytest.mark.parametrize("mode", ["POD", "CONTAINER"])
+def test_an_exec_running_while_the_daemon_is_killed_is_adopted(rig: ContainerRig,
+                                                               mode: str) -> None:
+    """The exec'd process runs on in its container when the daemon dies; its monitor (the
+    only one who serves it) is adopted by the next daemon, not ended as unrecorded, and it
+    goes with the container."""
+    pod = _pod(rig, MODES[mode])
+    command, child = leaving_a_child()
+    cid = rig.run(pod, container_config(command=command, **_pid_mode(MODES[mode])))
+    _, execd = leaving_a_child()
+    running = rig.rt.ExecSync.future(pb.ExecSyncRequest(
+        container_id=cid, cmd=["/bin/sleep", execd], timeout=600), timeout=620)
+    [sleep] = wait_for("the exec'd sleep", lambda: with_arg(execd))
+    monitor, _ = wait_for("its monitor as its parent",
+                          lambda: _ppid_comm(sleep)[1] == "crid-monitor" and _ppid_comm(sleep))
+    monitor_start = process_start_time(monitor)
+    _kill_and_restart(rig)
+    with pytest.raises(grpc.RpcError):
+        running.result()
+    assert with_arg(execd) == [sleep]
+    assert process_start_time(monitor) == monitor_start  # adopted, not ended
+    assert rig.status(cid).status.state == pb.CONTAINER_RUNNING
+    assert rig.exec(cid, "/bin/echo", "on").stdout == b"on\n"
+    rig.stop(cid, timeout=10)
+    assert with_arg(execd) == with_arg(child) == []
+    rig.remove(cid)
+    assert process_start_time(monitor) is None  # the adopted monitor went with it
+    _remove_pod(rig, pod[0])
+    assert strays(rig.daemon) == {}
+    assert zombies(rig.daemon) == []

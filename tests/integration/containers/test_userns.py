@@ -213,12 +213,17 @@ def test_a_volumes_submounts_are_idmapped_too(rig: ContainerRig) -> None:
         os.chown(vol / "tmp", 1000, 1000)
         pod = rig.run_pod(namespaces=_namespaces(_userns(host)))
         cid = rig.run(pod, container_config(command=("/bin/sleep", "3600"), mounts=[
-            pb.Mount(container_path="/vol", host_path=str(vol))]))
+            pb.Mount(container_path="/vol", host_path=str(vol)),
+            pb.Mount(container_path="/rro", host_path=str(vol), readonly=True,
+                     recursive_read_only=True)]))
         out = rig.exec(cid, "/bin/stat", "-c", "%n %u %g", "/vol/top", "/vol/tmp",
-                       "/vol/tmp/f", "/vol/bound/f")
+                       "/vol/tmp/f", "/vol/bound/f", "/rro/tmp/f")
         assert out.stdout.decode().splitlines() == [
             "/vol/top 1000 1000", "/vol/tmp 1000 1000", "/vol/tmp/f 1000 1000",
-            "/vol/bound/f 1000 1000"], out.stderr
+            "/vol/bound/f 1000 1000", "/rro/tmp/f 1000 1000"], out.stderr
+        # idmapped and recursively read-only together: the submount refuses writes too
+        refused = rig.exec(cid, "/bin/touch", "/rro/tmp/refused")
+        assert refused.exit_code != 0 and b"Read-only file system" in refused.stderr
         # written through the submount's idmap: stored with the host's ids, not the range's
         assert rig.exec(cid, "/bin/sh", "-c", "echo w > /vol/tmp/new").exit_code == 0
         assert os.stat(vol / "tmp" / "new").st_uid == 0
@@ -244,6 +249,7 @@ def test_a_submount_that_cannot_be_idmapped_is_refused_by_name(rig: ContainerRig
         with pytest.raises(grpc.RpcError) as err:
             rig.create(pod, container_config(command=("/bin/sleep", "3600"), mounts=[
                 pb.Mount(container_path="/vol", host_path=str(vol))]))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert f"its submount {vol / 'p'} (proc) cannot be idmapped" in err.value.details()
         assert rig.rt.ListContainers(pb.ListContainersRequest()).containers == []
         assert mounts_under(rig.daemon.root / "containers") == []

@@ -84,15 +84,23 @@ def write_config(base: Path, bridge: str, registry: Registry, parent: str) -> Pa
 
 
 @pytest.fixture
-def docker_rig(tmp_path: Path, registry: Registry, busybox_image: BuiltImage
-               ) -> Iterator[DockerRig]:
+def docker_extra_config() -> str:
+    """Lines appended to the test daemon's [docker] table (a test module overrides it)."""
+    return ""
+
+
+@pytest.fixture
+def docker_rig(tmp_path: Path, registry: Registry, busybox_image: BuiltImage,
+               docker_extra_config: str) -> Iterator[DockerRig]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     assert shutil.which(DOCKER_CLI), "tools/install-deps.sh installs docker.io"
     push(DistributionClient(registry), "busybox", busybox_image, tag="latest")
     bridge = f"crtk{secrets.token_hex(3)}"
     parent = f"/crt-docker-{secrets.token_hex(4)}"
-    daemon = start_crid(tmp_path, config=write_config(tmp_path, bridge, registry, parent))
+    config = write_config(tmp_path, bridge, registry, parent)
+    config.write_text(config.read_text() + docker_extra_config)  # [docker] is the last table
+    daemon = start_crid(tmp_path, config=config)
     (tmp_path / "docker-config").mkdir()
     rig = DockerRig(daemon, registry, parent, tmp_path / "docker-config")
     try:

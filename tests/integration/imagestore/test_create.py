@@ -3,7 +3,9 @@ the inverse of unpacking, byte-exact, deterministic, safe on trees a container w
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import socket
 import stat
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from imagestore import InvalidImage, InvalidReference, NewImage
+from imagestore import InvalidImage, InvalidReference, NewImage, VerificationFailed
 from imagestore.decompress import BombLimits
 from imagestore.digest import Digest
 from imagestore.pack import pack_layer
@@ -191,3 +193,26 @@ def test_tag_moves_and_untag_keeps_the_image(registry: Registry, pushed,
     assert store.untag("localhost/mine") is None
     with pytest.raises(InvalidReference):
         store.tag(base.id, f"localhost/mine@{busybox_image.digest}")
+
+
+def test_a_loaded_config_keeps_its_bytes_and_must_name_its_layers(
+        store_factory: StoreFactory, tmp_path: Path) -> None:
+    store = store_factory()
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    (rootfs / "bin/hello").write_text("hi")
+    tar = tmp_path / "rootfs.tar"
+    diff_id = _pack(rootfs, tar)
+    doc = {**CONFIG, "rootfs": {"type": "layers", "diff_ids": [str(diff_id)]}}
+    raw = json.dumps(doc, indent=3).encode()  # not canonical: the bytes are kept as they are
+    made = store.create(NewImage(None, (tar,), doc, raw_config=raw))
+    assert made.id == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert store.config_bytes(made.id) == raw
+    saved = store.save_layers(made.id, tmp_path)
+    assert [(s.diff_id, s.exact) for s in saved] == [(diff_id, True)]
+    assert saved[0].path.read_bytes() == tar.read_bytes()
+    lying = {**CONFIG, "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}
+    before = snapshot(store.root)
+    with pytest.raises(VerificationFailed):
+        store.create(NewImage(None, (tar,), lying, raw_config=json.dumps(lying).encode()))
+    assert snapshot(store.root) == before

@@ -217,3 +217,23 @@ def test_idmapped_binds_without_mappings_need_a_user_namespace(bundle):
                           "options": ["rbind", "idmap"]})
     res = run(bundle, cfg)
     assert "needs the container to have a user namespace" in res.error
+
+
+def test_a_submount_that_cannot_be_idmapped_fails_create_by_name(bundle, tmp_path):
+    """`ridmap` of a tree holding proc: UnsupportedMount (the host's mounts are at fault, a
+    named type crid maps to FAILED_PRECONDITION) naming the submount and its type."""
+    vol = tmp_path / "crt-vol"
+    (vol / "p").mkdir(parents=True)
+    libc.mount("proc", str(vol / "p"), "proc", 0)
+    try:
+        cfg = default_config(["true"])
+        maps = [{"containerID": 0, "hostID": 1000, "size": 10}]
+        cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(vol),
+                              "options": ["rbind", "ridmap"], "uidMappings": maps,
+                              "gidMappings": maps})
+        res = run(bundle, cfg)
+    finally:
+        libc.umount2(str(vol / "p"), libc.MNT_DETACH)
+    assert res.error.startswith("UnsupportedMount: "), res.error
+    assert f"its submount {vol / 'p'} (proc) cannot be idmapped" in res.error
+    assert res.children_left in (False, None)

@@ -183,6 +183,25 @@ def test_exec_uses_the_container_process_and_checks_state(parts) -> None:
         mgr.exec_sync("c3", ["true"], 5)
 
 
+def test_the_spec_is_read_from_the_bundle_once_after_a_restart(parts, tmp_path) -> None:
+    mgr, _, _, _ = parts  # a manager over records of a previous daemon: nothing in memory
+    config = tmp_path / "containers" / "c1" / "config.json"
+    assert mgr.spec("c1") == {"process": {"args": ["sleep"], "cwd": "/"}}
+    config.write_text('{"process": {"args": ["changed"], "cwd": "/"}}')
+    assert mgr.exec_process("c1") == {"args": ["sleep"], "cwd": "/"}
+    config.unlink()
+    assert mgr.spec("c1")["process"]["args"] == ["sleep"]
+    with pytest.raises(NotFound, match="c2: its spec cannot be read"):
+        (tmp_path / "containers" / "c2" / "config.json").unlink()
+        mgr.spec("c2")
+
+
+def test_exec_templates_are_copies(parts) -> None:
+    mgr, _, _, _ = parts
+    mgr.exec_process("c1")["args"] = ["other"]
+    assert mgr.spec("c1")["process"]["args"] == ["sleep"]
+
+
 def test_update_resources_keeps_device_rules(parts) -> None:
     mgr, rt, _, _ = parts
     rec = mgr.update_resources("c1", Resources(memory_limit=1 << 20, cpu_shares=512))

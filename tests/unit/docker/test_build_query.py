@@ -56,3 +56,21 @@ def test_registry_config_header_gives_credentials_per_registry() -> None:
 def test_refused_up_front(query: str, error: type[Exception], text: str) -> None:
     with pytest.raises(error, match=text):
         parse_query(_req(query))
+
+
+def test_resource_limits_and_rm_reach_the_run_containers() -> None:
+    q = parse_query(_req("memory=67108864&memswap=-1&cpushares=512&cpuquota=50000"
+                         "&cpusetcpus=0-1&rm=0"))
+    r = q.resources
+    assert (r.memory_limit, r.memory_swap_limit, r.cpu_shares) == (64 << 20, 0, 512)
+    assert (r.cpu_quota, r.cpu_period, r.cpuset_cpus) == (50000, 100000, "0-1")
+    assert q.keep_containers
+    assert not parse_query(_req("")).keep_containers  # rm defaults to true
+
+
+@pytest.mark.parametrize("query", ["memory=1024", "memory=-5", "memory=67108864&memswap=1024",
+                                   "cpuquota=10", "cpuperiod=5", "cpusetcpus=a-b",
+                                   "memory=lots"])
+def test_bad_resource_limits_are_refused(query: str) -> None:
+    with pytest.raises(BadRequest):
+        parse_query(_req(query))

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from runtime.errors import InitError
+from runtime.errors import InitError, UnsupportedMount
 from runtime.init import namespaces, process
 from runtime.init.channel import pair
 from runtime.linux import libc
@@ -79,3 +79,22 @@ def test_channel_round_trip_and_errors():
         assert a.recv_or_eof() is None
     finally:
         a.close()
+
+
+def test_channel_errors_keep_the_types_the_parent_maps():
+    """UnsupportedMount crosses by name (crid answers FAILED_PRECONDITION for it); an
+    InitError keeps its text; anything else becomes InitError naming its type."""
+    a, b = pair()
+    try:
+        b.send_error(UnsupportedMount("idmapping /v for /v: refused"))
+        with pytest.raises(UnsupportedMount, match="^idmapping /v for /v: refused$"):
+            a.expect("ready")
+        b.send_error(InitError("mounts: denied"))
+        with pytest.raises(InitError, match="^mounts: denied$"):
+            a.expect("ready")
+        b.send_error(ValueError("bad"))
+        with pytest.raises(InitError, match="^ValueError: bad$"):
+            a.expect("ready")
+    finally:
+        a.close()
+        b.close()

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from runtime.errors import SpecError
-from runtime.spec import load_spec, parse_spec
+from runtime.spec import config_from_doc, load_config, load_spec, parse_spec
 
 MINIMAL = {
     "ociVersion": "1.2.0",
@@ -133,6 +133,24 @@ def test_load_spec_errors_name_the_file(tmp_path):
         load_spec(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps(MINIMAL))
     assert load_spec(str(tmp_path)).oci_version == "1.2.0"
+
+
+def test_a_config_keeps_the_bytes_it_was_read_from(tmp_path):
+    raw = json.dumps(MINIMAL, indent=3).encode() + b"\n"
+    (tmp_path / "config.json").write_bytes(raw)
+    config = load_config(str(tmp_path))
+    assert config.raw == raw  # the state's config.json is the bundle's, byte for byte
+    assert config.spec == parse_spec(MINIMAL)
+
+
+def test_a_config_built_in_memory_is_validated_and_encoded_once():
+    config = config_from_doc(MINIMAL)
+    assert config.spec == parse_spec(MINIMAL)
+    assert json.loads(config.raw) == MINIMAL
+    with pytest.raises(SpecError, match="process.cwd"):
+        config_from_doc(spec_with(process__cwd="relative"))
+    with pytest.raises(SpecError, match="encoding config.json"):  # valid, but not JSON
+        config_from_doc(spec_with(annotations={"a": "b"}, linux__resources={"x": {1, 2}}))
 
 
 def test_runc_default_spec_loads():

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from runtime.errors import SpecError
-from runtime.seccomp import SeccompError, prepare_filter
-from runtime.seccomp.cache import FilterCache, from_wire, to_wire
+from runtime.seccomp import prepare_filter
+from runtime.seccomp.cache import FilterCache
 
 
 def _profile(*names: str) -> dict:
@@ -36,11 +36,3 @@ def test_invalid_profile_is_a_spec_error_and_not_kept():
     with pytest.raises(SpecError):
         cache.get({"defaultAction": "SCMP_ACT_NOPE"})
     assert not cache._filters
-
-
-def test_wire_form_round_trips():
-    f = prepare_filter(_profile("read"))
-    back = from_wire(to_wire(f))
-    assert back.encode() == f.encode() and back.flags == f.flags
-    with pytest.raises(SeccompError):  # a torn program
-        from_wire({"bpf": "AAAA", "flags": 0})
