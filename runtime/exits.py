@@ -90,15 +90,18 @@ class _SharedWatch:
     Why: closing an inotify fd waits for an SRCU grace period (milliseconds); a fresh
     instance per wait made every container wait and delete that much slower. Watches are
     added per directory (the kernel reuses the watch of a directory already watched).
-    Waiters re-check the file after every wake-up, and wake at least every 50 ms, so a waiter
-    whose event another thread consumed is late by that much at most.
-    """
 
-    _POLL_CAP = 0.05
+    One waiter at a time reads the fd (the reader); the others sleep on a lock of their own.
+    After each read, and when it leaves, the reader wakes every other waiter: each checks
+    its file again and one of them becomes the next reader. An event read by one thread is
+    thus never lost to the thread it was for, and nobody wakes on a timer.
+    """
 
     def __init__(self) -> None:
         self._fd = -1
         self._lock = _thread.allocate_lock()  # importing threading would cost the CLI
+        self._reading = False
+        self._sleepers: set[_thread.LockType] = set()
 
     def _fileno(self, directory: str) -> int:
         with self._lock:
@@ -108,19 +111,46 @@ class _SharedWatch:
             return self._fd
 
     def wait(self, path: str, timeout: float | None) -> bool:
-        directory = os.path.dirname(path) or "."
-        fd = self._fileno(directory)
+        fd = self._fileno(os.path.dirname(path) or ".")
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not os.path.exists(path):
-            left = self._POLL_CAP if deadline is None else deadline - time.monotonic()
-            if left <= 0:
+        wake = _thread.allocate_lock()
+        wake.acquire()  # released by a reader: a wake that comes early is kept, not lost
+        with self._lock:
+            self._sleepers.add(wake)
+        try:
+            while not os.path.exists(path):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                if self._become_reader():
+                    self._read(fd, left, wake)
+                else:
+                    wake.acquire(True, -1 if left is None else left)
+            return True
+        finally:
+            with self._lock:
+                self._sleepers.discard(wake)
+
+    def _become_reader(self) -> bool:
+        with self._lock:
+            if self._reading:
                 return False
-            if select.select([fd], [], [], min(left, self._POLL_CAP))[0]:
+            self._reading = True
+            return True
+
+    def _read(self, fd: int, timeout: float | None, me: _thread.LockType) -> None:
+        try:
+            if select.select([fd], [], [], timeout)[0]:
                 try:
                     os.read(fd, 65536)
                 except BlockingIOError:
                     pass
-        return True
+        finally:
+            with self._lock:
+                self._reading = False
+                for other in self._sleepers - {me}:
+                    if other.locked():
+                        other.release()
 
 
 _shared = _SharedWatch()

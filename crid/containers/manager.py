@@ -34,6 +34,7 @@ from crid.containers.model import (
     NsMode,
 )
 from crid.containers.record import ContainerRecord, ContainerState
+from crid.containers.runtime_errors import runtime_errors
 from crid.containers.seams import (
     ContainerRuntime,
     ExecResult,
@@ -56,6 +57,8 @@ from crid.locks import KeyedLocks
 from crid.reservations import ReservationStore
 from crid.resources import Resources
 from crid.store import MetadataStore
+from runtime.api import config_from_doc
+from runtime.linux.atomic import write_atomic
 
 KIND = "container"
 
@@ -90,7 +93,7 @@ class ContainerManager:
                  images: ImageLookup, pods: PodLookup, events: EventBus) -> None:
         self._o, self._store, self._rt = opts, store, runtime
         self._images, self._pods, self._events = images, pods, events
-        self._lock = threading.RLock()  # the index (_records, _specs)
+        self._lock = threading.RLock()  # the index (_records, _specs, _exec_templates)
         self._ops = KeyedLocks()  # one lock per container: its changing operations
         # Traversable, not listable: a user-namespaced container's root (a host uid of its
         # pod's range) walks down to its rootfs (see `_container_dir_mode`).
@@ -98,9 +101,11 @@ class ContainerManager:
         opts.root.chmod(0o711)
         self._records = {r["id"]: ContainerRecord.from_dict(r) for r in store.all(KIND)}
         self._names: ReservationStore[str] = ReservationStore()
-        # id -> config.json as created (it never changes after; read from the bundle once after
-        # a restart): probes exec every few seconds, each from the spec's process
-        self._specs: dict[str, dict[str, Any]] = {}
+        # id -> config.json as created, and its process, the template of execs (probes exec
+        # every few seconds): it never changes after create; read from the bundle once after a
+        # restart. Kept as its bytes (a decoded spec takes some five times the memory).
+        self._specs: dict[str, bytes] = {}
+        self._exec_templates: dict[str, dict[str, Any]] = {}
         self._exit_waits: dict[str, threading.Event] = {}  # id -> set when its exit is marked
         for r in self._records.values():
             self._names.hold(_name_key(r.pod_id, r.name, r.attempt), r.id)
@@ -179,11 +184,16 @@ class ContainerManager:
             rootfs = rootfs_mod.mount_rootfs(self._images.layer_dirs(image.id), cdir,
                                              _pod_userns(pod.context))
             spec, user, img = self._spec(cid, req, image, pod, rootfs, resolved)
+            with runtime_errors(f"creating container {cid}"):
+                config = config_from_doc(spec)  # the one parse: the runtime hands it down
+            # not durable: a power loss ends the container anyway, and the record (in the
+            # metadata store) is what a restart reconciles from
+            write_atomic(cdir / "config.json", config.raw, durable=False)
             if log_path:
                 os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
-            pid = self._rt.create(cid, cdir, spec, log_path, req.stdin, req.stdin_once,
+            pid = self._rt.create(cid, cdir, config, log_path, req.stdin, req.stdin_once,
                                   req.tty)
-            self._specs[cid] = spec
+            self._remember_spec(cid, config.raw, spec["process"])
             undo.callback(self._rt.delete, cid, True)
             rec = dataclasses.replace(self._record(cid, pod.context.pod_id, req, image, cdir,
                                                    log_path, spec, user, img), pid=pid)
@@ -316,6 +326,7 @@ class ContainerManager:
             self._store.delete(KIND, rec.id)
             self._records.pop(rec.id, None)
             self._specs.pop(rec.id, None)
+            self._exec_templates.pop(rec.id, None)
             self._exit_waits.pop(rec.id, None)
 
     def stop_pod(self, pod_id: str, timeout: int = 0) -> None:
@@ -381,24 +392,35 @@ class ContainerManager:
         Raises:
             NotFound: no such container, or its spec cannot be read.
         """
-        return dict(self.spec(cid)["process"])
+        rec = self.get(cid)
+        template = self._exec_templates.get(rec.id)
+        if template is None:
+            template = self.spec(rec.id)["process"]
+        return dict(template)
 
     def spec(self, cid: str) -> dict[str, Any]:
         """The container's OCI config.json, from memory (read from its bundle once after a
-        restart). Shared: read it, do not change it.
+        restart); a fresh copy.
 
         Raises:
             NotFound: no such container, or its spec cannot be read.
         """
         rec = self.get(cid)
-        spec = self._specs.get(rec.id)
-        if spec is None:
-            try:
-                spec = json.loads((Path(rec.bundle) / "config.json").read_bytes())
-            except (OSError, ValueError) as e:
-                raise NotFound(f"container {rec.id}: its spec cannot be read: {e}") from e
-            self._specs[rec.id] = spec
-        return spec
+        raw = self._specs.get(rec.id)
+        try:
+            if raw is None:
+                raw = (Path(rec.bundle) / "config.json").read_bytes()
+                spec = json.loads(raw)
+                self._remember_spec(rec.id, raw, spec["process"])
+                return spec  # type: ignore[no-any-return]
+            return json.loads(raw)  # type: ignore[no-any-return]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise NotFound(f"container {rec.id}: its spec cannot be read: {e}") from e
+
+    def _remember_spec(self, cid: str, raw: bytes, process: dict[str, Any]) -> None:
+        with self._lock:
+            self._specs[cid] = raw
+            self._exec_templates[cid] = process
 
     # --- exits and start-up ----------------------------------------------------------------------
 

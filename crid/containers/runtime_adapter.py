@@ -18,6 +18,7 @@ from crid.containers.runtime_errors import runtime_errors
 from crid.containers.seams import ExecResult, ExitInfo
 from crid.errors import FailedPrecondition
 from runtime.api import (
+    Config,
     ContainerNotFound,
     CreateRequest,
     ExitStatus,
@@ -26,11 +27,9 @@ from runtime.api import (
     OCIRuntimeError,
     Runtime,
     Status,
-    config_from_doc,
     read_exit_file,
     reopen_log,
 )
-from runtime.linux.atomic import write_atomic
 
 # stdout + stderr of an ExecSync: 16 MiB less room for the reply's framing, so the reply
 # fits the kubelet's 16 MiB message limit.
@@ -71,18 +70,13 @@ class EmbeddedRuntime:
     def exit_file(self, cid: str) -> Path:
         return self._o.exits_dir / cid
 
-    def create(self, cid: str, bundle: Path, spec: dict[str, Any], log_path: str, stdin: bool,
+    def create(self, cid: str, bundle: Path, config: Config, log_path: str, stdin: bool,
                stdin_once: bool, tty: bool) -> int:
         self.exit_file(cid).unlink(missing_ok=True)
+        req = CreateRequest(id=cid, bundle=bundle, config=config,
+                            log_path=Path(log_path) if log_path else None,
+                            exit_file=self.exit_file(cid), stdin=stdin, stdin_once=stdin_once)
         with runtime_errors(f"creating container {cid}"):
-            config = config_from_doc(spec)  # the one parse: the Runtime hands it to the init
-            # not durable: a power loss ends the container anyway, and the record (in the
-            # metadata store) is what a restart reconciles from
-            write_atomic(bundle / "config.json", config.raw, durable=False)
-            req = CreateRequest(id=cid, bundle=bundle, config=config,
-                                log_path=Path(log_path) if log_path else None,
-                                exit_file=self.exit_file(cid), stdin=stdin,
-                                stdin_once=stdin_once)
             return self.rt.create(req).pid
 
     def start(self, cid: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from crid.containers.model import UserNs
 from crid.containers.spec import PodContext
+from runtime.api import Config
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,11 @@ class PodForContainers:
 
 
 class ContainerRuntime(Protocol):
-    def create(self, cid: str, bundle: Path, spec: dict[str, Any], log_path: str, stdin: bool,
+    def create(self, cid: str, bundle: Path, config: Config, log_path: str, stdin: bool,
                stdin_once: bool, tty: bool) -> int:
-        """Creates the container of the OCI config ``spec`` (validated once, and written as
-        the bundle's config.json for OCI tools); its process waits for start. Returns its
-        host pid."""
+        """Creates the container of ``config`` (validated once, by the caller, and handed down
+        as such; the bundle holds it as config.json for OCI tools); its process waits for
+        start. Returns its host pid."""
         ...
     def start(self, cid: str) -> None: ...
     def kill(self, cid: str, sig: int) -> None: ...

@@ -23,8 +23,8 @@ from crid.docker.archive_fs import (
     PathStat,
     absolute,
     inner,
+    locate,
     open_at,
-    open_root,
     path_error,
     stat_path,
 )
@@ -59,8 +59,10 @@ def get_archive(d: DockerDeps, req: Request) -> Response:
     path = absolute(req.arg("path"))
     stack = contextlib.ExitStack()
     try:
-        root = stack.enter_context(open_root(d, c))
-        rel, st = stat_path(root, path, ref)
+        loc = stack.enter_context(locate(d, c, path))
+        root = loc.root
+        rel, st = stat_path(root, loc.path, ref, name=path,
+                            mount=loc.bind.target if loc.bind else "/")
         if path.endswith("/") or path.endswith("/."):
             _require_dir(root, rel, path, ref)
     except BaseException:
@@ -98,8 +100,9 @@ def put_archive(d: DockerDeps, req: Request) -> Response:
     path = absolute(req.arg("path"))
     opts = UntarOptions(keep_owner=req.flag("copyUIDGID"),
                         no_overwrite_dir_non_dir=req.flag("noOverwriteDirNonDir"))
-    with open_root(d, c) as root:
-        rel = inner(root, path, follow_last=True)
+    with locate(d, c, path) as loc:
+        root = loc.root
+        rel = inner(root, loc.path, follow_last=True)
         try:
             dest = open_at(root, rel, DIR_PATH)
         except OSError as e:
@@ -107,7 +110,12 @@ def put_archive(d: DockerDeps, req: Request) -> Response:
                 raise BadRequest("extraction point is not a directory") from None
             raise path_error(e, path, ref) from None
         try:
-            _check_writable(c, "/" if rel == "." else "/" + rel)
+            if loc.bind is not None:
+                if loc.bind.readonly:
+                    raise PermissionDenied(f"mounted volume {loc.bind.target} is marked "
+                                           "read-only")
+            else:
+                _check_writable(c, "/" if rel == "." else "/" + rel)
             with req.body_stream().spool() as archive:
                 extract(archive, dest, opts)
         finally:

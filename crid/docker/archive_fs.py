@@ -2,7 +2,9 @@
 
 A running container is reached through `/proc/<pid>/root` (its own mount namespace: its bind
 mounts, /etc/hosts and tmpfs are what the client sees, as Docker mounts volumes for `cp`); a
-stopped one through its rootfs mount, which stays mounted until the container is removed.
+stopped one through its rootfs mount, which stays mounted until the container is removed,
+except below a bind mount's target: there the bind's source directory is the root (what the
+container would see there once started, as Docker mounts volumes for `cp`).
 Every path is resolved with the container's root as `/` (symlinks, `..` and absolute links
 never leave it): lexically with `secure_join` to name things, then opened with
 openat2(RESOLVE_IN_ROOT) so a rename racing with the resolution cannot lead outside either.
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from crid.docker.containers_view import DockerContainer
+from crid.docker.create_body import BindMount
 from crid.docker.deps import DockerDeps
 from crid.docker.errors import BadRequest, Conflict
 from crid.errors import NotFound
@@ -52,6 +55,50 @@ class PathStat:
     mode: int  # Go's os.FileMode bits
     mtime_ns: int
     link_target: str
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a client's path is: the root to resolve it in, the path inside that root, and
+    the bind mount that root is (a stopped container's bind source), if any."""
+
+    root: ContainerRoot
+    path: str
+    bind: BindMount | None = None
+
+
+@contextlib.contextmanager
+def locate(d: DockerDeps, c: DockerContainer, path: str) -> Iterator[Located]:
+    """The root holding `path` (from `absolute`), open for the block.
+
+    Raises:
+        Conflict: the container has no filesystem (its CRI container is gone).
+    """
+    bind = None if c.running else _bind_of(c, path)
+    if bind is None:
+        with open_root(d, c) as root:
+            yield Located(root, path)
+        return
+    rest = path[len(bind.target.rstrip("/")):] or "/"
+    try:
+        fd = os.open(bind.source, DIR_PATH)
+    except OSError as e:
+        raise Conflict(f"container {c.id}: bind mount {bind.source} cannot be opened: "
+                       f"{e.strerror}") from e
+    try:
+        yield Located(ContainerRoot(fd, bind.source, frozenset()), rest, bind)
+    finally:
+        os.close(fd)
+
+
+def _bind_of(c: DockerContainer, path: str) -> BindMount | None:
+    """The innermost directory bind whose target holds `path` (lexically)."""
+    def holds(b: BindMount) -> bool:
+        top = b.target.rstrip("/")
+        return bool(top) and (path == top or path.startswith(top + "/")) and \
+            os.path.isdir(b.source)
+    return max((b for b in c.body.binds if holds(b)), key=lambda b: len(b.target),
+               default=None)
 
 
 @contextlib.contextmanager
@@ -163,8 +210,11 @@ def lstat_at(root: ContainerRoot, rel: str) -> os.stat_result:
         os.close(fd)
 
 
-def stat_path(root: ContainerRoot, path: str, container: str) -> tuple[str, PathStat]:
-    """(resolved relative path, its stat) of `path` (from `absolute`), as Docker's StatPath.
+def stat_path(root: ContainerRoot, path: str, container: str, name: str = "",
+              mount: str = "/") -> tuple[str, PathStat]:
+    """(resolved relative path, its stat) of `path` (from `absolute`), as Docker's StatPath;
+    `name` is the client's path and `mount` the bind's target when `path` is inside a bind's
+    root instead.
 
     Raises:
         NotFound: the path does not exist in the container; BadRequest: it goes through a
@@ -174,12 +224,12 @@ def stat_path(root: ContainerRoot, path: str, container: str) -> tuple[str, Path
     try:
         st = lstat_at(root, rel)
     except OSError as e:
-        raise path_error(e, path, container) from None
+        raise path_error(e, name or path, container) from None
     link = ""
     if stat.S_ISLNK(st.st_mode):
-        target = inner(root, path, follow_last=True)
-        link = "/" if target == "." else "/" + target
-    return rel, PathStat(go_base(path), st.st_size, go_mode(st.st_mode), st.st_mtime_ns, link)
+        link = posixpath.normpath(posixpath.join(mount, inner(root, path, follow_last=True)))
+    return rel, PathStat(go_base(name or path), st.st_size, go_mode(st.st_mode),
+                         st.st_mtime_ns, link)
 
 
 def path_error(e: OSError, path: str, container: str) -> Exception:

@@ -54,7 +54,10 @@ def _ps_match(c: DockerContainer, f: dict[str, list[str]]) -> bool:
         "ancestor": lambda v: c.body.image == v or (c.record is not None and
                                                      c.record.image_id.startswith(v)),
     }
-    return all(any(checks[name](v) for v in values) for name, values in f.items())
+    # Docker ANDs label filters and ORs the values of every other filter (docker-compose
+    # asks for project=X and oneoff=False at once).
+    return all((all if name == "label" else any)(checks[name](v) for v in values)
+               for name, values in f.items())
 
 
 def list_containers(d: DockerDeps, req: Request) -> Response:

@@ -9,7 +9,9 @@ below it: the same hierarchies, the same resource writes, the same bottom-up rem
 from __future__ import annotations
 
 import errno
+import os
 import re
+import select
 import time
 from typing import Protocol
 
@@ -36,7 +38,7 @@ UNIT_NAME_MAX = 255  # systemd's longest unit name
 # Slice names as systemd accepts them (no template "@", no ":" that would split an OCI
 # "slice:prefix:name" cgroupsPath, no escapes).
 _SLICE = re.compile(r"^[A-Za-z0-9_.-]+\.slice$")
-# A just-killed infra process (a zombie until reaped) keeps a v1 cgroup busy for a while.
+# A just-killed process keeps its cgroup busy until it has exited.
 REMOVE_WAIT = 5.0
 
 
@@ -189,9 +191,31 @@ class RuntimePodCgroups:
                 cg.destroy()
                 return
             except RuntimeCgroupError as e:
-                if _errno(e) != errno.EBUSY or time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if _errno(e) != errno.EBUSY or left <= 0 or not _await_exits(cg.pids(), left):
                     raise CgroupError(f"removing pod cgroup {path}: {e}") from e
-            time.sleep(0.05)
+
+
+def _await_exits(pids: list[int], timeout: float) -> bool:
+    """Wait, woken by their pidfds, until every process in ``pids`` has exited (a process
+    leaves its cgroup as it exits). False on timeout, or when none was running any more:
+    then no exit can free the cgroup, and the caller's wait is over."""
+    deadline = time.monotonic() + timeout
+    waited = False
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            if select.select([fd], [], [], 0)[0]:
+                continue  # exited already
+            waited = True
+            if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                return False
+        finally:
+            os.close(fd)
+    return waited
 
 
 def _errno(e: RuntimeCgroupError) -> int | None:

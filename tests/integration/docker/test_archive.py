@@ -216,3 +216,34 @@ def test_read_only_rootfs_refuses_but_a_bind_takes_it(rig: DockerRig, tmp_path: 
     finally:
         client.close()
     rig.cli("rm", "-f", "cp7")
+
+
+def test_stopped_container_cp_goes_to_its_bind_source(rig: DockerRig, tmp_path: Path) -> None:
+    """Stopped, a bind's target is its source directory, as the container sees it running."""
+    shared, ro = tmp_path / "shared", tmp_path / "ro"
+    shared.mkdir()
+    ro.mkdir()
+    (shared / "old").write_text("on the host\n")
+    os.symlink("old", shared / "lnk")
+    rig.cli("create", "--name", "cp8", "-v", f"{shared}:/data", "-v", f"{ro}:/ro:ro",
+            "busybox", "cat", "/data/new")
+    (tmp_path / "new").write_text("copied in\n")
+    rig.cli("cp", str(tmp_path / "new"), "cp8:/data/new")
+    assert (shared / "new").read_text() == "copied in\n"
+    rig.cli("cp", "cp8:/data/old", str(tmp_path / "old"))
+    assert (tmp_path / "old").read_text() == "on the host\n"
+    client = rig.client()
+    try:
+        c = client.containers.get("cp8")
+        _, st = c.get_archive("/data/lnk")
+        assert st["linkTarget"] == "/data/old" and st["name"] == "lnk"
+        _, st = c.get_archive("/data")
+        assert st["name"] == "data" and st["mode"] & (1 << 31)
+        with pytest.raises(docker.errors.APIError) as err:
+            c.put_archive("/ro", _tar({"f": b"x"}))
+        assert err.value.status_code == 403 and not (ro / "f").exists()
+    finally:
+        client.close()
+    rig.cli("start", "-a", "cp8")
+    assert rig.cli("logs", "cp8").stdout == "copied in\n"
+    rig.cli("rm", "cp8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from crid.containers.stats import CgroupReader
 from crid.errors import InvalidArgument
-from crid.pods.cgroups import RuntimePodCgroups, pod_cgroup_path
+from crid.pods.cgroups import CgroupError, RuntimePodCgroups, pod_cgroup_path
 from crid.resources import Resources
 from tests.integration.pods.helpers import CGROUP_ROOTS, cleanup_cgroup_parent
 
@@ -102,3 +103,32 @@ def test_limits_the_kernel_refuses_leave_nothing(parent: str) -> None:
     with pytest.raises(InvalidArgument, match="refused by the kernel"):
         _create(cgroups, parent, "crid-p3", Resources(cpu_period=100000, cpu_quota=500))
     assert _dirs(f"{parent[1:]}/crid-p3") == []
+
+
+def test_destroy_waits_for_the_exit_of_a_process_still_inside(parent: str) -> None:
+    """A process that outlives the runtime's brief rmdir retries (a slow exit): the removal
+    waits for its exit (its pidfd tells) and succeeds; one that does not exit is an error
+    naming the cgroup."""
+    cgroups = RuntimePodCgroups()
+    path = _create(cgroups, parent, "slow", None)
+    slow = subprocess.Popen(["sleep", "3"])
+    stuck = subprocess.Popen(["sleep", "3600"])
+    try:
+        cgroups.add_process(path, slow.pid)
+        reaper = threading.Thread(target=slow.wait, daemon=True)  # its parent reaps it
+        reaper.start()
+        cgroups.destroy(path)
+        reaper.join(30)
+        assert slow.returncode == 0
+        assert _dirs(path) == []
+        path = _create(cgroups, parent, "stuck", None)
+        cgroups.add_process(path, stuck.pid)
+        with pytest.raises(CgroupError, match="removing pod cgroup"):
+            cgroups.destroy(path)
+        assert _dirs(path) != []
+    finally:
+        for p in (slow, stuck):
+            p.kill()
+            p.wait()
+    cgroups.destroy(path)
+    assert _dirs(path) == []

@@ -196,10 +196,12 @@ def test_the_spec_is_read_from_the_bundle_once_after_a_restart(parts, tmp_path) 
         mgr.spec("c2")
 
 
-def test_exec_templates_are_copies(parts) -> None:
+def test_specs_and_exec_templates_are_copies(parts) -> None:
     mgr, _, _, _ = parts
     mgr.exec_process("c1")["args"] = ["other"]
-    assert mgr.spec("c1")["process"]["args"] == ["sleep"]
+    mgr.spec("c1")["process"]["cwd"] = "/elsewhere"
+    assert mgr.spec("c1")["process"] == {"args": ["sleep"], "cwd": "/"}
+    assert mgr.exec_process("c1") == {"args": ["sleep"], "cwd": "/"}
 
 
 def test_update_resources_keeps_device_rules(parts) -> None:

@@ -63,6 +63,32 @@ def test_exit_watcher(tmp_path: Path) -> None:
     assert not wait_for_file(str(tmp_path / "c3"), 0.05)
 
 
+def test_waits_on_one_watch_each_get_their_file(tmp_path: Path) -> None:
+    """Many threads wait at once; whichever reads the shared inotify fd, each wakes for its
+    own file (no timer: an event one read for another would otherwise be lost to it)."""
+    names = [f"w{i}" for i in range(8)]
+    (tmp_path / "other").mkdir()
+    results: dict[str, bool] = {}
+
+    def wait(name: str) -> None:
+        where = tmp_path / "other" if name == "w7" else tmp_path
+        results[name] = wait_for_file(str(where / name), None)
+
+    threads = [threading.Thread(target=wait, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    short = threading.Thread(target=lambda: results.update(gone=wait_for_file(
+        str(tmp_path / "never"), 0.01)))
+    short.start()
+    short.join()
+    for name in reversed(names):
+        where = tmp_path / "other" if name == "w7" else tmp_path
+        write_atomic(str(where / name), b"{}")
+    for t in threads:
+        t.join(30)
+    assert results == {"gone": False} | {n: True for n in names}
+
+
 def test_parse_signal() -> None:
     assert parse_signal("9") == parse_signal("KILL") == parse_signal("SIGKILL") == 9
     assert parse_signal("term") == 15
