@@ -126,7 +126,8 @@ def put_archive(d: DockerDeps, req: Request) -> Response:
 
 def _check_writable(c: DockerContainer, where: str) -> None:
     """Docker's rule: a read-only bind refuses, and outside any bind a read-only root does."""
-    bind = max((b for b in c.body.binds if _under(where, b.target)),
+    mounts = [*c.body.binds, *c.body.volumes]
+    bind = max((b for b in mounts if _under(where, b.target)),
                key=lambda b: len(b.target), default=None)
     if bind is not None and bind.readonly:
         raise PermissionDenied(f"mounted volume {bind.target} is marked read-only")
