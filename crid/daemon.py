@@ -40,6 +40,8 @@ from crid.images import store_options
 from crid.metric_sources import MetricSources
 from crid.network import PodNetwork, make_pod_network
 from crid.network.factory import options_from_config
+from crid.network.named import NamedNetworks
+from crid.network.switch import NetworkSwitch
 from crid.observability import Observability
 from crid.pods import PodManager, PodOptions, SetupDeps, handler_set
 from crid.pods.cgroups import RuntimePodCgroups
@@ -285,7 +287,12 @@ class Daemon:
         network = make_pod_network(opts)
         if pod_cidrs.get():
             network.update_pod_cidr(",".join(pod_cidrs.get()))
-        return network
+        # Docker's user-defined networks: loaded (bridges, NAT, DNS) before the pods'
+        # reconciliation, which releases what removed pods left on them too.
+        self._named = NamedNetworks(self.root / "networks", opts)
+        self._named.start()
+        self._stack.callback(self._named.stop)
+        return NetworkSwitch(network, self._named)
 
     def _build_pods(self, store: MetadataStore, network: PodNetwork) -> PodManager:
         cfg = self.cfg
@@ -376,7 +383,7 @@ class Daemon:
                           events=self._events, runtime=self._runtime,
                           console_dir=self.run_root / "console",
                           state_dir=self.root / "docker", root=self.root,
-                          volumes=VolumeStore(self.root / "volumes"),
+                          volumes=VolumeStore(self.root / "volumes"), networks=self._named,
                           cgroup_driver=self.cfg.cgroup_driver,
                           cgroup_parent=self.cfg.docker.cgroup_parent,
                           short_names=tuple(self.cfg.images.short_name_registries))

@@ -17,6 +17,7 @@ from crid.docker import (
     export,
     images,
     load,
+    networks,
     save,
     system,
     volumes,
@@ -53,6 +54,7 @@ class DockerFrontDoor:
         save.register(router, deps)
         load.register(router, deps)
         volumes.register(router, deps)
+        networks.register(router, deps)
         self._volumes = deps.volumes
         self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
                                     BuildServiceOptions(deps.root / "build", deps.cgroup_parent,
