@@ -20,6 +20,7 @@ from crid.docker import (
     networks,
     save,
     system,
+    system_df,
     volumes,
 )
 from crid.docker.build_steps import KeptStepRunner
@@ -48,6 +49,7 @@ class DockerFrontDoor:
         images.register(router, deps)
         containers.register(router, deps)
         archive.register(router, deps)
+        system_df.register(router, deps)
         changes.register(router, deps)
         commit.register(router, deps)
         export.register(router, deps)
