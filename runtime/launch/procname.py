@@ -9,7 +9,7 @@ def set_comm(name: str) -> None:
     """Write ``name`` (15 bytes are kept) to /proc/self/comm; best effort.
 
     Plain fd calls: a text-mode ``open`` runs through io's and codecs' objects, and in a
-    monitor every page touched becomes its own copy (see ``monitor.loop.set_up_in_child``)."""
+    monitor every page touched becomes its own copy (see ``monitor.handoff.set_up_in_child``)."""
     try:
         fd = os.open("/proc/self/comm", os.O_WRONLY | os.O_CLOEXEC)
     except OSError:

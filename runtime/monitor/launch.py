@@ -19,15 +19,9 @@ from typing import Any
 
 from runtime.errors import OCIRuntimeError
 from runtime.launch.procname import set_comm
-from runtime.monitor.loop import (
-    ChildSpawner,
-    Monitor,
-    MonitorOptions,
-    fork_with_channel,
-    install_signals,
-    receive_handoff,
-    take_handoff,
-)
+from runtime.monitor.handoff import fork_with_channel, receive_handoff, take_handoff
+from runtime.monitor.loop import ChildSpawner, Monitor, MonitorOptions, install_signals
+from runtime.monitor.setup import MonitorSetUp
 from runtime.monitor.stdio import ChildStdio
 from runtime.records import dataclass, fields
 
@@ -128,7 +122,7 @@ def monitor_ahead(take: Callable[[], tuple[bytes, list[int]] | None],
     wait = got[int(handoff[b"wait"])] if b"wait" in handoff else None
     monitor = Monitor(_options_from(handoff), _Uncounted, None, reply, wait)
     monitor.wake_r = wake_r
-    return monitor.serve(monitor.adopt(child, handoff, True, got))
+    return monitor.serve(monitor.setup.adopt(child, handoff, True, got))
 
 
 _BRIEF, _CLOSED = b"brief", b"closed"
@@ -181,19 +175,19 @@ def _set_up_from_wire(sock: Any, raw: bytes, fds: list[int],
                       parse: Callable[[bytes, list[int]], tuple[MonitorRequest, MonitorFds]],
                       report: Callable[[list[int], Exception], None],
                       make_spawner: Callable[[Any], ChildSpawner]) -> int:
-    """The set-up of ``monitor_ahead``'s child: parse, then as ``Monitor.run``'s."""
+    """The set-up of ``monitor_ahead``'s child: parse, then set up as ``Monitor.run``'s does."""
     try:
         request, mfds = parse(raw, fds)
     except Exception as e:  # a malformed request: answer it on its reply fd, if any
         report(fds, e)
         sock.send(b"failed")
         return 1
-    monitor = Monitor(request.monitor, lambda: make_spawner(request.spawner), mfds.stdio,
-                      mfds.reply, mfds.wait, mfds.preserved)
+    setup = MonitorSetUp(request.monitor, lambda: make_spawner(request.spawner), mfds.stdio,
+                         mfds.reply, mfds.preserved)
     passed = {b"reply": mfds.reply}
     if mfds.wait is not None:
         passed[b"wait"] = mfds.wait
-    return monitor.set_up_for_monitor(sock, _options_words(request.monitor), passed)
+    return setup.set_up_for_monitor(sock, _options_words(request.monitor), passed)
 
 
 def _options_words(opts: MonitorOptions) -> list[bytes]:

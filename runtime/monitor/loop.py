@@ -1,22 +1,21 @@
 """The monitor: parent and subreaper of one container process (conmon's job).
 
-It spawns the process through a ``ChildSpawner``, reports the pid on a reply fd, then in one
-poll loop: logs output to the CRI log, fans it out to attach clients, feeds stdin, applies
-resizes, reopens the log on request, and reaps. When the process exits it records the exit file,
-tells clients, removes its socket and exits. It never depends on the process that started it.
+``runtime.monitor.setup`` spawns the process through a ``ChildSpawner`` and reports the pid on a
+reply fd (in a throwaway child that hands its result over, ``runtime.monitor.handoff``); this
+module is the serving loop that runs on what the set-up left. In one poll loop it logs output
+to the CRI log, fans it out to attach clients, feeds stdin, applies resizes, reopens the log on
+request, and reaps. When the process exits it records the exit file, tells clients, removes its
+socket and exits. It never depends on the process that started it.
 """
 
 from __future__ import annotations
 
 import _signal
 import _socket
-import array
 import errno
 import fcntl
-import json
 import os
 import select
-import signal
 import socket
 import struct
 import termios
@@ -27,11 +26,12 @@ from typing import Protocol
 from runtime.cgroups.files import read_keyed
 from runtime.linux import libc
 from runtime.monitor import framing
-from runtime.monitor.attach import listen_unix
 from runtime.monitor.crilog import READ_SIZE, CriLogWriter
 from runtime.monitor.exitfile import ExitStatus, rfc3339_nano, write_exit_file
+from runtime.monitor.handoff import close_listener, set_up_in_child, take_handoff
 from runtime.monitor.leftovers import end_group
-from runtime.monitor.stdio import ChildStdio, MonitorSide, StdioPlan
+from runtime.monitor.setup import NOT_COUNTED, MonitorSetUp
+from runtime.monitor.stdio import ChildStdio, MonitorSide
 from runtime.records import dataclass
 
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -39,13 +39,6 @@ _DRAIN_GRACE = 0.5      # seconds to wait for EOF on outputs once the process is
 _CLIENT_BUFFER_MAX = 4 << 20
 _BACKLOG_MAX = 64 << 10
 _FIRST_CLIENT_LINGER = 5.0  # seconds
-_NOT_COUNTED = -1  # OOM kills before the spawn, when not counted (brief processes)
-# Plain ints, combined once at import (in the zygote): or-ing socket's IntFlag members, or
-# signal's enum conversions, run enum code, and every page the monitor touches is its own.
-_PAIR_TYPE = int(socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-_RECV_FLAGS = int(socket.MSG_CMSG_CLOEXEC)
-_HANDOFF_MAX = 1 << 16
-_HANDOFF_ANC = socket.CMSG_SPACE(8 * array.array("i").itemsize)
 
 
 @dataclass(frozen=True)
@@ -58,8 +51,8 @@ class MonitorOptions:
     ``await_attach``: the requester is about to attach; output produced before it connects is
     kept for it (bounded), and an exit before it connects waits for it a little.
     ``brief``: the process is short-lived and its monitor with it (ExecSync): it is spawned by
-    the monitor itself rather than from a throwaway child (see ``set_up_in_child``: the memory
-    that child saves matters only for a monitor that lives long), which saves a fork and a
+    the monitor itself rather than from a throwaway child (see ``handoff.set_up_in_child``: the
+    memory that child saves matters only for a monitor that lives long), which saves a fork and a
     second parse of the spec for the OOM count at the end; its exit never reports an OOM kill.
     """
 
@@ -119,17 +112,14 @@ class Monitor:
                  preserved: tuple[int, ...] = ()) -> None:
         self.opts = opts
         self.spawner = spawner
-        self.inherited = inherited
-        self.preserved = preserved
-        self.reply_fd = reply_fd
+        self.setup = MonitorSetUp(opts, spawner, inherited, reply_fd, preserved)
         self.wait_fd = wait_fd
         self.pid = 0
+        self.mine = MonitorSide()
         self.oom_counter: tuple[str, str] | None = None
         self.group: str | None = None  # see ChildSpawner.leftover_group
         self.status: ExitStatus | None = None
         self.log: CriLogWriter | None = None
-        # _socket's type, not socket's: its Python wrappers (and their enum conversions) would
-        # be more code run, and pages copied, in the monitor.
         self.listener: _socket.socket | None = None
         self.clients: dict[int, _Client] = {}
         self.stdin_buf = bytearray()
@@ -140,30 +130,38 @@ class Monitor:
         self.backlog: bytearray | None = bytearray() if opts.await_attach else None
         self.poll = select.poll()
 
-    # -- set-up -----------------------------------------------------------------------------
+    # -- set-up, then serving -------------------------------------------------------------
     def run(self) -> int:
         """Set up (here for a brief process, else in a throwaway child), serve, finish;
         returns the monitor's exit code."""
         self.wake_r, _ = install_signals()
+        setup = self.setup
         if self.opts.brief:
-            return self.serve(self._start_here())
-        child, msg, fds = set_up_in_child(self._set_up_for_monitor)
+            return self.serve(setup.start_here())
+        child, msg, fds = set_up_in_child(setup.set_up_for_monitor)
         # the set-up child had its own copies of these
-        for fd in (set(self.inherited or ()) | set(self.preserved)) - {0, 1, 2}:
+        for fd in (set(setup.inherited or ()) | set(setup.preserved)) - {0, 1, 2}:
             os.close(fd)
-        return self.serve(self.adopt(child, take_handoff(msg), bool(msg), fds))
+        return self.serve(setup.adopt(child, take_handoff(msg), bool(msg), fds))
 
     def serve(self, oom_before: int | None) -> int:
         """The loop and the end, once set up (``oom_before`` None: the set-up failed, and the
         requester has the error); returns the monitor's exit code."""
         if oom_before is None:
             return 1
+        self._take(self.setup)
         try:
             self._loop()
         except Exception:  # a bug in the I/O must not lose the exit status: just reap
             self._reap_until_exit()
         self._finish(oom_before)
         return 0
+
+    def _take(self, setup: MonitorSetUp) -> None:
+        """What the set-up left: the process, the ends of its stdio, the log, the listener."""
+        self.pid, self.mine, self.log, self.listener = \
+            setup.pid, setup.mine, setup.log, setup.listener
+        self.oom_counter, self.group = setup.oom_counter, setup.group
 
     def _reap_until_exit(self) -> None:
         while self.status is None:
@@ -174,160 +172,6 @@ class Monitor:
                 return
             if pid == self.pid:
                 self.status = ExitStatus.from_wait_status(pid, status, False)
-
-    def _start_here(self) -> int | None:
-        """Set up and spawn in this process (a brief process, see ``MonitorOptions``): the OOM
-        kills before it, or None when it failed (the requester has the error)."""
-        plan = StdioPlan()
-        try:
-            self._prepare(plan)
-            self.pid = self.spawner().spawn(plan.child)
-            self._after_spawn(plan)
-        except Exception as e:
-            self._fail(plan, e)
-            return None
-        self.mine = plan.mine
-        _detach_own_stdio()
-        self._reply_started()
-        # No OOM count: the caller of a brief process (ExecSync) has no use for it, and
-        # reading it means finding the container's cgroup, twice.
-        return _NOT_COUNTED
-
-    def _prepare(self, plan: StdioPlan) -> None:
-        """The stdio plan, the log file and the attach socket. Raises OSError."""
-        o = self.opts
-        plan.preserve(self.preserved)
-        if o.stdio_mode == "inherit":
-            plan.inherit(self.inherited or (0, 1, 2))
-        elif o.stdio_mode == "console":
-            plan.child.console_socket = o.console_socket
-        elif o.stdio_mode == "terminal":
-            plan.console(_sibling(o.attach_socket or o.exit_file or "/tmp/x", "console"))
-        else:
-            plan.pipes(o.stdin)
-        if o.log_path:
-            self.log = CriLogWriter(o.log_path)
-        if o.attach_socket:
-            self.listener = listen_unix(o.attach_socket)
-            self.listener.setblocking(False)
-
-    def _after_spawn(self, plan: StdioPlan, unlink: bool = True) -> None:
-        plan.after_spawn(unlink=unlink)
-        if self.opts.stdio_mode == "terminal":
-            plan.mine.stdin = plan.mine.pty if self.opts.stdin else None
-
-    def _fail(self, plan: StdioPlan, e: BaseException, unlink: bool = True) -> None:
-        """Undo the set-up and answer the requester; ``unlink``: remove the attach socket's
-        file too (else the caller's job)."""
-        if self.pid:  # spawned, but the set-up around it failed: take it down
-            _kill_and_reap(self.pid)
-        plan.abort()
-        kind = getattr(e, "kind", type(e).__name__)
-        self._reply({"ok": False, "error": str(e), "type": kind})
-        if unlink:
-            self._remove_socket()
-        elif self.listener is not None:
-            self.listener.close()
-
-    def set_up_for_monitor(self, sock: _socket.socket, extra: list[bytes],
-                           passed: dict[bytes, int] | None = None) -> int:
-        """In the throwaway set-up child (see ``set_up_in_child``): set up, spawn, and send the
-        monitor the handoff (``extra``: more words for it; ``passed``: more fds, each named
-        ``<role>=<index>`` like the handoff's own); on failure, answer the requester and tell
-        the monitor. Returns the child's exit code.
-
-        The spawn may have taken this process into the container's namespaces (spawn_init's
-        ``in_place``), where the host's paths are not what they were: afterwards it uses fds
-        only, and leaves the files to remove (``unlink.*``) to the monitor."""
-        plan = StdioPlan()
-        try:
-            self._prepare(plan)
-            spawner = self.spawner()
-            oom_before = spawner.oom_kill_count()
-            self.pid = spawner.spawn(plan.child)
-            counter = spawner.oom_counter()
-            group = spawner.leftover_group()
-            self._after_spawn(plan, unlink=False)
-        except BaseException as e:
-            self._fail(plan, e, unlink=False)
-            sock.send(b"\0".join([b"failed", *_to_unlink(plan, self.opts.attach_socket)]))
-            return 1
-        words, fds = _handoff(self.pid, oom_before, plan.mine, self.log, self.listener)
-        for role, fd in (passed or {}).items():
-            words.append(role + b"=%d" % len(fds))
-            fds.append(fd)
-        words += _to_unlink(plan, None)
-        if counter is not None:  # where the monitor reads the OOM kills at the end
-            words += [b"oomdir=" + os.fsencode(counter[0]), b"oomfile=" + os.fsencode(counter[1])]
-        if group is not None:  # whose leftovers the monitor ends (ChildSpawner.leftover_group)
-            words.append(b"group=" + os.fsencode(group))
-        sock.sendmsg([b"\0".join(words + extra)],
-                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-        return 0
-
-    def _set_up_for_monitor(self, sock: _socket.socket) -> int:
-        return self.set_up_for_monitor(sock, [])
-
-    def adopt(self, child: int, handoff: dict[bytes, bytes] | None, answered: bool,
-              fds: list[int]) -> int | None:
-        """In the monitor: take over what the set-up child sent (``set_up_in_child``,
-        ``take_handoff``) and answer the requester (the loop reaps the child). ``answered``:
-        the child answered the requester itself (it failed). Returns the OOM kills before the
-        spawn, or None when the set-up failed (the requester has the error)."""
-        if handoff is None:
-            for fd in fds:
-                os.close(fd)
-            os.waitpid(child, 0)
-            if answered:
-                self._drop_reply()
-            else:  # it died without a word (killed?)
-                self._reply({"ok": False, "error": "the container's creator process died",
-                             "type": "InitError"})
-                _unlink(self.opts.attach_socket)
-            return None
-        kept = {role: fds[int(i)] for role, i in handoff.items() if role in _FD_ROLES}
-        self.pid = int(handoff[b"pid"])
-        if b"oomdir" in handoff:
-            self.oom_counter = (handoff[b"oomdir"].decode(errors="surrogateescape"),
-                                handoff[b"oomfile"].decode(errors="surrogateescape"))
-        if b"group" in handoff:
-            self.group = handoff[b"group"].decode(errors="surrogateescape")
-        self.mine = MonitorSide(outputs={s: kept[r] for s, r in ((1, b"out1"), (2, b"out2"))
-                                         if r in kept},
-                                stdin=kept.get(b"stdin"), pty=kept.get(b"pty"))
-        if b"log" in kept:
-            self.log = CriLogWriter(self.opts.log_path or "", kept[b"log"])
-        if b"listen" in kept:
-            self.listener = _socket.socket(fileno=kept[b"listen"])
-            self.listener.setblocking(False)
-        # Not waiting for the set-up child's exit (tearing down its address space takes a
-        # millisecond or more): the loop reaps it, and its exit re-parents the container's
-        # process to this monitor (a subreaper) a moment after the requester has its pid.
-        self._reply_started()
-        return int(handoff[b"oom"])
-
-    def _reply_started(self) -> None:
-        # Formatted by hand: json's encoder would be one more thing the monitor touches.
-        self._write_reply(b'{"ok": true, "pid": %d, "monitor_pid": %d}\n'
-                          % (self.pid, os.getpid()))
-
-    def _reply(self, msg: dict) -> None:
-        self._write_reply(json.dumps(msg).encode() + b"\n")
-
-    def _drop_reply(self) -> None:
-        if self.reply_fd is not None:
-            os.close(self.reply_fd)
-            self.reply_fd = None
-
-    def _write_reply(self, line: bytes) -> None:
-        if self.reply_fd is None:
-            return
-        try:
-            os.write(self.reply_fd, line)
-        except OSError:
-            pass  # the requester is gone; the container carries on
-        os.close(self.reply_fd)
-        self.reply_fd = None
 
     # -- the loop -----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -539,7 +383,7 @@ class Monitor:
     def _finish(self, oom_before: int) -> None:
         assert self.status is not None
         try:
-            oom = oom_before != _NOT_COUNTED and self._oom_kills() > oom_before
+            oom = oom_before != NOT_COUNTED and self._oom_kills() > oom_before
         except Exception:
             oom = False
         self.status = ExitStatus(self.status.pid, self.status.exit_code, self.status.signal,
@@ -550,7 +394,7 @@ class Monitor:
         if self.log is not None:
             self.log.close()
         self._await_first_client()
-        self._remove_socket()
+        close_listener(self.listener, self.opts.attach_socket)
         self._farewell(record)
         if self.wait_fd is not None:
             try:
@@ -572,11 +416,6 @@ class Monitor:
         if select.select([self.listener], [], [], _FIRST_CLIENT_LINGER)[0]:
             self._accept()
 
-    def _remove_socket(self) -> None:
-        if self.listener is not None and self.opts.attach_socket:
-            self.listener.close()
-            _unlink(self.opts.attach_socket)
-
     def _farewell(self, record: bytes) -> None:
         """Give connected clients the rest of the output and the exit record, then close."""
         deadline = time.monotonic() + 2.0
@@ -596,14 +435,11 @@ class Monitor:
         self.clients.clear()
 
 
-_FD_ROLES = frozenset((b"out1", b"out2", b"stdin", b"pty", b"log", b"listen"))
-
-
 def install_signals() -> tuple[int, int]:
     """Make the calling monitor a subreaper whose poll loop SIGCHLD wakes; returns the wake
     pipe (the loop polls its read end; ``_signal.set_wakeup_fd`` has its write end). C-level
     calls only (``_signal``, not ``signal``, whose enum conversions run Python code): a
-    monitor pays a private copy of every page it touches (see ``set_up_in_child``)."""
+    monitor pays a private copy of every page it touches (see ``handoff.set_up_in_child``)."""
     libc.set_child_subreaper()
     _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -616,131 +452,9 @@ def _wake(signum: int, frame: object) -> None:
     """SIGCHLD's handler: nothing to do, the wakeup fd wakes the loop."""
 
 
-def set_up_in_child(set_up: Callable[[_socket.socket], int]) -> tuple[int, bytes, list[int]]:
-    """Fork a throwaway child that runs ``set_up(sock)`` and exits; return its pid, the
-    handoff it sent on ``sock`` (b"" when it died first) and the fds attached to it.
-
-    Why: parsing the spec, reading cgroup mounts, creating the container, and the monitor's
-    own set-up (stdio, log file, attach socket) allocate and touch many objects; every page
-    touched becomes a private copy (copy-on-write from the zygote) in the long-lived
-    monitor. The child does all of it and sends back the container's pid and the fds the
-    monitor keeps (``_handoff``), so the monitor runs little more than its loop. The child is
-    a subreaper (spawn_init makes it one); when it exits, the container's process is
-    re-parented to the monitor, itself a subreaper, which reaps it. The calling monitor
-    detaches from its requester's stdio meanwhile.
-    """
-    child, ours = fork_with_channel(set_up)
-    _detach_own_stdio()
-    msg, fds = receive_handoff(ours)
-    return child, msg, fds
-
-
-def fork_with_channel(run: Callable[[_socket.socket], int]) -> tuple[int, _socket.socket]:
-    """Fork a child that runs ``run(sock)`` and exits with its code (whatever it raises);
-    return the child's pid and our end of ``sock`` (a close-on-exec seqpacket pair)."""
-    ours, theirs = _socket.socketpair(socket.AF_UNIX, _PAIR_TYPE)
-    child = os.fork()
-    if child == 0:
-        code = 1
-        try:
-            ours.close()
-            code = run(theirs)
-        finally:
-            os._exit(code)
-    theirs.close()
-    return child, ours
-
-
-def receive_handoff(ours: _socket.socket) -> tuple[bytes, list[int]]:
-    """The set-up child's message on ``ours`` (closed afterwards; b"" when the child died
-    first) and the fds attached to it."""
-    fds = array.array("i")
-    try:
-        msg, anc, _, _ = ours.recvmsg(_HANDOFF_MAX, _HANDOFF_ANC, _RECV_FLAGS)
-    except OSError:
-        msg, anc = b"", []
-    ours.close()
-    for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    return msg, list(fds)
-
-
-def take_handoff(msg: bytes) -> dict[bytes, bytes] | None:
-    """The handoff's words as a dict (see ``_handoff``), once the files it names for removal
-    (``unlink.*``) are removed; None for a failure (``failed``) or nothing (the child died)."""
-    status, *rest = msg.split(b"\0")
-    words = dict(w.split(b"=", 1) for w in rest)
-    for key in (b"unlink.console", b"unlink.attach"):
-        if key in words:
-            _unlink(words[key].decode(errors="surrogateescape"))
-    return words if status == b"ok" else None
-
-
-def _to_unlink(plan: StdioPlan, attach_socket: str | None) -> list[bytes]:
-    """The handoff's words naming the files the monitor removes for the set-up child."""
-    words = []
-    if plan.console_path:
-        words.append(b"unlink.console=" + os.fsencode(plan.console_path))
-    if attach_socket:
-        words.append(b"unlink.attach=" + os.fsencode(attach_socket))
-    return words
-
-
-def _handoff(pid: int, oom_before: int, mine: MonitorSide, log: CriLogWriter | None,
-             listener: _socket.socket | None) -> tuple[list[bytes], list[int]]:
-    """What the set-up child sends the monitor: NUL-separated words ``ok``, ``pid=<pid>``,
-    ``oom=<n>`` and ``<role>=<index>`` where each index points into the attached fds (roles:
-    out1, out2, stdin, pty, log, listen; a terminal's pty is out1 and maybe stdin too).
-    Callers append more: ``oomdir``/``oomfile`` (the spawner's ``oom_counter``),
-    ``unlink.console``, and ``monitor_ahead``'s ``opt.<field>``, ``reply``, ``wait`` (fds
-    attached as well)."""
-    fds: list[int] = []
-    words = [b"ok", b"pid=%d" % pid, b"oom=%d" % oom_before]
-    roles = [(b"out1", mine.outputs.get(1)), (b"out2", mine.outputs.get(2)),
-             (b"stdin", mine.stdin), (b"pty", mine.pty),
-             (b"log", log.fileno() if log is not None else None),
-             (b"listen", listener.fileno() if listener is not None else None)]
-    for role, fd in roles:
-        if fd is not None:
-            if fd not in fds:
-                fds.append(fd)
-            words.append(role + b"=%d" % fds.index(fd))
-    return words, fds
-
-
-def _unlink(path: str | None) -> None:
-    if path:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-
-
-def _sibling(path: str, name: str) -> str:
-    return os.path.join(os.path.dirname(path), f".{name}-{os.getpid()}.sock")
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
-
-
 def _drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):
             pass
     except BlockingIOError:
         pass
-
-
-def _detach_own_stdio() -> None:
-    """The monitor keeps none of its requester's terminals or pipes open."""
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    if null > 2:
-        os.close(null)

@@ -1,5 +1,5 @@
-"""The set-up child's handoff to the monitor (runtime.monitor.loop / launch): its words, the
-monitor options it carries, and the fds it attaches."""
+"""The set-up child's handoff to the monitor (runtime.monitor.handoff, setup and launch): its
+words, the monitor options it carries, and the fds it attaches."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import os
 import socket
 
 from runtime.monitor.crilog import CriLogWriter
+from runtime.monitor.handoff import handoff_words, set_up_in_child, take_handoff
 from runtime.monitor.launch import _close_all_but, _options_from, _options_words
-from runtime.monitor.loop import MonitorOptions, _handoff, set_up_in_child, take_handoff
+from runtime.monitor.loop import MonitorOptions
 from runtime.monitor.stdio import MonitorSide
 
 
@@ -27,7 +28,7 @@ def test_options_roundtrip_with_odd_paths() -> None:
 
 def test_handoff_names_each_fd_once() -> None:
     mine = MonitorSide(outputs={1: 7}, stdin=7, pty=7)  # a terminal: the pty is all three
-    words, fds = _handoff(42, 3, mine, None, None)
+    words, fds = handoff_words(42, 3, mine, None, None)
     handoff = take_handoff(b"\0".join(words))
     assert fds == [7]
     assert handoff == {b"pid": b"42", b"oom": b"3", b"out1": b"0", b"stdin": b"0",
@@ -62,7 +63,7 @@ def test_set_up_in_child_passes_fds(tmp_path) -> None:  # type: ignore[no-untype
         r, w = os.pipe()
         os.write(w, b"from the child")
         log = CriLogWriter(log_path)
-        words, fds = _handoff(os.getpid(), 0, MonitorSide(outputs={1: r}), log, None)
+        words, fds = handoff_words(os.getpid(), 0, MonitorSide(outputs={1: r}), log, None)
         sock.sendmsg([b"\0".join(words)],
                      [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         return 0
