@@ -167,8 +167,9 @@ def test_killsig(make: Any, name: str, signal: str) -> None:
     # The shell's `sleep 10 &` opens /dev/null for the job's stdin: under the generator's
     # deny-all device rules only runc's allowed devices make that work.
     # runtime-tools kills as soon as the state says running, before sh may have set its trap
-    # (runc failed it so here once): /ready says the trap is set.
-    rt = make(name, ["sh", "-c", f"trap 'touch /{signal}' {signal}; touch /ready;"
+    # (runc failed it so here once): /ready says the trap is set. The trap exits: a signal that
+    # lands between `touch /ready` and `wait` runs it before the shell waits out the sleep.
+    rt = make(name, ["sh", "-c", f"trap 'touch /{signal}; exit 0' {signal}; touch /ready;"
                                  " sleep 10 & wait $!"], f"ks{signal.lower()}")
     assert rt.create() == 0
     assert rt.call("start", rt.id) == 0
