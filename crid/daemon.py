@@ -40,7 +40,10 @@ from crid.images import store_options
 from crid.metric_sources import MetricSources
 from crid.network import PodNetwork, make_pod_network
 from crid.network.factory import options_from_config
+from crid.network.named import NamedNetworks
+from crid.network.switch import NetworkSwitch
 from crid.observability import Observability
+from crid.observed_images import ObservedImageStore
 from crid.pods import PodManager, PodOptions, SetupDeps, handler_set
 from crid.pods.cgroups import RuntimePodCgroups
 from crid.pods.namespaces import NamespacePinner
@@ -48,6 +51,7 @@ from crid.pods.network import ReadinessCondition
 from crid.runtime_info import PodCidrStore
 from crid.sd_notify import Notifier
 from crid.server.container_rpc import ContainerDeps
+from crid.server.errors import status_for
 from crid.server.image_service import ImageService, ImageServiceDeps
 from crid.server.interceptor import ErrorsAndLogging
 from crid.server.runtime_service import RuntimeService, RuntimeServiceDeps, add_to_server
@@ -219,9 +223,11 @@ class Daemon:
         pod_cidrs = PodCidrStore(store)
         network = TracedNetwork(self._build_pod_network(pod_cidrs), self._observability.span)
         containers: list[ContainerManager] = []  # bound below: images ask who uses them
-        self._images = ImageStore(
+        self._images = ObservedImageStore(
             store_options(self.cfg.images, self.root / "images"),
-            in_use=lambda: containers[0].image_ids_in_use() if containers else ())
+            in_use=lambda: containers[0].image_ids_in_use() if containers else (),
+            span=self._observability.span, finished=self._observability.pull_finished,
+            code_of=lambda e: status_for(e).name)
         self._stack.callback(self._images.close)
         self._stack.callback(self._events.close)  # after the exit watcher's last event
         pods = self._build_pods(store, network)
@@ -236,8 +242,7 @@ class Daemon:
             containers=ContainerDeps(containers[0], pods, self._events),
             stats=StatsDeps(containers[0], pods, CgroupReader()), streaming=streaming))
         images = ImageService(ImageServiceDeps(
-            store=self._images, containers_dir=self.root / "containers",
-            pulled_bytes=self._observability.pulled_bytes, span=self._observability.span))
+            store=self._images, containers_dir=self.root / "containers"))
         add_to_server(runtime, server)
         api_pb2_grpc.add_ImageServiceServicer_to_server(images, server)
         health_servicer = health.HealthServicer()
@@ -285,7 +290,12 @@ class Daemon:
         network = make_pod_network(opts)
         if pod_cidrs.get():
             network.update_pod_cidr(",".join(pod_cidrs.get()))
-        return network
+        # Docker's user-defined networks: loaded (bridges, NAT, DNS) before the pods'
+        # reconciliation, which releases what removed pods left on them too.
+        self._named = NamedNetworks(self.root / "networks", opts)
+        self._named.start()
+        self._stack.callback(self._named.stop)
+        return NetworkSwitch(network, self._named)
 
     def _build_pods(self, store: MetadataStore, network: PodNetwork) -> PodManager:
         cfg = self.cfg
@@ -376,7 +386,7 @@ class Daemon:
                           events=self._events, runtime=self._runtime,
                           console_dir=self.run_root / "console",
                           state_dir=self.root / "docker", root=self.root,
-                          volumes=VolumeStore(self.root / "volumes"),
+                          volumes=VolumeStore(self.root / "volumes"), networks=self._named,
                           cgroup_driver=self.cfg.cgroup_driver,
                           cgroup_parent=self.cfg.docker.cgroup_parent,
                           short_names=tuple(self.cfg.images.short_name_registries))

@@ -27,9 +27,6 @@ from crid.version import CRI_API_VERSION, __version__
 # From 1 ms (List*, Version) to 5 min (a large pull): the kubelet's own CRI buckets span this.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
                    60, 120, 300)
-PULL_METHOD = "PullImage"
-
-
 class _StateCollector(Collector):
     """crid_containers / crid_pods by state, and open streaming sessions, counted when
     scraped (from the managers' in-memory indexes: no disk, no locks held long)."""
@@ -97,17 +94,16 @@ class Metrics:
         self._latency.labels(method, code).observe(seconds)
         if code != "OK":
             self._errors.labels(method, code).inc()
-        if method == PULL_METHOD:
-            self._pull_seconds.observe(seconds)
-            if code == "OK":
-                self._pull_ok.inc()
-            else:
-                self._pull_failed.labels(code).inc()
 
     # --- events ----------------------------------------------------------------------------
 
-    def pulled_bytes(self, n: int) -> None:
-        self._pull_bytes.inc(n)
+    def pull_finished(self, seconds: float, code: str, fetched: int) -> None:
+        self._pull_seconds.observe(seconds)
+        self._pull_bytes.inc(fetched)
+        if code == "OK":
+            self._pull_ok.inc()
+        else:
+            self._pull_failed.labels(code).inc()
 
     def oom_killed(self) -> None:
         self._ooms.inc()

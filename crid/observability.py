@@ -104,9 +104,10 @@ class Observability:
         self._update_observers()
         return f"metrics on {wanted}" if wanted else "metrics off"
 
-    def pulled_bytes(self, n: int) -> None:
+    def pull_finished(self, seconds: float, code: str, fetched: int) -> None:
+        """One image pull ended, from either front door (crid.observed_images)."""
         if self._serving:
-            self._metrics.pulled_bytes(n)
+            self._metrics.pull_finished(seconds, code, fetched)
 
     def _watch_ooms(self) -> None:
         """Counts OOM kills from the container event stream: every path that records an exit

@@ -6,7 +6,7 @@
 set -euo pipefail
 run_pkgs=(python3-venv util-linux nftables iproute2 libseccomp2 procps)
 pkgs=("${run_pkgs[@]}" docker-registry busybox-static containerd runc crun
-      containernetworking-plugins iptables openssl apache2-utils docker.io)
+      containernetworking-plugins iptables openssl apache2-utils docker.io docker-compose)
 [ "${1:-}" != run ] || pkgs=("${run_pkgs[@]}")
 missing=()
 for p in "${pkgs[@]}"; do

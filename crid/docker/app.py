@@ -17,8 +17,10 @@ from crid.docker import (
     export,
     images,
     load,
+    networks,
     save,
     system,
+    system_df,
     volumes,
 )
 from crid.docker.build_steps import KeptStepRunner
@@ -47,12 +49,14 @@ class DockerFrontDoor:
         images.register(router, deps)
         containers.register(router, deps)
         archive.register(router, deps)
+        system_df.register(router, deps)
         changes.register(router, deps)
         commit.register(router, deps)
         export.register(router, deps)
         save.register(router, deps)
         load.register(router, deps)
         volumes.register(router, deps)
+        networks.register(router, deps)
         self._volumes = deps.volumes
         self._builds = BuildService(deps.images, deps.pods, deps.containers, deps.events,
                                     BuildServiceOptions(deps.root / "build", deps.cgroup_parent,

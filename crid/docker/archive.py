@@ -31,6 +31,7 @@ from crid.docker.archive_fs import (
 from crid.docker.archive_tar import tar_resource
 from crid.docker.archive_untar import UntarOptions, extract
 from crid.docker.containers_view import DockerContainer, find
+from crid.docker.create_body import BindMount, VolumeMount
 from crid.docker.deps import DockerDeps
 from crid.docker.errors import BadRequest
 from crid.docker.http import Request, Response
@@ -126,7 +127,8 @@ def put_archive(d: DockerDeps, req: Request) -> Response:
 
 def _check_writable(c: DockerContainer, where: str) -> None:
     """Docker's rule: a read-only bind refuses, and outside any bind a read-only root does."""
-    bind = max((b for b in c.body.binds if _under(where, b.target)),
+    mounts: list[BindMount | VolumeMount] = [*c.body.binds, *c.body.volumes]
+    bind = max((b for b in mounts if _under(where, b.target)),
                key=lambda b: len(b.target), default=None)
     if bind is not None and bind.readonly:
         raise PermissionDenied(f"mounted volume {bind.target} is marked read-only")

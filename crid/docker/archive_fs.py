@@ -3,7 +3,7 @@
 A running container is reached through `/proc/<pid>/root` (its own mount namespace: its bind
 mounts, /etc/hosts and tmpfs are what the client sees, as Docker mounts volumes for `cp`); a
 stopped one through its rootfs mount, which stays mounted until the container is removed,
-except below a bind mount's target: there the bind's source directory is the root (what the
+except below a bind mount's or volume's target: there its directory is the root (what the
 container would see there once started, as Docker mounts volumes for `cp`).
 Every path is resolved with the container's root as `/` (symlinks, `..` and absolute links
 never leave it): lexically with `secure_join` to name things, then opened with
@@ -74,7 +74,7 @@ def locate(d: DockerDeps, c: DockerContainer, path: str) -> Iterator[Located]:
     Raises:
         Conflict: the container has no filesystem (its CRI container is gone).
     """
-    bind = None if c.running else _bind_of(c, path)
+    bind = None if c.running else _bind_of(d, c, path)
     if bind is None:
         with open_root(d, c) as root:
             yield Located(root, path)
@@ -91,14 +91,20 @@ def locate(d: DockerDeps, c: DockerContainer, path: str) -> Iterator[Located]:
         os.close(fd)
 
 
-def _bind_of(c: DockerContainer, path: str) -> BindMount | None:
-    """The innermost directory bind whose target holds `path` (lexically)."""
+def _bind_of(d: DockerDeps, c: DockerContainer, path: str) -> BindMount | None:
+    """The innermost directory bind or volume whose target holds `path` (lexically), as a
+    bind of its directory."""
+    mounts = list(c.body.binds)
+    for v in c.body.volumes:
+        with contextlib.suppress(NotFound):
+            mounts.append(BindMount(str(d.volumes.get(v.name).mountpoint), v.target,
+                                    v.readonly))
+
     def holds(b: BindMount) -> bool:
         top = b.target.rstrip("/")
         return bool(top) and (path == top or path.startswith(top + "/")) and \
             os.path.isdir(b.source)
-    return max((b for b in c.body.binds if holds(b)), key=lambda b: len(b.target),
-               default=None)
+    return max((b for b in mounts if holds(b)), key=lambda b: len(b.target), default=None)
 
 
 @contextlib.contextmanager

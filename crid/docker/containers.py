@@ -22,6 +22,7 @@ from crid.docker.http import Hijack, Request, Response, empty, json_response
 from crid.docker.inspect import inspect, status_word, summary
 from crid.docker.logs import LogOptions, log_stream, parse_time
 from crid.docker.router import Router
+from crid.docker.sizes import sizes
 from crid.docker.stats import stats
 from crid.docker.streams import run_session
 from crid.docker.top import top
@@ -54,7 +55,10 @@ def _ps_match(c: DockerContainer, f: dict[str, list[str]]) -> bool:
         "ancestor": lambda v: c.body.image == v or (c.record is not None and
                                                      c.record.image_id.startswith(v)),
     }
-    return all(any(checks[name](v) for v in values) for name, values in f.items())
+    # Docker ANDs label filters and ORs the values of every other filter (docker-compose
+    # asks for project=X and oneoff=False at once).
+    return all((all if name == "label" else any)(checks[name](v) for v in values)
+               for name, values in f.items())
 
 
 def list_containers(d: DockerDeps, req: Request) -> Response:
@@ -64,7 +68,14 @@ def list_containers(d: DockerDeps, req: Request) -> Response:
     limit = req.int_arg("limit", -1)
     if limit is not None and limit > 0:
         shown = shown[:limit]
+    if req.flag("size"):
+        return json_response([{**summary(d, c), **sizes(d, c)} for c in shown])
     return json_response([summary(d, c) for c in shown])
+
+
+def _inspect(d: DockerDeps, req: Request) -> Response:
+    c = find(d, req.params["id"])
+    return json_response({**inspect(d, c), **(sizes(d, c) if req.flag("size") else {})})
 
 
 def _timeout(req: Request) -> int | None:
@@ -210,8 +221,7 @@ def resize(d: DockerDeps, req: Request) -> Response:
 def register(router: Router, d: DockerDeps) -> None:
     router.add("POST", "/containers/create", lambda req: create(d, req))
     router.add("GET", "/containers/json", lambda req: list_containers(d, req))
-    router.add("GET", "/containers/{id}/json",
-               lambda req: json_response(inspect(d, find(d, req.params["id"]))))
+    router.add("GET", "/containers/{id}/json", lambda req: _inspect(d, req))
     router.add("POST", "/containers/{id}/start",
                lambda req: _done(lambda: lifecycle.start(d, req.params["id"])))
     router.add("POST", "/containers/{id}/stop",

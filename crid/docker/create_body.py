@@ -12,13 +12,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crid.docker.errors import BadRequest
-from crid.errors import InvalidArgument, NotFound
+from crid.errors import InvalidArgument
 from crid.volumes import check_volume_name
 
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+_NETWORK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 _PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$")
 RESTART_POLICIES = ("", "no", "always", "on-failure", "unless-stopped")
 NETWORK_MODES = ("", "default", "bridge", "host", "none")
+BUILTIN_NETWORKS = ("bridge", "host", "none")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ class CreateBody:
     memory: int = 0
     nano_cpus: int = 0
     cpu_shares: int = 0
-    network_mode: str = "bridge"
+    network_mode: str = "bridge"  # bridge, host, none, or a user-defined network's name
+    network_id: str = ""  # that user-defined network's id (resolved at create)
+    aliases: list[str] = field(default_factory=list)  # on that network (--network-alias)
     dns: list[str] = field(default_factory=list)
     extra_hosts: list[str] = field(default_factory=list)
     auto_remove: bool = False
@@ -152,8 +156,9 @@ def parse_create(body: Any) -> CreateBody:
     if auto_remove and policy not in ("", "no"):
         raise BadRequest("can't create 'AutoRemove' container with restart policy")
     network = _get(host, "NetworkMode", str, hc) or "bridge"
-    if network not in NETWORK_MODES:
-        raise NotFound(f"network {network[:60]} not found (crid serves bridge, host and none)")
+    if network not in NETWORK_MODES and not _NETWORK.match(network):
+        raise BadRequest(f"invalid network mode {network[:60]!r} (bridge, host, none or the "
+                         "name of a network; container:<id> is not served)")
     return CreateBody(
         image=image, cmd=_strings(body, "Cmd", ""), entrypoint=_strings(body, "Entrypoint", ""),
         env=_env(_strings(body, "Env", "") or []),
@@ -171,12 +176,28 @@ def parse_create(body: Any) -> CreateBody:
         cap_add=_strings(host, "CapAdd", hc) or [], cap_drop=_strings(host, "CapDrop", hc) or [],
         memory=_non_negative(host, "Memory"), nano_cpus=_non_negative(host, "NanoCpus"),
         cpu_shares=_non_negative(host, "CpuShares"),
-        network_mode=network if network in ("host", "none") else "bridge",
+        network_mode=network if network not in ("", "default") else "bridge",
+        aliases=_aliases(body, network),
         dns=_strings(host, "Dns", hc) or [], extra_hosts=_extra_hosts(host),
         auto_remove=auto_remove, restart_policy=policy if policy else "no",
         restart_max=_non_negative(restart, "MaximumRetryCount"),
         readonly_rootfs=bool(_get(host, "ReadonlyRootfs", bool, hc)),
         publish_all=bool(_get(host, "PublishAllPorts", bool, hc)))
+
+
+def _aliases(body: dict[str, Any], network: str) -> list[str]:
+    """NetworkingConfig.EndpointsConfig[network].Aliases (the CLI's --network-alias)."""
+    cfg = _get(body, "NetworkingConfig", dict, "") or {}
+    endpoints = _get(cfg, "EndpointsConfig", dict, "NetworkingConfig.") or {}
+    for name, ep in endpoints.items():
+        if not isinstance(ep, dict):
+            raise BadRequest(f"NetworkingConfig.EndpointsConfig.{name[:60]}: must be an object")
+    ep = endpoints.get(network) or {}
+    aliases = _strings(ep, "Aliases", "EndpointsConfig.") or []
+    for a in aliases:
+        if not _NETWORK.match(a):
+            raise BadRequest(f"invalid network alias {a[:60]!r}")
+    return aliases
 
 
 def _non_negative(obj: dict[str, Any], key: str) -> int:

@@ -11,6 +11,7 @@ from crid.containers.runtime_adapter import EmbeddedRuntime
 from crid.docker.events import EventJournal
 from crid.docker.image_configs import ImageConfigs
 from crid.events import EventBus
+from crid.network.named import NamedNetworks
 from crid.pods import PodManager
 from crid.volumes import VolumeStore
 from imagestore import ImageStore
@@ -27,6 +28,7 @@ class DockerDeps:
     state_dir: Path  # <root>/docker: container logs of Docker-side containers
     root: Path  # crid's root (DockerRootDir)
     volumes: VolumeStore  # <root>/volumes
+    networks: NamedNetworks  # user-defined networks (<root>/networks)
     cgroup_driver: str = "cgroupfs"
     cgroup_parent: str = ""  # pod cgroup parent of Docker-side containers ("" = crid's default)
     short_names: tuple[str, ...] = ("docker.io",)  # the image store's short-name registries

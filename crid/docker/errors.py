@@ -33,6 +33,10 @@ class Conflict(DockerApiError):
     """A name in use, an image used by a container, removing a running container: 409."""
 
 
+class Forbidden(DockerApiError):
+    """An operation Docker refuses outright (on its predefined networks): 403."""
+
+
 class NotModified(DockerApiError):
     """Starting a started container, stopping a stopped one: 304 (no body)."""
 
@@ -51,6 +55,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (BadRequest, 400),
     (RouteNotFound, 404),
     (Conflict, 409),
+    (Forbidden, 403),
     (NotImplementedYet, 501),
     (errors.InvalidArgument, 400),
     (errors.NotFound, 404),

@@ -126,7 +126,6 @@ def inspect(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
     ip = _ip(c)
     network = {"IPAddress": ip, "IPPrefixLen": 16 if ip else 0, "Gateway": "",
                "MacAddress": "", "NetworkID": "", "EndpointID": ""}
-    mode = c.body.network_mode
     return {
         "Id": c.id, "Created": rfc3339(c.pod.created_at),
         "Path": "", "Args": [], "State": state(c),
@@ -139,7 +138,29 @@ def inspect(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:
         "Mounts": _mounts(d, c.body), "Config": _config(d, c),
         "NetworkSettings": {"Bridge": "", "SandboxID": c.id, "HairpinMode": False,
                             "Ports": _ports(d, c), "SandboxKey": "", **network,
-                            "Networks": {mode: {**network, "Aliases": None, "Links": None}}}}
+                            "Networks": _networks(d, c, network)}}
+
+
+def _networks(d: DockerDeps, c: DockerContainer, default: dict[str, Any]
+              ) -> dict[str, dict[str, Any]]:
+    """NetworkSettings.Networks by network name (docker-compose reads the names to decide
+    which networks a container still needs to be connected to)."""
+    out: dict[str, dict[str, Any]] = {}
+    if not c.body.network_id:
+        out[c.body.network_mode] = {**default, "Aliases": None, "Links": None}
+    for rec in d.networks.all():
+        lease = d.networks.lease(rec.id, c.id)
+        if lease is None:
+            continue
+        v4 = next((a for a in lease.addresses if ":" not in a), "")
+        ip, _, plen = v4.partition("/")
+        out[rec.name] = {"IPAMConfig": None, "Links": None,
+                         "Aliases": [*rec.aliases.get(c.id, []), c.id[:12]],
+                         "NetworkID": rec.id, "EndpointID": "", "Gateway": rec.gateway,
+                         "IPAddress": ip, "IPPrefixLen": int(plen or 0), "IPv6Gateway": "",
+                         "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                         "MacAddress": "", "DriverOpts": None}
+    return out
 
 
 def summary(d: DockerDeps, c: DockerContainer) -> dict[str, Any]:

@@ -9,6 +9,7 @@ same container; the pod, its id, name, network and log stay. remove: the pod wit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import shutil
 import signal
@@ -23,7 +24,7 @@ from crid.containers.record import ContainerState
 from crid.docker import container_volumes as volumes
 from crid.docker import ports
 from crid.docker.containers_view import DockerContainer, all_containers, find, view
-from crid.docker.create_body import CreateBody, check_name
+from crid.docker.create_body import BUILTIN_NETWORKS, CreateBody, check_name
 from crid.docker.deps import DockerDeps
 from crid.docker.errors import BadRequest, Conflict, NotModified
 from crid.docker.specs import NAME_ANNOTATION, container_request, pod_spec
@@ -66,9 +67,12 @@ def create(d: DockerDeps, name: str, body: CreateBody) -> str:
                            "container to be able to reuse that name.")
         body = ports.publish(d, body, d.image_config(image.id))
         log_dir = d.state_dir / "logs" / secrets.token_hex(16)  # not by name: names change
+        body, gateway = _network(d, body)
         with d.volumes.lock, volumes.attached(d, body) as body:
-            pod_id = d.pods.run(pod_spec(name, body, log_dir, d.cgroup_parent))
+            pod_id = d.pods.run(pod_spec(name, body, log_dir, d.cgroup_parent, gateway))
     try:
+        if body.network_id:
+            d.networks.set_aliases(body.network_id, pod_id.value, body.aliases)
         rec = d.containers.create(pod_id.value, _request(d, name, 0, body, image.id))
         volumes.fill(d, body, Path(rec.rootfs))
     except BaseException:
@@ -78,6 +82,18 @@ def create(d: DockerDeps, name: str, body: CreateBody) -> str:
         raise
     _event(d, "create", pod_id.value, name, body)
     return pod_id.value
+
+
+def _network(d: DockerDeps, body: CreateBody) -> tuple[CreateBody, str]:
+    """The body with its user-defined network resolved (by name, id or id prefix), and the
+    DNS server of that network. Raises NotFound."""
+    if body.network_mode in BUILTIN_NETWORKS:
+        if body.aliases:
+            raise BadRequest("network-scoped aliases are only supported for user-defined "
+                             "networks")
+        return body, ""
+    net = d.networks.get(body.network_mode)
+    return dataclasses.replace(body, network_mode=net.name, network_id=net.id), net.gateway
 
 
 def _request(d: DockerDeps, name: str, attempt: int, body: CreateBody, image_id: str

@@ -28,8 +28,10 @@ LOG_NAME = "container.log"  # one log for every run of the container (docker log
 CPU_PERIOD = 100_000
 
 
-def pod_spec(name: str, body: CreateBody, log_dir: Path, cgroup_parent: str) -> PodSpec:
-    """The pod holding the container: network, hostname, DNS, published ports."""
+def pod_spec(name: str, body: CreateBody, log_dir: Path, cgroup_parent: str,
+             dns_server: str = "") -> PodSpec:
+    """The pod holding the container: network, hostname, DNS, published ports. On a
+    user-defined network (`body.network_id`) its DNS is the network's, at `dns_server`."""
     ports = tuple(PortMapping(p.container_port, p.host_port, p.protocol.upper(),  # type: ignore
                               p.host_ip) for p in body.port_bindings)
     host = body.network_mode == "host"
@@ -41,12 +43,20 @@ def pod_spec(name: str, body: CreateBody, log_dir: Path, cgroup_parent: str) -> 
     return PodSpec(
         metadata=Metadata(name=name, uid=secrets.token_hex(16), namespace=NAMESPACE),
         hostname="" if host else (body.hostname or ""), log_directory=str(log_dir),
-        dns=DNSConfig(servers=tuple(body.dns)) if body.dns else None, port_mappings=ports,
+        dns=_dns(body, dns_server), port_mappings=ports, network=body.network_id,
         labels=dict(body.labels), cgroup_parent=cgroup_parent,
         annotations={CONFIG_ANNOTATION: json.dumps(body.to_record()), NAME_ANNOTATION: name},
         namespaces=NamespaceOptions(network=NODE if host else POD, pid="CONTAINER", ipc=POD),
         privileged=body.privileged, front_door=DOCKER,
         attach_network=body.network_mode != "none")
+
+
+def _dns(body: CreateBody, dns_server: str) -> DNSConfig | None:
+    if body.dns:
+        return DNSConfig(servers=tuple(body.dns))
+    if body.network_id and dns_server:  # ndots:0 as Docker's: a bare name is tried as is
+        return DNSConfig(servers=(dns_server,), options=("ndots:0",))
+    return None
 
 
 def _user(text: str) -> dict[str, object]:

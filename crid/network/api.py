@@ -59,6 +59,8 @@ class PodNetworkRequest:
     ifname: str = "eth0"
     # Requested static IPs (CNI ``ips`` capability); the built-in network ignores them.
     ips: tuple[str, ...] = ()
+    network: str = ""  # a user-defined network's id (crid.network.named); "" = the default
+    default_route: bool = True  # False for a second interface (docker network connect)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class NetworkOptions:
     nft_table: str = field(default="crid", metadata={"help": "nftables table (inet family)"})
     cni_timeout: float = field(default=60.0, metadata={"help": "seconds per CNI plugin call"})
     mtu: int = field(default=0, metadata={"help": "veth MTU for the built-in network (0: kernel)"})
+    veth_salt: str = field(default="", metadata={
+        "help": "mixed into host veth names (each user-defined network has its own)"})
 
 
 class PodNetwork(Protocol):

@@ -146,6 +146,9 @@ class BridgeNetwork:
         ok = link is not None and link.index == known[1] and link.flags & rtnl.IFF_UP
         return known[1] if ok else None
 
+    def _veth(self, pod_id: str) -> str:
+        return links.host_veth_name(self.opts.veth_salt + pod_id)
+
     def _delete_veth(self, name: str) -> None:
         with _step(f"deleting veth {name}"), rtnl_in(None) as rt:
             links.delete_link(rt, name)
@@ -156,7 +159,7 @@ class BridgeNetwork:
         check_request(req)
         if not os.path.exists(req.netns_path):
             raise InvalidNetworkConfig(f"pod {req.pod_id}: netns {req.netns_path} not found")
-        host = links.host_veth_name(req.pod_id)
+        host = self._veth(req.pod_id)
         with contextlib.ExitStack() as undo:
             lease = self._reserve(req, host)
             undo.callback(self._release, req.pod_id)
@@ -168,7 +171,8 @@ class BridgeNetwork:
             gws = self._lease_gateways(lease)
             with _step(f"pod {req.pod_id}: configuring {req.ifname} in {req.netns_path}"), \
                     rtnl_in(req.netns_path) as nsr:
-                mac = links.configure_pod_side(nsr, req.ifname, lease.addresses, gws)
+                mac = links.configure_pod_side(nsr, req.ifname, lease.addresses,
+                                               gws if req.default_route else [])
             undo.pop_all()
         return self._result(lease, mac, gws)
 
@@ -230,7 +234,7 @@ class BridgeNetwork:
 
     def teardown(self, req: PodNetworkRequest) -> None:
         lease = self.store.get(req.pod_id)
-        self._delete_veth(lease.host_veth if lease else links.host_veth_name(req.pod_id))
+        self._delete_veth(lease.host_veth if lease else self._veth(req.pod_id))
         self._release(req.pod_id)
 
     def check(self, req: PodNetworkRequest) -> None:

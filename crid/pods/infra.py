@@ -1,16 +1,22 @@
 """The pod's infra process: pid 1 of a new PID namespace, only for pods whose containers share
 one PID namespace (NamespaceMode POD for pid).
 
-No interpreter is started: `nsenter` (into the pod's pinned namespaces) execs util-linux
-`unshare --pid --fork`, whose child execs coreutils `env --ignore-signal=CHLD sleep infinity`.
-A pid 1 that ignores SIGCHLD has the kernel reap every orphan for it, so a sleeping process is
-a complete reaper. `unshare` stays as its parent (it waits for it) and is the daemon's child,
-reaped the moment it exits (`crid.children.REAPER`); neither is the daemon's child once the
-daemon restarts. The pid and its start time are recorded so a restarted daemon can tell the
-infra process from a reused pid; both processes carry the pod's mark (`crid.children.mark`)
-from their first instruction, so a daemon killed before it recorded them finds them again.
-"""
+No interpreter is started, and nothing waits for it: a short-lived thread of the daemon joins
+the pod's pinned network, IPC and UTS namespaces, unshare(2)s a PID namespace (which moves only
+that thread's future children, so it works in the multi-threaded daemon: see
+`runtime.linux.netns`) and spawns coreutils `env --ignore-signal=CHLD sleep infinity`, which is
+thus pid 1 of the new namespace and the daemon's own child, reaped the moment it exits
+(`crid.children.REAPER`). A pid 1 that ignores SIGCHLD has the kernel reap every orphan for
+it, so a sleeping process is a complete reaper. It used to be `nsenter` + util-linux
+`unshare --pid --fork`, whose waiting parent was one more process per pod for the pod's life.
+A pod with a user namespace of its own still goes that way: setns(2) into a user namespace
+needs a single-threaded caller.
 
+Once the daemon restarts, the infra process is init's child. Its pid and start time are
+recorded so a restarted daemon can tell it from a reused pid; it (and unshare) carries the
+pod's mark (`crid.children.mark`) from its first instruction, so a daemon killed before it
+recorded it finds it again.
+"""
 from __future__ import annotations
 
 import os
@@ -24,8 +30,11 @@ from crid.children import REAPER
 from crid.errors import Internal
 from crid.pods.model import Infra
 from runtime.api import wait_exit
+from runtime.linux import libc
+from runtime.linux.netns import enter, in_own_thread
 
 START_TIMEOUT = 10.0
+_SETNS = {"net": libc.CLONE_NEWNET, "ipc": libc.CLONE_NEWIPC, "uts": libc.CLONE_NEWUTS}
 
 
 class InfraError(Internal):
@@ -48,6 +57,36 @@ def start_infra(ns_paths: dict[str, str], marks: dict[str, str],
     Raises:
         InfraError: a helper failed or the process did not appear in time.
     """
+    if not set(ns_paths) <= set(_SETNS):
+        return _start_with_unshare(ns_paths, marks, tools)
+    try:
+        proc = in_own_thread(lambda: _spawn_as_pid1(ns_paths, marks, tools), "pod-infra")
+    except OSError as e:
+        raise InfraError(f"starting the pod infra process: {e}") from e
+    REAPER.adopt(proc)
+    start = process_start_time(proc.pid)
+    if start is None:
+        raise InfraError(f"pod infra process {proc.pid} died right after starting")
+    return Infra(pid=proc.pid, start_time=start)
+
+
+def _spawn_as_pid1(ns_paths: dict[str, str], marks: dict[str, str],
+                   tools: InfraTools) -> subprocess.Popen:
+    """In a thread of its own that ends right after: join the namespaces, make the PID one,
+    spawn its pid 1. Raises OSError."""
+    for kind, path in sorted(ns_paths.items()):
+        enter(path, _SETNS[kind])
+    libc.unshare(libc.CLONE_NEWPID)
+    return subprocess.Popen([tools.env, "--ignore-signal=CHLD", tools.sleep, "infinity"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, close_fds=True, cwd="/",
+                            start_new_session=True, env={**os.environ, **marks})
+
+
+def _start_with_unshare(ns_paths: dict[str, str], marks: dict[str, str],
+                        tools: InfraTools) -> Infra:
+    """`nsenter` into the namespaces (a user namespace among them) execs `unshare --pid
+    --fork`, which stays as the infra process's waiting parent."""
     enter = [tools.nsenter, *(f"--{k}={p}" for k, p in sorted(ns_paths.items())), "--"] \
         if ns_paths else []
     args = [*enter, tools.unshare, "--pid", "--fork", "--", tools.env, "--ignore-signal=CHLD",
@@ -124,6 +163,7 @@ def stop_infra(infra: Infra, grace: float = 5.0) -> None:
         raise InfraError(f"pod infra process {infra.pid} survived SIGKILL")
     if parent is not None and not REAPER.wait(parent[0], grace):
         wait_exit(*parent, grace)
+    REAPER.wait(infra.pid, grace)  # the daemon's own child (not after a restart): reaped
 
 
 def _parent(pid: int) -> tuple[int, int] | None:

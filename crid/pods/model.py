@@ -101,6 +101,7 @@ class PodSpec:
     privileged: bool = False
     front_door: str = CRI
     attach_network: bool = True  # False: its own netns with loopback only (Docker's "none")
+    network: str = ""  # a user-defined network's id (Docker's --network NAME); "" = default
 
     @property
     def host_network(self) -> bool:
@@ -155,7 +156,7 @@ class PodSandbox:
             overhead=Resources.from_record(s["overhead"]) if s["overhead"] else None,
             resources=Resources.from_record(s["resources"]) if s["resources"] else None,
             privileged=s["privileged"], front_door=s.get("front_door", CRI),
-            attach_network=s.get("attach_network", True))
+            attach_network=s.get("attach_network", True), network=s.get("network", ""))
         return cls(id=PodId(rec["id"]), spec=spec, state=PodState(rec["state"]),
                    created_at=rec["created_at"], ips=tuple(rec["ips"]),
                    infra=Infra(**rec["infra"]) if rec["infra"] else None, cgroup=rec["cgroup"])

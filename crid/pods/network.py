@@ -17,7 +17,8 @@ def network_request(pod_id: PodId, spec: PodSpec, paths: PodPaths) -> PodNetwork
     return PodNetworkRequest(
         pod_id=pod_id.value, netns_path=str(paths.ns("net")), pod_name=md.name,
         pod_namespace=md.namespace, pod_uid=md.uid, hostname=spec.hostname, dns=spec.dns,
-        port_mappings=tuple(p for p in spec.port_mappings if p.host_port))
+        port_mappings=tuple(p for p in spec.port_mappings if p.host_port),
+        network=spec.network)
 
 
 def leftover_request(paths: PodPaths) -> PodNetworkRequest:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from crid.api import api_pb2_grpc
 from crid.errors import InvalidArgument
 from crid.fsusage import dir_usage
 from crid.server.unimplemented import fill_unimplemented
-from imagestore import VERIFIED, Credentials, ImageRecord, ImageStore, LayerProgress
+from imagestore import Credentials, ImageRecord, ImageStore
 
 STREAM_CHUNK = 100
 
@@ -26,8 +25,6 @@ STREAM_CHUNK = 100
 class ImageServiceDeps:
     store: ImageStore
     containers_dir: Path
-    pulled_bytes: Callable[[int], None] = lambda n: None  # layer bytes fetched (metrics)
-    span: Callable[..., AbstractContextManager[Any]] = lambda name, **kw: nullcontext()
 
 
 class ImageService(api_pb2_grpc.ImageServiceServicer):
@@ -36,13 +33,8 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):
 
     def PullImage(self, request: pb.PullImageRequest, context: grpc.ServicerContext) -> Any:
         name = _required_image(request.image)
-        with self._d.span("image.pull", image=name):
-            record = self._d.store.pull(name, _credentials(request.auth), self._count_bytes)
+        record = self._d.store.pull(name, _credentials(request.auth))
         return pb.PullImageResponse(image_ref=record.id)
-
-    def _count_bytes(self, p: LayerProgress) -> None:
-        if p.phase == VERIFIED:  # once per downloaded layer, with its byte count
-            self._d.pulled_bytes(p.current)
 
     def ImageStatus(self, request: pb.ImageStatusRequest, context: grpc.ServicerContext) -> Any:
         record = self._d.store.status(_required_image(request.image))

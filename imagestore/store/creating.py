@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,12 @@ from imagestore.digest import Digest
 from imagestore.errors import InvalidImage
 
 GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
+# A layer whose first SAMPLE bytes gzip to more than INCOMPRESSIBLE of their size (random,
+# encrypted or already compressed data) is kept as the tar itself: deflate would spend a
+# second per 50 MB to save nothing, and the OCI spec allows uncompressed layers.
+SAMPLE = 4 << 20
+INCOMPRESSIBLE = 0.9
 _OCI_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 # Speed over ratio: commit and build pay the compression on the spot (Docker pays it at push).
 _GZIP_LEVEL = 1
@@ -58,14 +65,18 @@ class CompressedLayer:
     digest: Digest
     size: int
     diff_id: Digest
+    media_type: str = GZIP_LAYER
 
 
 def compress_layer(tar: Path, out: Path) -> CompressedLayer:
-    """gzip `tar` into `out`, hashing both sides in the same pass.
+    """gzip `tar` into `out`, hashing both sides in the same pass; an incompressible tar is
+    linked (or copied) to `out` as it is instead.
 
     Raises:
         OSError: reading or writing.
     """
+    if _incompressible(tar):
+        return _as_is(tar, out)
     raw, packed = hashlib.sha256(), hashlib.sha256()
     z = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing, mtime 0
     size = 0
@@ -84,6 +95,33 @@ def compress_layer(tar: Path, out: Path) -> CompressedLayer:
         os.fsync(dst.fileno())
     return CompressedLayer(out, Digest("sha256", packed.hexdigest()), size,
                            Digest("sha256", raw.hexdigest()))
+
+
+def _incompressible(tar: Path) -> bool:
+    with open(tar, "rb") as f:
+        sample = f.read(SAMPLE)
+    if len(sample) < SAMPLE:  # small: gzip costs nothing worth saving
+        return False
+    z = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)
+    packed = len(z.compress(sample)) + len(z.flush())
+    return packed > INCOMPRESSIBLE * len(sample)
+
+
+def _as_is(tar: Path, out: Path) -> CompressedLayer:
+    """`tar` as its own blob at `out` (a hard link where the file system allows)."""
+    try:
+        os.link(tar, out)
+    except OSError:
+        shutil.copyfile(tar, out)
+    digest = hashlib.sha256()
+    size = 0
+    with open(out, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        os.fsync(f.fileno())
+    d = Digest("sha256", digest.hexdigest())
+    return CompressedLayer(out, d, size, d, TAR_LAYER)
 
 
 def build_config(base_config: dict[str, Any] | None, config: dict[str, Any],
@@ -109,7 +147,7 @@ def build_manifest(base: mf.Manifest | None, config_digest: Digest, config_size:
     """An OCI image manifest: the base's layer descriptors, then the new layers."""
     layers = [_descriptor(_AS_OCI.get(d.media_type, d.media_type), d.digest, d.size)
               for d in (base.layers if base else ())]
-    layers += [_descriptor(GZIP_LAYER, c.digest, c.size) for c in new]
+    layers += [_descriptor(c.media_type, c.digest, c.size) for c in new]
     doc = {"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST,
            "config": _descriptor(mf.OCI_CONFIG, config_digest, config_size), "layers": layers}
     return json.dumps(doc, separators=(",", ":")).encode()

@@ -366,8 +366,10 @@ def _run_with_tty(rt: Any, args: argparse.Namespace, config: Any) -> int:
     from runtime.monitor.attach import AttachClient
     from runtime.records import replace
 
+    # await_attach: the monitor accepts our connection in its own time; output the process
+    # writes before then (a quick `tty`) would otherwise go to no one.
     req = replace(_create_request(args, False, config), stdio=None, stdin=True,
-                  stdin_once=True)
+                  stdin_once=True, await_attach=True)
     created = rt.create(req)
     with AttachClient(created.attach_socket) as client:
         rt.start(args.id)

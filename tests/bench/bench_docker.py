@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import secrets
 import subprocess
 import tempfile
 import time
@@ -154,3 +155,64 @@ def _commits(sock: Path, ref: str, count: int) -> list[float]:
         return out
     finally:
         _cli(sock, "rm", "-f", name)
+
+
+COMPOSE = "/usr/bin/docker-compose"
+COMPOSE_PROJECT = """\
+version: "3.8"
+services:
+  web:
+    image: {image}
+    command: ["busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]
+    volumes: ["site:/www"]
+  client:
+    image: {image}
+    depends_on: [web]
+    command: ["sleep", "600"]
+    volumes: ["site:/www"]
+volumes:
+  site: {{}}
+networks:
+  default:
+    ipam:
+      config: [{{subnet: "{subnet}"}}]
+"""
+
+
+def _compose_s(sock: Path, project: Path, *args: str) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([COMPOSE, "--no-ansi", "-p", "crtbench", "-f", str(project), *args],
+                          capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "DOCKER_HOST": f"unix://{sock}"})
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"docker-compose {' '.join(args)}: exit {proc.returncode}: "
+                           f"{proc.stderr}")
+    return elapsed
+
+
+@benchmark("docker_compose")
+def docker_compose(client: CriClient, ctx: BenchContext) -> dict[str, float]:
+    """Debian's docker-compose (peer: dockerd): `up -d` of a two-service project (a project
+    network, a named volume, depends_on) until both services run, and `down -v -t 0`."""
+    ref = ctx.once("docker-busybox", lambda: (
+        push(DistributionClient(ctx.registry), BUSYBOX_REPO, catalog.busybox_image(),
+             tag="1.0"), ctx.registry.ref(BUSYBOX_REPO, "1.0"))[1])
+    rounds = 3 if ctx.quick else 10
+    subnet = f"10.238.{secrets.randbelow(250)}.0/24"  # not the shared pools other runs pick
+    with tempfile.TemporaryDirectory(prefix="crt-bench-compose-") as tmp, \
+            _docker_socket(client, ctx) as sock:
+        project = Path(tmp) / "docker-compose.yml"
+        project.write_text(COMPOSE_PROJECT.format(image=ref, subnet=subnet))
+        _cli(sock, "pull", "-q", ref)
+        ups, downs = [], []
+        try:
+            for _ in range(rounds):
+                ups.append(_compose_s(sock, project, "up", "-d"))
+                downs.append(_compose_s(sock, project, "down", "-v", "-t", "0"))
+        finally:
+            with contextlib.suppress(RuntimeError):
+                _compose_s(sock, project, "down", "-v")
+        _cli(sock, "rmi", ref)
+    return {**latency_figures("compose_up_2_services", ups),
+            **latency_figures("compose_down_v", downs)}

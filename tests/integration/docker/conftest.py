@@ -118,3 +118,4 @@ def _remove_all(rig: DockerRig) -> None:
     ids = rig.cli("ps", "-aq", check=False).stdout.split()
     if ids:
         rig.cli("rm", "-f", *ids, check=False)
+    rig.cli("network", "prune", "-f", check=False)  # bridges and NAT tables of a failed test

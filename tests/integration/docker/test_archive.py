@@ -247,3 +247,19 @@ def test_stopped_container_cp_goes_to_its_bind_source(rig: DockerRig, tmp_path: 
     rig.cli("start", "-a", "cp8")
     assert rig.cli("logs", "cp8").stdout == "copied in\n"
     rig.cli("rm", "cp8")
+
+
+def test_cp_reaches_a_volume_running_or_stopped(rig: DockerRig, tmp_path: Path) -> None:
+    rig.cli("create", "--name", "cp9", "-v", "cpvol:/vol", "busybox", "cat", "/vol/in")
+    (tmp_path / "in").write_text("into the volume\n")
+    rig.cli("cp", str(tmp_path / "in"), "cp9:/vol/in")
+    rig.cli("start", "-a", "cp9")
+    assert rig.cli("logs", "cp9").stdout == "into the volume\n"
+    rig.cli("run", "-d", "--name", "cp10", "--read-only", "-v", "cpvol:/vol", "busybox",
+            "sleep", "600")
+    rig.cli("cp", "cp10:/vol/in", str(tmp_path / "out"))
+    assert (tmp_path / "out").read_text() == "into the volume\n"
+    rig.cli("cp", str(tmp_path / "out"), "cp10:/vol/out")  # a volume under a read-only root
+    assert rig.cli("exec", "cp10", "cat", "/vol/out").stdout == "into the volume\n"
+    rig.cli("rm", "-f", "cp9", "cp10")
+    rig.cli("volume", "rm", "cpvol")

@@ -216,3 +216,30 @@ def test_a_loaded_config_keeps_its_bytes_and_must_name_its_layers(
     with pytest.raises(VerificationFailed):
         store.create(NewImage(None, (tar,), lying, raw_config=json.dumps(lying).encode()))
     assert snapshot(store.root) == before
+
+
+def test_an_incompressible_layer_is_kept_as_a_plain_tar_and_pushes(
+        registry: Registry, pushed, store_factory: StoreFactory, busybox_image: BuiltImage,
+        tmp_path: Path) -> None:
+    store, base = _busybox(registry, pushed, store_factory, busybox_image)
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    (upper / "random").write_bytes(os.urandom(6 << 20))
+    (upper / "text").write_text("compressible " * 1000)
+    tar = tmp_path / "change.tar"
+    diff_id = _pack(upper, tar)
+    tag = registry.ref("crt/random", "v1")
+    made = store.create(NewImage(base.id, (tar,), CONFIG, (tag,)))
+    manifest = json.loads((store.root / "blobs" / "sha256" /
+                           made.manifest_digest.split(":")[1]).read_bytes())
+    top = manifest["layers"][-1]
+    assert top["mediaType"] == "application/vnd.oci.image.layer.v1.tar"
+    assert top["digest"] == str(diff_id) and top["size"] == tar.stat().st_size
+    assert manifest["layers"][0]["mediaType"].endswith("gzip")  # the base's, as pulled
+    saved = store.save_layers(made.id, tmp_path)
+    assert saved[-1].exact and saved[-1].path.read_bytes() == tar.read_bytes()
+    tar.unlink()  # the blob is the store's own (a link), not the caller's file
+    store.push(tag)
+    again = store_factory(root=tmp_path / "again").pull(tag)
+    assert again.id == made.id
+    assert (again.size, len(again.chain_ids)) == (made.size, len(made.chain_ids))

@@ -63,8 +63,9 @@ def test_churn_leaves_nothing(rig: PodRig) -> None:
 
     assert len(set(ids)) == CYCLES
     links = _links()
-    # Only our own names count: other sessions create links on this machine meanwhile.
-    assert {n for n in links - before[0] if n.startswith("crtp")} == {rig.bridge}
+    # Only our own names count: other pod rigs (other sessions) make crtp* bridges meanwhile,
+    # so the pods' veths are checked by name and the bridge by its ports.
+    assert rig.bridge in links
     assert not {host_veth_name(i) for i in ids} & links
     assert bridge_ports(rig.bridge) == []
     assert mounts_under(rig.daemon.run_root) == before[1] == []

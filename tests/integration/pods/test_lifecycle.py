@@ -110,6 +110,9 @@ def test_shared_pid_pod_has_infra_reaper(rig: PodRig) -> None:
     nspid = [ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
              if ln.startswith("NSpid:")][0].split()
     assert nspid[-1] == "1"
+    # Nothing waits on it but the daemon: no helper process is kept per pod.
+    ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert ppid == rig.daemon.proc.pid
     # An orphan in the pod's PID namespace is reaped by pid 1 (no zombie left).
     subprocess.run(["nsenter", f"--target={pid}", "--pid", "--", "/bin/busybox", "sh", "-c",
                     "/bin/busybox sleep 0.1 &"], check=True, timeout=10)

@@ -37,7 +37,8 @@ def test_rpc_outcomes_become_counts_errors_latency_and_pulls() -> None:
     m.finished("ListContainers", "OK", 0.002)
     m.finished("PullImage", "OK", 3.0)
     m.finished("PullImage", "NOT_FOUND", 0.5)
-    m.pulled_bytes(1000)
+    m.pull_finished(3.0, "OK", 1000)  # from the store, whichever door asked
+    m.pull_finished(0.5, "NOT_FOUND", 0)
     m.oom_killed()
     s = _samples(generate_latest(m.registry).decode())
     assert s[("crid_operations_total", frozenset({("operation", "ListContainers"),
