@@ -138,9 +138,31 @@ class NamedNetworks:
     def lease(self, net_id: str, pod_id: str) -> Lease | None:
         return self._bridge(net_id).store.get(pod_id)
 
-    def lookup(self, net_id: str, name: str) -> list[str]:
-        """IPv4 addresses on the network of the containers answering to `name` (their names,
-        short ids and aliases)."""
+    def lookup(self, net_id: str, name: str, client: str = "") -> list[str]:
+        """IPv4 addresses of the containers answering to `name` (their names, short ids and
+        aliases): on this network, else on another network the asking container (`client`,
+        its address on this one) is attached to, as Docker resolves across them."""
+        nets = [net_id]
+        asker = self._pod_at(net_id, client) if client else None
+        if asker is not None:
+            with self._lock:
+                others = [n for n in self._bridges if n != net_id]
+            nets += [n for n in others if self._bridge(n).store.get(asker) is not None]
+        for n in nets:
+            with contextlib.suppress(NotFound):
+                ips = self._lookup_in(n, name)
+                if ips:
+                    return ips
+        return []
+
+    def _pod_at(self, net_id: str, ip: str) -> str | None:
+        with contextlib.suppress(NotFound):
+            for lease in self.leases(net_id):
+                if any(a.split("/")[0] == ip for a in lease.addresses):
+                    return lease.pod_id
+        return None
+
+    def _lookup_in(self, net_id: str, name: str) -> list[str]:
         rec = self._records.get(net_id)
         if rec is None:
             return []
@@ -294,7 +316,8 @@ class NamedNetworks:
             self._bridges[rec.id] = bridge
         if not status.ready:
             raise FailedPrecondition(f"network {rec.name}: {status.message}")
-        responder = DnsResponder(rec.gateway, lambda name: self.lookup(rec.id, name))
+        responder = DnsResponder(rec.gateway,
+                                 lambda name, client: self.lookup(rec.id, name, client))
         responder.start()
         with self._lock:
             self._dns[rec.id] = responder
