@@ -20,7 +20,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,25 +342,35 @@ class NamedNetworks:
     def _subnet(self, text: str) -> ipaddress.IPv4Network:
         taken = [ipaddress.ip_network(r.subnet) for r in self._records.values()]
         taken.append(ipaddress.ip_network(self._base.pod_cidr, strict=False))
-        host = _host_routes()
-        if text:
-            try:
-                net = ipaddress.ip_network(text, strict=True)
-            except ValueError as e:
-                raise InvalidArgument(f"invalid subnet {text[:60]!r}: {e}") from None
-            if net.version != 4 or net.prefixlen > 30:
-                raise InvalidArgument(f"invalid subnet {text[:60]!r}: an IPv4 network of /30 "
-                                      "or larger")
-            clash = next((t for t in taken + host if net.overlaps(t)), None)
-            if clash is not None:
-                raise FailedPrecondition(f"Pool overlaps with other one on this address "
-                                         f"space ({net} and {clash})")
+        return pick_subnet(text, [*taken, *_host_routes()])
+
+
+def pick_subnet(text: str, taken: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+                ) -> ipaddress.IPv4Network:
+    """The subnet asked for (`text`), or the first of POOL, overlapping none of `taken`.
+
+    Raises:
+        InvalidArgument: not an IPv4 network of /30 or larger, host bits set;
+        FailedPrecondition: it overlaps, or every pool does.
+    """
+    if text:
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError as e:
+            raise InvalidArgument(f"invalid subnet {text[:60]!r}: {e}") from None
+        if net.version != 4 or net.prefixlen > 30:
+            raise InvalidArgument(f"invalid subnet {text[:60]!r}: an IPv4 network of /30 "
+                                  "or larger")
+        clash = next((t for t in taken if net.overlaps(t)), None)
+        if clash is not None:
+            raise FailedPrecondition(f"Pool overlaps with other one on this address "
+                                     f"space ({net} and {clash})")
+        return net  # type: ignore[return-value]
+    for net in POOL:
+        if not any(net.overlaps(t) for t in taken):
             return net  # type: ignore[return-value]
-        for net in POOL:
-            if not any(net.overlaps(t) for t in taken + host):
-                return net  # type: ignore[return-value]
-        raise FailedPrecondition("could not find an available, non-overlapping IPv4 address "
-                                 "pool among the defaults to assign to the network")
+    raise FailedPrecondition("could not find an available, non-overlapping IPv4 address "
+                             "pool among the defaults to assign to the network")
 
 
 def _host_routes() -> list[ipaddress.IPv4Network]:
