@@ -28,7 +28,7 @@ from runtime.monitor.attach import AttachClient, reopen_log
 from runtime.monitor.exitfile import ExitStatus, read_exit_file, rfc3339_nano
 from runtime.monitor.launch import MonitorFds, MonitorRequest, fork_monitor, read_reply
 from runtime.monitor.leftovers import end_group, group_dir
-from runtime.monitor.loop import MonitorOptions
+from runtime.monitor.options import MonitorOptions
 from runtime.requests import (
     MAX_PRESERVED_FDS,
     OCI_VERSION,

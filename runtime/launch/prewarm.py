@@ -23,7 +23,7 @@ from runtime.errors import OCIRuntimeError
 from runtime.init import mountopts
 from runtime.launch import params
 from runtime.monitor.launch import MonitorRequest
-from runtime.monitor.loop import MonitorOptions
+from runtime.monitor.options import MonitorOptions
 from runtime.seccomp import prepare_filter
 from runtime.spec import parse_spec
 

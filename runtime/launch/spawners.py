@@ -19,7 +19,7 @@ from runtime.init import ExecContext, InitContext, exec_in, spawn_init
 from runtime.init.mounts import CgroupHierarchy
 from runtime.launch.params import ExecParams, InitParams, SpawnerParams
 from runtime.monitor.leftovers import group_dir
-from runtime.monitor.loop import ChildSpawner
+from runtime.monitor.options import ChildSpawner
 from runtime.monitor.stdio import ChildStdio
 
 

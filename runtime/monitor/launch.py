@@ -20,7 +20,8 @@ from typing import Any
 from runtime.errors import OCIRuntimeError
 from runtime.launch.procname import set_comm
 from runtime.monitor.handoff import fork_with_channel, receive_handoff, take_handoff
-from runtime.monitor.loop import ChildSpawner, Monitor, MonitorOptions, install_signals
+from runtime.monitor.loop import Monitor, install_signals
+from runtime.monitor.options import ChildSpawner, MonitorOptions
 from runtime.monitor.setup import MonitorSetUp
 from runtime.monitor.stdio import ChildStdio
 from runtime.records import dataclass, fields

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from runtime.monitor.attach import listen_unix
 from runtime.monitor.crilog import CriLogWriter
@@ -26,10 +25,8 @@ from runtime.monitor.handoff import (
     to_unlink,
     unlink_quietly,
 )
+from runtime.monitor.options import ChildSpawner, MonitorOptions
 from runtime.monitor.stdio import MonitorSide, StdioPlan
-
-if TYPE_CHECKING:
-    from runtime.monitor.loop import ChildSpawner, MonitorOptions
 
 NOT_COUNTED = -1  # OOM kills before the spawn, when not counted (brief processes)
 

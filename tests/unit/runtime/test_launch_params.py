@@ -14,7 +14,7 @@ from runtime.launch.execprep import ExecPrep
 from runtime.launch.prewarm import _sample
 from runtime.launch.spawners import make_spawner
 from runtime.monitor.launch import MonitorFds, MonitorRequest
-from runtime.monitor.loop import MonitorOptions
+from runtime.monitor.options import MonitorOptions
 from runtime.seccomp import CompiledFilter, SeccompError, prepare_filter
 from runtime.spec import parse_process, parse_spec
 

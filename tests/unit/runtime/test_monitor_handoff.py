@@ -11,7 +11,7 @@ import socket
 from runtime.monitor.crilog import CriLogWriter
 from runtime.monitor.handoff import handoff_words, set_up_in_child, take_handoff
 from runtime.monitor.launch import _close_all_but, _options_from, _options_words
-from runtime.monitor.loop import MonitorOptions
+from runtime.monitor.options import MonitorOptions
 from runtime.monitor.stdio import MonitorSide
 
 
