@@ -93,6 +93,8 @@ def create(d: DockerDeps, req: Request) -> Response:
     driver = _get(body, "Driver", str, "") or "bridge"
     if driver != "bridge":
         raise NotFound(f"plugin \"{driver[:40]}\" not found (crid serves bridge networks)")
+    if _get(body, "Internal", bool, False):
+        raise BadRequest("internal networks (no outside connectivity) are not served")
     if _get(body, "EnableIPv6", bool, False):
         raise BadRequest("IPv6 on user-defined networks is not served")
     ipam = _get(body, "IPAM", dict, {})
@@ -105,7 +107,6 @@ def create(d: DockerDeps, req: Request) -> Response:
     rec = d.networks.create(NetworkRequest(
         name, subnet=_get(pool, "Subnet", str, ""), gateway=_get(pool, "Gateway", str, ""),
         labels=_str_map(body, "Labels"), options=_str_map(body, "Options"),
-        internal=_get(body, "Internal", bool, False),
         attachable=_get(body, "Attachable", bool, False)))
     d.journal.add("network", "create", rec.id, name=rec.name, type="bridge")
     return json_response({"Id": rec.id, "Warning": ""}, status=201)

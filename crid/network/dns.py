@@ -39,7 +39,9 @@ MAX_MESSAGE = 65535
 IP_FREEBIND = 15  # linux/in.h: bind an address the bridge does not carry yet
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 
-Lookup = Callable[[str], list[str]]  # a name (lower case, no trailing dot) -> IPv4 addresses
+# (a name in lower case without its trailing dot, the asking client's address) -> IPv4
+# addresses: a container resolves the names of every network it is on, not only this one.
+Lookup = Callable[[str, str], list[str]]
 # Upstream resolvers: "addr" (port 53) or "addr#port", tried in order.
 
 
@@ -54,9 +56,10 @@ def host_resolvers(path: Path = HOST_RESOLV_CONF) -> list[str]:
     return out
 
 
-def answer(wire: bytes, lookup: Lookup, upstreams: Callable[[], list[str]]) -> bytes | None:
-    """The reply to one query message (None for one that cannot be parsed: dropped, as a
-    resolver drops garbage)."""
+def answer(wire: bytes, lookup: Lookup, upstreams: Callable[[], list[str]], client: str = ""
+           ) -> bytes | None:
+    """The reply to one query message from `client` (None for one that cannot be parsed:
+    dropped, as a resolver drops garbage)."""
     try:
         query = dns.message.from_wire(wire)
     except dns.exception.DNSException:
@@ -65,7 +68,7 @@ def answer(wire: bytes, lookup: Lookup, upstreams: Callable[[], list[str]]) -> b
         return _reply(query, dns.rcode.FORMERR)
     q = query.question[0]
     name = q.name.to_text(omit_final_dot=True).lower()
-    ips = lookup(name) if q.rdclass == dns.rdataclass.IN else []
+    ips = lookup(name, client) if q.rdclass == dns.rdataclass.IN else []
     if ips:
         reply = dns.message.make_response(query)
         reply.flags |= dns.flags.AA | dns.flags.RA
@@ -142,7 +145,7 @@ class DnsResponder:
                             self._pool.submit(self._tcp_serve, conn)
 
     def _udp_reply(self, wire: bytes, peer: tuple[str, int]) -> None:
-        reply = self._safe_answer(wire)
+        reply = self._safe_answer(wire, peer[0])
         if reply is not None:
             if len(reply) > 512:  # the classic UDP limit: the client retries over TCP
                 reply = _truncated(wire) or reply
@@ -153,19 +156,20 @@ class DnsResponder:
         with conn:
             conn.settimeout(TCP_TIMEOUT)
             with contextlib.suppress(OSError, struct.error):
+                client = conn.getpeername()[0]
                 while True:
                     head = _recv_exact(conn, 2)
                     if head is None:
                         return
                     wire = _recv_exact(conn, struct.unpack("!H", head)[0])
-                    reply = self._safe_answer(wire) if wire is not None else None
+                    reply = self._safe_answer(wire, client) if wire is not None else None
                     if reply is None:
                         return
                     conn.sendall(struct.pack("!H", len(reply)) + reply)
 
-    def _safe_answer(self, wire: bytes) -> bytes | None:
+    def _safe_answer(self, wire: bytes, client: str) -> bytes | None:
         try:
-            return answer(wire, self._lookup, self._upstreams)
+            return answer(wire, self._lookup, self._upstreams, client)
         except Exception as e:  # one bad query must not end the server
             log.warning("dns query failed", address=self.address, error=str(e))
             return None

@@ -20,7 +20,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,9 +138,31 @@ class NamedNetworks:
     def lease(self, net_id: str, pod_id: str) -> Lease | None:
         return self._bridge(net_id).store.get(pod_id)
 
-    def lookup(self, net_id: str, name: str) -> list[str]:
-        """IPv4 addresses on the network of the containers answering to `name` (their names,
-        short ids and aliases)."""
+    def lookup(self, net_id: str, name: str, client: str = "") -> list[str]:
+        """IPv4 addresses of the containers answering to `name` (their names, short ids and
+        aliases): on this network, else on another network the asking container (`client`,
+        its address on this one) is attached to, as Docker resolves across them."""
+        nets = [net_id]
+        asker = self._pod_at(net_id, client) if client else None
+        if asker is not None:
+            with self._lock:
+                others = [n for n in self._bridges if n != net_id]
+            nets += [n for n in others if self._bridge(n).store.get(asker) is not None]
+        for n in nets:
+            with contextlib.suppress(NotFound):
+                ips = self._lookup_in(n, name)
+                if ips:
+                    return ips
+        return []
+
+    def _pod_at(self, net_id: str, ip: str) -> str | None:
+        with contextlib.suppress(NotFound):
+            for lease in self.leases(net_id):
+                if any(a.split("/")[0] == ip for a in lease.addresses):
+                    return lease.pod_id
+        return None
+
+    def _lookup_in(self, net_id: str, name: str) -> list[str]:
         rec = self._records.get(net_id)
         if rec is None:
             return []
@@ -294,7 +316,8 @@ class NamedNetworks:
             self._bridges[rec.id] = bridge
         if not status.ready:
             raise FailedPrecondition(f"network {rec.name}: {status.message}")
-        responder = DnsResponder(rec.gateway, lambda name: self.lookup(rec.id, name))
+        responder = DnsResponder(rec.gateway,
+                                 lambda name, client: self.lookup(rec.id, name, client))
         responder.start()
         with self._lock:
             self._dns[rec.id] = responder
@@ -319,25 +342,35 @@ class NamedNetworks:
     def _subnet(self, text: str) -> ipaddress.IPv4Network:
         taken = [ipaddress.ip_network(r.subnet) for r in self._records.values()]
         taken.append(ipaddress.ip_network(self._base.pod_cidr, strict=False))
-        host = _host_routes()
-        if text:
-            try:
-                net = ipaddress.ip_network(text, strict=True)
-            except ValueError as e:
-                raise InvalidArgument(f"invalid subnet {text[:60]!r}: {e}") from None
-            if net.version != 4 or net.prefixlen > 30:
-                raise InvalidArgument(f"invalid subnet {text[:60]!r}: an IPv4 network of /30 "
-                                      "or larger")
-            clash = next((t for t in taken + host if net.overlaps(t)), None)
-            if clash is not None:
-                raise FailedPrecondition(f"Pool overlaps with other one on this address "
-                                         f"space ({net} and {clash})")
+        return pick_subnet(text, [*taken, *_host_routes()])
+
+
+def pick_subnet(text: str, taken: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+                ) -> ipaddress.IPv4Network:
+    """The subnet asked for (`text`), or the first of POOL, overlapping none of `taken`.
+
+    Raises:
+        InvalidArgument: not an IPv4 network of /30 or larger, host bits set;
+        FailedPrecondition: it overlaps, or every pool does.
+    """
+    if text:
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError as e:
+            raise InvalidArgument(f"invalid subnet {text[:60]!r}: {e}") from None
+        if net.version != 4 or net.prefixlen > 30:
+            raise InvalidArgument(f"invalid subnet {text[:60]!r}: an IPv4 network of /30 "
+                                  "or larger")
+        clash = next((t for t in taken if net.overlaps(t)), None)
+        if clash is not None:
+            raise FailedPrecondition(f"Pool overlaps with other one on this address "
+                                     f"space ({net} and {clash})")
+        return net  # type: ignore[return-value]
+    for net in POOL:
+        if not any(net.overlaps(t) for t in taken):
             return net  # type: ignore[return-value]
-        for net in POOL:
-            if not any(net.overlaps(t) for t in taken + host):
-                return net  # type: ignore[return-value]
-        raise FailedPrecondition("could not find an available, non-overlapping IPv4 address "
-                                 "pool among the defaults to assign to the network")
+    raise FailedPrecondition("could not find an available, non-overlapping IPv4 address "
+                             "pool among the defaults to assign to the network")
 
 
 def _host_routes() -> list[ipaddress.IPv4Network]:

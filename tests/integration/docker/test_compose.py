@@ -1,12 +1,16 @@
 """Debian's docker-compose (1.29, on docker-py) on crid, unchanged: a two-service project
 (a busybox httpd serving a named volume, and a client that fills the volume and fetches the
 page by service name over the project's default network); ps, logs, exec, and `down -v`
-leaving nothing behind (containers, network bridge and NAT table, volume)."""
+leaving nothing behind (containers, network bridge and NAT table, volume); and a service
+built from a Dockerfile, publishing a port, on two project networks."""
 
 from __future__ import annotations
 
+import json
+import secrets
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -48,11 +52,11 @@ def rig(docker_rig: DockerRig) -> DockerRig:
     return docker_rig
 
 
-def _compose(rig: DockerRig, project: Path, *args: str, check: bool = True
-             ) -> subprocess.CompletedProcess[str]:
+def _compose(rig: DockerRig, project: Path, *args: str, check: bool = True,
+             extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([COMPOSE, "--no-ansi", "-p", "crt", "-f", str(project), *args],
-                          env=rig.env(), capture_output=True, text=True, timeout=300,
-                          cwd=project.parent)
+                          env={**rig.env(), **(extra_env or {})}, capture_output=True,
+                          text=True, timeout=300, cwd=project.parent)
     if check and proc.returncode != 0:
         raise AssertionError(f"docker-compose {' '.join(args)} exited {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}\n--- crid log tail:\n"
@@ -93,3 +97,51 @@ def test_two_service_project_up_ps_logs_exec_down(rig: DockerRig, tmp_path: Path
     assert nft.returncode != 0
     assert list((rig.daemon.root / "networks").iterdir()) == []
     assert list((rig.daemon.root / "volumes").iterdir()) == []
+
+
+BUILT_PROJECT = """\
+version: "3.8"
+services:
+  api:
+    build: ./api
+    ports: ["{port}:8080"]
+    networks: [front, back]
+  probe:
+    image: busybox
+    depends_on: [api]
+    command: ["sleep", "600"]
+    networks: [back]
+networks:
+  front: {{}}
+  back: {{}}
+"""
+API_DOCKERFILE = """\
+FROM busybox
+RUN mkdir /srv && echo built-by-compose > /srv/built
+CMD ["busybox", "httpd", "-f", "-p", "8080", "-h", "/srv"]
+"""
+
+
+def test_built_service_with_ports_on_two_networks(rig: DockerRig, tmp_path: Path) -> None:
+    port = 20000 + secrets.randbelow(20000)
+    project = tmp_path / "proj" / "docker-compose.yml"
+    (project.parent / "api").mkdir(parents=True)
+    (project.parent / "api" / "Dockerfile").write_text(API_DOCKERFILE)
+    project.write_text(BUILT_PROJECT.format(port=port))
+    env_build = {"DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
+    _compose(rig, project, "up", "-d", extra_env=env_build)
+    info = json.loads(rig.cli("inspect", "crt_api_1").stdout)[0]
+    nets = info["NetworkSettings"]["Networks"]
+    assert sorted(nets) == ["crt_back", "crt_front"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/built", timeout=10) as resp:
+        assert resp.read() == b"built-by-compose\n"
+    out = _compose(rig, project, "exec", "-T", "probe", "wget", "-q", "-O", "-",
+                   "http://api:8080/built").stdout
+    assert out == "built-by-compose\n"
+    ids = [rig.cli("network", "inspect", "-f", "{{.Id}}", n).stdout.strip()
+           for n in ("crt_front", "crt_back")]
+    _compose(rig, project, "down", "-v", "--rmi", "local")
+    assert rig.cli("ps", "-aq").stdout == ""
+    assert rig.cli("network", "ls", "-q", "--filter", "type=custom").stdout == ""
+    assert not {f"crb-{i[:11]}" for i in ids} & _bridges()
+    assert rig.cli("images", "-q", "crt_api").stdout == ""  # --rmi local: the built image

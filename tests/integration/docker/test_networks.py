@@ -109,6 +109,13 @@ def test_containers_reach_each_other_by_name_and_alias(rig: DockerRig) -> None:
     other = rig.cli("run", "--rm", "--network", "elsewhere", "busybox", "busybox", "nslookup",
                     "web", check=False)
     assert other.returncode != 0 or f"Address: {ip}" not in other.stdout
+    # ... unless they are connected to this network too: then its names resolve for them.
+    rig.cli("run", "-d", "--name", "bridger", "--network", "elsewhere", "busybox", "sleep",
+            "600")
+    rig.cli("network", "connect", "app", "bridger")
+    out = rig.cli("exec", "bridger", "busybox", "nslookup", "www").stdout
+    assert f"Address: {ip}" in out, out
+    rig.cli("rm", "-f", "bridger")
     # A container of the default bridge joins as eth1 and reaches them (its resolv.conf stays
     # the host's, as in Docker); leaving takes eth1 away.
     rig.cli("run", "-d", "--name", "joiner", "busybox", "sleep", "600")
@@ -154,7 +161,7 @@ def test_networks_survive_a_daemon_restart(rig: DockerRig) -> None:
 def test_bad_network_requests(rig: DockerRig) -> None:
     api = docker.APIClient(base_url=rig.host, version="auto")
     for kwargs, status in (({"name": "bad name"}, 400), ({"name": "x", "driver": "overlay"}, 404),
-                           ({"name": "bridge"}, 403)):
+                           ({"name": "bridge"}, 403), ({"name": "x", "internal": True}, 400)):
         with pytest.raises(docker.errors.APIError) as e:
             api.create_network(**kwargs)
         assert e.value.status_code == status, kwargs

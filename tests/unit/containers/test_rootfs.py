@@ -33,7 +33,7 @@ def test_one_overlay_over_the_layers_top_first(tmp_path: Path) -> None:
     [(source, target, fstype, flags, data)] = calls.named("mount")
     assert (source, target, fstype, flags) == ("overlay", str(merged), "overlay", 0)
     assert data == (f"lowerdir={top}:{bottom},upperdir={cdir / 'upper'},"
-                    f"workdir={cdir / 'work'},index=off")
+                    f"workdir={cdir / 'work'},index=off,volatile")
 
 
 def test_an_image_without_layers_gets_an_empty_lower(tmp_path: Path) -> None:

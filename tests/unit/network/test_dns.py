@@ -17,7 +17,8 @@ from crid.network.dns import DnsResponder, answer, host_resolvers
 NAMES = {"web": ["10.219.0.2"], "www": ["10.219.0.2", "10.219.0.3"]}
 
 
-def _lookup(name: str) -> list[str]:
+def _lookup(name: str, client: str) -> list[str]:
+    assert client in ("", "127.0.0.1")
     return NAMES.get(name, [])
 
 
@@ -55,7 +56,7 @@ def _free_port() -> int:
 def servers() -> Iterator[tuple[int, int]]:
     """An upstream that knows "upstream.test", and a network's responder forwarding to it."""
     up_port, port = _free_port(), _free_port()
-    upstream = DnsResponder("127.0.0.1", lambda n: ["192.0.2.7"] if n == "upstream.test"
+    upstream = DnsResponder("127.0.0.1", lambda n, _: ["192.0.2.7"] if n == "upstream.test"
                             else [], upstreams=list, port=up_port)
     responder = DnsResponder("127.0.0.1", _lookup,
                              upstreams=lambda: [f"127.0.0.1#{up_port}"], port=port)
