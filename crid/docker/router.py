@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from crid.docker.errors import RouteNotFound
-from crid.docker.http import Handler, Request, Response
+from crid.docker.http import Handler, Hijack, Request, Response
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -81,7 +81,7 @@ class _LazyGroup:
         self._router: Router | None = None
         self._lock = threading.Lock()
 
-    def handle(self, req: Request) -> Response:
+    def handle(self, req: Request) -> Response | Hijack:
         with self._lock:  # two first requests at once load once
             if self._router is None:
                 router = Router()
