@@ -15,7 +15,14 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-import structlog
+# structlog imports rich (and rich pygments: ~150 modules, ~8 MiB of a daemon's memory) whenever
+# it is installed, only to offer pretty tracebacks; crid renders exceptions as plain text (see
+# _Settings.apply). rich is no dependency of crid: it comes into a dev venv with import-linter.
+# Telling the import system it is absent keeps the daemon as lean there as on a node; a process
+# that imported rich before this keeps it.
+sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
+
+import structlog  # noqa: E402 - after the line above, which it depends on
 
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|auth|credential|authorization", re.I)
 _SECRET_TEXT = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
@@ -56,7 +63,8 @@ class _Settings:
     def apply(self, level: str, fmt: str) -> None:
         if fmt == "auto":
             fmt = "text" if self.stream.isatty() else "json"
-        self.renderer = (structlog.dev.ConsoleRenderer(colors=False) if fmt == "text"
+        self.renderer = (structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback) if fmt == "text"
                          else structlog.processors.JSONRenderer())
         self.level = _LEVELS[level.upper()]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from crid import logs
 from crid.build.builder import Builder, BuildOutput, BuildRequest, Puller
 from crid.build.cache import BuildCache
 from crid.build.context import unpack_context
@@ -37,9 +35,6 @@ from imagestore import (
     Reference,
     reference_candidates,
 )
-from runtime.linux import libc
-
-log = logs.get("crid.build")
 
 
 @dataclass(frozen=True)
@@ -145,25 +140,6 @@ class BuildService:
         self._cache.drop(dropped)
         return removed, max(0, before - self._images.fs_usage().used_bytes)
 
-    def reap(self) -> None:
-        """Removes what builds of a killed daemon left: step pods, mounts, directories."""
-        runner = PodStepRunner(self._pods, self._containers, self._events,
-                               RunnerOptions(self._opts.work_root, self._opts.cgroup_parent))
-        pods = runner.reap()
-        work = self._opts.work_root
-        if not work.is_dir():
-            return
-        mounts = _mounts_below(work)
-        for point in mounts:
-            with contextlib.suppress(OSError):
-                libc.umount2(point, libc.MNT_DETACH)
-        dirs = [p for p in work.iterdir() if p.is_dir() and not p.is_symlink()]
-        for p in dirs:
-            shutil.rmtree(p, ignore_errors=True)
-        if pods or mounts or dirs:
-            log.info("removed leftovers of interrupted builds", pods=pods, mounts=len(mounts),
-                     dirs=len(dirs))
-
     def _puller(self, auth: dict[str, Credentials]) -> Puller:
         def pull(name: str, progress: Callable[[LayerProgress], None]) -> ImageRecord:
             creds = None
@@ -175,14 +151,3 @@ class BuildService:
             return self._images.pull(name, creds, progress)
         return pull
 
-
-def _mounts_below(root: Path) -> list[str]:
-    """Mount points under `root` (deepest first), from this process's mountinfo."""
-    prefix = str(root.resolve()) + "/"
-    points = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            point = line.split(" ")[4].encode().decode("unicode_escape")
-            if point.startswith(prefix):
-                points.append(point)
-    return sorted(points, key=len, reverse=True)

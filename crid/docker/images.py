@@ -15,7 +15,6 @@ from crid.docker.deps import DockerDeps
 from crid.docker.errors import BadRequest, Conflict
 from crid.docker.filters import parse_filters
 from crid.docker.http import Request, Response, json_response
-from crid.docker.imports import import_image
 from crid.docker.logs import parse_time
 from crid.docker.pull import pull_stream
 from crid.docker.push import push_stream, push_targets
@@ -199,6 +198,10 @@ def _credentials(req: Request) -> Credentials | None:
 
 def create(d: DockerDeps, req: Request) -> Response:
     if req.arg("fromSrc"):
+        # `docker import` is rare on a node: its archive formats and the Dockerfile-change
+        # parser are loaded by the first one (crid/docker/app.py).
+        from crid.docker.imports import import_image
+
         return import_image(d, req)
     image = req.arg("fromImage")
     if not image:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from crid.docker.errors import RouteNotFound
-from crid.docker.http import Handler
+from crid.docker.http import Handler, Hijack, Request, Response
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -32,6 +34,15 @@ class Router:
         self._routes.append(Route(method, re.compile("^" + _PARAM.sub(group, path) + "/?$"),
                                   handler, streams_body))
 
+    def add_lazy(self, routes: Sequence[LazyRoute], register: Callable[[Router], None]) -> None:
+        """Routes whose handlers are made by the first request to any of them: `register`
+        adds them to a router of their own then. A module only some requests need (a build
+        engine, save, load) is then not imported, nor resident, until one comes; the routes
+        keep their place in the match order. `routes` must be what `register` adds."""
+        group = _LazyGroup(register)
+        for route in routes:
+            self.add(route.method, route.path, group.handle, route.streams_body)
+
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         """The handler and path parameters; HEAD is served by GET routes.
 
@@ -53,3 +64,28 @@ class Router:
                 if m:
                     return route, m.groupdict()
         raise RouteNotFound("page not found")
+
+
+@dataclass(frozen=True)
+class LazyRoute:
+    method: str
+    path: str
+    streams_body: bool = False
+
+
+class _LazyGroup:
+    """Loads its routes once, on first use, then dispatches to them."""
+
+    def __init__(self, register: Callable[[Router], None]) -> None:
+        self._register = register
+        self._router: Router | None = None
+        self._lock = threading.Lock()
+
+    def handle(self, req: Request) -> Response | Hijack:
+        with self._lock:  # two first requests at once load once
+            if self._router is None:
+                router = Router()
+                self._register(router)
+                self._router = router
+        handler, _ = self._router.match(req.method, req.path)
+        return handler(req)

@@ -41,3 +41,15 @@ def test_reconfigure_reaches_loggers_already_used() -> None:
     assert "before" not in out.getvalue() and "dropped" not in out.getvalue()
     assert "after" in lines[0] and "x=1" in lines[0] and not lines[0].startswith("{")
     assert json.loads(lines[1])["event"] == "kept"
+
+
+def test_text_format_renders_an_exception_as_a_plain_traceback() -> None:
+    out = io.StringIO()
+    logs.setup("info", "text", stream=out)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logs.get("t").exception("failed")
+    text = out.getvalue()
+    assert "Traceback (most recent call last)" in text and "ValueError: boom" in text
+    assert "\x1b[" not in text  # no colour codes: a log file is read with less and grep
