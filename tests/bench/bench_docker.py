@@ -31,17 +31,23 @@ PS_CONTAINERS = 10
 EXEC_SESSIONS = 20
 
 
-def _cli(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([DOCKER_CLI, "-H", f"unix://{sock}", *args], capture_output=True,
-                          text=True, timeout=120)
+def _checked(argv: list[str], env: dict[str, str] | None = None,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args)}: exit {proc.returncode}: {proc.stderr}")
+        raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr}")
     return proc
 
 
-def _timed(sock: Path, *args: str) -> float:
+def _cli(sock: Path, *args: str, env: dict[str, str] | None = None,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return _checked([DOCKER_CLI, "-H", f"unix://{sock}", *args], env, timeout)
+
+
+def _timed(sock: Path, *args: str, env: dict[str, str] | None = None,
+           timeout: float = 120) -> float:
     started = time.perf_counter()
-    _cli(sock, *args)
+    _cli(sock, *args, env=env, timeout=timeout)
     return time.perf_counter() - started
 
 
@@ -102,15 +108,8 @@ COMMIT_MB = 50
 
 
 def _build_s(sock: Path, ctx: Path, *args: str) -> float:
-    started = time.perf_counter()
-    proc = subprocess.run([DOCKER_CLI, "-H", f"unix://{sock}", "build", "-q", *args, str(ctx)],
-                          capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "DOCKER_BUILDKIT": "0"})
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"docker build {' '.join(args)}: exit {proc.returncode}: "
-                           f"{proc.stderr}")
-    return elapsed
+    return _timed(sock, "build", "-q", *args, str(ctx), timeout=300,
+                  env={"PATH": "/usr/bin:/bin", "DOCKER_BUILDKIT": "0"})
 
 
 @benchmark("docker_build")
@@ -181,14 +180,9 @@ networks:
 
 def _compose_s(sock: Path, project: Path, *args: str) -> float:
     started = time.perf_counter()
-    proc = subprocess.run([COMPOSE, "--no-ansi", "-p", "crtbench", "-f", str(project), *args],
-                          capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "DOCKER_HOST": f"unix://{sock}"})
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"docker-compose {' '.join(args)}: exit {proc.returncode}: "
-                           f"{proc.stderr}")
-    return elapsed
+    _checked([COMPOSE, "--no-ansi", "-p", "crtbench", "-f", str(project), *args],
+             {"PATH": "/usr/bin:/bin", "DOCKER_HOST": f"unix://{sock}"}, timeout=300)
+    return time.perf_counter() - started
 
 
 @benchmark("docker_compose")
