@@ -40,14 +40,16 @@ def _image(client: CriClient, ctx: BenchContext) -> str:
     return ref
 
 
-def _pod_config(ctx: BenchContext, name: str) -> pb.PodSandboxConfig:
+def _pod_config(ctx: BenchContext, name: str, pid: int = pb.POD) -> pb.PodSandboxConfig:
+    """A host-network pod; ``pid`` its PID namespace mode (POD, the protobuf default, unless
+    told)."""
     return pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=name, uid=f"uid-{name}", namespace="crt-bench"),
         log_directory=str(ctx.workdir / "logs" / name),
         linux=pb.LinuxPodSandboxConfig(
             cgroup_parent=CGROUP_PARENT,
             security_context=pb.LinuxSandboxSecurityContext(
-                namespace_options=pb.NamespaceOption(network=pb.NODE))))
+                namespace_options=pb.NamespaceOption(network=pb.NODE, pid=pid))))
 
 
 @contextmanager

@@ -25,8 +25,7 @@ import grpc
 
 from crid.api import api_pb2 as pb
 from tests.bench.api import BenchContext, benchmark, latency_figures
-from tests.bench.bench_containers import _children, _image
-from tests.bench.cgroups import CGROUP_PARENT
+from tests.bench.bench_containers import _children, _image, _pod_config
 from tests.rig.cri_client import CriClient
 
 WORKLOAD = ("/bin/sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait")
@@ -35,19 +34,8 @@ MODES = {"pod_pid": pb.POD, "container_pid": pb.CONTAINER}
 Pod = tuple[str, pb.PodSandboxConfig]
 
 
-def _pod_config(ctx: BenchContext, pid_mode: int) -> pb.PodSandboxConfig:
-    name = f"crt-bench-{secrets.token_hex(4)}"
-    return pb.PodSandboxConfig(
-        metadata=pb.PodSandboxMetadata(name=name, uid=f"uid-{name}", namespace="crt-bench"),
-        log_directory=str(ctx.workdir / "logs" / name),
-        linux=pb.LinuxPodSandboxConfig(
-            cgroup_parent=CGROUP_PARENT,
-            security_context=pb.LinuxSandboxSecurityContext(
-                namespace_options=pb.NamespaceOption(network=pb.NODE, pid=pid_mode))))
-
-
 def _run_pod(client: CriClient, ctx: BenchContext, pid_mode: int) -> Pod:
-    cfg = _pod_config(ctx, pid_mode)
+    cfg = _pod_config(ctx, f"crt-bench-{secrets.token_hex(4)}", pid_mode)
     resp = client.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg), timeout=60)
     return resp.pod_sandbox_id, cfg
 
