@@ -11,6 +11,8 @@ import select
 import struct
 import termios
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -80,74 +82,70 @@ def test_attach_to_a_running_container_sees_new_output(rig: DockerRig) -> None:
     rig.cli("rm", "ticker")
 
 
-def _pty_child(rig: DockerRig, *args: str) -> tuple[int, int]:
-    """The docker CLI on a new pseudo-terminal of 33 rows and 111 columns."""
+class _Pty:
+    """The docker CLI on a pseudo-terminal; ``fd`` is the terminal's master end."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid, self.fd = pid, fd
+
+    def exit_code(self) -> int:
+        """Read to the terminal's end, then reap the CLI: its exit code."""
+        _expect_eof(self.fd)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return os.waitstatus_to_exitcode(status)
+
+
+@contextmanager
+def _pty_child(rig: DockerRig, *args: str) -> Iterator[_Pty]:
+    """The docker CLI on a new pseudo-terminal of 33 rows and 111 columns; killed and reaped
+    afterwards unless ``exit_code`` reaped it."""
     pid, master = pty.fork()
     if pid == 0:
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
         os.execve(DOCKER_CLI, [DOCKER_CLI, *args], rig.env())
-    return pid, master
+    child = _Pty(pid, master)
+    try:
+        yield child
+    finally:
+        if child.pid:
+            os.kill(child.pid, 9)
+            os.waitpid(child.pid, 0)
+        os.close(master)
 
 
 def test_run_it_under_a_pty(rig: DockerRig) -> None:
     """An interactive shell: prompt, commands echoed by the container's tty, the terminal's
     size passed on, exit code."""
-    pid, master = _pty_child(rig, "run", "--rm", "-it", "--name", "tty", "busybox", "sh")
-    try:
-        _expect(master, b"# ")
-        os.write(master, b"echo $((6*7)); stty size\r")
-        seen = _expect(master, b"33 111")
+    with _pty_child(rig, "run", "--rm", "-it", "--name", "tty", "busybox", "sh") as tty:
+        _expect(tty.fd, b"# ")
+        os.write(tty.fd, b"echo $((6*7)); stty size\r")
+        seen = _expect(tty.fd, b"33 111")
         assert b"42" in seen
-        os.write(master, b"exit 3\r")
-        _expect_eof(master)
-        _, status = os.waitpid(pid, 0)
-        pid = 0
-        assert os.waitstatus_to_exitcode(status) == 3, seen
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(master)
+        os.write(tty.fd, b"exit 3\r")
+        assert tty.exit_code() == 3, seen
     until(lambda: rig.cli("ps", "-aq").stdout == "")  # --rm: removed after the exit
 
 
 def test_exec_it_gets_the_terminal_size(rig: DockerRig) -> None:
     rig.cli("run", "-d", "--name", "sized", "busybox", "sleep", "600")
     # The CLI sends the size just after the start, as Docker's 20.10 client does: wait for it.
-    pid, master = _pty_child(rig, "exec", "-it", "sized", "sh", "-c",
-                             'until [ "$(stty size 2>/dev/null)" = "33 111" ]; do sleep 0.1; '
-                             "done; echo sized; exit 4")
-    try:
-        _expect(master, b"sized")
-        _expect_eof(master)
-        _, status = os.waitpid(pid, 0)
-        pid = 0
-        assert os.waitstatus_to_exitcode(status) == 4
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(master)
+    with _pty_child(rig, "exec", "-it", "sized", "sh", "-c",
+                    'until [ "$(stty size 2>/dev/null)" = "33 111" ]; do sleep 0.1; '
+                    "done; echo sized; exit 4") as tty:
+        _expect(tty.fd, b"sized")
+        assert tty.exit_code() == 4
     rig.cli("rm", "-f", "sized")
 
 
 def test_run_it_ctrl_c_reaches_the_container(rig: DockerRig) -> None:
-    pid, master = _pty_child(rig, "run", "--rm", "-it", "busybox", "sh", "-c",
-                             "trap 'echo caught; exit 130' INT; echo ready; "
-                             "while true; do sleep 0.1; done")
-    try:
-        _expect(master, b"ready")
-        os.write(master, b"\x03")
-        _expect(master, b"caught")
-        _expect_eof(master)
-        _, status = os.waitpid(pid, 0)
-        pid = 0
-        assert os.waitstatus_to_exitcode(status) == 130
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(master)
+    with _pty_child(rig, "run", "--rm", "-it", "busybox", "sh", "-c",
+                    "trap 'echo caught; exit 130' INT; echo ready; "
+                    "while true; do sleep 0.1; done") as tty:
+        _expect(tty.fd, b"ready")
+        os.write(tty.fd, b"\x03")
+        _expect(tty.fd, b"caught")
+        assert tty.exit_code() == 130
 
 
 def test_bad_exec_bodies_are_400(rig: DockerRig) -> None:
@@ -200,32 +198,14 @@ def _expect_eof(fd: int, timeout: float = 30) -> bytes:
 
 def test_run_it_detach_keys_leave_it_running(rig: DockerRig) -> None:
     """Ctrl-P Ctrl-Q: the CLI detaches, the shell lives on; `docker attach` gets it back."""
-    pid, master = _pty_child(rig, "run", "-it", "--name", "detached", "busybox", "sh")
-    try:
-        _expect(master, b"# ")
-        os.write(master, b"\x10\x11")
-        _expect_eof(master)
-        _, status = os.waitpid(pid, 0)
-        pid = 0
-        assert os.waitstatus_to_exitcode(status) == 0
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(master)
+    with _pty_child(rig, "run", "-it", "--name", "detached", "busybox", "sh") as tty:
+        _expect(tty.fd, b"# ")
+        os.write(tty.fd, b"\x10\x11")
+        assert tty.exit_code() == 0
     assert json.loads(rig.cli("inspect", "detached").stdout)[0]["State"]["Running"]
-    pid, master = _pty_child(rig, "attach", "detached")
-    try:
-        os.write(master, b"echo back-$((40+2))\r")
-        _expect(master, b"back-42")
-        os.write(master, b"exit 6\r")
-        _expect_eof(master)
-        _, status = os.waitpid(pid, 0)
-        pid = 0
-        assert os.waitstatus_to_exitcode(status) == 6
-    finally:
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        os.close(master)
+    with _pty_child(rig, "attach", "detached") as tty:
+        os.write(tty.fd, b"echo back-$((40+2))\r")
+        _expect(tty.fd, b"back-42")
+        os.write(tty.fd, b"exit 6\r")
+        assert tty.exit_code() == 6
     rig.cli("rm", "detached")
