@@ -34,12 +34,12 @@ import grpc
 
 import tests.bench
 from tests.bench.api import REGISTRY, BenchContext, Benchmark, BenchSkip
-from tests.bench.cgroups import remove_cgroup_dirs
+from tests.bench.cgroups import CGROUP_PARENT, remove_cgroup_dirs
 from tests.bench.containerd import ContainerdOptions, running_containerd
 from tests.bench.report import Outcome, RuntimeUnderTest, render_table, summarise
 from tests.rig import catalog
 from tests.rig.cri_client import CriClient
-from tests.rig.daemon import start_crid
+from tests.rig.daemon import start_crid, test_network_config
 from tests.rig.distribution import DistributionClient
 from tests.rig.images import push
 from tests.rig.registry import Registry, running_registry
@@ -137,8 +137,16 @@ def _launch(name: str, workdir: Path, registry: Registry, pause_ref: str,
         ctd = stack.enter_context(running_containerd(workdir / "containerd", options))
         return _describe(name, str(ctd.socket), ctd.pid)
     if name == "crid":
-        (workdir / "crid").mkdir(parents=True, exist_ok=True)
-        daemon = start_crid(workdir / "crid")
+        base = workdir / "crid"
+        base.mkdir(parents=True, exist_ok=True)
+        cfg, bridge = test_network_config(base)
+        # Docker-side pods (the docker_* benchmarks) under the bench's cgroup parent, as
+        # dockerd's containers are, so the run's cleanup removes their cgroups too: the pods'
+        # default parent (/crid) would outlive the run.
+        with cfg.open("a") as f:
+            f.write(f'[docker]\ncgroup_parent = "{CGROUP_PARENT}"\n')
+        daemon = start_crid(base, config=cfg)
+        daemon.bridge = bridge  # removed by stop(), as start_crid's own test network is
         stack.callback(daemon.stop)
         return _describe(name, str(daemon.socket), daemon.proc.pid)
     raise ValueError(f"unknown runtime {name!r} (want containerd or crid)")
